@@ -1,0 +1,458 @@
+# shellcheck shell=bash
+# Portcullis integration-test environment. Source it from a bash test script:
+#
+#   source integration/env.sh
+#   trap pc_stop_all EXIT
+#   pc_start_registry
+#   pc_start_containerd
+#   pc_ctr images pull --plain-http "$PC_REGISTRY/app:1"
+#
+# Sourcing only sets variables and defines functions (and does not change the
+# caller's shell options). Functions return non-zero with a message on stderr
+# when they fail, with or without `set -e` in the caller. Run setup.sh once
+# before (packages, journald).
+#
+# The first pc_start_* call of a shell session (per PC_WORK) first stops and
+# wipes whatever a previous run with the same PC_WORK left behind. Later
+# calls don't wipe, so `pc_stop_containerd; pc_start_containerd` is a restart
+# that keeps images, containers and running shims. Call pc_start_* directly,
+# not inside $(...), or that bookkeeping is lost with the subshell.
+
+PC_INTEGRATION_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+PC_REPO_ROOT=${PC_REPO_ROOT:-$(dirname "$PC_INTEGRATION_DIR")}
+
+# Where cargo puts our binaries (honours an absolute CARGO_TARGET_DIR).
+if [[ -z ${PC_BIN_DIR:-} ]]; then
+  if [[ ${CARGO_TARGET_DIR:-} == /* ]]; then
+    PC_BIN_DIR=$CARGO_TARGET_DIR/debug
+  else
+    PC_BIN_DIR=$PC_REPO_ROOT/target/debug
+  fi
+fi
+
+PC_WORK=${PC_WORK:-/tmp/portcullis-it}
+PC_REGISTRY=${PC_REGISTRY:-127.0.0.1:5000}
+PC_NS=${PC_NS:-portcullis-test}
+PC_CONTAINERD_SOCK=${PC_CONTAINERD_SOCK:-$PC_WORK/containerd/containerd.sock}
+PORTCULLIS_POLICY=${PORTCULLIS_POLICY:-$PC_WORK/policy.toml}
+PORTCULLIS_STATE_DIR=${PORTCULLIS_STATE_DIR:-$PC_WORK/state}
+# Bounded waits, in seconds.
+PC_START_TIMEOUT=${PC_START_TIMEOUT:-20}
+PC_STOP_TIMEOUT=${PC_STOP_TIMEOUT:-10}
+
+export PC_REPO_ROOT PC_BIN_DIR PC_WORK PC_REGISTRY PC_NS PC_CONTAINERD_SOCK \
+  PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
+
+# ---------------------------------------------------------------- internals
+
+_pc_log() { printf 'pc: %s\n' "$*" >&2; }
+_pc_err() { printf 'pc: error: %s\n' "$*" >&2; }
+
+# Refuses PC_WORK values that would make `rm -rf` dangerous.
+_pc_check_work() {
+  case $PC_WORK in
+    /*/*) ;;
+    *)
+      _pc_err "PC_WORK must be an absolute path at least two levels deep (got '$PC_WORK')"
+      return 1
+      ;;
+  esac
+  case $PC_WORK in
+    *//* | */./* | */../* | */. | */.. | */ | *[[:space:]\"\\]*)
+      _pc_err "PC_WORK must be a plain normalised path (got '$PC_WORK')"
+      return 1
+      ;;
+  esac
+  case $PC_WORK in
+    /usr/* | /etc/* | /bin/* | /sbin/* | /lib*/* | /boot/* | /proc/* | /sys/* | /dev/*)
+      _pc_err "PC_WORK under a system directory: '$PC_WORK'"
+      return 1
+      ;;
+  esac
+  # A foreign non-empty directory is never ours to wipe.
+  if [[ -d $PC_WORK && ! -e $PC_WORK/.portcullis-it ]] &&
+    [[ -n $(ls -A "$PC_WORK" 2>/dev/null) ]]; then
+    _pc_err "$PC_WORK exists, is not empty and is not a portcullis test dir (no .portcullis-it marker)"
+    return 1
+  fi
+}
+
+_pc_prepare_work() {
+  _pc_check_work || return 1
+  mkdir -p "$PC_WORK/logs" "$PC_WORK/run" || return 1
+  : >"$PC_WORK/.portcullis-it"
+}
+
+# True while PID is a live (non-zombie) process.
+_pc_alive() {
+  local pid=$1 stat
+  [[ -r /proc/$pid/stat ]] || return 1
+  { stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
+
+# Prints the pids of processes whose command name (/proc/PID/comm, 15 chars
+# at most) matches the glob COMM and whose command line contains SUBSTRING
+# followed by a space or its end (so ".../a.sock" does not match ".../a.sock2").
+_pc_pids_matching() {
+  local comm_glob=$1 substring=$2 pattern pid comm
+  # pgrep -f takes an extended regex; escape the substring.
+  # shellcheck disable=SC2001,SC2016
+  pattern=$(sed 's/[][\.*^$(){}?+|]/\\&/g' <<<"$substring")
+  for pid in $(pgrep -f -- "$pattern( |\$)" 2>/dev/null); do
+    { comm=$(<"/proc/$pid/comm"); } 2>/dev/null || continue
+    # shellcheck disable=SC2053
+    [[ $comm == $comm_glob ]] || continue
+    _pc_alive "$pid" && printf '%s\n' "$pid"
+  done
+  return 0
+}
+
+# _pc_kill_wait SIGNAL TIMEOUT PID...: signals the pids, waits until they are
+# gone; SIGKILLs what survives TIMEOUT seconds. Returns 1 if any survives that.
+_pc_kill_wait() {
+  local sig=$1 timeout=$2 pid deadline left
+  shift 2
+  (($# > 0)) || return 0
+  kill "-$sig" "$@" 2>/dev/null
+  deadline=$((SECONDS + timeout))
+  while :; do
+    left=()
+    for pid in "$@"; do _pc_alive "$pid" && left+=("$pid"); done
+    ((${#left[@]} == 0)) && return 0
+    if ((SECONDS >= deadline)); then
+      [[ $sig == KILL ]] && {
+        _pc_err "still alive after SIGKILL: ${left[*]}"
+        return 1
+      }
+      _pc_log "SIGKILL to ${left[*]} (did not stop on SIG$sig in ${timeout}s)"
+      sig=KILL
+      kill -KILL "${left[@]}" 2>/dev/null
+      deadline=$((SECONDS + 5))
+    fi
+    set -- "${left[@]}"
+    sleep 0.1
+  done
+}
+
+# _pc_pidfile_pid FILE COMM: the pid recorded in FILE if that process is
+# alive and still named COMM (a recycled pid is not ours to signal).
+_pc_pidfile_pid() {
+  local f=$1 want=$2 pid comm
+  [[ -r $f ]] || return 0
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  { comm=$(<"/proc/$pid/comm"); } 2>/dev/null || return 0
+  [[ $comm == "$want" ]] && _pc_alive "$pid" && printf '%s\n' "$pid"
+  return 0
+}
+
+_pc_registry_config() { printf '%s\n' "$PC_WORK/registry.yml"; }
+_pc_containerd_config() { printf '%s\n' "$PC_WORK/containerd/config.toml"; }
+
+_pc_registry_pids() {
+  {
+    _pc_pidfile_pid "$PC_WORK/run/registry.pid" docker-registry
+    _pc_pids_matching docker-registry "$(_pc_registry_config)"
+  } | sort -u
+}
+
+_pc_containerd_pids() {
+  {
+    _pc_pidfile_pid "$PC_WORK/run/containerd.pid" containerd
+    _pc_pids_matching containerd "--config $(_pc_containerd_config)"
+  } | sort -u
+}
+
+# Shims (runc's, or ours before it execs runc's) started by our containerd:
+# their command line carries `-address $PC_CONTAINERD_SOCK`.
+_pc_shim_pids() {
+  _pc_pids_matching 'containerd-shim*' "-address $PC_CONTAINERD_SOCK" | sort -u
+}
+
+# Mount points under PC_WORK (not PC_WORK itself), deepest first.
+_pc_mounts_under_work() {
+  local _a _b _c _d mp _rest
+  while read -r _a _b _c _d mp _rest; do
+    mp=$(printf '%b' "$mp") # mountinfo escapes spaces etc. as \040
+    [[ $mp == "$PC_WORK"/* ]] && printf '%s\n' "$mp"
+  done </proc/self/mountinfo | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-
+}
+
+_pc_umount_work() {
+  local mp _pass
+  local -a mps
+  for _pass in 1 2 3; do
+    mapfile -t mps < <(_pc_mounts_under_work)
+    ((${#mps[@]} == 0)) && return 0
+    _pc_log "unmounting ${#mps[@]} mount(s) under $PC_WORK"
+    for mp in "${mps[@]}"; do
+      umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
+    done
+  done
+  mapfile -t mps < <(_pc_mounts_under_work)
+  ((${#mps[@]} == 0)) && return 0
+  _pc_err "mounts left under $PC_WORK: ${mps[*]}"
+  return 1
+}
+
+_pc_tcp_in_use() {
+  local host=${1%:*} port=${1##*:}
+  host=${host#[}
+  host=${host%]}
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+_pc_tail_log() {
+  [[ -r $1 ]] || return 0
+  _pc_log "last lines of $1:"
+  tail -n "${2:-20}" "$1" | sed 's/^/  | /' >&2
+}
+
+# Once per shell session and PC_WORK: stop and wipe a previous run's leftovers.
+_pc_fresh_once() {
+  [[ ${_PC_FRESH_FOR:-} == "$PC_WORK" ]] && return 0
+  _pc_check_work || return 1
+  PC_KEEP_WORK='' pc_stop_all --purge || return 1
+  _PC_FRESH_FOR=$PC_WORK
+  export _PC_FRESH_FOR
+}
+
+# Kills every task and deletes every container (with its snapshot) in all
+# namespaces of our containerd, while it still answers.
+_pc_ctr_cleanup() {
+  local ns id
+  local -a base=(timeout 15 ctr --address "$PC_CONTAINERD_SOCK")
+  [[ -S $PC_CONTAINERD_SOCK ]] || return 0
+  timeout 5 ctr --address "$PC_CONTAINERD_SOCK" version >/dev/null 2>&1 || return 0
+  for ns in $("${base[@]}" namespaces ls -q 2>/dev/null); do
+    for id in $("${base[@]}" -n "$ns" tasks ls -q 2>/dev/null); do
+      "${base[@]}" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
+    done
+    for id in $("${base[@]}" -n "$ns" containers ls -q 2>/dev/null); do
+      "${base[@]}" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
+    done
+  done
+}
+
+# Kills shims left by our containerd, their containers' processes, the runc
+# state they leave in runc's default root and their sockets in
+# /run/containerd/s (named sha256("ADDRESS/NS/ID") by containerd 1.6 shims).
+_pc_kill_shims() {
+  local -a pids sockets=()
+  local pid ns id arg prev child
+  mapfile -t pids < <(_pc_shim_pids)
+  ((${#pids[@]} > 0)) || return 0
+  _pc_log "killing leftover shims: ${pids[*]}"
+  for pid in "${pids[@]}"; do
+    ns='' id='' prev=''
+    while IFS= read -r -d '' arg; do
+      case $prev in
+        -namespace) ns=$arg ;;
+        -id) id=$arg ;;
+      esac
+      prev=$arg
+    done 2>/dev/null <"/proc/$pid/cmdline" || true
+    if [[ -n $ns && -n $id ]]; then
+      sockets+=("/run/containerd/s/$(printf '%s' "$PC_CONTAINERD_SOCK/$ns/$id" | sha256sum | cut -d' ' -f1)")
+    fi
+    if [[ -n $ns && -n $id && -d /run/containerd/runc/$ns/$id ]]; then
+      timeout 10 runc --root "/run/containerd/runc/$ns" delete --force "$id" \
+        >/dev/null 2>&1 || true
+    fi
+    # Whatever is still below the shim (container processes).
+    for child in $(pgrep -P "$pid"); do kill -KILL "$child" 2>/dev/null || true; done
+  done
+  _pc_kill_wait KILL "$PC_STOP_TIMEOUT" "${pids[@]}" || return 1
+  ((${#sockets[@]} == 0)) || rm -f -- "${sockets[@]}"
+}
+
+# ----------------------------------------------------------------- registry
+
+# Starts a private docker-registry on PC_REGISTRY, storage in $PC_WORK/registry.
+pc_start_registry() {
+  _pc_fresh_once || return 1
+  _pc_prepare_work || return 1
+  pc_stop_registry || return 1
+  if _pc_tcp_in_use "$PC_REGISTRY"; then
+    _pc_err "something else listens on $PC_REGISTRY (the system docker-registry? try: invoke-rc.d docker-registry stop)"
+    return 1
+  fi
+  local cfg log pid secret deadline
+  cfg=$(_pc_registry_config)
+  log=$PC_WORK/logs/registry.log
+  mkdir -p "$PC_WORK/registry" || return 1
+  secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  cat >"$cfg" <<EOF || return 1
+version: 0.1
+log:
+  level: info
+  fields:
+    service: portcullis-it-registry
+storage:
+  filesystem:
+    rootdirectory: $PC_WORK/registry
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: $PC_REGISTRY
+  secret: $secret
+EOF
+  docker-registry serve "$cfg" </dev/null >>"$log" 2>&1 &
+  pid=$!
+  disown "$pid" 2>/dev/null || true
+  printf '%s\n' "$pid" >"$PC_WORK/run/registry.pid"
+  deadline=$((SECONDS + PC_START_TIMEOUT))
+  until curl -fsS -o /dev/null --max-time 2 "http://$PC_REGISTRY/v2/" 2>/dev/null; do
+    if ! _pc_alive "$pid"; then
+      _pc_err "docker-registry exited during start"
+      _pc_tail_log "$log"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      _pc_err "docker-registry did not answer on http://$PC_REGISTRY/v2/ within ${PC_START_TIMEOUT}s"
+      _pc_tail_log "$log"
+      return 1
+    fi
+    sleep 0.1
+  done
+  _pc_log "registry up on $PC_REGISTRY (pid $pid)"
+}
+
+pc_stop_registry() {
+  local -a pids
+  mapfile -t pids < <(_pc_registry_pids)
+  _pc_kill_wait TERM "$PC_STOP_TIMEOUT" "${pids[@]}" || return 1
+  rm -f "$PC_WORK/run/registry.pid"
+}
+
+# --------------------------------------------------------------- containerd
+
+# Starts a private containerd on PC_CONTAINERD_SOCK with PC_BIN_DIR first on
+# its PATH and PORTCULLIS_POLICY / PORTCULLIS_STATE_DIR in its environment
+# (which its shims inherit). Images, containers and snapshots live under
+# $PC_WORK/containerd.
+pc_start_containerd() {
+  _pc_fresh_once || return 1
+  _pc_prepare_work || return 1
+  pc_stop_containerd || return 1
+  if ((${#PC_CONTAINERD_SOCK} > 100)); then
+    _pc_err "socket path too long for a unix socket: $PC_CONTAINERD_SOCK"
+    return 1
+  fi
+  local dir=$PC_WORK/containerd cfg log pid deadline
+  cfg=$(_pc_containerd_config)
+  log=$PC_WORK/logs/containerd.log
+  mkdir -p "$dir/root" "$dir/state" "$(dirname "$PC_CONTAINERD_SOCK")" || return 1
+  rm -f "$PC_CONTAINERD_SOCK" "$PC_CONTAINERD_SOCK.ttrpc"
+  # Disabled: CRI (not needed, slow to start); snapshotters that cannot work
+  # here (noise); and "opt", which would put its own (empty) bin dir ahead of
+  # PC_BIN_DIR on PATH (by default /opt/containerd/bin).
+  cat >"$cfg" <<EOF || return 1
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "$PC_CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$PC_CONTAINERD_SOCK.ttrpc"
+
+[debug]
+  level = "${PC_CONTAINERD_LOG_LEVEL:-info}"
+
+[metrics]
+  address = ""
+EOF
+  if [[ ! -x $PC_BIN_DIR/containerd-shim-portcullis-v2 ]]; then
+    _pc_log "note: $PC_BIN_DIR/containerd-shim-portcullis-v2 not built yet (runtime io.containerd.portcullis.v2 will fail)"
+  fi
+  env PATH="$PC_BIN_DIR:$PATH" \
+    PORTCULLIS_POLICY="$PORTCULLIS_POLICY" \
+    PORTCULLIS_STATE_DIR="$PORTCULLIS_STATE_DIR" \
+    containerd --config "$cfg" </dev/null >>"$log" 2>&1 &
+  pid=$!
+  disown "$pid" 2>/dev/null || true
+  printf '%s\n' "$pid" >"$PC_WORK/run/containerd.pid"
+  deadline=$((SECONDS + PC_START_TIMEOUT))
+  until timeout 5 ctr --address "$PC_CONTAINERD_SOCK" version >/dev/null 2>&1; do
+    if ! _pc_alive "$pid"; then
+      _pc_err "containerd exited during start"
+      _pc_tail_log "$log"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      _pc_err "containerd did not answer on $PC_CONTAINERD_SOCK within ${PC_START_TIMEOUT}s"
+      _pc_tail_log "$log"
+      return 1
+    fi
+    sleep 0.1
+  done
+  _pc_log "containerd up on $PC_CONTAINERD_SOCK (pid $pid)"
+}
+
+# Stops our containerd only: tasks and their shims keep running, data is kept
+# (a containerd restart).
+pc_stop_containerd() {
+  local -a pids
+  mapfile -t pids < <(_pc_containerd_pids)
+  _pc_kill_wait TERM "$PC_STOP_TIMEOUT" "${pids[@]}" || return 1
+  rm -f "$PC_WORK/run/containerd.pid"
+}
+
+# ctr against our containerd, in namespace PC_NS.
+pc_ctr() {
+  ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" "$@"
+}
+
+# pc_pull REPO:TAG [ctr pull options...]: pulls $PC_REGISTRY/REPO:TAG over http.
+pc_pull() {
+  local ref=$1
+  shift
+  pc_ctr images pull --plain-http "$@" "$PC_REGISTRY/$ref"
+}
+
+# ---------------------------------------------------------------- stop all
+
+# pc_stop_all [--purge]: stops everything started under PC_WORK: tasks and
+# containers of our containerd, containerd, leftover shims and container
+# processes, the registry; unmounts whatever is mounted under PC_WORK; then
+# deletes PC_WORK except logs/ (--purge: everything; PC_KEEP_WORK=1: nothing).
+# Suitable for `trap pc_stop_all EXIT` (the script keeps its exit status).
+pc_stop_all() {
+  local purge=0 rc=0
+  [[ ${1:-} == --purge ]] && purge=1
+  _pc_check_work || return 1
+  _pc_ctr_cleanup
+  pc_stop_containerd || rc=1
+  _pc_kill_shims || rc=1
+  pc_stop_registry || rc=1
+  if [[ -d $PC_WORK ]]; then
+    _pc_umount_work || rc=1
+    if ((rc == 0)) && [[ -z ${PC_KEEP_WORK:-} ]]; then
+      local entry
+      for entry in "$PC_WORK"/* "$PC_WORK"/.[!.]*; do
+        [[ -e $entry || -L $entry ]] || continue
+        ((purge == 0)) && [[ $entry == "$PC_WORK/logs" || $entry == "$PC_WORK/.portcullis-it" ]] && continue
+        rm -rf --one-file-system -- "$entry" || rc=1
+      done
+      ((purge == 1)) && { rmdir -- "$PC_WORK" 2>/dev/null || true; }
+    elif ((rc != 0)); then
+      _pc_err "not deleting $PC_WORK: stop or unmount failed"
+    fi
+  fi
+  return "$rc"
+}

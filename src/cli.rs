@@ -1,0 +1,427 @@
+//! The `portcullis` command line: definitions (also used to generate man
+//! pages and completions) and the commands, each a thin door onto the same
+//! modules the shim uses.
+//!
+//! Exit codes scripts can rely on: 0 success (for `check`: the start would
+//! be allowed), 1 a negative answer (denied, invalid policy, records left in
+//! the spool), 2 usage error, 3 an operational error (registry, journal).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cache::StateDir;
+use crate::containerd;
+use crate::gate::{self, Subject};
+use crate::policy::{self, Policy, Severity};
+
+/// Exit code: the answer is no.
+pub const EXIT_NO: u8 = 1;
+/// Exit code: something failed before an answer could be given.
+pub const EXIT_ERROR: u8 = 3;
+
+/// Verify container images before containerd starts them.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide as the shim would for an image or container, without starting anything.
+    Check(CheckArgs),
+    /// Copy an image's signatures from its registry into the node's cache.
+    Fetch(FetchArgs),
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read verdicts back from the journal.
+    Audit(AuditArgs),
+    /// Manage verdict records that journald could not take.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+/// Where containerd is.
+#[derive(Debug, Args)]
+pub struct ContainerdArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: String,
+    /// containerd namespace.
+    #[arg(
+        long,
+        short = 'n',
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+}
+
+/// `portcullis check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The image name as containerd knows it (`ctr images ls`), or NAME@sha256:… for a digest not yet pulled.
+    #[arg(required_unless_present = "container")]
+    pub image: Option<String>,
+    /// Decide for an existing container instead, exactly as its start would be.
+    #[arg(long, conflicts_with = "image")]
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
+    /// Policy file.
+    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+    pub policy: PathBuf,
+    /// State directory.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The image (`registry/repo:tag` or `registry/repo@sha256:…`).
+    pub image: String,
+    /// Use HTTP, not HTTPS, to reach the registry (loopback test registries only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// State directory.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: every error and warning with its line and column.
+    Check {
+        /// The file.
+        file: PathBuf,
+        /// Print problems as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `portcullis audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only verdicts since this time (journalctl syntax: `-1h`, `today`, `2026-11-25 10:00`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only verdicts until this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this verdict.
+    #[arg(long, value_parser = ["allow", "deny", "warn"])]
+    pub verdict: Option<String>,
+    /// Only this container.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Read a journal directory instead of the system journal.
+    #[arg(long)]
+    pub directory: Option<String>,
+    /// Print JSON (one array).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis journal …`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Send spooled verdict records to journald, oldest first.
+    Replay {
+        /// State directory.
+        #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Errors the CLI reports (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A fetch failed.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    /// Reading the journal failed.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// The spool could not be replayed.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Run a parsed command; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Check(a) => check(a),
+        Command::Fetch(a) => fetch(a),
+        Command::Policy(PolicyCommand::Check { file, json }) => policy_check(&file, json),
+        Command::Audit(a) => audit(a),
+        Command::Journal(JournalCommand::Replay { state_dir, json }) => replay(state_dir, json),
+    }
+}
+
+fn check(a: CheckArgs) -> Result<u8, CliError> {
+    let started = Instant::now();
+    let policy = Policy::load(&a.policy);
+    let state = StateDir::new(&a.state_dir);
+    let timeout = crate::shim::lookup_timeout();
+    let (lookup, container_id) = match (&a.container, &a.image) {
+        (Some(id), _) => (
+            containerd::lookup_container(
+                &a.containerd.address,
+                &a.containerd.namespace,
+                id,
+                timeout,
+            ),
+            Some(id.clone()),
+        ),
+        (None, Some(image)) => (lookup_image(&a.containerd, image, timeout), None),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let subject = Subject {
+        namespace: a.containerd.namespace.clone(),
+        container_id,
+    };
+    let d = gate::decide(&policy, lookup, &state, &subject, started);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &d).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        let image = d.image_ref.as_deref().unwrap_or("-");
+        writeln!(out, "verdict:  {}", d.verdict.as_str())?;
+        writeln!(out, "image:    {image}")?;
+        writeln!(
+            out,
+            "digest:   {}",
+            d.image_digest.as_deref().unwrap_or("-")
+        )?;
+        if let Some(p) = &d.platform_digest {
+            writeln!(out, "platform: {p}")?;
+        }
+        writeln!(out, "rule:     {} (mode {})", d.rule, d.mode.as_str())?;
+        writeln!(out, "signer:   {}", d.signer.as_deref().unwrap_or("-"))?;
+        writeln!(out, "reason:   {}", d.reason)?;
+        writeln!(out, "shim:     {}", d.shim)?;
+    }
+    Ok(if d.allows() { 0 } else { EXIT_NO })
+}
+
+/// Find an image in containerd under the name given or its normalized form;
+/// a pinned digest not in containerd is checked as is.
+fn lookup_image(
+    c: &ContainerdArgs,
+    image: &str,
+    timeout: std::time::Duration,
+) -> Result<containerd::ImageTarget, containerd::LookupError> {
+    let first = containerd::lookup_image(&c.address, &c.namespace, image, timeout);
+    let normalized = crate::reference::ImageRef::parse(image).ok();
+    match first {
+        Err(containerd::LookupError::Api { .. }) => {
+            if let Some(r) = &normalized {
+                if r.normalized() != image {
+                    if let Ok(t) =
+                        containerd::lookup_image(&c.address, &c.namespace, r.normalized(), timeout)
+                    {
+                        return Ok(t);
+                    }
+                }
+                if let Some(d) = r.digest() {
+                    return Ok(containerd::ImageTarget {
+                        name: image.to_string(),
+                        target_digest: d.to_string(),
+                        target_media_type: String::new(),
+                        platform_digest: None,
+                        snapshot_key: None,
+                        snapshotter: None,
+                    });
+                }
+            }
+            first
+        }
+        other => other,
+    }
+}
+
+fn fetch(a: FetchArgs) -> Result<u8, CliError> {
+    let state = StateDir::new(&a.state_dir);
+    let json = a.json;
+    let mut progress = |line: &str| {
+        if !json {
+            eprintln!("portcullis: {line}");
+        }
+    };
+    let report = crate::fetch::fetch(
+        &a.image,
+        &state,
+        &crate::fetch::FetchOptions {
+            plain_http: a.plain_http,
+        },
+        &mut progress,
+    )?;
+    let total: usize = report.subjects.iter().map(|s| s.signatures).sum();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}@{}: {total} signature(s) cached",
+            report.image, report.digest
+        )?;
+    }
+    Ok(if total == 0 { EXIT_NO } else { 0 })
+}
+
+fn policy_check(file: &PathBuf, json: bool) -> Result<u8, CliError> {
+    let text = std::fs::read(file).map_err(|source| CliError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let problems = match String::from_utf8(text) {
+        Ok(t) => {
+            let (policy, mut problems) = policy::check(&t, file);
+            if let Some(p) = &policy {
+                // Keys must exist and parse, or every start under the rule fails.
+                for r in &p.rules {
+                    for s in &r.signers {
+                        if let Err(e) = crate::verify::LoadedSigner::load(s) {
+                            problems.push(policy::Problem {
+                                line: r.line,
+                                column: 1,
+                                message: format!("rule \"{}\": {e}", r.name),
+                                severity: Severity::Error,
+                            });
+                        }
+                    }
+                }
+            }
+            problems
+        }
+        Err(_) => vec![policy::Problem {
+            line: 1,
+            column: 1,
+            message: "the file is not UTF-8 text".into(),
+            severity: Severity::Error,
+        }],
+    };
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "valid": errors == 0,
+            "problems": problems,
+        });
+        serde_json::to_writer_pretty(&mut out, &v).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        for p in &problems {
+            writeln!(out, "{}:{p}", file.display())?;
+        }
+        if errors == 0 {
+            writeln!(
+                out,
+                "{}: valid ({} warning(s))",
+                file.display(),
+                problems.len()
+            )?;
+        } else {
+            writeln!(out, "{}: {errors} error(s)", file.display())?;
+        }
+    }
+    Ok(if errors == 0 { 0 } else { EXIT_NO })
+}
+
+fn audit(a: AuditArgs) -> Result<u8, CliError> {
+    let entries = crate::audit::query(&crate::audit::Query {
+        since: a.since,
+        until: a.until,
+        verdict: a.verdict,
+        container: a.container,
+        directory: a.directory,
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &entries).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    writeln!(
+        out,
+        "{:<20}  {:<7}  {:<8}  {:<14}  {:<12}  {:<40}  REASON",
+        "TIME", "VERDICT", "MODE", "RULE", "CONTAINER", "IMAGE"
+    )?;
+    for e in &entries {
+        let time = e.time.get(..19).unwrap_or(&e.time);
+        writeln!(
+            out,
+            "{:<20}  {:<7}  {:<8}  {:<14}  {:<12}  {:<40}  {}",
+            time,
+            e.get("verdict"),
+            e.get("mode"),
+            e.get("rule"),
+            e.get("container_id"),
+            e.get("image_ref"),
+            e.get("reason")
+        )?;
+    }
+    writeln!(out, "{} verdict(s)", entries.len())?;
+    Ok(0)
+}
+
+fn replay(state_dir: PathBuf, json: bool) -> Result<u8, CliError> {
+    let state = StateDir::new(state_dir);
+    let spool = crate::journal::Spool::new(state.spool_dir());
+    let (sent, remaining) = spool.replay(&crate::journal::Journald)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"sent": sent, "remaining": remaining})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{sent} record(s) sent to journald, {remaining} still spooled"
+        )?;
+    }
+    Ok(if remaining == 0 { 0 } else { EXIT_NO })
+}

@@ -1,0 +1,452 @@
+//! The containerd lookup: from a container ID to the image digest(s) to verify.
+//!
+//! This module owns every question Portcullis asks containerd over its gRPC
+//! API (`containerd-client`): the container record (its image name and
+//! snapshot), the image record (its target descriptor), and, when the target
+//! is an index, the index blob from the content store to resolve this node's
+//! platform manifest. Every call is bounded by a deadline: an unreachable or
+//! hung containerd produces an error, never a hung task creation.
+
+use std::time::Duration;
+
+use containerd_client::services::v1::{
+    containers_client::ContainersClient, content_client::ContentClient,
+    images_client::ImagesClient, GetContainerRequest, GetImageRequest, ReadContentRequest,
+};
+use containerd_client::tonic::{self, Request};
+use containerd_client::with_namespace;
+
+/// Default bound on the whole lookup.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest index blob read from the content store.
+pub const MAX_INDEX_BYTES: i64 = 4 * 1024 * 1024;
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Errors asking containerd.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The socket could not be reached.
+    #[error("containerd at {address} is unreachable: {why}")]
+    Unreachable {
+        /// The socket.
+        address: String,
+        /// Why.
+        why: String,
+    },
+    /// The deadline passed.
+    #[error("containerd at {address} did not answer within {ms} ms")]
+    Timeout {
+        /// The socket.
+        address: String,
+        /// The deadline.
+        ms: u128,
+    },
+    /// An API call failed.
+    #[error("containerd {call} failed: {status}")]
+    Api {
+        /// Which call.
+        call: &'static str,
+        /// The gRPC status message.
+        status: String,
+    },
+    /// The container was created without an image (e.g. `ctr run --rootfs`).
+    #[error("container {0} has no image (created from a bare rootfs): nothing to verify")]
+    NoImage(String),
+    /// A record lacks something we need.
+    #[error("containerd record is incomplete: {0}")]
+    Incomplete(String),
+    /// The image's target is of a type we cannot verify.
+    #[error(
+        "image target has media type `{0}`, which is neither an OCI/Docker manifest nor an index"
+    )]
+    UnknownMediaType(String),
+    /// The index has no manifest for this node.
+    #[error("image index {digest} has no manifest for {platform}")]
+    NoPlatform {
+        /// The index.
+        digest: String,
+        /// This node's platform.
+        platform: String,
+    },
+    /// The index blob is malformed.
+    #[error("image index {digest} is malformed: {why}")]
+    BadIndex {
+        /// The index.
+        digest: String,
+        /// Why.
+        why: String,
+    },
+    /// The async runtime could not be built.
+    #[error("cannot start the I/O runtime: {0}")]
+    Runtime(String),
+}
+
+/// What containerd says about the image behind a container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageTarget {
+    /// The image name as recorded (what the container was created from).
+    pub name: String,
+    /// The target descriptor's digest (an index or a manifest).
+    pub target_digest: String,
+    /// Its media type.
+    pub target_media_type: String,
+    /// This platform's manifest digest, when the target is an index.
+    pub platform_digest: Option<String>,
+    /// The container's snapshot key, when looked up from a container.
+    pub snapshot_key: Option<String>,
+    /// The container's snapshotter.
+    pub snapshotter: Option<String>,
+}
+
+impl ImageTarget {
+    /// The digests a signature may name: the target, then the platform manifest.
+    pub fn digests(&self) -> Vec<&str> {
+        let mut v = vec![self.target_digest.as_str()];
+        if let Some(p) = &self.platform_digest {
+            v.push(p.as_str());
+        }
+        v
+    }
+}
+
+/// This node's platform in OCI terms (`linux/amd64`).
+pub fn node_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    };
+    ("linux", arch)
+}
+
+/// Run an async lookup on a small current-thread runtime with a deadline.
+fn block_on<T>(
+    address: &str,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, LookupError>>,
+) -> Result<T, LookupError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| LookupError::Runtime(e.to_string()))?;
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(LookupError::Timeout {
+                address: address.to_string(),
+                ms: timeout.as_millis(),
+            }),
+        }
+    })
+}
+
+async fn connect(address: &str) -> Result<tonic::transport::Channel, LookupError> {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    containerd_client::connect(path)
+        .await
+        .map_err(|e| LookupError::Unreachable {
+            address: address.to_string(),
+            why: source_chain(&e),
+        })
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
+    move |s| LookupError::Api {
+        call,
+        status: format!("{:?}: {}", s.code(), s.message()),
+    }
+}
+
+/// Look up a container's image and resolve its digests.
+pub fn lookup_container(
+    address: &str,
+    namespace: &str,
+    id: &str,
+    timeout: Duration,
+) -> Result<ImageTarget, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let container = ContainersClient::new(channel.clone())
+            .get(with_namespace!(
+                GetContainerRequest { id: id.to_string() },
+                namespace
+            ))
+            .await
+            .map_err(api("containers.Get"))?
+            .into_inner()
+            .container
+            .ok_or_else(|| LookupError::Incomplete(format!("container {id} has no record")))?;
+        if container.image.is_empty() {
+            return Err(LookupError::NoImage(id.to_string()));
+        }
+        let mut target = resolve_image(channel, namespace, &container.image).await?;
+        target.snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
+        target.snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
+        Ok(target)
+    })
+}
+
+/// Look up an image by name (as `ctr images ls` shows it) and resolve its digests.
+pub fn lookup_image(
+    address: &str,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<ImageTarget, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        resolve_image(channel, namespace, name).await
+    })
+}
+
+async fn resolve_image(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    name: &str,
+) -> Result<ImageTarget, LookupError> {
+    let image = ImagesClient::new(channel.clone())
+        .get(with_namespace!(
+            GetImageRequest {
+                name: name.to_string()
+            },
+            namespace
+        ))
+        .await
+        .map_err(api("images.Get"))?
+        .into_inner()
+        .image
+        .ok_or_else(|| LookupError::Incomplete(format!("image {name} has no record")))?;
+    let target = image
+        .target
+        .ok_or_else(|| LookupError::Incomplete(format!("image {name} has no target")))?;
+    if crate::digest::sha256_hex_of(&target.digest).is_err() {
+        return Err(LookupError::Incomplete(format!(
+            "image {name} target digest `{}` is not sha256",
+            target.digest
+        )));
+    }
+    let media_type = target.media_type.clone();
+    let platform_digest = if INDEX_TYPES.contains(&media_type.as_str()) {
+        let blob = read_blob(channel, namespace, &target.digest, target.size).await?;
+        Some(select_platform(&target.digest, &blob, node_platform())?)
+    } else if MANIFEST_TYPES.contains(&media_type.as_str()) {
+        None
+    } else {
+        return Err(LookupError::UnknownMediaType(media_type));
+    };
+    Ok(ImageTarget {
+        name: name.to_string(),
+        target_digest: target.digest,
+        target_media_type: media_type,
+        platform_digest,
+        snapshot_key: None,
+        snapshotter: None,
+    })
+}
+
+async fn read_blob(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    digest: &str,
+    size: i64,
+) -> Result<Vec<u8>, LookupError> {
+    if size > MAX_INDEX_BYTES || size < 0 {
+        return Err(LookupError::BadIndex {
+            digest: digest.to_string(),
+            why: format!("size {size} is outside 0..={MAX_INDEX_BYTES}"),
+        });
+    }
+    let mut stream = ContentClient::new(channel)
+        .read(with_namespace!(
+            ReadContentRequest {
+                digest: digest.to_string(),
+                offset: 0,
+                size: 0,
+            },
+            namespace
+        ))
+        .await
+        .map_err(api("content.Read"))?
+        .into_inner();
+    let mut data = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream.message().await.map_err(api("content.Read"))? {
+        data.extend_from_slice(&chunk.data);
+        if data.len() as i64 > MAX_INDEX_BYTES {
+            return Err(LookupError::BadIndex {
+                digest: digest.to_string(),
+                why: "larger than its descriptor".into(),
+            });
+        }
+    }
+    // The content store is addressed by digest; check it anyway.
+    let actual = crate::digest::sha256_prefixed(&data);
+    if actual != digest {
+        return Err(LookupError::BadIndex {
+            digest: digest.to_string(),
+            why: format!("content hashes to {actual}"),
+        });
+    }
+    Ok(data)
+}
+
+/// Pick this platform's manifest from an index blob.
+pub fn select_platform(
+    index_digest: &str,
+    blob: &[u8],
+    (os, arch): (&str, &str),
+) -> Result<String, LookupError> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        manifests: Vec<Desc>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Desc {
+        #[serde(rename = "mediaType", default)]
+        media_type: String,
+        digest: String,
+        platform: Option<Platform>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Platform {
+        os: String,
+        architecture: String,
+        variant: Option<String>,
+    }
+    let index: Index = serde_json::from_slice(blob).map_err(|e| LookupError::BadIndex {
+        digest: index_digest.to_string(),
+        why: e.to_string(),
+    })?;
+    let candidates = index.manifests.iter().filter(|m| {
+        (m.media_type.is_empty() || MANIFEST_TYPES.contains(&m.media_type.as_str()))
+            && m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == os && p.architecture == arch)
+    });
+    // Prefer no variant or the baseline variant (arm64/v8).
+    let mut best: Option<&Desc> = None;
+    for m in candidates {
+        let variant = m.platform.as_ref().and_then(|p| p.variant.as_deref());
+        let good = matches!(variant, None | Some("") | Some("v8"));
+        if best.is_none() || good {
+            best = Some(m);
+            if good {
+                break;
+            }
+        }
+    }
+    let chosen = best.ok_or_else(|| LookupError::NoPlatform {
+        digest: index_digest.to_string(),
+        platform: format!("{os}/{arch}"),
+    })?;
+    crate::digest::sha256_hex_of(&chosen.digest).map_err(|e| LookupError::BadIndex {
+        digest: index_digest.to_string(),
+        why: e.to_string(),
+    })?;
+    Ok(chosen.digest.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    #[test]
+    fn selects_this_platform() {
+        let idx = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1,"platform":{{"os":"windows","architecture":"amd64"}}}}]}}"#,
+            d(1),
+            d(2),
+            d(3)
+        );
+        assert_eq!(
+            select_platform(&d(9), idx.as_bytes(), ("linux", "amd64")).unwrap(),
+            d(2)
+        );
+        assert_eq!(
+            select_platform(&d(9), idx.as_bytes(), ("linux", "arm64")).unwrap(),
+            d(1)
+        );
+        assert!(matches!(
+            select_platform(&d(9), idx.as_bytes(), ("linux", "s390x")),
+            Err(LookupError::NoPlatform { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_indexes_are_errors() {
+        assert!(select_platform(&d(9), b"{", ("linux", "amd64")).is_err());
+        assert!(select_platform(&d(9), b"{\"manifests\":[]}", ("linux", "amd64")).is_err());
+        let bad = r#"{"manifests":[{"digest":"sha256:zz","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert!(matches!(
+            select_platform(&d(9), bad.as_bytes(), ("linux", "amd64")),
+            Err(LookupError::BadIndex { .. })
+        ));
+    }
+
+    #[test]
+    fn unreachable_socket_is_a_prompt_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("none.sock");
+        let e = lookup_container(
+            sock.to_str().unwrap(),
+            "default",
+            "x",
+            Duration::from_secs(30),
+        )
+        .unwrap_err();
+        // Refused at connect, not by waiting for the deadline.
+        assert!(matches!(e, LookupError::Unreachable { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_silent_socket_times_out() {
+        // A listener that accepts and never answers: the deadline must fire.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("silent.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = lookup_container(
+            sock.to_str().unwrap(),
+            "default",
+            "x",
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LookupError::Timeout { .. } | LookupError::Unreachable { .. }
+            ),
+            "{e}"
+        );
+    }
+}

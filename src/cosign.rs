@@ -1,0 +1,201 @@
+//! cosign's legacy registry format for image signatures.
+//!
+//! This module owns the layout cosign uses in a registry: the signature image
+//! at tag `sha256-<hex>.sig`, one layer per signature whose blob is a
+//! "simple signing" JSON payload naming the signed manifest digest, and the
+//! base64 signature in the layer annotation `dev.cosignproject.cosign/signature`.
+//! It parses and checks payloads; the cryptography lives in
+//! [`crate::verify`].
+
+use serde::Deserialize;
+
+/// Media type of a simple-signing payload layer.
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Layer annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// Layer annotation holding a keyless signing certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The `critical.type` cosign writes and requires.
+pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+/// Largest payload accepted, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Largest base64 signature annotation accepted, in characters.
+pub const MAX_SIGNATURE_B64: usize = 4096;
+
+/// The registry tag holding the signatures of `digest` (`sha256-<hex>.sig`).
+pub fn signature_tag(digest: &str) -> Result<String, crate::digest::DigestError> {
+    let hex = crate::digest::sha256_hex_of(digest)?;
+    Ok(format!("sha256-{hex}.sig"))
+}
+
+/// Errors reading a simple-signing payload.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CosignError {
+    /// Bigger than [`MAX_PAYLOAD_BYTES`].
+    #[error("signature payload is {0} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")]
+    PayloadTooLarge(usize),
+    /// Not the JSON cosign writes.
+    #[error("signature payload is not a simple-signing document: {0}")]
+    PayloadJson(String),
+    /// `critical.type` is not cosign's.
+    #[error("signature payload type is \"{0}\", not \"{SIGNATURE_TYPE}\"")]
+    WrongType(String),
+    /// `critical.image.docker-manifest-digest` is not a sha256 digest.
+    #[error("signature payload names an invalid digest: {0}")]
+    BadDigest(String),
+    /// The layer has no signature annotation.
+    #[error("signature layer has no `{SIGNATURE_ANNOTATION}` annotation")]
+    MissingSignature,
+    /// The signature annotation is not usable base64.
+    #[error("signature annotation is not valid base64 (or over {MAX_SIGNATURE_B64} characters)")]
+    BadSignatureEncoding,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    critical: RawCritical,
+    #[serde(default)]
+    #[allow(dead_code)]
+    optional: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCritical {
+    identity: RawIdentity,
+    image: RawImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+/// What a verified simple-signing payload claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The manifest digest the signature covers.
+    pub manifest_digest: String,
+    /// The repository the signer named (informational: cosign does not bind it).
+    pub docker_reference: String,
+}
+
+/// Parse and check a simple-signing payload. Duplicate keys are refused.
+pub fn parse_payload(bytes: &[u8]) -> Result<Payload, CosignError> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(CosignError::PayloadTooLarge(bytes.len()));
+    }
+    let raw: Raw =
+        serde_json::from_slice(bytes).map_err(|e| CosignError::PayloadJson(e.to_string()))?;
+    if raw.critical.kind != SIGNATURE_TYPE {
+        return Err(CosignError::WrongType(raw.critical.kind));
+    }
+    let d = raw.critical.image.docker_manifest_digest;
+    if crate::digest::sha256_hex_of(&d).is_err() {
+        return Err(CosignError::BadDigest(d));
+    }
+    Ok(Payload {
+        manifest_digest: d,
+        docker_reference: raw.critical.identity.docker_reference,
+    })
+}
+
+/// Decode the base64 signature annotation value.
+pub fn decode_signature(b64: &str) -> Result<Vec<u8>, CosignError> {
+    use base64::Engine;
+    if b64.is_empty() || b64.len() > MAX_SIGNATURE_B64 {
+        return Err(CosignError::BadSignatureEncoding);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| CosignError::BadSignatureEncoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
+    fn payload(kind: &str, digest: &str) -> Vec<u8> {
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"127.0.0.1:5000/demo/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"{kind}"}},"optional":null}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn tag_schema() {
+        assert_eq!(
+            signature_tag(D).unwrap(),
+            "sha256-5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270.sig"
+        );
+        assert!(signature_tag("latest").is_err());
+    }
+
+    #[test]
+    fn parses_cosign_payload() {
+        let p = parse_payload(&payload(SIGNATURE_TYPE, D)).unwrap();
+        assert_eq!(p.manifest_digest, D);
+        assert_eq!(p.docker_reference, "127.0.0.1:5000/demo/app");
+    }
+
+    #[test]
+    fn refuses_bad_payloads() {
+        assert!(matches!(
+            parse_payload(&payload("atomic container signature", D)),
+            Err(CosignError::WrongType(_))
+        ));
+        assert!(matches!(
+            parse_payload(&payload(SIGNATURE_TYPE, "sha256:abc")),
+            Err(CosignError::BadDigest(_))
+        ));
+        assert!(matches!(
+            parse_payload(b"{"),
+            Err(CosignError::PayloadJson(_))
+        ));
+        assert!(matches!(
+            parse_payload(b""),
+            Err(CosignError::PayloadJson(_))
+        ));
+        assert!(matches!(
+            parse_payload(&vec![b' '; MAX_PAYLOAD_BYTES + 1]),
+            Err(CosignError::PayloadTooLarge(_))
+        ));
+        // duplicate keys: a second digest must not silently win
+        let dup = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"x"}},"image":{{"docker-manifest-digest":"{D}","docker-manifest-digest":"{D}"}},"type":"{SIGNATURE_TYPE}"}}}}"#
+        );
+        assert!(
+            matches!(parse_payload(dup.as_bytes()), Err(CosignError::PayloadJson(m)) if m.contains("duplicate"))
+        );
+        // unknown critical fields are refused: they could carry claims we ignore
+        let extra = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"x"}},"image":{{"docker-manifest-digest":"{D}"}},"type":"{SIGNATURE_TYPE}","extra":1}}}}"#
+        );
+        assert!(parse_payload(extra.as_bytes()).is_err());
+        // deeply nested JSON does not overflow the stack
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_payload(&deep.as_bytes()[..MAX_PAYLOAD_BYTES.min(deep.len())]).is_err());
+    }
+
+    #[test]
+    fn signature_encoding() {
+        assert_eq!(decode_signature("AQID").unwrap(), vec![1, 2, 3]);
+        assert!(decode_signature("").is_err());
+        assert!(decode_signature("!!!").is_err());
+        assert!(decode_signature(&"A".repeat(MAX_SIGNATURE_B64 + 4)).is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The decision: policy × containerd's answer × cache → one verdict.
+//!
+//! This module owns the order of the checks and the fail-closed rule. It
+//! takes what the earlier steps produced (a loaded policy or the error that
+//! prevented it, containerd's description of the image or the error that
+//! prevented it) and returns a [`Decision`]: the verdict, the rule and mode
+//! that produced it, the reason, and the signer that vouched. Errors never
+//! escape as errors: each becomes a failing outcome with a reason that names
+//! what failed, and the mode decides whether it refuses the start. With no
+//! readable policy there is no mode to consult, so the start is refused.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cache::StateDir;
+use crate::containerd::{ImageTarget, LookupError};
+use crate::policy::{Action, DefaultAction, Mode, Policy, PolicyError, Selection, DEFAULT_SHIM};
+use crate::reference::ImageRef;
+use crate::verify::{self, LoadedSigner, Rejection};
+
+/// What happens to the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The start proceeds.
+    Allow,
+    /// The start is refused.
+    Deny,
+    /// The start proceeds although the requirements failed (warn mode).
+    Warn,
+}
+
+impl Verdict {
+    /// The journal spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Warn => "warn",
+        }
+    }
+}
+
+/// What the checks concluded, before the mode was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Requirements met (verified, exempted, or default allow).
+    Pass,
+    /// Requirements not met, or an error prevented checking them.
+    Fail,
+}
+
+/// How the verdict was reached; each kind has its own journal `MESSAGE_ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A signature verified.
+    Verified,
+    /// An exemption rule or a default-allow let it through unverified.
+    Exempt,
+    /// Refused.
+    Denied,
+    /// Failed in warn mode, allowed with a warning.
+    Warned,
+    /// Failed in audit mode, allowed and recorded.
+    Audited,
+}
+
+/// One verdict with everything the journal and the operator need.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// allow, deny or warn.
+    pub verdict: Verdict,
+    /// pass or fail.
+    pub outcome: Outcome,
+    /// How it was reached.
+    pub kind: Kind,
+    /// The mode that applied.
+    pub mode: Mode,
+    /// The rule that applied (`default` when none matched, `-` when unknown).
+    pub rule: String,
+    /// Why, in one line.
+    pub reason: String,
+    /// The signer that vouched, if any.
+    pub signer: Option<String>,
+    /// The digest signed (index or platform manifest).
+    pub signed_digest: Option<String>,
+    /// `sha256:` of the policy file, if it was read.
+    pub policy_digest: Option<String>,
+    /// The policy file.
+    pub policy_path: String,
+    /// The containerd namespace.
+    pub namespace: String,
+    /// The container, when deciding for a start.
+    pub container_id: Option<String>,
+    /// The normalized image reference, if known.
+    pub image_ref: Option<String>,
+    /// The image's target digest, if known.
+    pub image_digest: Option<String>,
+    /// This platform's manifest digest when the target is an index.
+    pub platform_digest: Option<String>,
+    /// The inner shim to hand over to.
+    pub shim: String,
+    /// Time spent deciding, in microseconds.
+    pub duration_us: u64,
+}
+
+impl Decision {
+    /// Does the start proceed?
+    pub fn allows(&self) -> bool {
+        self.verdict != Verdict::Deny
+    }
+
+    /// The one line printed to containerd (and so to the client) on denial.
+    pub fn denial_line(&self) -> String {
+        let subject = match (&self.image_ref, &self.image_digest) {
+            (Some(r), Some(d)) => format!("{r}@{d}"),
+            (Some(r), None) => r.clone(),
+            _ => format!(
+                "container {}/{}",
+                self.namespace,
+                self.container_id.as_deref().unwrap_or("?")
+            ),
+        };
+        format!("portcullis: denied {subject}: {}", one_line(&self.reason))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What the shim (or `check`) is deciding about.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// containerd namespace.
+    pub namespace: String,
+    /// The container being started, if any.
+    pub container_id: Option<String>,
+}
+
+/// Decide. `started` is when the work began (for `duration_us`).
+pub fn decide(
+    policy: &Result<Policy, PolicyError>,
+    lookup: Result<ImageTarget, LookupError>,
+    state: &StateDir,
+    subject: &Subject,
+    started: Instant,
+) -> Decision {
+    let mut d = Decision {
+        verdict: Verdict::Deny,
+        outcome: Outcome::Fail,
+        kind: Kind::Denied,
+        mode: Mode::Enforce,
+        rule: "-".into(),
+        reason: String::new(),
+        signer: None,
+        signed_digest: None,
+        policy_digest: None,
+        policy_path: String::new(),
+        namespace: subject.namespace.clone(),
+        container_id: subject.container_id.clone(),
+        image_ref: None,
+        image_digest: None,
+        platform_digest: None,
+        shim: DEFAULT_SHIM.into(),
+        duration_us: 0,
+    };
+    if let Ok(t) = &lookup {
+        d.image_ref = Some(
+            ImageRef::parse(&t.name)
+                .map(|r| r.normalized().to_string())
+                .unwrap_or_else(|_| t.name.clone()),
+        );
+        d.image_digest = Some(t.target_digest.clone());
+        d.platform_digest = t.platform_digest.clone();
+    }
+    let outcome = evaluate(policy, &lookup, state, &mut d);
+    let (verdict, kind) = match (&outcome, d.mode) {
+        (Ok(k), _) => (Verdict::Allow, *k),
+        (Err(_), Mode::Enforce) => (Verdict::Deny, Kind::Denied),
+        (Err(_), Mode::Warn) => (Verdict::Warn, Kind::Warned),
+        (Err(_), Mode::Audit) => (Verdict::Allow, Kind::Audited),
+    };
+    d.outcome = if outcome.is_ok() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
+    d.reason = match outcome {
+        Ok(_) => std::mem::take(&mut d.reason),
+        Err(reason) => reason,
+    };
+    d.verdict = verdict;
+    d.kind = kind;
+    d.duration_us = started.elapsed().as_micros() as u64;
+    d
+}
+
+/// Run the checks; `Ok(kind)` when requirements are met, `Err(reason)` when
+/// not. Fills in the decision's rule, mode, signer and policy fields as they
+/// become known, and the reason of a pass.
+fn evaluate(
+    policy: &Result<Policy, PolicyError>,
+    lookup: &Result<ImageTarget, LookupError>,
+    state: &StateDir,
+    d: &mut Decision,
+) -> Result<Kind, String> {
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => {
+            let (PolicyError::Read { path, .. }
+            | PolicyError::TooLarge { path, .. }
+            | PolicyError::Invalid { path, .. }) = e;
+            d.policy_path = path.display().to_string();
+            return Err(format!("policy unusable, refusing every start: {e}"));
+        }
+    };
+    d.policy_path = policy.path.display().to_string();
+    d.policy_digest = Some(policy.digest.clone());
+    d.mode = policy.mode;
+    d.shim = policy.shim.clone();
+    let target = match lookup {
+        Ok(t) => t,
+        Err(e) => return Err(format!("cannot identify the image: {e}")),
+    };
+    let image = ImageRef::parse(&target.name)
+        .map_err(|e| format!("cannot match the image against the policy: {e}"))?;
+    let selection = policy.select(&image);
+    d.mode = policy.mode_for(&selection);
+    match selection {
+        Selection::Default(DefaultAction::Allow) => {
+            d.rule = "default".into();
+            d.reason = "no rule matches; the policy default is allow".into();
+            Ok(Kind::Exempt)
+        }
+        Selection::Default(DefaultAction::Deny) => {
+            d.rule = "default".into();
+            Err(format!(
+                "no rule matches {image}; the policy default is deny (add a [[rule]] whose images match it)"
+            ))
+        }
+        Selection::Rule(rule) => {
+            d.rule = rule.name.clone();
+            match rule.action {
+                Action::Allow => {
+                    d.reason = format!("exempted by rule \"{}\" (action allow)", rule.name);
+                    Ok(Kind::Exempt)
+                }
+                Action::Deny => Err(format!("refused by rule \"{}\" (action deny)", rule.name)),
+                Action::Verify => verify_rule(rule, target, &image, state, d),
+            }
+        }
+    }
+}
+
+fn verify_rule(
+    rule: &crate::policy::Rule,
+    target: &ImageTarget,
+    image: &ImageRef,
+    state: &StateDir,
+    d: &mut Decision,
+) -> Result<Kind, String> {
+    let signers = rule
+        .signers
+        .iter()
+        .map(LoadedSigner::load)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let digests = target.digests();
+    match verify::verify_signatures(state, &digests, &signers) {
+        Err(e) => Err(format!("signature cache unusable: {e}")),
+        Ok(Ok(v)) => {
+            d.reason = format!("signature by {} over {}", v.signer, v.digest);
+            d.signer = Some(v.signer);
+            d.signed_digest = Some(v.digest);
+            Ok(Kind::Verified)
+        }
+        Ok(Err(Rejection::NothingCached)) => Err(format!(
+            "no signatures cached for {} on this node; run `portcullis fetch {}` (rule \"{}\" requires a signature)",
+            digests.join(" or "),
+            image.pinned(&target.target_digest),
+            rule.name
+        )),
+        Ok(Err(Rejection::NoValidSignature { examined, reason })) => Err(format!(
+            "{reason} ({examined} cached signature(s) examined, rule \"{}\")",
+            rule.name
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    fn target(name: &str) -> ImageTarget {
+        ImageTarget {
+            name: name.into(),
+            target_digest: d(1),
+            target_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            platform_digest: None,
+            snapshot_key: None,
+            snapshotter: None,
+        }
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            namespace: "default".into(),
+            container_id: Some("c1".into()),
+        }
+    }
+
+    fn policy(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(text, Path::new("/etc/portcullis/policy.toml"))
+    }
+
+    fn run(p: &Result<Policy, PolicyError>, t: Result<ImageTarget, LookupError>) -> Decision {
+        let dir = tempfile::tempdir().unwrap();
+        decide(p, t, &StateDir::new(dir.path()), &subject(), Instant::now())
+    }
+
+    const VERIFY: &str = "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"demo\"\nimages = [\"127.0.0.1:5000/demo/*\"]\n[[rule.signer]]\nkey = \"/nonexistent/release.pub\"\n";
+
+    #[test]
+    fn invalid_policy_refuses_whatever_the_image() {
+        let p = policy("mode = \"audit\"\nbogus = 1\n");
+        let dec = run(&p, Ok(target("127.0.0.1:5000/demo/a:1")));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(dec.reason.contains("policy unusable"), "{}", dec.reason);
+        assert!(dec.reason.contains("bogus"), "{}", dec.reason);
+        assert!(dec
+            .denial_line()
+            .starts_with("portcullis: denied 127.0.0.1:5000/demo/a:1@sha256:0101"));
+    }
+
+    #[test]
+    fn unreachable_containerd_refuses_in_enforce_and_warns_in_warn() {
+        let err = || {
+            Err(LookupError::Unreachable {
+                address: "/run/x.sock".into(),
+                why: "connection refused".into(),
+            })
+        };
+        let dec = run(&policy(VERIFY), err());
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(dec.reason.contains("unreachable"));
+        assert_eq!(
+            dec.denial_line(),
+            format!("portcullis: denied container default/c1: {}", dec.reason)
+        );
+        let dec = run(&policy(&VERIFY.replace("\"enforce\"", "\"warn\"")), err());
+        assert_eq!(dec.verdict, Verdict::Warn);
+        assert_eq!(dec.kind, Kind::Warned);
+        let dec = run(&policy(&VERIFY.replace("\"enforce\"", "\"audit\"")), err());
+        assert_eq!(
+            (dec.verdict, dec.kind, dec.outcome),
+            (Verdict::Allow, Kind::Audited, Outcome::Fail)
+        );
+    }
+
+    #[test]
+    fn default_deny_names_the_fix() {
+        let dec = run(&policy(VERIFY), Ok(target("docker.io/library/nginx:1")));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert_eq!(dec.rule, "default");
+        assert!(dec
+            .reason
+            .contains("no rule matches docker.io/library/nginx:1"));
+    }
+
+    #[test]
+    fn unreadable_key_fails_closed() {
+        let dec = run(&policy(VERIFY), Ok(target("127.0.0.1:5000/demo/a:1")));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert_eq!(dec.rule, "demo");
+        assert!(
+            dec.reason.contains("cannot read signer key"),
+            "{}",
+            dec.reason
+        );
+    }
+
+    #[test]
+    fn nothing_cached_says_which_command_caches_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pub");
+        let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode(kp.public_key_der().unwrap().as_bytes())
+        };
+        std::fs::write(
+            &key,
+            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
+        )
+        .unwrap();
+        let p = policy(&VERIFY.replace("/nonexistent/release.pub", key.to_str().unwrap()));
+        let dec = run(&p, Ok(target("127.0.0.1:5000/demo/a:1")));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(
+            dec.reason.contains(&format!(
+                "run `portcullis fetch 127.0.0.1:5000/demo/a@{}`",
+                d(1)
+            )),
+            "{}",
+            dec.reason
+        );
+    }
+
+    #[test]
+    fn exemptions_and_deny_rules() {
+        let p = policy("mode=\"enforce\"\ndefault=\"deny\"\n[[rule]]\nname=\"dbg\"\nimages=[\"x.io/dbg\"]\naction=\"allow\"\n[[rule]]\nname=\"bad\"\nimages=[\"x.io/**\"]\naction=\"deny\"\nmode=\"enforce\"\n");
+        let dec = run(&p, Ok(target("x.io/dbg:1")));
+        assert_eq!(
+            (dec.verdict, dec.kind, dec.rule.as_str()),
+            (Verdict::Allow, Kind::Exempt, "dbg")
+        );
+        let dec = run(&p, Ok(target("x.io/a/b:1")));
+        assert_eq!((dec.verdict, dec.rule.as_str()), (Verdict::Deny, "bad"));
+        assert!(dec.policy_digest.is_some());
+    }
+
+    #[test]
+    fn no_image_container_is_refused() {
+        let dec = run(&policy(VERIFY), Err(LookupError::NoImage("c1".into())));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(dec.reason.contains("bare rootfs"));
+    }
+}

@@ -1,0 +1,414 @@
+//! The verdict record: one structured journald entry per decision, never lost.
+//!
+//! This module owns the record's fields (`PORTCULLIS_*`, `MESSAGE_ID`,
+//! priority), sending it over journald's native protocol (`libsystemd`), and
+//! the spool: when journald cannot take a record, it is appended (fsynced,
+//! under a lock) to `spool/journal.jsonl` in the state directory and
+//! replayed, in order, at the next successful send or by
+//! `portcullis journal replay`. A record that can be neither sent nor
+//! spooled is reported to the caller, which refuses the start in enforce mode.
+
+use std::fs;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use libsystemd::logging::Priority;
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{Decision, Kind};
+
+/// `SYSLOG_IDENTIFIER` of every record.
+pub const IDENTIFIER: &str = "portcullis";
+
+/// `MESSAGE_ID`s, one per kind of verdict (stable: catalog entries and
+/// queries depend on them).
+pub mod message_id {
+    /// A signature verified; the start proceeds.
+    pub const VERIFIED: &str = "5df00955c1994ba5be84b8b6def67e0d";
+    /// Allowed without verification by an exemption rule or default allow.
+    pub const EXEMPT: &str = "8f3c2a1e6b7d4c0f9a5e2d1b3c4f6a70";
+    /// The start was refused.
+    pub const DENIED: &str = "c7a4e0b2d9f14e6a8b3c5d7e9f102a4b";
+    /// Requirements failed in warn mode; the start proceeds with a warning.
+    pub const WARNED: &str = "2b9d6f0e4a8c41d7b5e3f1a9c7d5e3b1";
+    /// Requirements failed in audit mode; the start proceeds, recorded.
+    pub const AUDITED: &str = "9e1f3a5c7b9d4e2f8a6c4e2a0b8d6f4c";
+}
+
+/// Errors recording a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// journald refused the record and the spool could not take it either.
+    #[error("cannot record the verdict: journald: {journald}; spool {path}: {spool}")]
+    Lost {
+        /// journald's error.
+        journald: String,
+        /// The spool file.
+        path: PathBuf,
+        /// The spool's error.
+        spool: std::io::Error,
+    },
+    /// I/O on the spool.
+    #[error("spool {path}: {source}")]
+    Spool {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One journal record: message, priority and fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// `MESSAGE`.
+    pub message: String,
+    /// syslog priority (3 err, 4 warning, 5 notice, 6 info).
+    pub priority: u8,
+    /// All other fields, in order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Record {
+    /// The record for a decision.
+    pub fn from_decision(d: &Decision) -> Record {
+        let (priority, id) = match d.kind {
+            Kind::Verified => (6, message_id::VERIFIED),
+            Kind::Exempt => (5, message_id::EXEMPT),
+            Kind::Denied => (3, message_id::DENIED),
+            Kind::Warned => (4, message_id::WARNED),
+            Kind::Audited => (5, message_id::AUDITED),
+        };
+        let subject = match (&d.image_ref, &d.image_digest) {
+            (Some(r), Some(g)) => format!("{r}@{g}"),
+            (Some(r), None) => r.clone(),
+            _ => "unknown image".into(),
+        };
+        let message = format!(
+            "{} {subject} container {}/{}: {}",
+            d.verdict.as_str(),
+            d.namespace,
+            d.container_id.as_deref().unwrap_or("-"),
+            d.reason
+        );
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut fields = vec![
+            ("SYSLOG_IDENTIFIER".to_string(), IDENTIFIER.to_string()),
+            ("MESSAGE_ID".into(), id.into()),
+            ("PORTCULLIS_VERDICT".into(), d.verdict.as_str().into()),
+            (
+                "PORTCULLIS_OUTCOME".into(),
+                match d.outcome {
+                    crate::gate::Outcome::Pass => "pass".into(),
+                    crate::gate::Outcome::Fail => "fail".into(),
+                },
+            ),
+            ("PORTCULLIS_CONTAINER_ID".into(), opt(&d.container_id)),
+            ("PORTCULLIS_NAMESPACE".into(), d.namespace.clone()),
+            ("PORTCULLIS_IMAGE_REF".into(), opt(&d.image_ref)),
+            ("PORTCULLIS_IMAGE_DIGEST".into(), opt(&d.image_digest)),
+            ("PORTCULLIS_PLATFORM_DIGEST".into(), opt(&d.platform_digest)),
+            ("PORTCULLIS_RULE".into(), d.rule.clone()),
+            ("PORTCULLIS_MODE".into(), d.mode.as_str().into()),
+            ("PORTCULLIS_REASON".into(), d.reason.clone()),
+            ("PORTCULLIS_SIGNER".into(), opt(&d.signer)),
+            ("PORTCULLIS_SIGNED_DIGEST".into(), opt(&d.signed_digest)),
+            ("PORTCULLIS_POLICY_DIGEST".into(), opt(&d.policy_digest)),
+            ("PORTCULLIS_POLICY_PATH".into(), d.policy_path.clone()),
+            ("PORTCULLIS_SHIM".into(), d.shim.clone()),
+            ("PORTCULLIS_DURATION_US".into(), d.duration_us.to_string()),
+            (
+                "PORTCULLIS_DECIDED_AT".into(),
+                jiff::Timestamp::now().to_string(),
+            ),
+            (
+                "PORTCULLIS_VERSION".into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ];
+        fields.retain(|(_, v)| !v.is_empty());
+        Record {
+            message,
+            priority,
+            fields,
+        }
+    }
+
+    /// A field's value.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where records go; journald in production.
+pub trait Sink {
+    /// Deliver one record.
+    fn send(&self, record: &Record) -> Result<(), String>;
+}
+
+/// journald over its native protocol socket.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Journald;
+
+impl Sink for Journald {
+    fn send(&self, r: &Record) -> Result<(), String> {
+        let priority = match r.priority {
+            0 => Priority::Emergency,
+            1 => Priority::Alert,
+            2 => Priority::Critical,
+            3 => Priority::Error,
+            4 => Priority::Warning,
+            5 => Priority::Notice,
+            6 => Priority::Info,
+            _ => Priority::Debug,
+        };
+        libsystemd::logging::journal_send(
+            priority,
+            &r.message,
+            r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The spool in a state directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+/// How a record was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Straight to the sink.
+    Sent,
+    /// To the spool, for later replay.
+    Spooled,
+}
+
+impl Spool {
+    /// The spool under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+
+    fn lock(&self) -> std::io::Result<fs::File> {
+        fs::create_dir_all(&self.dir)?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("lock"))?;
+        f.lock()?;
+        Ok(f)
+    }
+
+    /// Append one record durably.
+    pub fn append(&self, r: &Record) -> std::io::Result<()> {
+        let _guard = self.lock()?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.file())?;
+        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_all()
+    }
+
+    /// Records waiting (cheap check: the file exists and is not empty).
+    pub fn is_pending(&self) -> bool {
+        fs::metadata(self.file())
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    }
+
+    /// Send every spooled record, oldest first; stop at the first failure and
+    /// keep the rest. Returns (sent, remaining). Lines that are not records
+    /// (a torn last line after a crash) are kept aside in `journal.bad`, never
+    /// dropped silently.
+    pub fn replay(&self, sink: &dyn Sink) -> Result<(usize, usize), JournalError> {
+        let spool_err = |source| JournalError::Spool {
+            path: self.file(),
+            source,
+        };
+        let _guard = self.lock().map_err(spool_err)?;
+        let f = match fs::File::open(self.file()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(spool_err(e)),
+        };
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(f).lines() {
+            lines.push(line.map_err(spool_err)?);
+        }
+        let mut sent = 0;
+        let mut keep: Vec<String> = Vec::new();
+        let mut bad: Vec<String> = Vec::new();
+        for line in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if !keep.is_empty() {
+                keep.push(line);
+                continue;
+            }
+            match serde_json::from_str::<Record>(&line) {
+                Ok(mut r) => {
+                    r.fields.push(("PORTCULLIS_SPOOLED".into(), "1".into()));
+                    if sink.send(&r).is_ok() {
+                        sent += 1;
+                    } else {
+                        keep.push(line);
+                    }
+                }
+                Err(_) => bad.push(line),
+            }
+        }
+        if !bad.is_empty() {
+            let mut b = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("journal.bad"))
+                .map_err(spool_err)?;
+            for l in &bad {
+                writeln!(b, "{l}").map_err(spool_err)?;
+            }
+            b.sync_all().map_err(spool_err)?;
+        }
+        let remaining = keep.len();
+        write_atomic(&self.file(), &keep).map_err(spool_err)?;
+        Ok((sent, remaining))
+    }
+}
+
+fn write_atomic(path: &Path, lines: &[String]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    for l in lines {
+        writeln!(tmp, "{l}")?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Record a verdict: send it, or spool it. Pending spooled records are
+/// replayed first so the journal keeps their order.
+pub fn record(sink: &dyn Sink, spool: &Spool, r: &Record) -> Result<Delivery, JournalError> {
+    if spool.is_pending() {
+        // Best effort: if replay fails, this record goes behind the others.
+        if let Ok((_, 0)) = spool.replay(sink) {
+        } else {
+            return spool_it(spool, r, "earlier records are still spooled".into());
+        }
+    }
+    match sink.send(r) {
+        Ok(()) => Ok(Delivery::Sent),
+        Err(e) => spool_it(spool, r, e),
+    }
+}
+
+fn spool_it(spool: &Spool, r: &Record, journald: String) -> Result<Delivery, JournalError> {
+    spool
+        .append(r)
+        .map(|()| Delivery::Spooled)
+        .map_err(|e| JournalError::Lost {
+            journald,
+            path: spool.file(),
+            spool: e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    struct Fake {
+        up: RefCell<bool>,
+        got: RefCell<Vec<Record>>,
+    }
+
+    impl Sink for Fake {
+        fn send(&self, r: &Record) -> Result<(), String> {
+            if *self.up.borrow() {
+                self.got.borrow_mut().push(r.clone());
+                Ok(())
+            } else {
+                Err("connection refused".into())
+            }
+        }
+    }
+
+    fn rec(n: usize) -> Record {
+        Record {
+            message: format!("m{n}"),
+            priority: 6,
+            fields: vec![("PORTCULLIS_CONTAINER_ID".into(), format!("c{n}"))],
+        }
+    }
+
+    #[test]
+    fn spools_while_down_and_replays_in_order_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        for i in 0..5 {
+            assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
+        }
+        assert!(spool.is_pending());
+        *sink.up.borrow_mut() = true;
+        assert_eq!(record(&sink, &spool, &rec(5)).unwrap(), Delivery::Sent);
+        let got = sink.got.borrow();
+        let ids: Vec<_> = got
+            .iter()
+            .map(|r| r.field("PORTCULLIS_CONTAINER_ID").unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["c0", "c1", "c2", "c3", "c4", "c5"]);
+        assert_eq!(got[0].field("PORTCULLIS_SPOOLED"), Some("1"));
+        assert_eq!(got[5].field("PORTCULLIS_SPOOLED"), None);
+        assert!(!spool.is_pending());
+    }
+
+    #[test]
+    fn torn_lines_are_kept_aside_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.append(&rec(1)).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("journal.jsonl"))
+            .unwrap()
+            .write_all(b"{\"message\":\"tor")
+            .unwrap();
+        let sink = Fake {
+            up: RefCell::new(true),
+            got: RefCell::new(vec![]),
+        };
+        assert_eq!(spool.replay(&sink).unwrap(), (1, 0));
+        let bad = fs::read_to_string(dir.path().join("journal.bad")).unwrap();
+        assert!(bad.contains("tor"));
+    }
+
+    #[test]
+    fn unwritable_spool_reports_loss() {
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        let spool = Spool::new("/proc/portcullis-cannot-exist");
+        let e = record(&sink, &spool, &rec(1)).unwrap_err();
+        assert!(e.to_string().contains("cannot record the verdict"), "{e}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Portcullis: a gate in front of containerd's runtime shim.
+//!
+//! The path of a container start, one module per step:
+//!
+//! 1. [`shim`] — the shim v2 command line; only `start` is gated.
+//! 2. [`containerd`] — container → image → target digest (and this
+//!    platform's manifest when the target is an index).
+//! 3. [`policy`] — which rule governs the image, in which mode.
+//! 4. [`cache`] — the node's signature artifacts, fetched ahead of time.
+//! 5. [`verify`] (with [`cosign`]) — does a rule's signer vouch for this digest?
+//! 6. [`gate`] — the verdict, fail-closed.
+//! 7. [`journal`] — one structured record per verdict, spooled if journald is away.
+//! 8. back in [`shim`] — `exec` the inner shim, or refuse with one line.
+//!
+//! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
+//! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
+//! the journal back.
+
+pub mod audit;
+pub mod cache;
+pub mod cli;
+pub mod containerd;
+pub mod cosign;
+pub mod digest;
+pub mod fetch;
+pub mod gate;
+pub mod journal;
+pub mod policy;
+pub mod reference;
+pub mod shim;
+pub mod verify;

@@ -1,0 +1,1056 @@
+//! The node's policy: which images must be signed by whom, and what happens
+//! when they are not.
+//!
+//! This module owns the policy file format (TOML), its validation (every
+//! error reported with its line and column, unknown keys included), and rule
+//! selection (ordered rules, first match wins). It reads no signatures and
+//! knows nothing of containerd; it answers one question: for this normalized
+//! image reference, which rule applies, in which mode.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Where the policy lives unless `PORTCULLIS_POLICY` says otherwise.
+pub const DEFAULT_POLICY_PATH: &str = "/etc/portcullis/policy.toml";
+/// The shim v2 binary Portcullis hands over to unless the policy names another.
+pub const DEFAULT_SHIM: &str = "containerd-shim-runc-v2";
+/// Our own shim binary; the policy may never name it as the inner shim.
+pub const OWN_SHIM: &str = "containerd-shim-portcullis-v2";
+/// Largest policy file accepted, in bytes.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
+/// Errors loading or validating a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_POLICY_BYTES`].
+    #[error("policy {path} is {size} bytes, over the {MAX_POLICY_BYTES}-byte limit")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The file was read but is not a valid policy.
+    #[error("policy {path} is invalid: {first} ({count} error(s); run `portcullis policy check {path}`)", first = .problems.first().map(|p| p.to_string()).unwrap_or_default(), count = .problems.len())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem found in a policy file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// `error` or `warning`.
+    pub severity: Severity,
+}
+
+/// How serious a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy is refused.
+    Error,
+    /// The policy is accepted but probably not what was meant.
+    Warning,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}: {sev}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// What happens when a rule's requirements are not met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refuse the start.
+    Enforce,
+    /// Allow the start and record a warning.
+    Warn,
+    /// Allow the start and record the outcome only.
+    Audit,
+}
+
+impl Mode {
+    /// The policy-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// What a rule does with the images it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Require a valid signature from one of the rule's signers.
+    Verify,
+    /// Exemption: allow without verification (recorded like any verdict).
+    Allow,
+    /// Refuse outright.
+    Deny,
+}
+
+impl Action {
+    /// The policy-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Verify => "verify",
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+/// Who may sign images of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Signer {
+    /// A public key in PEM (SubjectPublicKeyInfo) form, read from a file.
+    Key {
+        /// The key file.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signer::Key { path } => write!(f, "key:{}", path.display()),
+        }
+    }
+}
+
+/// One image pattern of a rule.
+#[derive(Debug, Clone)]
+pub struct ImagePattern {
+    text: String,
+    matcher: GlobMatcher,
+    /// The pattern names a repository without tag or digest, so it matches
+    /// every tag and digest of the repositories it covers.
+    repository_only: bool,
+}
+
+impl ImagePattern {
+    /// Compile a pattern; `*` stays inside one path segment, `**` crosses them.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("an image pattern cannot be empty".into());
+        }
+        let first = text.split('/').next().unwrap_or_default();
+        let is_host = first.contains('.') || first.contains(':') || first == "localhost";
+        if !is_host && first != "*" && first != "**" {
+            return Err(format!(
+                "image pattern `{text}` does not start with a registry host; patterns match normalized references, write e.g. `docker.io/library/{text}`"
+            ));
+        }
+        let last = text.rsplit('/').next().unwrap_or_default();
+        let repository_only = !text.contains('@') && !last.contains(':');
+        let matcher = GlobBuilder::new(text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?
+            .compile_matcher();
+        Ok(Self {
+            text: text.to_string(),
+            matcher,
+            repository_only,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Does this pattern match a normalized reference (`registry/repo:tag`,
+    /// `registry/repo@digest` or both)?
+    pub fn matches(&self, image: &crate::reference::ImageRef) -> bool {
+        if self.matcher.is_match(image.normalized()) {
+            return true;
+        }
+        self.repository_only && self.matcher.is_match(image.repository_name())
+    }
+}
+
+/// One ordered rule of the policy.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its name, unique in the policy, recorded in every verdict.
+    pub name: String,
+    /// The images it applies to.
+    pub images: Vec<ImagePattern>,
+    /// What it does.
+    pub action: Action,
+    /// Its own mode, if it overrides the policy's.
+    pub mode: Option<Mode>,
+    /// Who may sign (for [`Action::Verify`]); any one suffices.
+    pub signers: Vec<Signer>,
+    /// The line the rule starts on.
+    pub line: usize,
+}
+
+/// A parsed, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The global mode.
+    pub mode: Mode,
+    /// What happens to an image no rule matches.
+    pub default: DefaultAction,
+    /// The inner shim binary (a name looked up on PATH, or an absolute path).
+    pub shim: String,
+    /// The rules, in order.
+    pub rules: Vec<Rule>,
+    /// `sha256:<hex>` of the file's bytes: recorded with each verdict.
+    pub digest: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Warnings found while validating (errors make the load fail).
+    pub warnings: Vec<Problem>,
+}
+
+/// The default action for images that match no rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// Allow them (recorded).
+    Allow,
+    /// Refuse them (subject to the global mode).
+    Deny,
+}
+
+/// The rule that applies to an image, or the default.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection<'a> {
+    /// A rule matched.
+    Rule(&'a Rule),
+    /// No rule matched; the policy's default applies.
+    Default(DefaultAction),
+}
+
+impl Policy {
+    /// The path named by `PORTCULLIS_POLICY`, else [`DEFAULT_POLICY_PATH`].
+    pub fn default_path() -> PathBuf {
+        std::env::var_os("PORTCULLIS_POLICY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_PATH))
+    }
+
+    /// Read and validate a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let read_err = |source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                line: 1,
+                column: 1,
+                message: "the file is not UTF-8 text".into(),
+                severity: Severity::Error,
+            }],
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate policy text; `path` is recorded (and used to resolve relative
+    /// key paths against the policy's directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let (policy, problems) = parse_collect(text, path);
+        let (errors, warnings): (Vec<_>, Vec<_>) = problems
+            .into_iter()
+            .partition(|p| p.severity == Severity::Error);
+        match policy {
+            Some(mut p) if errors.is_empty() => {
+                p.warnings = warnings;
+                Ok(p)
+            }
+            _ => Err(PolicyError::Invalid {
+                path: path.to_path_buf(),
+                problems: errors,
+            }),
+        }
+    }
+
+    /// Which rule governs this image: the first that matches, else the default.
+    pub fn select(&self, image: &crate::reference::ImageRef) -> Selection<'_> {
+        self.rules
+            .iter()
+            .find(|r| r.images.iter().any(|p| p.matches(image)))
+            .map(Selection::Rule)
+            .unwrap_or(Selection::Default(self.default))
+    }
+
+    /// The mode that applies under a selection.
+    pub fn mode_for(&self, selection: &Selection<'_>) -> Mode {
+        match selection {
+            Selection::Rule(r) => r.mode.unwrap_or(self.mode),
+            Selection::Default(_) => self.mode,
+        }
+    }
+}
+
+/// Validate `text` fully and return every problem (errors and warnings), in
+/// file order, with the policy when there were no errors. Used by
+/// `portcullis policy check`.
+pub fn check(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
+    parse_collect(text, path)
+}
+
+struct Ctx<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn pos(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        (line, col)
+    }
+
+    fn push(&mut self, span: Range<usize>, severity: Severity, message: String) {
+        let (line, column) = self.pos(span.start);
+        self.problems.push(Problem {
+            line,
+            column,
+            message,
+            severity,
+        });
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.push(span, Severity::Error, message.into());
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.push(span, Severity::Warning, message.into());
+    }
+
+    fn string(&mut self, v: &Spanned<DeValue<'_>>, what: &str) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("`{what}` must be a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn enum_value<T: Copy>(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let s = self.string(v, what)?;
+        match choices.iter().find(|(name, _)| *name == s) {
+            Some((_, t)) => Some(*t),
+            None => {
+                let names: Vec<_> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+                self.error(
+                    v.span(),
+                    format!(
+                        "`{what}` is \"{s}\"; it must be one of {}",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+const MODES: &[(&str, Mode)] = &[
+    ("enforce", Mode::Enforce),
+    ("warn", Mode::Warn),
+    ("audit", Mode::Audit),
+];
+const DEFAULTS: &[(&str, DefaultAction)] = &[
+    ("allow", DefaultAction::Allow),
+    ("deny", DefaultAction::Deny),
+];
+const ACTIONS: &[(&str, Action)] = &[
+    ("verify", Action::Verify),
+    ("allow", Action::Allow),
+    ("deny", Action::Deny),
+];
+
+fn unknown_key(
+    ctx: &mut Ctx<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    known: &[&str],
+    at: &str,
+) {
+    ctx.error(
+        key.span(),
+        format!(
+            "unknown key `{}` in {at}; known keys: {}",
+            key.get_ref(),
+            known.join(", ")
+        ),
+    );
+}
+
+fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
+    let mut ctx = Ctx {
+        text,
+        problems: Vec::new(),
+    };
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    for e in &syntax {
+        let span = e.span().unwrap_or(0..0);
+        ctx.error(span, format!("TOML syntax: {}", e.message().trim()));
+    }
+    if !syntax.is_empty() {
+        return (None, sort(ctx.problems));
+    }
+    let root = root.into_inner();
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    let mut mode = Mode::Enforce;
+    let mut default = DefaultAction::Deny;
+    let mut shim = DEFAULT_SHIM.to_string();
+    let mut rules = Vec::new();
+    let mut saw_mode = false;
+    let mut saw_default = false;
+    const TOP: &[&str] = &["version", "mode", "default", "shim", "rule"];
+    for (k, v) in root.iter() {
+        match k.get_ref().as_ref() {
+            "version" => match v.get_ref() {
+                DeValue::Integer(i) if i.as_str() == "1" => {}
+                _ => ctx.error(
+                    v.span(),
+                    "`version` must be 1 (the only policy format version)",
+                ),
+            },
+            "mode" => {
+                saw_mode = true;
+                if let Some(m) = ctx.enum_value(v, "mode", MODES) {
+                    mode = m;
+                }
+            }
+            "default" => {
+                saw_default = true;
+                if let Some(d) = ctx.enum_value(v, "default", DEFAULTS) {
+                    default = d;
+                }
+            }
+            "shim" => {
+                if let Some(s) = ctx.string(v, "shim") {
+                    match validate_shim(&s) {
+                        Ok(()) => shim = s,
+                        Err(m) => ctx.error(v.span(), m),
+                    }
+                }
+            }
+            "rule" => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items {
+                        if let Some(rule) = parse_rule(&mut ctx, item, &base_dir) {
+                            rules.push(rule);
+                        }
+                    }
+                }
+                other => ctx.error(
+                    v.span(),
+                    format!(
+                        "`rule` must be an array of tables (`[[rule]]`), found {}",
+                        other.type_str()
+                    ),
+                ),
+            },
+            _ => unknown_key(&mut ctx, k, TOP, "the policy"),
+        }
+    }
+    if !saw_mode {
+        ctx.warn(0..0, "no `mode` set: defaulting to \"enforce\"");
+    }
+    if !saw_default {
+        ctx.warn(0..0, "no `default` set: images no rule matches are denied");
+    }
+    check_names_and_shadowing(&mut ctx, &rules, text);
+
+    let has_errors = ctx.problems.iter().any(|p| p.severity == Severity::Error);
+    let policy = (!has_errors).then(|| Policy {
+        mode,
+        default,
+        shim,
+        rules,
+        digest: crate::digest::sha256_prefixed(text.as_bytes()),
+        path: path.to_path_buf(),
+        warnings: Vec::new(),
+    });
+    (policy, sort(ctx.problems))
+}
+
+fn sort(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems
+}
+
+/// Check a `shim` value: a shim v2 binary name or an absolute path, never ourselves.
+pub fn validate_shim(s: &str) -> Result<(), String> {
+    let file = Path::new(s)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    if file == OWN_SHIM {
+        return Err(format!(
+            "`shim` cannot be {OWN_SHIM} itself (that would loop); name the runtime's shim, e.g. {DEFAULT_SHIM}"
+        ));
+    }
+    let is_abs = s.starts_with('/');
+    if s.contains('/') && !is_abs {
+        return Err(format!(
+            "`shim` \"{s}\" must be a bare binary name found on PATH or an absolute path"
+        ));
+    }
+    if !(file.starts_with("containerd-shim-") && file.ends_with("-v2")) {
+        return Err(format!(
+            "`shim` \"{s}\" is not a shim v2 binary (expected containerd-shim-NAME-v2, e.g. {DEFAULT_SHIM} or containerd-shim-kata-v2)"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Option<Rule> {
+    let DeValue::Table(t) = item.get_ref() else {
+        ctx.error(item.span(), "each `rule` must be a table");
+        return None;
+    };
+    let (line, _) = ctx.pos(item.span().start);
+    let start_errors = ctx.problems.len();
+    let mut name = None;
+    let mut images = Vec::new();
+    let mut images_span = None;
+    let mut action = None;
+    let mut mode = None;
+    let mut signers = Vec::new();
+    let mut signer_span = None;
+    const KNOWN: &[&str] = &["name", "images", "action", "mode", "signer"];
+    for (k, v) in t.iter() {
+        match k.get_ref().as_ref() {
+            "name" => {
+                if let Some(n) = ctx.string(v, "name") {
+                    if n.trim().is_empty() {
+                        ctx.error(v.span(), "`name` cannot be empty");
+                    } else {
+                        name = Some(n);
+                    }
+                }
+            }
+            "images" => {
+                images_span = Some(v.span());
+                match v.get_ref() {
+                    DeValue::Array(a) => {
+                        if a.is_empty() {
+                            ctx.error(v.span(), "`images` is empty: the rule would match nothing");
+                        }
+                        for p in a {
+                            if let Some(s) = ctx.string(p, "images") {
+                                match ImagePattern::new(&s) {
+                                    Ok(pat) => images.push(pat),
+                                    Err(m) => ctx.error(p.span(), m),
+                                }
+                            }
+                        }
+                    }
+                    other => ctx.error(
+                        v.span(),
+                        format!(
+                            "`images` must be an array of glob strings, found {}",
+                            other.type_str()
+                        ),
+                    ),
+                }
+            }
+            "action" => action = ctx.enum_value(v, "action", ACTIONS),
+            "mode" => mode = ctx.enum_value(v, "mode", MODES),
+            "signer" => {
+                signer_span = Some(v.span());
+                match v.get_ref() {
+                    DeValue::Array(a) => {
+                        for s in a {
+                            if let Some(signer) = parse_signer(ctx, s, base) {
+                                signers.push(signer);
+                            }
+                        }
+                    }
+                    other => ctx.error(
+                        v.span(),
+                        format!(
+                            "`signer` must be an array of tables (`[[rule.signer]]`), found {}",
+                            other.type_str()
+                        ),
+                    ),
+                }
+            }
+            _ => unknown_key(ctx, k, KNOWN, "a rule"),
+        }
+    }
+    let rule_span = item.span();
+    if name.is_none() && !t.contains_key("name") {
+        ctx.error(
+            rule_span.clone(),
+            "a rule needs a `name` (recorded with every verdict)",
+        );
+    }
+    if images_span.is_none() {
+        ctx.error(
+            rule_span.clone(),
+            "a rule needs `images`, a list of image globs",
+        );
+    }
+    let action = action.unwrap_or(Action::Verify);
+    match action {
+        Action::Verify if signers.is_empty() && !t.contains_key("action") => ctx.error(
+            signer_span.unwrap_or(rule_span.clone()),
+            "the rule has no `[[rule.signer]]`: an empty signer list is an error, not a pass; add a signer, or set action = \"allow\" for an exemption",
+        ),
+        Action::Verify if signers.is_empty() => ctx.error(
+            signer_span.unwrap_or(rule_span.clone()),
+            "action \"verify\" needs at least one `[[rule.signer]]`",
+        ),
+        Action::Allow | Action::Deny if !signers.is_empty() => ctx.error(
+            signer_span.unwrap_or(rule_span.clone()),
+            format!(
+                "action \"{}\" takes no signers; remove the `[[rule.signer]]` entries or use action = \"verify\"",
+                action.as_str()
+            ),
+        ),
+        _ => {}
+    }
+    if ctx.problems[start_errors..]
+        .iter()
+        .any(|p| p.severity == Severity::Error)
+    {
+        return None;
+    }
+    Some(Rule {
+        name: name?,
+        images,
+        action,
+        mode,
+        signers,
+        line,
+    })
+}
+
+fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Option<Signer> {
+    let DeValue::Table(t) = item.get_ref() else {
+        ctx.error(item.span(), "each `signer` must be a table");
+        return None;
+    };
+    const KNOWN: &[&str] = &["key"];
+    let mut key = None;
+    for (k, v) in t.iter() {
+        match k.get_ref().as_ref() {
+            "key" => {
+                if let Some(p) = ctx.string(v, "key") {
+                    if p.is_empty() {
+                        ctx.error(v.span(), "`key` cannot be empty");
+                    } else {
+                        let path = PathBuf::from(&p);
+                        let path = if path.is_absolute() {
+                            path
+                        } else {
+                            base.join(path)
+                        };
+                        key = Some((path, v.span()));
+                    }
+                }
+            }
+            _ => unknown_key(ctx, k, KNOWN, "a signer"),
+        }
+    }
+    match key {
+        Some((path, _)) => Some(Signer::Key { path }),
+        None => {
+            if !t.keys().any(|k| !KNOWN.contains(&k.get_ref().as_ref())) {
+                ctx.error(
+                    item.span(),
+                    "a signer needs `key`, the path of a PEM public key",
+                );
+            }
+            None
+        }
+    }
+}
+
+fn check_names_and_shadowing(ctx: &mut Ctx<'_>, rules: &[Rule], text: &str) {
+    let span_of_line = |line: usize| -> Range<usize> {
+        let off: usize = text
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum();
+        off..off
+    };
+    for (i, r) in rules.iter().enumerate() {
+        if let Some(prev) = rules[..i].iter().find(|p| p.name == r.name) {
+            ctx.error(
+                span_of_line(r.line),
+                format!(
+                    "rule name \"{}\" is already used by the rule on line {}; names must be unique",
+                    r.name, prev.line
+                ),
+            );
+        }
+        for pat in &r.images {
+            if let Some(prev) = rules[..i]
+                .iter()
+                .find(|p| p.images.iter().any(|pp| shadows(pp, pat)))
+            {
+                ctx.warn(
+                    span_of_line(r.line),
+                    format!(
+                        "pattern `{}` of rule \"{}\" is shadowed by rule \"{}\" (line {}), which matches first",
+                        pat.as_str(),
+                        r.name,
+                        prev.name,
+                        prev.line
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Conservative shadowing test: `earlier` certainly matches everything `later`
+/// matches when both are equal, or `earlier` is `**`-suffixed and covers
+/// `later`'s literal prefix.
+fn shadows(earlier: &ImagePattern, later: &ImagePattern) -> bool {
+    let e = earlier.as_str();
+    let l = later.as_str();
+    if e == l || e == "**" {
+        return true;
+    }
+    if let Some(prefix) = e.strip_suffix("/**") {
+        let literal = !prefix.contains(['*', '?', '[', '{']);
+        return literal && l.starts_with(&format!("{prefix}/"));
+    }
+    // A literal later pattern that the earlier glob matches is shadowed.
+    if !l.contains(['*', '?', '[', '{']) {
+        return earlier.matcher.is_match(l);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ImageRef;
+
+    const ISSUE_EXAMPLE: &str = r#"mode = "enforce"
+default = "deny"
+
+[[rule]]
+name = "demo"
+images = ["127.0.0.1:5000/demo/*"]
+
+[[rule.signer]]
+key = "/etc/portcullis/keys/release.pub"
+"#;
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(text, Path::new("/etc/portcullis/policy.toml"))
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        check(text, Path::new("/p.toml")).1
+    }
+
+    fn img(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn accepts_the_documented_example_as_is() {
+        let p = parse(ISSUE_EXAMPLE).unwrap();
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.default, DefaultAction::Deny);
+        assert_eq!(p.rules.len(), 1);
+        assert_eq!(p.rules[0].name, "demo");
+        assert_eq!(p.rules[0].line, 4);
+        assert_eq!(
+            p.rules[0].signers,
+            vec![Signer::Key {
+                path: "/etc/portcullis/keys/release.pub".into()
+            }]
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.shim, DEFAULT_SHIM);
+        assert!(p.digest.starts_with("sha256:") && p.digest.len() == 71);
+    }
+
+    #[test]
+    fn first_match_wins_and_default_applies() {
+        let p = parse(
+            r#"mode = "enforce"
+default = "allow"
+[[rule]]
+name = "exempt"
+images = ["127.0.0.1:5000/demo/debug:*"]
+action = "allow"
+[[rule]]
+name = "demo"
+images = ["127.0.0.1:5000/demo/*"]
+mode = "warn"
+[[rule.signer]]
+key = "k.pub"
+"#,
+        )
+        .unwrap();
+        let sel = p.select(&img("127.0.0.1:5000/demo/debug:1"));
+        assert!(matches!(sel, Selection::Rule(r) if r.name == "exempt"));
+        assert_eq!(p.mode_for(&sel), Mode::Enforce);
+        let sel = p.select(&img("127.0.0.1:5000/demo/app:1"));
+        assert!(matches!(sel, Selection::Rule(r) if r.name == "demo"));
+        assert_eq!(p.mode_for(&sel), Mode::Warn);
+        // relative key paths resolve against the policy's directory
+        if let Selection::Rule(r) = sel {
+            assert_eq!(
+                r.signers[0],
+                Signer::Key {
+                    path: "/etc/portcullis/k.pub".into()
+                }
+            );
+        }
+        let sel = p.select(&img("docker.io/library/nginx:1.27"));
+        assert!(matches!(sel, Selection::Default(DefaultAction::Allow)));
+    }
+
+    #[test]
+    fn star_stays_in_a_segment_and_double_star_crosses() {
+        let one = ImagePattern::new("127.0.0.1:5000/demo/*").unwrap();
+        assert!(one.matches(&img("127.0.0.1:5000/demo/app:v1")));
+        assert!(one.matches(&img(
+            "127.0.0.1:5000/demo/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        )));
+        assert!(!one.matches(&img("127.0.0.1:5000/demo/team/app:v1")));
+        assert!(!one.matches(&img("127.0.0.1:5000/demox/app:v1")));
+        let two = ImagePattern::new("127.0.0.1:5000/demo/**").unwrap();
+        assert!(two.matches(&img("127.0.0.1:5000/demo/team/app:v1")));
+        assert!(!two.matches(&img("127.0.0.2:5000/demo/team/app:v1")));
+    }
+
+    #[test]
+    fn repository_pattern_matches_every_tag_but_not_other_repos() {
+        let p = ImagePattern::new("docker.io/library/nginx").unwrap();
+        assert!(p.matches(&img("nginx")));
+        assert!(p.matches(&img("nginx:1.27")));
+        assert!(!p.matches(&img("nginx-extra:1")));
+        let tagged = ImagePattern::new("docker.io/library/nginx:1.27").unwrap();
+        assert!(tagged.matches(&img("nginx:1.27")));
+        assert!(!tagged.matches(&img("nginx:1.28")));
+    }
+
+    #[test]
+    fn unqualified_patterns_are_refused_with_the_fix() {
+        let e = ImagePattern::new("nginx").unwrap_err();
+        assert!(e.contains("docker.io/library/nginx"), "{e}");
+        assert!(ImagePattern::new("").is_err());
+        assert!(ImagePattern::new("**").is_ok());
+        assert!(ImagePattern::new("localhost/x").is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_positions() {
+        let ps = problems(
+            "mode = \"enforce\"\ndefault = \"deny\"\ncolour = 1\n[[rule]]\nname = \"a\"\nimages = [\"x.io/*\"]\nsigner = [{ key = \"k\", kee = 2 }]\n",
+        );
+        let errs: Vec<_> = ps
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect();
+        assert_eq!(errs.len(), 2, "{ps:?}");
+        assert_eq!((errs[0].line, errs[0].column), (3, 1));
+        assert!(errs[0].message.contains("unknown key `colour`"));
+        assert_eq!(errs[1].line, 7);
+        assert!(errs[1].message.contains("unknown key `kee`"));
+    }
+
+    #[test]
+    fn reports_every_error_not_just_the_first() {
+        let ps = problems(
+            "mode = \"strict\"\ndefault = 3\nshim = \"containerd-shim-portcullis-v2\"\n[[rule]]\nimages = []\n[[rule]]\nname = \"x\"\nimages = [\"nginx\"]\nsigner = []\n",
+        );
+        let msgs: Vec<_> = ps
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| (p.line, p.message.clone()))
+            .collect();
+        assert!(
+            msgs.iter()
+                .any(|(l, m)| *l == 1 && m.contains("\"strict\"")),
+            "{msgs:?}"
+        );
+        assert!(msgs
+            .iter()
+            .any(|(l, m)| *l == 2 && m.contains("must be a string")));
+        assert!(msgs.iter().any(|(l, m)| *l == 3 && m.contains("loop")));
+        assert!(msgs.iter().any(|(_, m)| m.contains("needs a `name`")));
+        assert!(msgs
+            .iter()
+            .any(|(l, m)| *l == 5 && m.contains("`images` is empty")));
+        assert!(msgs
+            .iter()
+            .any(|(l, m)| *l == 8 && m.contains("registry host")));
+        assert!(msgs
+            .iter()
+            .any(|(l, m)| *l == 9 && m.contains("empty signer list")));
+        assert!(msgs.len() >= 7, "{msgs:?}");
+    }
+
+    #[test]
+    fn empty_signer_list_is_an_error_not_a_pass() {
+        let e = parse("[[rule]]\nname = \"a\"\nimages = [\"x.io/*\"]\n").unwrap_err();
+        assert!(e.to_string().contains("empty signer list"), "{e}");
+        let e = parse("[[rule]]\nname = \"a\"\naction = \"verify\"\nimages = [\"x.io/*\"]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn exemptions_take_no_signers() {
+        let e = parse(
+            "[[rule]]\nname = \"a\"\naction = \"allow\"\nimages = [\"x.io/*\"]\n[[rule.signer]]\nkey = \"/k\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("takes no signers"), "{e}");
+        let p =
+            parse("[[rule]]\nname = \"a\"\naction = \"deny\"\nimages = [\"x.io/*\"]\n").unwrap();
+        assert_eq!(p.rules[0].action, Action::Deny);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let ps = problems("mode = \"enforce\"\n[[rule]\nname = 1\n");
+        assert!(!ps.is_empty());
+        assert!(ps[0].message.starts_with("TOML syntax"), "{ps:?}");
+        assert_eq!(ps[0].line, 2);
+    }
+
+    #[test]
+    fn duplicate_names_are_errors_and_shadowed_rules_warn() {
+        let ps = problems(
+            "mode=\"enforce\"\ndefault=\"deny\"\n[[rule]]\nname = \"a\"\nimages = [\"x.io/**\"]\naction = \"allow\"\n[[rule]]\nname = \"a\"\nimages = [\"x.io/team/app\"]\naction = \"deny\"\n",
+        );
+        assert!(ps
+            .iter()
+            .any(|p| p.severity == Severity::Error && p.message.contains("already used")));
+        assert!(ps
+            .iter()
+            .any(|p| p.severity == Severity::Warning && p.message.contains("shadowed")));
+    }
+
+    #[test]
+    fn shim_must_be_a_v2_shim_and_not_ourselves() {
+        assert!(validate_shim("containerd-shim-runc-v2").is_ok());
+        assert!(validate_shim("/usr/bin/containerd-shim-kata-v2").is_ok());
+        assert!(validate_shim("containerd-shim-portcullis-v2").is_err());
+        assert!(validate_shim("/opt/x/containerd-shim-portcullis-v2").is_err());
+        assert!(validate_shim("bin/containerd-shim-runc-v2").is_err());
+        assert!(validate_shim("/bin/sh").is_err());
+    }
+
+    #[test]
+    fn non_utf8_and_oversized_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(matches!(Policy::load(&p), Err(PolicyError::Invalid { .. })));
+        std::fs::write(&p, vec![b'#'; (MAX_POLICY_BYTES + 1) as usize]).unwrap();
+        assert!(matches!(
+            Policy::load(&p),
+            Err(PolicyError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            Policy::load(&dir.path().join("missing.toml")),
+            Err(PolicyError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_types_never_panic() {
+        for text in [
+            "rule = 3",
+            "rule = [1, 2]",
+            "[[rule]]\nname = \"a\"\nimages = \"x.io/*\"\nsigner = 5",
+            "[[rule]]\nname = \"a\"\nimages = [1]\nsigner = [3]",
+            "[rule]\nname = \"a\"",
+            "mode = [\"enforce\"]",
+            "version = 2",
+            "",
+        ] {
+            let (_, ps) = check(text, Path::new("/p.toml"));
+            if text.is_empty() {
+                assert!(ps.iter().all(|p| p.severity == Severity::Warning));
+            } else {
+                assert!(
+                    ps.iter().any(|p| p.severity == Severity::Error),
+                    "{text}: {ps:?}"
+                );
+            }
+        }
+    }
+}

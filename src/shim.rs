@@ -1,0 +1,223 @@
+//! The shim wrapper: containerd's `start` goes through the gate, everything
+//! else goes straight to the inner shim.
+//!
+//! This module owns the shim v2 command line (Go `flag` syntax: `-namespace
+//! NS -address SOCK -publish-binary BIN -id ID [-bundle DIR] [-debug] start`)
+//! and the hand-over: on allow it `exec`s the inner shim with the same
+//! arguments, environment and working directory, so no process of ours stays
+//! behind and the inner shim's `start` output (the address containerd needs,
+//! in whichever format that containerd version speaks) reaches containerd
+//! unchanged. On deny it prints one line and exits 1.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use crate::cache::StateDir;
+use crate::containerd;
+use crate::gate::{self, Subject};
+use crate::journal::{self, Journald, Record, Spool};
+use crate::policy::{Policy, DEFAULT_SHIM};
+
+/// Flags of the shim v2 protocol that take a value (containerd 1.6 to 2.x).
+const VALUE_FLAGS: &[&str] = &[
+    "namespace",
+    "address",
+    "publish-binary",
+    "id",
+    "bundle",
+    "socket",
+    "ttrpc-address",
+];
+
+/// The parsed command line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShimArgs {
+    /// `-namespace`.
+    pub namespace: Option<String>,
+    /// `-address` (containerd's gRPC socket).
+    pub address: Option<String>,
+    /// `-id`.
+    pub id: Option<String>,
+    /// The action word (`start`, `delete`), if any.
+    pub action: Option<String>,
+    /// Whether `start` appears anywhere as a word: checked so that an
+    /// unexpected flag layout can never route a start around the gate.
+    pub mentions_start: bool,
+}
+
+impl ShimArgs {
+    /// Parse Go-style flags; unknown flags are skipped, never fatal.
+    pub fn parse(args: &[OsString]) -> ShimArgs {
+        let mut out = ShimArgs::default();
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].to_string_lossy();
+            if let Some(flag) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) {
+                if flag.is_empty() {
+                    i += 1;
+                    continue;
+                }
+                let (name, inline) = match flag.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (flag, None),
+                };
+                let takes_value = VALUE_FLAGS.contains(&name);
+                let value = if takes_value && inline.is_none() {
+                    i += 1;
+                    args.get(i).map(|v| v.to_string_lossy().into_owned())
+                } else {
+                    inline
+                };
+                match name {
+                    "namespace" => out.namespace = value,
+                    "address" => out.address = value,
+                    "id" => out.id = value,
+                    _ => {}
+                }
+            } else {
+                if a == "start" {
+                    out.mentions_start = true;
+                }
+                if out.action.is_none() {
+                    out.action = Some(a.into_owned());
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Is this a task start?
+    pub fn is_start(&self) -> bool {
+        self.action.as_deref() == Some("start") || self.mentions_start
+    }
+}
+
+/// The lookup deadline: `PORTCULLIS_CONTAINERD_TIMEOUT_MS`, else 5 s.
+pub fn lookup_timeout() -> Duration {
+    std::env::var("PORTCULLIS_CONTAINERD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(containerd::DEFAULT_TIMEOUT)
+}
+
+/// What the wrapper does with this invocation.
+pub enum Plan {
+    /// Hand over to this shim binary.
+    Exec(String),
+    /// Refuse: print this line and exit 1.
+    Refuse(String),
+}
+
+/// Decide what to do with `args` (argv without argv[0]).
+pub fn plan(args: &[OsString]) -> Plan {
+    let parsed = ShimArgs::parse(args);
+    let policy = Policy::load(&Policy::default_path());
+    if !parsed.is_start() {
+        // delete, -v, -info, anything else: straight through to the shim the
+        // policy names (the same one start used), or runc's.
+        let shim = policy
+            .as_ref()
+            .map(|p| p.shim.clone())
+            .unwrap_or_else(|_| DEFAULT_SHIM.to_string());
+        return Plan::Exec(shim);
+    }
+    let started = Instant::now();
+    let state = StateDir::from_env();
+    let subject = Subject {
+        namespace: parsed.namespace.clone().unwrap_or_default(),
+        container_id: parsed.id.clone(),
+    };
+    let lookup = match (&parsed.namespace, &parsed.id, &parsed.address) {
+        (Some(ns), Some(id), Some(addr)) => {
+            containerd::lookup_container(addr, ns, id, lookup_timeout())
+        }
+        _ => Err(containerd::LookupError::Incomplete(
+            "the shim was started without -namespace, -id and -address".into(),
+        )),
+    };
+    let decision = gate::decide(&policy, lookup, &state, &subject, started);
+    let record = Record::from_decision(&decision);
+    let spool = Spool::new(state.spool_dir());
+    if let Err(e) = journal::record(&Journald, &spool, &record) {
+        // The verdict cannot be recorded anywhere: an unrecorded start is
+        // not allowed in enforce mode.
+        if decision.allows() && decision.mode == crate::policy::Mode::Enforce {
+            return Plan::Refuse(format!(
+                "portcullis: denied {}: {e}; free or fix the state directory {}",
+                decision
+                    .image_ref
+                    .clone()
+                    .unwrap_or_else(|| "container".into()),
+                state.root().display()
+            ));
+        }
+        eprintln!("portcullis: warning: {e}");
+    }
+    if decision.allows() {
+        Plan::Exec(decision.shim)
+    } else {
+        Plan::Refuse(decision.denial_line())
+    }
+}
+
+/// Replace this process with the inner shim. Returns only on failure.
+pub fn exec_inner(shim: &str, args: &[OsString]) -> std::io::Error {
+    let mut cmd = std::process::Command::new(OsStr::new(shim));
+    cmd.args(args);
+    cmd.exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_containerd_start() {
+        let p = ShimArgs::parse(&args(
+            "-namespace default -address /run/containerd/containerd.sock -publish-binary /usr/bin/containerd -id abc start",
+        ));
+        assert_eq!(p.namespace.as_deref(), Some("default"));
+        assert_eq!(
+            p.address.as_deref(),
+            Some("/run/containerd/containerd.sock")
+        );
+        assert_eq!(p.id.as_deref(), Some("abc"));
+        assert!(p.is_start());
+    }
+
+    #[test]
+    fn parses_delete_and_version() {
+        let p = ShimArgs::parse(&args(
+            "-namespace default -address /s -publish-binary /c -id abc -bundle /b delete",
+        ));
+        assert_eq!(p.action.as_deref(), Some("delete"));
+        assert!(!p.is_start());
+        let p = ShimArgs::parse(&args("-v"));
+        assert!(!p.is_start());
+        assert_eq!(p.action, None);
+    }
+
+    #[test]
+    fn an_id_named_start_is_not_an_action_but_a_trailing_start_is() {
+        let p = ShimArgs::parse(&args("-id start -namespace n delete"));
+        assert_eq!(p.id.as_deref(), Some("start"));
+        assert!(!p.is_start());
+        // an unknown boolean-looking flag swallowing nothing still finds start
+        let p = ShimArgs::parse(&args("-namespace n -debug -id x -newflag start"));
+        assert!(p.is_start());
+        let p = ShimArgs::parse(&args("--namespace=n --id=x --address=/s start"));
+        assert_eq!(
+            (p.namespace.as_deref(), p.id.as_deref()),
+            (Some("n"), Some("x"))
+        );
+        assert!(p.is_start());
+    }
+}
