@@ -6,9 +6,10 @@
 # (no `apt-get update` either), and journald is only started when its socket
 # is absent.
 #
-# The tests start their own PRIVATE containerd and registry (see env.sh); the
-# system ones are neither needed nor touched, and Debian's maintainer scripts
-# are kept from starting them during the install (see _setup_packages).
+# The tests start their own PRIVATE containerd and registry (see env.sh). The
+# system ones are not needed: Debian's maintainer scripts are kept from
+# starting them during the install (see _setup_packages), and a system
+# docker-registry already running is stopped, as it holds port 5000.
 set -euo pipefail
 
 PACKAGES=(

@@ -123,10 +123,10 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Only verdicts since this time (journalctl syntax: `-1h`, `today`, `2026-11-25 10:00`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only verdicts until this time.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Only this verdict.
     #[arg(long, value_parser = ["allow", "deny", "warn"])]

@@ -274,7 +274,7 @@ async fn read_blob(
     digest: &str,
     size: i64,
 ) -> Result<Vec<u8>, LookupError> {
-    if size > MAX_INDEX_BYTES || size < 0 {
+    if !(0..=MAX_INDEX_BYTES).contains(&size) {
         return Err(LookupError::BadIndex {
             digest: digest.to_string(),
             why: format!("size {size} is outside 0..={MAX_INDEX_BYTES}"),

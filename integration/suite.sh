@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# The gate's integration suite, on real parts only: a private containerd with
+# runc, the machine's journald, and Debian's docker-registry on loopback.
+# Images are signed in cosign's registry format by sigstore-rs
+# (integration/signer). Every case starts a container with
+#   ctr run --runtime io.containerd.portcullis.v2
+# and checks the client-visible outcome AND the journal record of that
+# container ID.
+#
+# Run through integration/test-all.sh (which installs and builds first), or
+# directly once setup.sh has run and the workspace is built.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=integration/env.sh
+source "$HERE/env.sh"
+# shellcheck source=integration/images.sh
+source "$HERE/images.sh"
+
+PASS=0
+FAIL=0
+FAILED=()
+SIGN="$PC_BIN_DIR/portcullis-testsign"
+PC="$PC_BIN_DIR/portcullis"
+R=$PC_REGISTRY
+KEYS=$PC_WORK/keys
+RUNTIME=io.containerd.portcullis.v2
+export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
+
+ok() {
+  PASS=$((PASS + 1))
+  echo "ok $((PASS + FAIL)) - $1"
+}
+not_ok() {
+  FAIL=$((FAIL + 1))
+  FAILED+=("$1")
+  echo "not ok $((PASS + FAIL)) - $1"
+  shift
+  local line
+  for line in "$@"; do echo "#   $line"; done
+}
+
+# journal_field ID FIELD: the FIELD of the newest verdict record for container ID.
+journal_field() {
+  local id=$1 field=$2 i out
+  for i in $(seq 1 50); do
+    out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$id" 2>/dev/null |
+      tail -n 1 | jq -r --arg f "$field" '.[$f] // empty')
+    if [[ -n $out ]]; then
+      printf '%s\n' "$out"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# journal_count ID: how many verdict records container ID has.
+journal_count() {
+  journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$1" 2>/dev/null | grep -c . || true
+}
+
+new_id() { printf 'it-%s-%s' "$1" "$RANDOM$RANDOM"; }
+
+# start_case NAME IMAGE EXPECT VERDICT [PATTERN]
+#   EXPECT: run (exit 0) or refuse (non-zero, stderr has the denial line)
+#   VERDICT: the PORTCULLIS_VERDICT the journal must hold for this container
+#   PATTERN: a fixed string the denial reason must contain
+start_case() {
+  local name=$1 image=$2 expect=$3 verdict=$4 pattern=${5:-} id out rc jv problems=()
+  id=$(new_id "$name")
+  set +e
+  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm \
+    --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
+  rc=$?
+  set -e
+  case $expect in
+  run) [[ $rc -eq 0 ]] || problems+=("expected the container to run, ctr exited $rc: $out") ;;
+  refuse)
+    [[ $rc -ne 0 ]] || problems+=("expected a refusal, the container ran")
+    grep -qF "portcullis: denied " <<<"$out" || problems+=("no denial line in: $out")
+    if [[ -n $pattern ]] && ! grep -qF -- "$pattern" <<<"$out"; then
+      problems+=("reason lacks '$pattern': $out")
+    fi
+    ;;
+  esac
+  jv=$(journal_field "$id" PORTCULLIS_VERDICT) || jv="(no record)"
+  [[ $jv == "$verdict" ]] || problems+=("journal verdict for $id is $jv, expected $verdict")
+  if ((${#problems[@]})); then
+    not_ok "$name" "${problems[@]}"
+  else
+    ok "$name${pattern:+ ($pattern)}"
+  fi
+  pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+  LAST_ID=$id
+  LAST_OUT=$out
+}
+
+write_policy() { cat >"$PORTCULLIS_POLICY"; }
+
+main_policy() {
+  write_policy <<EOF
+mode = "enforce"
+default = "deny"
+
+[[rule]]
+name = "warned"
+images = ["$R/warn/*"]
+mode = "warn"
+[[rule.signer]]
+key = "$KEYS/release.pub"
+
+[[rule]]
+name = "exempt"
+images = ["$R/exempt/*"]
+action = "allow"
+
+[[rule]]
+name = "blocked"
+images = ["$R/blocked/**"]
+action = "deny"
+
+[[rule]]
+name = "demo"
+images = ["$R/demo/*"]
+[[rule.signer]]
+key = "$KEYS/release.pub"
+[[rule.signer]]
+key = "$KEYS/ed.pub"
+[[rule.signer]]
+key = "$KEYS/rsa.pub"
+EOF
+}
+
+echo "# building the workspace"
+(cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
+
+trap 'pc_stop_all' EXIT
+mkdir -p "$PC_WORK"
+pc_start_registry
+pc_start_containerd
+mkdir -p "$KEYS" "$PORTCULLIS_STATE_DIR"
+
+echo "# keys"
+"$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/release.key" --public "$KEYS/release.pub"
+"$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/other.key" --public "$KEYS/other.pub"
+"$SIGN" keygen --scheme ed25519 --private "$KEYS/ed.key" --public "$KEYS/ed.pub"
+"$SIGN" keygen --scheme rsa-2048 --private "$KEYS/rsa.key" --public "$KEYS/rsa.pub"
+
+echo "# images"
+declare -A DIGEST
+for spec in demo/signed:v1 demo/unsigned:v1 demo/otherkey:v1 demo/replayed:v1 demo/ed25519:v1 \
+  demo/rsa:v1 other/nomatch:v1 warn/unsigned:v1 exempt/debug:v1 blocked/team/app:v1 demo/corrupt:v1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+done
+DIGEST[demo/multi:v1]=$(pc_push_index demo/multi:v1 multi | tail -n 1)
+DIGEST[demo/multiidx:v1]=$(pc_push_index demo/multiidx:v1 multiidx | tail -n 1)
+PLATFORM_MULTI=$(pc_platform_digest demo/multi:v1)
+
+echo "# signing (sigstore-rs, cosign registry format)"
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/demo/signed:v1"
+"$SIGN" sign --plain-http --key "$KEYS/other.key" "$R/demo/otherkey:v1"
+"$SIGN" sign --plain-http --key "$KEYS/ed.key" "$R/demo/ed25519:v1"
+"$SIGN" sign --plain-http --key "$KEYS/rsa.key" "$R/demo/rsa:v1"
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/other/nomatch:v1"
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/demo/corrupt:v1"
+# an index: one signed for this platform's manifest, one for the index digest
+"$SIGN" sign --plain-http --key "$KEYS/release.key" --digest "$PLATFORM_MULTI" "$R/demo/multi:v1"
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/demo/multiidx:v1"
+# replay: demo/signed's genuine signature copied to demo/replayed's signature tag
+hex_signed=${DIGEST[demo/signed:v1]#sha256:}
+hex_replayed=${DIGEST[demo/replayed:v1]#sha256:}
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --preserve-digests \
+  "docker://$R/demo/signed:sha256-$hex_signed.sig" "docker://$R/demo/replayed:sha256-$hex_replayed.sig"
+
+echo "# pull into containerd, fetch signatures into the node cache"
+for spec in "${!DIGEST[@]}"; do
+  pc_pull "$spec" >/dev/null
+  "$PC" fetch --plain-http "$R/$spec" >/dev/null 2>&1 || true
+done
+
+main_policy
+"$PC" policy check "$PORTCULLIS_POLICY" >/dev/null && ok "policy check accepts the suite policy" ||
+  not_ok "policy check accepts the suite policy" "$("$PC" policy check "$PORTCULLIS_POLICY")"
+
+echo "# starts through io.containerd.portcullis.v2"
+start_case signed-p256-runs demo/signed:v1 run allow
+sv=$(journal_field "$LAST_ID" PORTCULLIS_SIGNER || true)
+[[ $sv == key:$KEYS/release.pub* ]] && ok "journal names the signer" || not_ok "journal names the signer" "got '$sv'"
+for f in PORTCULLIS_NAMESPACE PORTCULLIS_IMAGE_REF PORTCULLIS_IMAGE_DIGEST PORTCULLIS_RULE PORTCULLIS_MODE \
+  PORTCULLIS_REASON PORTCULLIS_POLICY_DIGEST PORTCULLIS_DURATION_US MESSAGE_ID PRIORITY; do
+  v=$(journal_field "$LAST_ID" "$f" || true)
+  [[ -n $v ]] && ok "allow record has $f" || not_ok "allow record has $f"
+done
+[[ $(journal_field "$LAST_ID" PORTCULLIS_IMAGE_DIGEST) == "${DIGEST[demo/signed:v1]}" ]] &&
+  ok "allow record has the started digest" || not_ok "allow record has the started digest"
+start_case signed-ed25519-runs demo/ed25519:v1 run allow
+start_case signed-rsa-runs demo/rsa:v1 run allow
+start_case index-platform-signature-runs demo/multi:v1 run allow
+start_case index-digest-signature-runs demo/multiidx:v1 run allow
+start_case unsigned-refused demo/unsigned:v1 refuse deny "no signatures cached for ${DIGEST[demo/unsigned:v1]}"
+grep -qF "portcullis fetch $R/demo/unsigned@${DIGEST[demo/unsigned:v1]}" <<<"$LAST_OUT" &&
+  ok "unsigned denial names the command that caches signatures" || not_ok "unsigned denial names the fetch command" "$LAST_OUT"
+grep -qF "portcullis: denied $R/demo/unsigned:v1@${DIGEST[demo/unsigned:v1]}:" <<<"$LAST_OUT" &&
+  ok "denial line has the form 'portcullis: denied <ref>@<digest>: <reason>'" || not_ok "denial line form" "$LAST_OUT"
+[[ $(journal_field "$LAST_ID" PRIORITY) == 3 ]] && ok "denials are logged at priority err" || not_ok "deny priority"
+start_case other-key-refused demo/otherkey:v1 refuse deny "no signature verifies with the rule's signer(s)"
+start_case replayed-signature-refused demo/replayed:v1 refuse deny "replayed from another image"
+start_case no-rule-matched-refused other/nomatch:v1 refuse deny "no rule matches $R/other/nomatch:v1"
+start_case warn-mode-runs-unsigned warn/unsigned:v1 run warn
+[[ $(journal_field "$LAST_ID" PORTCULLIS_MODE) == warn && $(journal_field "$LAST_ID" PRIORITY) == 4 ]] &&
+  ok "warn record has mode warn, priority warning" || not_ok "warn record mode/priority"
+start_case exemption-runs exempt/debug:v1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_RULE) == exempt ]] && ok "exemption recorded with its rule" || not_ok "exemption rule"
+start_case deny-rule-refused blocked/team/app:v1 refuse deny 'refused by rule "blocked"'
+
+echo "# fail closed"
+cache_file=$PORTCULLIS_STATE_DIR/cache/sha256/${DIGEST[demo/corrupt:v1]#sha256:}.json
+printf '{"format":1,' >"$cache_file"
+start_case corrupt-cache-refused demo/corrupt:v1 refuse deny "is corrupt"
+cp "$PORTCULLIS_STATE_DIR/cache/sha256/$hex_signed.json" "$cache_file"
+start_case swapped-cache-file-refused demo/corrupt:v1 refuse deny "swapped for another digest"
+"$PC" fetch --plain-http "$R/demo/corrupt:v1" >/dev/null 2>&1
+start_case refetch-repairs-cache demo/corrupt:v1 run allow
+
+cp "$PORTCULLIS_POLICY" "$PC_WORK/policy.good"
+printf 'mode = "enforce"\nsurprise = true\n' >"$PORTCULLIS_POLICY"
+start_case invalid-policy-refuses-signed demo/signed:v1 refuse deny "unknown key \`surprise\`"
+rm -f "$PORTCULLIS_POLICY"
+start_case missing-policy-refuses demo/signed:v1 refuse deny "cannot read policy"
+cp "$PC_WORK/policy.good" "$PORTCULLIS_POLICY"
+sed -i "s#$KEYS/release.pub#$KEYS/missing.pub#" "$PORTCULLIS_POLICY"
+start_case missing-key-refuses demo/signed:v1 refuse deny "cannot read signer key"
+main_policy
+
+echo "# the CLI gives the shim's decision"
+check_case() {
+  local name=$1 image=$2 want_rc=$3 rc
+  set +e
+  "$PC" check --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/$image" >/dev/null 2>&1
+  rc=$?
+  set -e
+  [[ $rc -eq $want_rc ]] && ok "check $name exits $want_rc" || not_ok "check $name exits $want_rc" "got $rc"
+}
+check_case signed demo/signed:v1 0
+check_case unsigned demo/unsigned:v1 1
+check_case replayed demo/replayed:v1 1
+check_case warn warn/unsigned:v1 0
+check_case index demo/multi:v1 0
+j=$("$PC" check --json --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/demo/otherkey:v1" || true)
+[[ $(jq -r .verdict <<<"$j") == deny && $(jq -r .rule <<<"$j") == demo ]] &&
+  ok "check --json reports verdict and rule" || not_ok "check --json" "$j"
+
+echo "# audit reads the journal back"
+a=$("$PC" audit --json --container "$LAST_ID")
+[[ $(jq 'length' <<<"$a") -ge 1 ]] && ok "audit --container finds the record" || not_ok "audit --container" "$a"
+a=$("$PC" audit --json --verdict deny --since -1h)
+[[ $(jq '[.[] | select(.verdict != "deny")] | length' <<<"$a") -eq 0 && $(jq 'length' <<<"$a") -ge 5 ]] &&
+  ok "audit --verdict deny returns only denials ($(jq length <<<"$a"))" || not_ok "audit --verdict deny" "$a"
+
+echo "# passthrough and no resident wrapper"
+v=$(PATH="$PC_BIN_DIR:$PATH" containerd-shim-portcullis-v2 -v 2>&1 || true)
+grep -q "containerd-shim-runc-v2\|runc" <<<"$v" && ok "-v passes through to the runc shim" || not_ok "-v passthrough" "$v"
+id=$(new_id detached)
+pc_ctr run -d --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/busybox sleep 30 >/dev/null
+sleep 0.5
+if pgrep -r R,S,D -f containerd-shim-portcullis-v2 >/dev/null; then
+  not_ok "no wrapper process stays behind" "$(pgrep -af containerd-shim-portcullis-v2)"
+else
+  ok "no wrapper process stays behind while the task runs"
+fi
+pgrep -af "containerd-shim-runc-v2.*$id" >/dev/null && ok "the runc shim serves the task" || not_ok "runc shim serves the task"
+pc_ctr tasks kill -s KILL "$id" >/dev/null 2>&1 || true
+for _ in $(seq 1 50); do
+  pc_ctr tasks ls -q 2>/dev/null | grep -qx "$id" || break
+  pc_ctr tasks delete "$id" >/dev/null 2>&1 || true
+  sleep 0.1
+done
+pc_ctr containers rm "$id" >/dev/null 2>&1 && ok "delete passes through (task and container removed)" ||
+  not_ok "delete passthrough"
+
+echo "# journald away: verdicts stand, records spool, none lost"
+jpid=$(pgrep -x systemd-journal || pgrep -f /lib/systemd/systemd-journald | head -n 1)
+kill "$jpid"
+for _ in $(seq 1 50); do pgrep -x systemd-journal >/dev/null || break; sleep 0.1; done
+outage_ids=()
+for n in 1 2 3; do
+  id=$(new_id outage$n)
+  outage_ids+=("$id")
+  pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/true >/dev/null 2>&1 &&
+    ok "start $n allowed while journald is down" || not_ok "start $n allowed while journald is down"
+done
+id=$(new_id outage-deny)
+outage_ids+=("$id")
+if pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/unsigned:v1" "$id" /bin/true >/dev/null 2>&1; then
+  not_ok "unsigned still refused while journald is down"
+else
+  ok "unsigned still refused while journald is down"
+fi
+spooled=$(grep -c . "$PORTCULLIS_STATE_DIR/spool/journal.jsonl" || true)
+[[ $spooled -eq 4 ]] && ok "4 records spooled" || not_ok "4 records spooled" "found $spooled"
+bash "$HERE/setup.sh" >/dev/null
+"$PC" journal replay --state-dir "$PORTCULLIS_STATE_DIR" >/dev/null
+lost=0
+for id in "${outage_ids[@]}"; do
+  [[ $(journal_count "$id") -eq 1 ]] || lost=$((lost + 1))
+done
+[[ $lost -eq 0 ]] && ok "all 4 spooled records replayed exactly once" || not_ok "spooled records replayed" "$lost missing or duplicated"
+[[ $(journal_field "${outage_ids[3]}" PORTCULLIS_SPOOLED) == 1 ]] && ok "replayed records are marked PORTCULLIS_SPOOLED=1" ||
+  not_ok "replayed mark"
+
+echo "# containerd unreachable: refused within the deadline"
+out=$(PORTCULLIS_CONTAINERD_TIMEOUT_MS=500 PATH="$PC_BIN_DIR:$PATH" \
+  containerd-shim-portcullis-v2 -namespace "$PC_NS" -address "$PC_WORK/nonexistent.sock" \
+  -publish-binary /usr/bin/containerd -id unreachable-1 start 2>&1) && rc=0 || rc=$?
+[[ $rc -ne 0 ]] && grep -qF "unreachable" <<<"$out" && ok "unreachable containerd refuses: ${out:0:120}" ||
+  not_ok "unreachable containerd refuses" "rc=$rc $out"
+
+echo
+echo "# ${#FAILED[@]} failure(s)${FAILED[*]:+: ${FAILED[*]}}"
+echo "$PASS passed, $FAIL failed"
+[[ $FAIL -eq 0 ]]
