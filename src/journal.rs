@@ -412,3 +412,17 @@ mod tests {
         assert!(e.to_string().contains("cannot record the verdict"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod catalog_tests {
+    use super::message_id::*;
+
+    #[test]
+    fn every_message_id_has_a_catalog_entry() {
+        let catalog = include_str!("../systemd/portcullis.catalog");
+        for id in [VERIFIED, EXEMPT, DENIED, WARNED, AUDITED] {
+            assert_eq!(id.len(), 32);
+            assert!(catalog.contains(&format!("-- {id}\n")), "{id} missing from the catalog");
+        }
+    }
+}
