@@ -233,6 +233,31 @@ sed -i "s#$KEYS/release.pub#$KEYS/missing.pub#" "$PORTCULLIS_POLICY"
 start_case missing-key-refuses demo/signed:v1 refuse deny "cannot read signer key"
 main_policy
 
+echo "# rootfs lineage: the container must run the verified image's layers"
+id=$(new_id lineage)
+pc_ctr containers create --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/true >/dev/null
+pc_ctr snapshots rm "$id" >/dev/null
+pc_ctr snapshots prepare "$id" >/dev/null # an empty rootfs under the same key
+if out=$(pc_ctr tasks start "$id" 2>&1); then
+  not_ok "swapped snapshot refused" "the task started"
+elif grep -qF "does not descend from the verified image" <<<"$out"; then
+  ok "swapped snapshot refused (does not descend from the verified image)"
+else
+  not_ok "swapped snapshot refused" "$out"
+fi
+[[ $(journal_field "$id" PORTCULLIS_VERDICT) == deny ]] && ok "swapped snapshot denial recorded" || not_ok "swapped snapshot denial recorded"
+pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+rootfs=$PC_WORK/bare-rootfs
+mkdir -p "$rootfs/bin" && cp /bin/busybox "$rootfs/bin/" && ln -sf busybox "$rootfs/bin/true"
+id=$(new_id rootfs)
+if out=$(pc_ctr run --rm --runtime "$RUNTIME" --rootfs "$rootfs" "$id" /bin/true 2>&1); then
+  not_ok "ctr run --rootfs refused" "it ran"
+elif grep -qF "bare rootfs" <<<"$out"; then
+  ok "ctr run --rootfs refused (no image to verify)"
+else
+  not_ok "ctr run --rootfs refused" "$out"
+fi
+
 echo "# the CLI gives the shim's decision"
 check_case() {
   local name=$1 image=$2 want_rc=$3 rc

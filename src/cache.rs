@@ -22,7 +22,17 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
 /// The entry format this version reads and writes.
 pub const ENTRY_FORMAT: u32 = 1;
 /// Largest cache entry accepted, in bytes.
-pub const MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024;
+pub const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Artifact kinds stored in an entry.
+pub mod kind {
+    /// cosign's signature image (`sha256-<hex>.sig`).
+    pub const COSIGN_SIGNATURE: &str = "cosign-signature";
+    /// cosign's attestation image (`sha256-<hex>.att`), DSSE envelope layers.
+    pub const COSIGN_ATTESTATION: &str = "cosign-attestation";
+    /// A Sigstore bundle attached as an OCI 1.1 referrer.
+    pub const SIGSTORE_BUNDLE: &str = "sigstore-bundle";
+}
 /// Most layers kept per artifact.
 pub const MAX_LAYERS: usize = 64;
 
@@ -93,7 +103,7 @@ impl Layer {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
-    /// What kind (`cosign-signature`).
+    /// What kind (one of [`kind`]).
     pub kind: String,
     /// Where it came from (`registry/repo:tag` or `@digest`).
     pub source: String,

@@ -4,11 +4,18 @@
 //! API (`containerd-client`): the container record (its image name and
 //! snapshot), the image record (its target descriptor), and, when the target
 //! is an index, the index blob from the content store to resolve this node's
-//! platform manifest. Every call is bounded by a deadline: an unreachable or
-//! hung containerd produces an error, never a hung task creation.
+//! platform manifest. For a container it also establishes the rootfs
+//! lineage: the chain ID of the image's layers (from the manifest and config
+//! blobs) and the parent of the container's active snapshot, which must be
+//! equal for the rootfs to be the verified image's. Every call is bounded by
+//! a deadline: an unreachable or hung containerd produces an error, never a
+//! hung task creation.
 
 use std::time::Duration;
 
+use containerd_client::services::v1::snapshots::{
+    snapshots_client::SnapshotsClient, StatSnapshotRequest,
+};
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
     images_client::ImagesClient, GetContainerRequest, GetImageRequest, ReadContentRequest,
@@ -104,6 +111,11 @@ pub struct ImageTarget {
     pub snapshot_key: Option<String>,
     /// The container's snapshotter.
     pub snapshotter: Option<String>,
+    /// The chain ID of this platform's image layers (what an unpacked
+    /// rootfs of the image has as its parent snapshot).
+    pub chain_id: Option<String>,
+    /// The parent of the container's active snapshot.
+    pub snapshot_parent: Option<String>,
 }
 
 impl ImageTarget {
@@ -203,9 +215,30 @@ pub fn lookup_container(
         if container.image.is_empty() {
             return Err(LookupError::NoImage(id.to_string()));
         }
-        let mut target = resolve_image(channel, namespace, &container.image).await?;
+        let mut target = resolve_image(channel.clone(), namespace, &container.image).await?;
         target.snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
         target.snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
+        if let (Some(key), Some(snapshotter)) = (&target.snapshot_key, &target.snapshotter) {
+            let info = SnapshotsClient::new(channel.clone())
+                .stat(with_namespace!(
+                    StatSnapshotRequest {
+                        snapshotter: snapshotter.clone(),
+                        key: key.clone(),
+                    },
+                    namespace
+                ))
+                .await
+                .map_err(api("snapshots.Stat"))?
+                .into_inner()
+                .info
+                .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))?;
+            target.snapshot_parent = Some(info.parent);
+            let manifest = target
+                .platform_digest
+                .clone()
+                .unwrap_or_else(|| target.target_digest.clone());
+            target.chain_id = Some(image_chain_id(channel, namespace, &manifest).await?);
+        }
         Ok(target)
     })
 }
@@ -265,7 +298,59 @@ async fn resolve_image(
         platform_digest,
         snapshot_key: None,
         snapshotter: None,
+        chain_id: None,
+        snapshot_parent: None,
     })
+}
+
+/// The chain ID of a manifest's layers: read the manifest and its config
+/// from the content store, then fold the config's `rootfs.diff_ids` as the
+/// OCI image specification defines.
+async fn image_chain_id(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    manifest_digest: &str,
+) -> Result<String, LookupError> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        config: Desc,
+    }
+    #[derive(serde::Deserialize)]
+    struct Desc {
+        digest: String,
+        size: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+    }
+    let bad = |why: String| LookupError::BadIndex {
+        digest: manifest_digest.to_string(),
+        why,
+    };
+    let raw = read_blob(channel.clone(), namespace, manifest_digest, MAX_INDEX_BYTES).await?;
+    let m: Manifest = serde_json::from_slice(&raw).map_err(|e| bad(format!("manifest: {e}")))?;
+    let raw = read_blob(channel, namespace, &m.config.digest, m.config.size).await?;
+    let c: Config = serde_json::from_slice(&raw).map_err(|e| bad(format!("image config: {e}")))?;
+    chain_id(&c.rootfs.diff_ids).map_err(bad)
+}
+
+/// Fold diff IDs into a chain ID: `ChainID(L0) = DiffID(L0)`,
+/// `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`.
+pub fn chain_id(diff_ids: &[String]) -> Result<String, String> {
+    let mut iter = diff_ids.iter();
+    let first = iter.next().ok_or("the image has no layers")?;
+    crate::digest::sha256_hex_of(first).map_err(|e| e.to_string())?;
+    let mut chain = first.clone();
+    for d in iter {
+        crate::digest::sha256_hex_of(d).map_err(|e| e.to_string())?;
+        chain = crate::digest::sha256_prefixed(format!("{chain} {d}").as_bytes());
+    }
+    Ok(chain)
 }
 
 async fn read_blob(
@@ -400,6 +485,17 @@ mod tests {
             select_platform(&d(9), idx.as_bytes(), ("linux", "s390x")),
             Err(LookupError::NoPlatform { .. })
         ));
+    }
+
+    #[test]
+    fn chain_ids_fold_as_the_image_spec_says() {
+        // one layer: the chain ID is the diff ID
+        assert_eq!(chain_id(&[d(1)]).unwrap(), d(1));
+        // two layers: sha256("<chain> <diff>")
+        let expected = crate::digest::sha256_prefixed(format!("{} {}", d(1), d(2)).as_bytes());
+        assert_eq!(chain_id(&[d(1), d(2)]).unwrap(), expected);
+        assert!(chain_id(&[]).is_err());
+        assert!(chain_id(&["sha256:nothex".into()]).is_err());
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! into the node's cache, so that the shim never needs the network.
 //!
 //! This module owns the registry side (`oci-client`): resolve the image to
-//! its digest (and this platform's manifest when it is an index), find the
-//! cosign signature image at `sha256-<hex>.sig` for each, download its
-//! layers (bounded in number and size, digests checked by the client and
-//! again by the cache), and hand a complete entry to [`crate::cache`], which
-//! writes it atomically. The shim binary never links this module.
+//! its digest (and this platform's manifest when it is an index), then for
+//! each digest find cosign's signature image (`sha256-<hex>.sig`), cosign's
+//! attestation image (`sha256-<hex>.att`), and Sigstore bundles attached as
+//! OCI 1.1 referrers (through the referrers API, or the referrers tag schema
+//! `sha256-<hex>` where the registry lacks the API), download their layers
+//! (bounded in number and size, digests checked by the client and again by
+//! the cache), and hand one complete entry per digest to [`crate::cache`],
+//! which writes it atomically. A failure part-way leaves the previous entry
+//! untouched. The shim binary never links this module.
 
 use std::collections::BTreeMap;
 
@@ -17,13 +21,24 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Serialize;
 
-use crate::cache::{Artifact, Entry, Layer, StateDir, ENTRY_FORMAT, MAX_LAYERS};
+use crate::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT, MAX_LAYERS};
 use crate::cosign;
 use crate::reference::ImageRef;
-use crate::verify::ARTIFACT_KIND;
 
 /// Largest signature layer downloaded, in bytes.
 pub const MAX_LAYER_BYTES: i64 = cosign::MAX_PAYLOAD_BYTES as i64;
+/// Largest attestation or bundle layer downloaded, in bytes.
+pub const MAX_ATTESTATION_BYTES: i64 = 4 * 1024 * 1024;
+/// Most referrers examined per digest.
+pub const MAX_REFERRERS: usize = 64;
+
+/// Media types of Sigstore bundles (both spellings, v0.1 to v0.3).
+pub const BUNDLE_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+];
 
 const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
@@ -78,8 +93,12 @@ pub struct SubjectReport {
     pub digest: String,
     /// The signature tag looked up.
     pub tag: String,
-    /// Signature layers cached (0: none at the registry, nothing written).
+    /// cosign signature layers cached.
     pub signatures: usize,
+    /// cosign attestation layers cached.
+    pub attestations: usize,
+    /// Sigstore bundles (referrers) cached.
+    pub bundles: usize,
     /// The cache file written, if any.
     pub cache_file: Option<String>,
 }
@@ -211,43 +230,77 @@ async fn fetch_async(
     for subject in std::iter::once(&served).chain(platform_digest.as_ref()) {
         let tag =
             cosign::signature_tag(subject).map_err(|e| FetchError::Malformed(e.to_string()))?;
+        let hex = &tag["sha256-".len()..tag.len() - ".sig".len()];
+        let att_tag = format!("sha256-{hex}.att");
+        let with_tag = |t: &str| {
+            Reference::with_tag(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                t.to_string(),
+            )
+        };
+        let mut artifacts = Vec::new();
         progress(&format!("looking for signatures of {subject} at tag {tag}"));
-        let sig_ref = Reference::with_tag(
+        let sig = fetch_cosign_image(
+            &client,
+            &auth,
+            &with_tag(&tag),
+            &tag,
+            kind::COSIGN_SIGNATURE,
+            MAX_LAYER_BYTES,
+        )
+        .await?;
+        let signatures = sig.as_ref().map_or(0, |a| a.layers.len());
+        artifacts.extend(sig);
+        progress(&format!(
+            "looking for attestations of {subject} at tag {att_tag}"
+        ));
+        let att = fetch_cosign_image(
+            &client,
+            &auth,
+            &with_tag(&att_tag),
+            &att_tag,
+            kind::COSIGN_ATTESTATION,
+            MAX_ATTESTATION_BYTES,
+        )
+        .await?;
+        let attestations = att.as_ref().map_or(0, |a| a.layers.len());
+        artifacts.extend(att);
+        progress(&format!(
+            "looking for Sigstore bundles referring to {subject}"
+        ));
+        let subject_ref = Reference::with_digest(
             reference.registry().to_string(),
             reference.repository().to_string(),
-            tag.clone(),
+            subject.clone(),
         );
-        let artifact = match fetch_signature_image(&client, &auth, &sig_ref, &tag).await? {
-            Some(a) => a,
-            None => {
-                progress(&format!("no signatures at {tag}"));
-                subjects.push(SubjectReport {
-                    digest: subject.clone(),
-                    tag,
-                    signatures: 0,
-                    cache_file: None,
-                });
-                continue;
-            }
-        };
-        let n = artifact.layers.len();
-        let entry = Entry {
-            format: ENTRY_FORMAT,
-            subject: subject.clone(),
-            repository: ours.repository_name().to_string(),
-            fetched_at: jiff::Timestamp::now().to_string(),
-            artifacts: vec![artifact],
-        };
-        let path = state.write(&entry)?;
+        let bundles = fetch_referrer_bundles(&client, &auth, &subject_ref).await?;
+        let n_bundles = bundles.len();
+        artifacts.extend(bundles);
         progress(&format!(
-            "cached {n} signature layer(s) in {}",
-            path.display()
+            "{subject}: {signatures} signature(s), {attestations} attestation(s), {n_bundles} bundle(s)"
         ));
+        let cache_file = if artifacts.is_empty() {
+            None
+        } else {
+            let entry = Entry {
+                format: ENTRY_FORMAT,
+                subject: subject.clone(),
+                repository: ours.repository_name().to_string(),
+                fetched_at: jiff::Timestamp::now().to_string(),
+                artifacts,
+            };
+            let path = state.write(&entry)?;
+            progress(&format!("cached in {}", path.display()));
+            Some(path.display().to_string())
+        };
         subjects.push(SubjectReport {
             digest: subject.clone(),
             tag,
-            signatures: n,
-            cache_file: Some(path.display().to_string()),
+            signatures,
+            attestations,
+            bundles: n_bundles,
+            cache_file,
         });
     }
     Ok(FetchReport {
@@ -258,11 +311,13 @@ async fn fetch_async(
     })
 }
 
-async fn fetch_signature_image(
+async fn fetch_cosign_image(
     client: &Client,
     auth: &RegistryAuth,
     sig_ref: &Reference,
     tag: &str,
+    artifact_kind: &str,
+    max_layer: i64,
 ) -> Result<Option<Artifact>, FetchError> {
     let (raw, manifest_digest) = match client
         .pull_manifest_raw(sig_ref, auth, MANIFEST_TYPES)
@@ -270,36 +325,93 @@ async fn fetch_signature_image(
     {
         Ok(x) => x,
         Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => {
-            return Err(registry_err(sig_ref, format!("signature manifest {tag}"))(
-                e,
-            ))
-        }
+        Err(e) => return Err(registry_err(sig_ref, format!("manifest {tag}"))(e)),
     };
-    let manifest: OciImageManifest = serde_json::from_slice(&raw)
-        .map_err(|e| FetchError::Malformed(format!("signature manifest {tag}: {e}")))?;
+    let layers = fetch_layers(client, sig_ref, &raw, tag, max_layer).await?;
+    Ok(Some(Artifact {
+        kind: artifact_kind.into(),
+        source: format!("{}/{}:{tag}", sig_ref.registry(), sig_ref.repository()),
+        manifest_digest,
+        layers,
+    }))
+}
+
+/// Sigstore bundles among the subject's referrers (API or tag schema).
+async fn fetch_referrer_bundles(
+    client: &Client,
+    auth: &RegistryAuth,
+    subject: &Reference,
+) -> Result<Vec<Artifact>, FetchError> {
+    client
+        .store_auth_if_needed(subject.resolve_registry(), auth)
+        .await;
+    let index = client
+        .pull_referrers(subject, None)
+        .await
+        .map_err(registry_err(subject, "referrers"))?;
+    let mut out = Vec::new();
+    for m in index.manifests.iter().take(MAX_REFERRERS) {
+        let is_bundle = m
+            .artifact_type
+            .as_deref()
+            .is_some_and(|t| BUNDLE_MEDIA_TYPES.contains(&t));
+        if !is_bundle {
+            continue;
+        }
+        let r = Reference::with_digest(
+            subject.registry().to_string(),
+            subject.repository().to_string(),
+            m.digest.clone(),
+        );
+        let (raw, digest) = client
+            .pull_manifest_raw(&r, auth, MANIFEST_TYPES)
+            .await
+            .map_err(registry_err(&r, format!("referrer {}", m.digest)))?;
+        if digest != m.digest {
+            return Err(FetchError::Malformed(format!(
+                "referrer {} was served as {digest}",
+                m.digest
+            )));
+        }
+        let layers = fetch_layers(client, &r, &raw, &m.digest, MAX_ATTESTATION_BYTES).await?;
+        out.push(Artifact {
+            kind: kind::SIGSTORE_BUNDLE.into(),
+            source: format!("{}/{}@{}", r.registry(), r.repository(), m.digest),
+            manifest_digest: digest,
+            layers,
+        });
+    }
+    Ok(out)
+}
+
+async fn fetch_layers(
+    client: &Client,
+    at: &Reference,
+    manifest_raw: &[u8],
+    what: &str,
+    max_layer: i64,
+) -> Result<Vec<Layer>, FetchError> {
+    let manifest: OciImageManifest = serde_json::from_slice(manifest_raw)
+        .map_err(|e| FetchError::Malformed(format!("manifest {what}: {e}")))?;
     if manifest.layers.len() > MAX_LAYERS {
         return Err(FetchError::Malformed(format!(
-            "signature manifest {tag} has {} layers, over the limit of {MAX_LAYERS}",
+            "manifest {what} has {} layers, over the limit of {MAX_LAYERS}",
             manifest.layers.len()
         )));
     }
     let mut layers = Vec::new();
     for desc in &manifest.layers {
-        if desc.size < 0 || desc.size > MAX_LAYER_BYTES {
+        if desc.size < 0 || desc.size > max_layer {
             return Err(FetchError::Malformed(format!(
-                "signature layer {} is {} bytes, over the {MAX_LAYER_BYTES}-byte limit",
+                "layer {} of {what} is {} bytes, over the {max_layer}-byte limit",
                 desc.digest, desc.size
             )));
         }
         let mut blob: Vec<u8> = Vec::with_capacity(desc.size as usize);
         client
-            .pull_blob(sig_ref, desc, &mut blob)
+            .pull_blob(at, desc, &mut blob)
             .await
-            .map_err(registry_err(
-                sig_ref,
-                format!("signature layer {}", desc.digest),
-            ))?;
+            .map_err(registry_err(at, format!("layer {} of {what}", desc.digest)))?;
         let layer = Layer::new(
             &desc.media_type,
             desc.annotations.clone().unwrap_or_else(BTreeMap::new),
@@ -307,16 +419,11 @@ async fn fetch_signature_image(
         );
         if layer.digest != desc.digest {
             return Err(FetchError::Malformed(format!(
-                "signature layer hashes to {}, not {}",
+                "layer of {what} hashes to {}, not {}",
                 layer.digest, desc.digest
             )));
         }
         layers.push(layer);
     }
-    Ok(Some(Artifact {
-        kind: ARTIFACT_KIND.into(),
-        source: format!("{}/{}:{tag}", sig_ref.registry(), sig_ref.repository()),
-        manifest_digest,
-        layers,
-    }))
+    Ok(layers)
 }

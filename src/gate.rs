@@ -228,6 +228,7 @@ fn evaluate(
     };
     let image = ImageRef::parse(&target.name)
         .map_err(|e| format!("cannot match the image against the policy: {e}"))?;
+    check_lineage(target)?;
     let selection = policy.select(&image);
     d.mode = policy.mode_for(&selection);
     match selection {
@@ -253,6 +254,22 @@ fn evaluate(
                 Action::Verify => verify_rule(rule, target, &image, state, d),
             }
         }
+    }
+}
+
+/// The container's rootfs must be an unpacked copy of the image being
+/// verified: its active snapshot's parent is the image's chain ID. A
+/// container on another snapshot (`ctr run --rootfs`, a snapshot prepared
+/// from another image) would run content no signature covers.
+fn check_lineage(target: &ImageTarget) -> Result<(), String> {
+    match (&target.snapshot_key, &target.snapshot_parent, &target.chain_id) {
+        (None, _, _) => Ok(()),
+        (Some(_), Some(parent), Some(chain)) if parent == chain => Ok(()),
+        (Some(key), parent, chain) => Err(format!(
+            "the container's rootfs snapshot {key} does not descend from the verified image (its parent is {}, the image's layer chain is {})",
+            parent.as_deref().filter(|p| !p.is_empty()).unwrap_or("none"),
+            chain.as_deref().unwrap_or("unknown")
+        )),
     }
 }
 
@@ -308,6 +325,8 @@ mod tests {
             platform_digest: None,
             snapshot_key: None,
             snapshotter: None,
+            chain_id: None,
+            snapshot_parent: None,
         }
     }
 
@@ -427,6 +446,25 @@ mod tests {
         let dec = run(&p, Ok(target("x.io/a/b:1")));
         assert_eq!((dec.verdict, dec.rule.as_str()), (Verdict::Deny, "bad"));
         assert!(dec.policy_digest.is_some());
+    }
+
+    #[test]
+    fn a_rootfs_not_from_the_image_is_refused() {
+        let mut t = target("x.io/dbg:1");
+        t.snapshot_key = Some("c1".into());
+        t.snapshot_parent = Some(d(7));
+        t.chain_id = Some(d(8));
+        let p = policy("mode=\"enforce\"\ndefault=\"allow\"\n");
+        let dec = run(&p, Ok(t.clone()));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(
+            dec.reason
+                .contains("does not descend from the verified image"),
+            "{}",
+            dec.reason
+        );
+        t.snapshot_parent = Some(d(8));
+        assert_eq!(run(&p, Ok(t)).verdict, Verdict::Allow);
     }
 
     #[test]

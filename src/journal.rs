@@ -422,7 +422,10 @@ mod catalog_tests {
         let catalog = include_str!("../systemd/portcullis.catalog");
         for id in [VERIFIED, EXEMPT, DENIED, WARNED, AUDITED] {
             assert_eq!(id.len(), 32);
-            assert!(catalog.contains(&format!("-- {id}\n")), "{id} missing from the catalog");
+            assert!(
+                catalog.contains(&format!("-- {id}\n")),
+                "{id} missing from the catalog"
+            );
         }
     }
 }

@@ -17,15 +17,18 @@
 //! the journal back.
 
 pub mod audit;
+pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod containerd;
 pub mod cosign;
 pub mod digest;
+pub mod dsse;
 pub mod fetch;
 pub mod gate;
 pub mod journal;
 pub mod policy;
+pub mod provenance;
 pub mod reference;
 pub mod shim;
 pub mod verify;

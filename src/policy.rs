@@ -133,22 +133,133 @@ impl Action {
 }
 
 /// Who may sign images of a rule.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
     /// A public key in PEM (SubjectPublicKeyInfo) form, read from a file.
     Key {
         /// The key file.
         path: PathBuf,
+        /// Also require a transparency-log entry for the signature.
+        require_tlog: bool,
     },
+    /// A keyless identity: a short-lived certificate from a CA of the trust
+    /// root (Fulcio), or of the named CA bundle (bring-your-own PKI).
+    Keyless(Box<Keyless>),
 }
+
+/// The keyless signer form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyless {
+    /// The certificate's OIDC issuer.
+    pub issuer: Matcher,
+    /// The certificate's subject alternative name.
+    pub subject: Matcher,
+    /// Fulcio extension claims that must match exactly, by name
+    /// (see [`FULCIO_EXTENSIONS`]).
+    pub extensions: Vec<(String, String)>,
+    /// A PEM CA bundle to chain to instead of the trust root's Fulcio CAs.
+    pub ca: Option<PathBuf>,
+    /// Require a transparency-log entry (default true).
+    pub require_tlog: bool,
+}
+
+/// Exact or regular-expression match of a certificate field. Regular
+/// expressions must match the whole value (they are anchored).
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Equal to this string.
+    Exact(String),
+    /// Matched in full by this expression (source kept for display).
+    Regex(String, regex::Regex),
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Matcher::Exact(a), Matcher::Exact(b)) => a == b,
+            (Matcher::Regex(a, _), Matcher::Regex(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
+impl Eq for Matcher {}
+
+impl Matcher {
+    /// Does `value` match?
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(s) => s == value,
+            Matcher::Regex(_, r) => r.is_match(value),
+        }
+    }
+
+    fn regex(src: &str) -> Result<Matcher, String> {
+        regex::RegexBuilder::new(&format!("^(?:{src})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map(|r| Matcher::Regex(src.to_string(), r))
+            .map_err(|e| format!("invalid regular expression: {e}"))
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matcher::Exact(s) => f.write_str(s),
+            Matcher::Regex(s, _) => write!(f, "/{s}/"),
+        }
+    }
+}
+
+/// Fulcio certificate extension claims a keyless signer may constrain.
+pub const FULCIO_EXTENSIONS: &[&str] = &[
+    "build_signer_uri",
+    "build_signer_digest",
+    "runner_environment",
+    "source_repository_uri",
+    "source_repository_digest",
+    "source_repository_ref",
+    "source_repository_identifier",
+    "source_repository_owner_uri",
+    "source_repository_owner_identifier",
+    "build_config_uri",
+    "build_config_digest",
+    "build_trigger",
+    "run_invocation_uri",
+    "source_repository_visibility_at_signing",
+    "deployment_environment",
+    "github_workflow_trigger",
+    "github_workflow_sha",
+    "github_workflow_name",
+    "github_workflow_repository",
+    "github_workflow_ref",
+];
 
 impl fmt::Display for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Signer::Key { path } => write!(f, "key:{}", path.display()),
+            Signer::Key { path, .. } => write!(f, "key:{}", path.display()),
+            Signer::Keyless(k) => write!(f, "keyless:{} @ {}", k.subject, k.issuer),
         }
     }
+}
+
+/// What a rule requires of provenance (`[rule.provenance]`), as written;
+/// [`crate::provenance`] compiles and checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProvenancePolicy {
+    /// Allowed builder IDs (exact or glob).
+    pub builder_ids: Vec<String>,
+    /// Allowed source repository URIs (exact or glob).
+    pub source_uris: Vec<String>,
+    /// Allowed build types (exact or glob).
+    pub build_types: Vec<String>,
+    /// Allowed source refs (exact or glob, e.g. `refs/tags/v*`).
+    pub source_refs: Vec<String>,
+    /// Oldest acceptable build, as a duration before now.
+    pub max_age: Option<std::time::Duration>,
+    /// Who may sign the attestation; empty: the rule's own signers.
+    pub signers: Vec<Signer>,
 }
 
 /// One image pattern of a rule.
@@ -217,6 +328,11 @@ pub struct Rule {
     pub mode: Option<Mode>,
     /// Who may sign (for [`Action::Verify`]); any one suffices.
     pub signers: Vec<Signer>,
+    /// Provenance required on top of a signature, if any.
+    pub provenance: Option<ProvenancePolicy>,
+    /// The trust root for keyless signers (`public-good`, `staging`, or a
+    /// file); `None`: the node's cached root.
+    pub trust_root: Option<String>,
     /// The line the rule starts on.
     pub line: usize,
 }
@@ -586,7 +702,18 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
     let mut mode = None;
     let mut signers = Vec::new();
     let mut signer_span = None;
-    const KNOWN: &[&str] = &["name", "images", "action", "mode", "signer"];
+    let mut provenance = None;
+    let mut trust_root = None;
+    let mut signers_had_errors = false;
+    const KNOWN: &[&str] = &[
+        "name",
+        "images",
+        "action",
+        "mode",
+        "signer",
+        "provenance",
+        "trust_root",
+    ];
     for (k, v) in t.iter() {
         match k.get_ref().as_ref() {
             "name" => {
@@ -627,21 +754,22 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
             "mode" => mode = ctx.enum_value(v, "mode", MODES),
             "signer" => {
                 signer_span = Some(v.span());
-                match v.get_ref() {
-                    DeValue::Array(a) => {
-                        for s in a {
-                            if let Some(signer) = parse_signer(ctx, s, base) {
-                                signers.push(signer);
-                            }
-                        }
+                let before = ctx.problems.len();
+                signers = parse_signers(ctx, v, base, "[[rule.signer]]");
+                signers_had_errors = ctx.problems[before..]
+                    .iter()
+                    .any(|p| p.severity == Severity::Error);
+            }
+            "provenance" => provenance = parse_provenance(ctx, v, base),
+            "trust_root" => {
+                if let Some(t) = ctx.string(v, "trust_root") {
+                    if t.is_empty() {
+                        ctx.error(v.span(), "`trust_root` cannot be empty");
+                    } else if t == "public-good" || t == "staging" {
+                        trust_root = Some(t);
+                    } else {
+                        trust_root = Some(resolve(base, &t).display().to_string());
                     }
-                    other => ctx.error(
-                        v.span(),
-                        format!(
-                            "`signer` must be an array of tables (`[[rule.signer]]`), found {}",
-                            other.type_str()
-                        ),
-                    ),
                 }
             }
             _ => unknown_key(ctx, k, KNOWN, "a rule"),
@@ -661,7 +789,9 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
         );
     }
     let action = action.unwrap_or(Action::Verify);
+    // Signers dropped for their own errors are not also reported as missing.
     match action {
+        Action::Verify if signers.is_empty() && signers_had_errors => {}
         Action::Verify if signers.is_empty() && !t.contains_key("action") => ctx.error(
             signer_span.unwrap_or(rule_span.clone()),
             "the rule has no `[[rule.signer]]`: an empty signer list is an error, not a pass; add a signer, or set action = \"allow\" for an exemption",
@@ -669,6 +799,13 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
         Action::Verify if signers.is_empty() => ctx.error(
             signer_span.unwrap_or(rule_span.clone()),
             "action \"verify\" needs at least one `[[rule.signer]]`",
+        ),
+        Action::Allow | Action::Deny if provenance.is_some() => ctx.error(
+            rule_span.clone(),
+            format!(
+                "action \"{}\" takes no [rule.provenance]; remove it or use action = \"verify\"",
+                action.as_str()
+            ),
         ),
         Action::Allow | Action::Deny if !signers.is_empty() => ctx.error(
             signer_span.unwrap_or(rule_span.clone()),
@@ -691,8 +828,156 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
         action,
         mode,
         signers,
+        provenance,
+        trust_root,
         line,
     })
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = PathBuf::from(p);
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
+}
+
+fn parse_signers(
+    ctx: &mut Ctx<'_>,
+    v: &Spanned<DeValue<'_>>,
+    base: &Path,
+    what: &str,
+) -> Vec<Signer> {
+    let mut signers = Vec::new();
+    match v.get_ref() {
+        DeValue::Array(a) => {
+            for s in a {
+                if let Some(signer) = parse_signer(ctx, s, base) {
+                    signers.push(signer);
+                }
+            }
+        }
+        other => ctx.error(
+            v.span(),
+            format!(
+                "`signer` must be an array of tables (`{what}`), found {}",
+                other.type_str()
+            ),
+        ),
+    }
+    signers
+}
+
+fn string_list(ctx: &mut Ctx<'_>, v: &Spanned<DeValue<'_>>, what: &str) -> Vec<String> {
+    match v.get_ref() {
+        DeValue::Array(a) => a.iter().filter_map(|x| ctx.string(x, what)).collect(),
+        other => {
+            ctx.error(
+                v.span(),
+                format!(
+                    "`{what}` must be an array of strings, found {}",
+                    other.type_str()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Parse `30d`, `12h`, `90m`, `3600s` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'd')) => (&t[..i], 86_400),
+        Some((i, 'h')) => (&t[..i], 3_600),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 's')) => (&t[..i], 1),
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| {
+        format!("\"{text}\" is not a duration; write e.g. \"30d\", \"12h\", \"90m\"")
+    })?;
+    if n == 0 {
+        return Err("a duration must be positive".into());
+    }
+    n.checked_mul(mult)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("\"{text}\" is too long"))
+}
+
+fn parse_provenance(
+    ctx: &mut Ctx<'_>,
+    v: &Spanned<DeValue<'_>>,
+    base: &Path,
+) -> Option<ProvenancePolicy> {
+    let DeValue::Table(t) = v.get_ref() else {
+        ctx.error(
+            v.span(),
+            "`provenance` must be a table (`[rule.provenance]`)",
+        );
+        return None;
+    };
+    const KNOWN: &[&str] = &[
+        "builder_ids",
+        "source_uris",
+        "build_types",
+        "source_refs",
+        "max_age",
+        "signer",
+    ];
+    let mut p = ProvenancePolicy::default();
+    for (k, val) in t.iter() {
+        match k.get_ref().as_ref() {
+            "builder_ids" => p.builder_ids = string_list(ctx, val, "builder_ids"),
+            "source_uris" => p.source_uris = string_list(ctx, val, "source_uris"),
+            "build_types" => p.build_types = string_list(ctx, val, "build_types"),
+            "source_refs" => p.source_refs = string_list(ctx, val, "source_refs"),
+            "max_age" => {
+                let d = match val.get_ref() {
+                    DeValue::String(s) => parse_duration(s),
+                    DeValue::Integer(i) => parse_duration(i.as_str()),
+                    other => Err(format!(
+                        "`max_age` must be a duration string like \"30d\", found {}",
+                        other.type_str()
+                    )),
+                };
+                match d {
+                    Ok(d) => p.max_age = Some(d),
+                    Err(m) => ctx.error(val.span(), format!("`max_age`: {m}")),
+                }
+            }
+            "signer" => {
+                p.signers = parse_signers(ctx, val, base, "[[rule.provenance.signer]]");
+                if p.signers.is_empty() {
+                    ctx.error(
+                        val.span(),
+                        "`[[rule.provenance.signer]]` is present but empty; remove it to use the rule's signers",
+                    );
+                }
+            }
+            _ => unknown_key(ctx, k, KNOWN, "[rule.provenance]"),
+        }
+    }
+    for (list, what) in [
+        (&p.builder_ids, "builder_ids"),
+        (&p.source_uris, "source_uris"),
+        (&p.build_types, "build_types"),
+        (&p.source_refs, "source_refs"),
+    ] {
+        for pat in list {
+            if let Err(e) = crate::provenance::Pattern::new(pat) {
+                ctx.error(v.span(), format!("`{what}` pattern \"{pat}\": {e}"));
+            }
+        }
+    }
+    if p.builder_ids.is_empty() {
+        ctx.warn(
+            v.span(),
+            "[rule.provenance] has no `builder_ids`: provenance from any builder is accepted",
+        );
+    }
+    Some(p)
 }
 
 fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Option<Signer> {
@@ -700,8 +985,23 @@ fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> 
         ctx.error(item.span(), "each `signer` must be a table");
         return None;
     };
-    const KNOWN: &[&str] = &["key"];
+    const KNOWN: &[&str] = &[
+        "key",
+        "issuer",
+        "issuer_regex",
+        "subject",
+        "subject_regex",
+        "extensions",
+        "ca",
+        "require_tlog",
+    ];
+    let before = ctx.problems.len();
     let mut key = None;
+    let mut issuer = None;
+    let mut subject = None;
+    let mut extensions = Vec::new();
+    let mut ca = None;
+    let mut require_tlog = None;
     for (k, v) in t.iter() {
         match k.get_ref().as_ref() {
             "key" => {
@@ -709,28 +1009,121 @@ fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> 
                     if p.is_empty() {
                         ctx.error(v.span(), "`key` cannot be empty");
                     } else {
-                        let path = PathBuf::from(&p);
-                        let path = if path.is_absolute() {
-                            path
-                        } else {
-                            base.join(path)
-                        };
-                        key = Some((path, v.span()));
+                        key = Some(resolve(base, &p));
                     }
                 }
             }
+            name @ ("issuer" | "subject" | "issuer_regex" | "subject_regex") => {
+                let Some(text) = ctx.string(v, name) else {
+                    continue;
+                };
+                let m = if name.ends_with("_regex") {
+                    match Matcher::regex(&text) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            ctx.error(v.span(), format!("`{name}`: {e}"));
+                            continue;
+                        }
+                    }
+                } else if text.is_empty() {
+                    ctx.error(v.span(), format!("`{name}` cannot be empty"));
+                    continue;
+                } else {
+                    Matcher::Exact(text)
+                };
+                let slot = if name.starts_with("issuer") {
+                    &mut issuer
+                } else {
+                    &mut subject
+                };
+                if slot.is_some() {
+                    let base_name = name.trim_end_matches("_regex");
+                    ctx.error(
+                        k.span(),
+                        format!("give `{base_name}` or `{base_name}_regex`, not both"),
+                    );
+                } else {
+                    *slot = Some(m);
+                }
+            }
+            "extensions" => match v.get_ref() {
+                DeValue::Table(ext) => {
+                    for (ek, ev) in ext.iter() {
+                        let name = ek.get_ref().to_string();
+                        if !FULCIO_EXTENSIONS.contains(&name.as_str()) {
+                            unknown_key(ctx, ek, FULCIO_EXTENSIONS, "`extensions`");
+                        } else if let Some(val) = ctx.string(ev, &name) {
+                            extensions.push((name, val));
+                        }
+                    }
+                }
+                other => ctx.error(
+                    v.span(),
+                    format!(
+                        "`extensions` must be a table of claim = \"value\", found {}",
+                        other.type_str()
+                    ),
+                ),
+            },
+            "ca" => {
+                if let Some(p) = ctx.string(v, "ca") {
+                    ca = Some(resolve(base, &p));
+                }
+            }
+            "require_tlog" => match v.get_ref() {
+                DeValue::Boolean(b) => require_tlog = Some(*b),
+                other => ctx.error(
+                    v.span(),
+                    format!(
+                        "`require_tlog` must be true or false, found {}",
+                        other.type_str()
+                    ),
+                ),
+            },
             _ => unknown_key(ctx, k, KNOWN, "a signer"),
         }
     }
-    match key {
-        Some((path, _)) => Some(Signer::Key { path }),
-        None => {
-            if !t.keys().any(|k| !KNOWN.contains(&k.get_ref().as_ref())) {
+    if ctx.problems[before..]
+        .iter()
+        .any(|p| p.severity == Severity::Error)
+    {
+        return None;
+    }
+    let keyless_fields =
+        issuer.is_some() || subject.is_some() || !extensions.is_empty() || ca.is_some();
+    match (key, keyless_fields) {
+        (Some(_), true) => {
+            ctx.error(
+                item.span(),
+                "a signer is either `key` or a keyless identity (`issuer`/`subject`), not both",
+            );
+            None
+        }
+        (Some(path), false) => Some(Signer::Key {
+            path,
+            require_tlog: require_tlog.unwrap_or(false),
+        }),
+        (None, true) => match (issuer, subject) {
+            (Some(issuer), Some(subject)) => Some(Signer::Keyless(Box::new(Keyless {
+                issuer,
+                subject,
+                extensions,
+                ca,
+                require_tlog: require_tlog.unwrap_or(true),
+            }))),
+            _ => {
                 ctx.error(
                     item.span(),
-                    "a signer needs `key`, the path of a PEM public key",
+                    "a keyless signer needs both an issuer (`issuer` or `issuer_regex`) and a subject (`subject` or `subject_regex`)",
                 );
+                None
             }
+        },
+        (None, false) => {
+            ctx.error(
+                item.span(),
+                "a signer needs `key` (a PEM public key) or `issuer` and `subject` (a keyless identity)",
+            );
             None
         }
     }
@@ -834,7 +1227,8 @@ key = "/etc/portcullis/keys/release.pub"
         assert_eq!(
             p.rules[0].signers,
             vec![Signer::Key {
-                path: "/etc/portcullis/keys/release.pub".into()
+                path: "/etc/portcullis/keys/release.pub".into(),
+                require_tlog: false,
             }]
         );
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
@@ -871,7 +1265,8 @@ key = "k.pub"
             assert_eq!(
                 r.signers[0],
                 Signer::Key {
-                    path: "/etc/portcullis/k.pub".into()
+                    path: "/etc/portcullis/k.pub".into(),
+                    require_tlog: false,
                 }
             );
         }

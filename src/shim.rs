@@ -112,7 +112,7 @@ pub enum Plan {
     Refuse(String),
 }
 
-/// Decide what to do with `args` (argv without argv[0]).
+/// Decide what to do with `args` (argv without `argv[0]`).
 pub fn plan(args: &[OsString]) -> Plan {
     let parsed = ShimArgs::parse(args);
     let policy = Policy::load(&Policy::default_path());

@@ -61,10 +61,15 @@ impl std::fmt::Debug for LoadedSigner {
 }
 
 impl LoadedSigner {
-    /// Load a policy signer.
+    /// Load a key signer. Keyless signers are checked from Sigstore
+    /// material instead (see [`crate::gate`]); asking for one here is an error.
     pub fn load(signer: &Signer) -> Result<Self, VerifyError> {
         match signer {
-            Signer::Key { path } => Self::from_key_file(path),
+            Signer::Key { path, .. } => Self::from_key_file(path),
+            Signer::Keyless(k) => Err(VerifyError::KeyInvalid {
+                path: PathBuf::from(format!("keyless:{}@{}", k.subject, k.issuer)),
+                why: "keyless identities are not verifiable by this version at container start; use a key signer".into(),
+            }),
         }
     }
 
@@ -122,6 +127,12 @@ impl LoadedSigner {
     fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
         let sig = SignatureBytes::from_bytes(signature);
         self.keys.iter().any(|k| k.verify(payload, &sig).is_ok())
+    }
+
+    /// Does `signature` verify over exactly `message` with this signer's key?
+    /// No payload format is assumed (DSSE passes its PAE bytes here).
+    pub fn verifies_raw(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verifies(message, signature)
     }
 }
 
@@ -264,7 +275,7 @@ pub fn verify_entries(
 }
 
 /// The artifact kind of cosign signature images in the cache.
-pub const ARTIFACT_KIND: &str = "cosign-signature";
+pub const ARTIFACT_KIND: &str = crate::cache::kind::COSIGN_SIGNATURE;
 
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)

@@ -9,8 +9,9 @@ fn main() -> ExitCode {
     match portcullis::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            // Our messages already carry their cause; print the top one only.
             let e = anyhow::Error::from(e);
-            eprintln!("portcullis: error: {e:#}");
+            eprintln!("portcullis: error: {e}");
             ExitCode::from(portcullis::cli::EXIT_ERROR)
         }
     }

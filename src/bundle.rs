@@ -1,0 +1,690 @@
+//! Sigstore bundle verification: does a Sigstore bundle vouch for this
+//! artifact, signed by the expected identity or key?
+//!
+//! This module owns loading the trust material (`trusted_root.json`, from a
+//! file the operator names or the state directory's cached copy; never from
+//! the network), reading Sigstore bundles, and reporting what a successful
+//! verification established. Every cryptographic, X.509 and transparency-log
+//! check is `sigstore-verify`'s (the sigstore-rust family); nothing of the
+//! kind is written here. What this module adds is policy only:
+//!
+//! - inputs are bounded in size and parsed without panicking;
+//! - a bundle must declare a media type the crate knows (v0.1, v0.2, v0.3):
+//!   unknown versions, and bundles with no `mediaType` at all, are refused
+//!   (the crate would read a missing media type as v0.1);
+//! - a trusted root must declare a known trusted-root media type;
+//! - transparency-log verification, certificate-chain and SCT checks are
+//!   always on (the crate's defaults); no `skip_*` knob is reachable;
+//! - every transparency-log entry must name a log listed in the trusted
+//!   root, so the log ID reported in a verdict is one the operator trusts.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Serialize;
+use sigstore_verify::trust_root::TrustedRoot;
+use sigstore_verify::types::{Bundle, DerPublicKey, KindVersion, MediaType, Sha256Hash};
+use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+
+/// Largest `trusted_root.json` accepted, in bytes.
+pub const MAX_TRUST_ROOT_BYTES: u64 = 1024 * 1024;
+/// Largest bundle accepted, in bytes.
+pub const MAX_BUNDLE_BYTES: u64 = 8 * 1024 * 1024;
+/// The cached trusted root, relative to the state directory.
+pub const CACHED_TRUST_ROOT: &str = "trust/trusted_root.json";
+/// Trusted-root media types this version reads (protobuf-specs: the v0.2
+/// name, and the v0.1 name clients must still accept).
+pub const TRUST_ROOT_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+    "application/vnd.dev.sigstore.trustedroot.v0.2+json",
+];
+
+/// Errors loading trust material or verifying a bundle. Every message is one
+/// line and says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// No trusted root was named and none is cached in the state directory.
+    #[error("no trusted root cached at {path}; pass --trusted-root FILE (trust material is never fetched)")]
+    NoCachedTrustRoot {
+        /// Where the cached root was looked for.
+        path: PathBuf,
+    },
+    /// The trusted root file could not be read.
+    #[error("cannot read trusted root {path}: {source}")]
+    TrustRootRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The trusted root file is larger than [`MAX_TRUST_ROOT_BYTES`].
+    #[error("trusted root {path} is over the {MAX_TRUST_ROOT_BYTES}-byte limit")]
+    TrustRootTooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The trusted root was read but cannot be used.
+    #[error("trusted root {path} is not usable: {why}")]
+    TrustRootInvalid {
+        /// The file (or a label for in-memory roots).
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The bundle file could not be read.
+    #[error("cannot read bundle {path}: {source}")]
+    BundleRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bundle is larger than [`MAX_BUNDLE_BYTES`].
+    #[error("bundle is over the {MAX_BUNDLE_BYTES}-byte limit")]
+    BundleTooLarge,
+    /// The bundle is not a well-formed Sigstore bundle.
+    #[error("bundle is malformed: {0}")]
+    BundleMalformed(String),
+    /// The bundle declares no media type, or one this version does not know.
+    #[error("bundle media type {0} is not a known Sigstore bundle version (0.1, 0.2 or 0.3)")]
+    BundleVersion(String),
+    /// The expected signer's key file could not be read.
+    #[error("cannot read key {path}: {source}")]
+    KeyRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The expected signer's key file is not a usable PEM public key.
+    #[error("key {path} is not a usable PEM public key: {why}")]
+    KeyInvalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The artifact digest is not `sha256:` and 64 lowercase hex characters.
+    #[error(transparent)]
+    Digest(#[from] crate::digest::DigestError),
+    /// A transparency-log entry names a log the trusted root does not list.
+    #[error(
+        "bundle's transparency-log entry names log {log_id}, which the trusted root does not list"
+    )]
+    UntrustedLog {
+        /// The log ID (hex) the entry names.
+        log_id: String,
+    },
+    /// `sigstore-verify` rejected the bundle.
+    #[error("bundle does not verify: {}", one_line(&.0.to_string()))]
+    Rejected(#[source] sigstore_verify::Error),
+}
+
+/// Trust material for bundle verification, parsed and checked once.
+pub struct TrustRoot {
+    path: PathBuf,
+    root: TrustedRoot,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for TrustRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustRoot")
+            .field("path", &self.path)
+            .field("tlogs", &self.root.tlogs.len())
+            .field(
+                "certificate_authorities",
+                &self.root.certificate_authorities.len(),
+            )
+            .field("ctlogs", &self.root.ctlogs.len())
+            .field(
+                "timestamp_authorities",
+                &self.root.timestamp_authorities.len(),
+            )
+            .finish()
+    }
+}
+
+impl TrustRoot {
+    /// Load a `trusted_root.json` file.
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let read = |source| BundleError::TrustRootRead {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = read_bounded(path, MAX_TRUST_ROOT_BYTES)
+            .map_err(read)?
+            .ok_or_else(|| BundleError::TrustRootTooLarge {
+                path: path.to_path_buf(),
+            })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Load the trusted root cached in the state directory
+    /// ([`CACHED_TRUST_ROOT`]); its absence is [`BundleError::NoCachedTrustRoot`].
+    pub fn load_cached(state_dir: &Path) -> Result<Self, BundleError> {
+        let path = state_dir.join(CACHED_TRUST_ROOT);
+        match Self::load(&path) {
+            Err(BundleError::TrustRootRead { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(BundleError::NoCachedTrustRoot { path })
+            }
+            other => other,
+        }
+    }
+
+    /// Parse a trusted root; `path` names it in errors.
+    pub fn from_json(json: &[u8], path: &Path) -> Result<Self, BundleError> {
+        let invalid = |why: String| BundleError::TrustRootInvalid {
+            path: path.to_path_buf(),
+            why: one_line(&why),
+        };
+        let text = std::str::from_utf8(json).map_err(|_| invalid("not UTF-8 text".into()))?;
+        let root = TrustedRoot::from_json(text).map_err(|e| invalid(e.to_string()))?;
+        if !TRUST_ROOT_MEDIA_TYPES.contains(&root.media_type.as_str()) {
+            return Err(invalid(format!(
+                "media type {:?} is not a known trusted root version",
+                root.media_type
+            )));
+        }
+        let verifier = Verifier::new(&root).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            root,
+            verifier,
+        })
+    }
+
+    /// The file the root was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lists_log(&self, key_id: &[u8]) -> bool {
+        self.root
+            .tlogs
+            .iter()
+            .any(|t| t.log_id.key_id.as_bytes() == key_id)
+    }
+}
+
+/// Read a bundle file, refusing one over [`MAX_BUNDLE_BYTES`].
+pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>, BundleError> {
+    read_bounded(path, MAX_BUNDLE_BYTES)
+        .map_err(|source| BundleError::BundleRead {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or(BundleError::BundleTooLarge)
+}
+
+/// What was signed.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    /// The artifact's bytes.
+    Bytes(&'a [u8]),
+    /// The artifact's digest, `sha256:` and 64 lowercase hex characters.
+    /// Signature schemes that sign the whole message (Ed25519 message
+    /// signatures) cannot be checked from a digest and fail.
+    Digest(&'a str),
+}
+
+/// Who must have signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    /// A keyless (Fulcio certificate) signature by this identity.
+    Identity {
+        /// The certificate's subject alternative name, matched exactly.
+        subject: String,
+        /// The certificate's OIDC issuer, matched exactly.
+        issuer: String,
+    },
+    /// A managed-key signature by this PEM public key.
+    Key {
+        /// The PEM `PUBLIC KEY` file.
+        pem_path: PathBuf,
+    },
+}
+
+/// Where a verified signing time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// A Rekor v1 entry's `integratedTime`, authenticated by its signed entry timestamp.
+    RekorIntegratedTime,
+    /// An RFC 3161 timestamp from a timestamp authority in the trusted root.
+    Rfc3161,
+}
+
+impl TimeSource {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::RekorIntegratedTime => "rekor_integrated_time",
+            TimeSource::Rfc3161 => "rfc3161",
+        }
+    }
+}
+
+/// One authenticated signing time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerifiedTime {
+    /// Its source.
+    pub source: TimeSource,
+    /// The time.
+    pub time: jiff::Timestamp,
+}
+
+/// One verified transparency-log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    /// The log's ID (hex SHA-256 of its key), listed in the trusted root.
+    pub log_id: String,
+    /// The entry's index in that log.
+    pub log_index: u64,
+    /// The entry kind and version, e.g. `hashedrekord/0.0.1`.
+    pub kind: String,
+}
+
+/// How the signer was identified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignerInfo {
+    /// A Fulcio certificate.
+    Certificate {
+        /// Its subject alternative name (the identity).
+        subject: String,
+        /// Its OIDC issuer.
+        issuer: String,
+    },
+    /// A managed public key.
+    Key {
+        /// `sha256:` of the key's DER SubjectPublicKeyInfo.
+        fingerprint: String,
+    },
+}
+
+/// What a successful verification established: the fields a verdict record
+/// needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleVerified {
+    /// The bundle's media type.
+    pub media_type: String,
+    /// Who signed.
+    pub signer: SignerInfo,
+    /// The verified transparency-log entries (at least one).
+    pub log_entries: Vec<LogEntry>,
+    /// Every authenticated signing time, by source.
+    pub timestamps: Vec<VerifiedTime>,
+    /// The earliest authenticated signing time; none only for a managed-key
+    /// bundle whose log entries carry no authenticated time.
+    pub signing_time: Option<jiff::Timestamp>,
+}
+
+/// Verify `bundle_json` for `artifact`, signed as `expectation` says, against
+/// `root`.
+pub fn verify_bundle(
+    bundle_json: &[u8],
+    artifact: Artifact<'_>,
+    expectation: &Expectation,
+    root: &TrustRoot,
+) -> Result<BundleVerified, BundleError> {
+    let bundle = parse_bundle(bundle_json)?;
+    let digest;
+    let artifact: sigstore_verify::types::Artifact<'_> = match artifact {
+        Artifact::Bytes(b) => b.into(),
+        Artifact::Digest(d) => {
+            let hex = crate::digest::sha256_hex_of(d)?;
+            digest = Sha256Hash::from_hex(hex)
+                .map_err(|_| crate::digest::DigestError::Malformed(d.to_string()))?;
+            digest.into()
+        }
+    };
+    let (result, signer) = match expectation {
+        Expectation::Identity { subject, issuer } => {
+            let policy = VerificationPolicy::new(subject.as_str(), issuer.as_str());
+            let r = root
+                .verifier
+                .verify(artifact, &bundle, &policy)
+                .map_err(BundleError::Rejected)?;
+            // The crate has matched both claims exactly; report what it read.
+            let signer = SignerInfo::Certificate {
+                subject: r
+                    .identity()
+                    .map_or_else(|| subject.clone(), |i| i.as_str().to_string()),
+                issuer: r.issuer().unwrap_or(issuer).to_string(),
+            };
+            (r, signer)
+        }
+        Expectation::Key { pem_path } => {
+            let key = load_key(pem_path)?;
+            let signer = SignerInfo::Key {
+                fingerprint: crate::digest::sha256_prefixed(key.as_bytes()),
+            };
+            let policy = PublicKeyVerificationPolicy::new(key);
+            let r = root
+                .verifier
+                .verify(artifact, &bundle, &policy)
+                .map_err(BundleError::Rejected)?;
+            (r, signer)
+        }
+    };
+    // Our policy on top of the crate's verdict: a log the operator does not
+    // trust is never reported as the log of record.
+    let mut log_entries = Vec::new();
+    for e in &bundle.verification_material.tlog_entries {
+        let key_id = e.log_id.key_id.as_bytes();
+        let log_id = hex(key_id);
+        if !root.lists_log(key_id) {
+            return Err(BundleError::UntrustedLog { log_id });
+        }
+        log_entries.push(LogEntry {
+            log_id,
+            log_index: e.log_index.get(),
+            kind: format!("{}/{}", e.kind_version.kind(), e.kind_version.version()),
+        });
+    }
+    let timestamps = attribute_times(&bundle, result.verified_timestamps());
+    let signing_time = timestamps.iter().map(|t| t.time).min();
+    Ok(BundleVerified {
+        media_type: bundle.media_type().as_str().to_string(),
+        signer,
+        log_entries,
+        timestamps,
+        signing_time,
+    })
+}
+
+/// Parse a bundle, refusing unknown versions (and a missing `mediaType`)
+/// before the full parse.
+fn parse_bundle(json: &[u8]) -> Result<Bundle, BundleError> {
+    if json.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(BundleError::BundleTooLarge);
+    }
+    let text = std::str::from_utf8(json)
+        .map_err(|_| BundleError::BundleMalformed("not UTF-8 text".into()))?;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<serde_json::Value>,
+    }
+    let head: Head = serde_json::from_str(text)
+        .map_err(|e| BundleError::BundleMalformed(one_line(&e.to_string())))?;
+    match head.media_type {
+        Some(serde_json::Value::String(m)) => {
+            if MediaType::from_str(&m).is_err() {
+                return Err(BundleError::BundleVersion(format!("{m:?}")));
+            }
+        }
+        Some(other) => return Err(BundleError::BundleVersion(one_line(&other.to_string()))),
+        None => return Err(BundleError::BundleVersion("(none)".into())),
+    }
+    Bundle::from_json(text).map_err(|e| BundleError::BundleMalformed(one_line(&e.to_string())))
+}
+
+/// Split the crate's authenticated times by source. Integrated times are
+/// those of Rekor v1 entries with a signed entry timestamp (the entries whose
+/// time the crate authenticates); every other verified time is an RFC 3161
+/// timestamp.
+fn attribute_times(bundle: &Bundle, verified: &[jiff::Timestamp]) -> Vec<VerifiedTime> {
+    let mut rest: Vec<jiff::Timestamp> = verified.to_vec();
+    let mut out = Vec::new();
+    for e in &bundle.verification_material.tlog_entries {
+        let v1 = matches!(
+            e.kind_version,
+            KindVersion::HashedRekordV001 | KindVersion::DsseV001 | KindVersion::IntotoV002
+        );
+        let Some(time) = e
+            .integrated_time
+            .filter(|_| v1 && e.inclusion_promise.is_some())
+        else {
+            continue;
+        };
+        if let Some(i) = rest.iter().position(|t| *t == time) {
+            rest.remove(i);
+            out.push(VerifiedTime {
+                source: TimeSource::RekorIntegratedTime,
+                time,
+            });
+        }
+    }
+    out.extend(rest.into_iter().map(|time| VerifiedTime {
+        source: TimeSource::Rfc3161,
+        time,
+    }));
+    out
+}
+
+fn load_key(path: &Path) -> Result<DerPublicKey, BundleError> {
+    let text = read_bounded(path, crate::verify::MAX_KEY_BYTES)
+        .map_err(|source| BundleError::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| BundleError::KeyInvalid {
+            path: path.to_path_buf(),
+            why: "too large for a public key".into(),
+        })?;
+    let invalid = |why: String| BundleError::KeyInvalid {
+        path: path.to_path_buf(),
+        why: one_line(&why),
+    };
+    let text = String::from_utf8(text).map_err(|_| invalid("not UTF-8 text".into()))?;
+    let der = DerPublicKey::from_pem(text.trim()).map_err(|e| invalid(e.to_string()))?;
+    // Refuse here what is not a key at all, so the error names the key file.
+    sigstore_verify::crypto::KeyAlgorithm::from_spki(&der).map_err(|e| invalid(e.to_string()))?;
+    Ok(der)
+}
+
+/// Read at most `max` bytes of `path`; `None` when the file is larger.
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut buf = Vec::new();
+    file.take(max + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= max).then_some(buf))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Collapse a message onto one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRODUCTION_ROOT: &str = sigstore_verify::trust_root::SIGSTORE_PRODUCTION_TRUSTED_ROOT;
+
+    fn root() -> TrustRoot {
+        TrustRoot::from_json(PRODUCTION_ROOT.as_bytes(), Path::new("embedded")).unwrap()
+    }
+
+    fn identity() -> Expectation {
+        Expectation::Identity {
+            subject: "someone@example.com".into(),
+            issuer: "https://issuer.example".into(),
+        }
+    }
+
+    fn verify(json: &[u8]) -> Result<BundleVerified, BundleError> {
+        verify_bundle(json, Artifact::Bytes(b"hello"), &identity(), &root())
+    }
+
+    /// A structurally plausible v0.3 bundle whose contents are nonsense.
+    fn bundle_with_media_type(media_type: Option<&str>) -> String {
+        let mt = media_type
+            .map(|m| format!(r#""mediaType":{m:?},"#))
+            .unwrap_or_default();
+        format!(
+            r#"{{{mt}"verificationMaterial":{{"certificate":{{"rawBytes":"AAAA"}},"tlogEntries":[]}},"messageSignature":{{"messageDigest":{{"algorithm":"SHA2_256","digest":"AAAA"}},"signature":"AAAA"}}}}"#
+        )
+    }
+
+    #[test]
+    fn empty_and_garbage_bundles_are_malformed() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"{",
+            b"[]",
+            b"null",
+            b"\xff\xfe",
+            b"{\"mediaType\":",
+        ] {
+            let e = verify(bad).unwrap_err();
+            assert!(matches!(e, BundleError::BundleMalformed(_)), "{bad:?}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn truncated_bundle_is_an_error() {
+        let full = bundle_with_media_type(Some("application/vnd.dev.sigstore.bundle.v0.3+json"));
+        for n in 0..full.len() {
+            let e = verify(&full.as_bytes()[..n]).unwrap_err();
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        // whole but nonsensical: still refused, not a panic
+        assert!(verify(full.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn unknown_and_missing_versions_are_refused() {
+        for mt in [
+            Some("application/vnd.dev.sigstore.bundle+json;version=99.9"),
+            Some("application/vnd.dev.sigstore.bundle.v0.4+json"),
+            Some("application/json"),
+            Some(""),
+            None,
+        ] {
+            let e = verify(bundle_with_media_type(mt).as_bytes()).unwrap_err();
+            assert!(matches!(e, BundleError::BundleVersion(_)), "{mt:?}: {e}");
+        }
+        let e = verify(br#"{"mediaType":3}"#).unwrap_err();
+        assert!(matches!(e, BundleError::BundleVersion(_)), "{e}");
+    }
+
+    #[test]
+    fn wrong_media_type_for_content_is_refused() {
+        // v0.3 forbids certificate chains; v0.1 requires a signed entry timestamp.
+        let chain = r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AAAA"}]},"tlogEntries":[]},"messageSignature":{"signature":"AAAA"}}"#;
+        assert!(verify(chain.as_bytes()).is_err());
+        let v01 =
+            bundle_with_media_type(Some("application/vnd.dev.sigstore.bundle+json;version=0.1"));
+        assert!(matches!(
+            verify(v01.as_bytes()).unwrap_err(),
+            BundleError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn oversized_bundle_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_BUNDLE_BYTES as usize + 1];
+        assert!(matches!(
+            verify(&big).unwrap_err(),
+            BundleError::BundleTooLarge
+        ));
+    }
+
+    #[test]
+    fn bad_digest_is_refused() {
+        let b = bundle_with_media_type(Some("application/vnd.dev.sigstore.bundle.v0.3+json"));
+        for d in ["sha256:abc", "sha512:00", "", "sha256:ZZ"] {
+            let e =
+                verify_bundle(b.as_bytes(), Artifact::Digest(d), &identity(), &root()).unwrap_err();
+            assert!(matches!(e, BundleError::Digest(_)), "{d}: {e}");
+        }
+    }
+
+    #[test]
+    fn garbage_trust_roots_are_refused() {
+        let p = Path::new("t.json");
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"\xff",
+            b"{}",
+            br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=9"}"#,
+            br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"baseUrl":"x","hashAlgorithm":"SHA2_256","publicKey":{"rawBytes":"AAAA","keyDetails":"PKIX_ECDSA_P256_SHA_256"},"logId":{"keyId":"AAAA"}}]}"#,
+            br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","certificateAuthorities":[{"uri":"x","certChain":{"certificates":[{"rawBytes":"AAAA"}]}}]}"#,
+        ] {
+            let e = TrustRoot::from_json(bad, p).unwrap_err();
+            assert!(
+                matches!(e, BundleError::TrustRootInvalid { .. }),
+                "{bad:?}: {e}"
+            );
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        // the real thing, truncated anywhere, is refused
+        for n in (0..PRODUCTION_ROOT.len()).step_by(97) {
+            assert!(TrustRoot::from_json(&PRODUCTION_ROOT.as_bytes()[..n], p).is_err());
+        }
+        assert!(TrustRoot::from_json(PRODUCTION_ROOT.as_bytes(), p).is_ok());
+    }
+
+    #[test]
+    fn trust_root_files_are_bounded_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = TrustRoot::load_cached(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, BundleError::NoCachedTrustRoot { .. })
+                && e.to_string().contains("--trusted-root"),
+            "{e}"
+        );
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_TRUST_ROOT_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            TrustRoot::load(&big).unwrap_err(),
+            BundleError::TrustRootTooLarge { .. }
+        ));
+        let e = TrustRoot::load(dir.path()).unwrap_err();
+        assert!(matches!(e, BundleError::TrustRootRead { .. }), "{e}");
+        std::fs::create_dir_all(dir.path().join("trust")).unwrap();
+        std::fs::write(dir.path().join(CACHED_TRUST_ROOT), PRODUCTION_ROOT).unwrap();
+        assert!(TrustRoot::load_cached(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bundle_with_media_type(Some("application/vnd.dev.sigstore.bundle.v0.3+json"));
+        let key = |name: &str, content: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, content).unwrap();
+            Expectation::Key { pem_path: p }
+        };
+        for exp in [
+            key("empty.pub", b""),
+            key(
+                "garbage.pub",
+                b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            ),
+            key("binary.pub", b"\xff\x00"),
+            Expectation::Key {
+                pem_path: dir.path().join("missing.pub"),
+            },
+        ] {
+            let e = verify_bundle(b.as_bytes(), Artifact::Bytes(b"x"), &exp, &root()).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    BundleError::KeyRead { .. } | BundleError::KeyInvalid { .. }
+                ),
+                "{exp:?}: {e}"
+            );
+        }
+    }
+}
