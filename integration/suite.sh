@@ -121,6 +121,35 @@ images = ["$R/blocked/**"]
 action = "deny"
 
 [[rule]]
+name = "prov"
+images = ["$R/prov/*"]
+[[rule.signer]]
+key = "$KEYS/release.pub"
+[rule.provenance]
+builder_ids = ["https://builder.example/slsa/v1"]
+source_uris = ["git+https://git.example/acme/*"]
+[[rule.provenance.signer]]
+key = "$KEYS/builder.pub"
+
+[[rule]]
+name = "provsame"
+images = ["$R/provsame/*"]
+[[rule.signer]]
+key = "$KEYS/release.pub"
+[rule.provenance]
+builder_ids = ["https://builder.example/slsa/v1"]
+source_uris = ["https://git.example/acme/app"]
+
+[[rule]]
+name = "provwarn"
+images = ["$R/provwarn/*"]
+mode = "warn"
+[[rule.signer]]
+key = "$KEYS/release.pub"
+[rule.provenance]
+builder_ids = ["https://builder.example/slsa/v1"]
+
+[[rule]]
 name = "demo"
 images = ["$R/demo/*"]
 [[rule.signer]]
@@ -173,6 +202,36 @@ hex_replayed=${DIGEST[demo/replayed:v1]#sha256:}
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --preserve-digests \
   "docker://$R/demo/signed:sha256-$hex_signed.sig" "docker://$R/demo/replayed:sha256-$hex_replayed.sig"
 
+echo "# provenance: attestations made by securesystemslib (DSSE), attached in cosign's .att format"
+ATT=$PC_WORK/att
+mkdir -p "$ATT"
+"$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/builder.key" --public "$KEYS/builder.pub"
+GOOD_BUILDER=https://builder.example/slsa/v1
+GOOD_SOURCE=https://git.example/acme/app
+for spec in prov/v1:1 prov/v02:1 prov/none:1 prov/wrongbuilder:1 prov/wrongsource:1 prov/othersubject:1 \
+  prov/untrusted:1 prov/payloadtype:1 prov/malformed:1 provsame/v02:1 provwarn/none:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+  "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/$spec" >/dev/null
+done
+attest() { # SPEC KEY [make_attestation options...]: attest SPEC's digest and attach it to SPEC
+  local spec=$1 key=$2 out
+  shift 2
+  out=$ATT/${spec//[:\/]/-}.json
+  python3 "$HERE/attest/make_attestation.py" --key "$key" --subject-digest "${DIGEST[$spec]}" \
+    --subject-name "$R/${spec%%:*}" --out "$out" "$@"
+  "$SIGN" attach-attestation --plain-http --envelope "$out" "$R/${spec%%:*}@${DIGEST[$spec]}" >/dev/null
+}
+attest prov/v1:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --source-ref refs/tags/v1.0.0
+attest prov/v02:1 "$KEYS/builder.key" --predicate-version v0.2 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+attest prov/wrongbuilder:1 "$KEYS/builder.key" --predicate-version v1 --builder-id https://evil.example/builder --source-uri $GOOD_SOURCE
+attest prov/wrongsource:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri https://git.example/mallory/app
+attest prov/untrusted:1 "$KEYS/other.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+attest prov/payloadtype:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --payload-type text/plain
+attest prov/malformed:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --malform builder-id-number
+attest provsame/v02:1 "$KEYS/release.key" --predicate-version v0.2 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+# prov/v1's genuine attestation attached to another image
+"$SIGN" attach-attestation --plain-http --envelope "$ATT/prov-v1-1.json" "$R/prov/othersubject@${DIGEST[prov/othersubject:1]}" >/dev/null
+
 echo "# pull into containerd, fetch signatures into the node cache"
 for spec in "${!DIGEST[@]}"; do
   pc_pull "$spec" >/dev/null
@@ -213,6 +272,32 @@ start_case warn-mode-runs-unsigned warn/unsigned:v1 run warn
 start_case exemption-runs exempt/debug:v1 run allow
 [[ $(journal_field "$LAST_ID" PORTCULLIS_RULE) == exempt ]] && ok "exemption recorded with its rule" || not_ok "exemption rule"
 start_case deny-rule-refused blocked/team/app:v1 refuse deny 'refused by rule "blocked"'
+
+echo "# SLSA provenance"
+start_case provenance-v1-runs prov/v1:1 run allow
+for f in PORTCULLIS_PROVENANCE_BUILDER PORTCULLIS_PROVENANCE_SOURCE PORTCULLIS_PROVENANCE_DIGEST PORTCULLIS_PROVENANCE_PREDICATE_TYPE; do
+  v=$(journal_field "$LAST_ID" "$f" || true)
+  [[ -n $v ]] && ok "provenance record has $f=$v" || not_ok "provenance record has $f"
+done
+[[ $(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER) == key:$KEYS/builder.pub* ]] &&
+  ok "provenance signed by the [[rule.provenance.signer]], not the image signer" || not_ok "provenance signer"
+start_case provenance-v0.2-runs prov/v02:1 run allow
+start_case provenance-rule-signer-runs provsame/v02:1 run allow
+start_case no-provenance-refused prov/none:1 refuse deny "no provenance attestation cached"
+start_case wrong-builder-refused prov/wrongbuilder:1 refuse deny 'builder id "https://evil.example/builder" is not one of the allowed builder_ids'
+start_case wrong-source-refused prov/wrongsource:1 refuse deny "https://git.example/mallory/app"
+start_case other-image-attestation-refused prov/othersubject:1 refuse deny "an attestation of another image never counts"
+start_case untrusted-attestation-signer-refused prov/untrusted:1 refuse deny "DSSE signature(s) verifies with the signer(s)"
+start_case wrong-payload-type-refused prov/payloadtype:1 refuse deny 'DSSE payload type is "text/plain"'
+start_case malformed-predicate-refused prov/malformed:1 refuse deny "predicate.runDetails.builder.id"
+start_case provenance-warn-mode-runs provwarn/none:1 run warn
+j=$("$PC" provenance --json --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/v1:1")
+[[ $(jq -r .provenance.builder_id <<<"$j") == "$GOOD_BUILDER" && $(jq -r '.statement.subject[0].digest.sha256' <<<"$j") == "${DIGEST[prov/v1:1]#sha256:}" ]] &&
+  ok "portcullis provenance --json prints the verified statement" || not_ok "portcullis provenance --json" "$j"
+o=$("$PC" check --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/v02:1")
+grep -q "^provenance: builder $GOOD_BUILDER source $GOOD_SOURCE" <<<"$o" && ok "check shows the provenance it found" || not_ok "check shows provenance" "$o"
+o=$("$PC" check --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/wrongsource:1" || true)
+grep -q "^reason: .*source" <<<"$o" && ok "check says why provenance fails" || not_ok "check says why provenance fails" "$o"
 
 echo "# fail closed"
 cache_file=$PORTCULLIS_STATE_DIR/cache/sha256/${DIGEST[demo/corrupt:v1]#sha256:}.json

@@ -15,6 +15,7 @@ fi
 
 echo "== set-up (Debian packages, journald)"
 bash "$HERE/setup.sh"
+bash "$HERE/attest/install.sh"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

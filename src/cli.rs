@@ -36,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Decide as the shim would for an image or container, without starting anything.
     Check(CheckArgs),
+    /// Print the verified SLSA provenance cached for an image.
+    Provenance(CheckArgs),
     /// Copy an image's signatures from its registry into the node's cache.
     Fetch(FetchArgs),
     /// Work with policy files.
@@ -214,12 +216,16 @@ pub enum CliError {
     /// Output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// A precondition of the command failed; the message says which.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Run a parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Check(a) => check(a),
+        Command::Provenance(a) => provenance(a),
         Command::Fetch(a) => fetch(a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(&file, json),
         Command::Audit(a) => audit(a),
@@ -269,10 +275,114 @@ fn check(a: CheckArgs) -> Result<u8, CliError> {
         }
         writeln!(out, "rule:     {} (mode {})", d.rule, d.mode.as_str())?;
         writeln!(out, "signer:   {}", d.signer.as_deref().unwrap_or("-"))?;
+        if let Some(p) = &d.provenance {
+            writeln!(
+                out,
+                "provenance: builder {} source {}{} ({}), signed by {}",
+                p.builder,
+                p.source.as_deref().unwrap_or("-"),
+                p.source_ref
+                    .as_deref()
+                    .map(|r| format!(" ref {r}"))
+                    .unwrap_or_default(),
+                p.predicate_type,
+                p.signer
+            )?;
+        }
         writeln!(out, "reason:   {}", d.reason)?;
         writeln!(out, "shim:     {}", d.shim)?;
     }
     Ok(if d.allows() { 0 } else { EXIT_NO })
+}
+
+fn provenance(a: CheckArgs) -> Result<u8, CliError> {
+    let policy = Policy::load(&a.policy).map_err(|e| CliError::Usage(e.to_string()))?;
+    let state = StateDir::new(&a.state_dir);
+    let timeout = crate::shim::lookup_timeout();
+    let target = match (&a.container, &a.image) {
+        (Some(id), _) => containerd::lookup_container(
+            &a.containerd.address,
+            &a.containerd.namespace,
+            id,
+            timeout,
+        ),
+        (None, Some(image)) => lookup_image(&a.containerd, image, timeout),
+        (None, None) => unreachable!("clap requires one"),
+    }
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let image = crate::reference::ImageRef::parse(&target.name)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let policy::Selection::Rule(rule) = policy.select(&image) else {
+        return Err(CliError::Usage(format!(
+            "no rule of {} applies to {image}: nothing says who may sign its provenance",
+            a.policy.display()
+        )));
+    };
+    let signers_spec = match &rule.provenance {
+        Some(p) if !p.signers.is_empty() => &p.signers,
+        _ => &rule.signers,
+    };
+    let signers = signers_spec
+        .iter()
+        .map(crate::verify::LoadedSigner::load)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let req = match &rule.provenance {
+        Some(p) => crate::attestation::requirement(p).map_err(CliError::Usage)?,
+        None => crate::provenance::Requirement::default(),
+    };
+    let digests = target.digests();
+    let entries = crate::verify::read_entries(&state, &digests)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    match crate::attestation::verify_provenance(
+        &entries,
+        &digests,
+        &signers,
+        &req,
+        jiff::Timestamp::now(),
+    ) {
+        Ok(v) => {
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &v).map_err(std::io::Error::other)?;
+            } else {
+                let p = &v.provenance;
+                writeln!(out, "image:      {image}")?;
+                writeln!(out, "rule:       {}", rule.name)?;
+                writeln!(out, "signer:     {}", v.signer)?;
+                writeln!(out, "predicate:  {}", p.predicate_type)?;
+                writeln!(out, "builder:    {}", p.builder_id)?;
+                writeln!(out, "build type: {}", p.build_type)?;
+                writeln!(
+                    out,
+                    "source:     {}",
+                    p.source_uri.as_deref().unwrap_or("-")
+                )?;
+                writeln!(
+                    out,
+                    "ref:        {}",
+                    p.source_ref.as_deref().unwrap_or("-")
+                )?;
+                writeln!(out, "statement:  {}", v.statement_digest)?;
+                serde_json::to_writer_pretty(&mut out, &v.statement)
+                    .map_err(std::io::Error::other)?;
+            }
+            writeln!(out)?;
+            Ok(0)
+        }
+        Err(crate::attestation::ProvenanceRejection::NothingCached) => {
+            eprintln!(
+                "portcullis: no provenance attestation cached for {}; run `portcullis fetch {}`",
+                digests.join(" or "),
+                image.pinned(&target.target_digest)
+            );
+            Ok(EXIT_NO)
+        }
+        Err(crate::attestation::ProvenanceRejection::NoneAcceptable { reason, .. }) => {
+            eprintln!("portcullis: {reason}");
+            Ok(EXIT_NO)
+        }
+    }
 }
 
 /// Find an image in containerd under the name given or its normalized form;

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::attestation;
 use crate::cache::StateDir;
 use crate::containerd::{ImageTarget, LookupError};
 use crate::policy::{Action, DefaultAction, Mode, Policy, PolicyError, Selection, DEFAULT_SHIM};
@@ -87,6 +88,8 @@ pub struct Decision {
     pub signer: Option<String>,
     /// The digest signed (index or platform manifest).
     pub signed_digest: Option<String>,
+    /// The verified provenance, when the rule required it.
+    pub provenance: Option<ProvenanceSummary>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
     /// The policy file.
@@ -132,6 +135,25 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The provenance facts a verdict records.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvenanceSummary {
+    /// The builder ID.
+    pub builder: String,
+    /// The source repository, if derivable.
+    pub source: Option<String>,
+    /// The source ref, if derivable.
+    pub source_ref: Option<String>,
+    /// The build type.
+    pub build_type: String,
+    /// The predicate type.
+    pub predicate_type: String,
+    /// `sha256:` of the verified statement.
+    pub statement_digest: String,
+    /// Who signed the attestation.
+    pub signer: String,
+}
+
 /// What the shim (or `check`) is deciding about.
 #[derive(Debug, Clone)]
 pub struct Subject {
@@ -158,6 +180,7 @@ pub fn decide(
         reason: String::new(),
         signer: None,
         signed_digest: None,
+        provenance: None,
         policy_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
@@ -280,29 +303,77 @@ fn verify_rule(
     state: &StateDir,
     d: &mut Decision,
 ) -> Result<Kind, String> {
-    let signers = rule
-        .signers
-        .iter()
-        .map(LoadedSigner::load)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let load = |signers: &[crate::policy::Signer]| {
+        signers
+            .iter()
+            .map(LoadedSigner::load)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("rule \"{}\": {e}", rule.name))
+    };
+    let signers = load(&rule.signers)?;
     let digests = target.digests();
-    match verify::verify_signatures(state, &digests, &signers) {
-        Err(e) => Err(format!("signature cache unusable: {e}")),
-        Ok(Ok(v)) => {
+    let fetch_hint = format!(
+        "run `portcullis fetch {}`",
+        image.pinned(&target.target_digest)
+    );
+    let entries = verify::read_entries(state, &digests)
+        .map_err(|e| format!("signature cache unusable: {e}"))?;
+    match verify::verify_entries(&entries, &digests, &signers) {
+        Ok(v) => {
             d.reason = format!("signature by {} over {}", v.signer, v.digest);
             d.signer = Some(v.signer);
             d.signed_digest = Some(v.digest);
+        }
+        Err(Rejection::NothingCached) => {
+            return Err(format!(
+                "no signatures cached for {} on this node; {fetch_hint} (rule \"{}\" requires a signature)",
+                digests.join(" or "),
+                rule.name
+            ))
+        }
+        Err(Rejection::NoValidSignature { examined, reason }) => {
+            return Err(format!(
+                "{reason} ({examined} cached signature(s) examined, rule \"{}\")",
+                rule.name
+            ))
+        }
+    }
+    let Some(pp) = &rule.provenance else {
+        return Ok(Kind::Verified);
+    };
+    let req = attestation::requirement(pp).map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let att_signers = if pp.signers.is_empty() {
+        signers
+    } else {
+        load(&pp.signers)?
+    };
+    match attestation::verify_provenance(&entries, &digests, &att_signers, &req, jiff::Timestamp::now()) {
+        Ok(v) => {
+            let p = &v.provenance;
+            d.reason.push_str(&format!(
+                "; provenance by {} from {} ({})",
+                p.builder_id,
+                p.source_uri.as_deref().unwrap_or("an unnamed source"),
+                p.predicate_type
+            ));
+            d.provenance = Some(ProvenanceSummary {
+                builder: p.builder_id.clone(),
+                source: p.source_uri.clone(),
+                source_ref: p.source_ref.clone(),
+                build_type: p.build_type.clone(),
+                predicate_type: p.predicate_type.clone(),
+                statement_digest: v.statement_digest,
+                signer: v.signer,
+            });
             Ok(Kind::Verified)
         }
-        Ok(Err(Rejection::NothingCached)) => Err(format!(
-            "no signatures cached for {} on this node; run `portcullis fetch {}` (rule \"{}\" requires a signature)",
+        Err(attestation::ProvenanceRejection::NothingCached) => Err(format!(
+            "no provenance attestation cached for {} on this node; {fetch_hint} (rule \"{}\" requires SLSA provenance)",
             digests.join(" or "),
-            image.pinned(&target.target_digest),
             rule.name
         )),
-        Ok(Err(Rejection::NoValidSignature { examined, reason })) => Err(format!(
-            "{reason} ({examined} cached signature(s) examined, rule \"{}\")",
+        Err(attestation::ProvenanceRejection::NoneAcceptable { examined, reason }) => Err(format!(
+            "{reason} ({examined} cached attestation(s) examined, rule \"{}\")",
             rule.name
         )),
     }

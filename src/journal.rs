@@ -126,6 +126,35 @@ impl Record {
                 env!("CARGO_PKG_VERSION").into(),
             ),
         ];
+        if let Some(p) = &d.provenance {
+            fields.extend([
+                (
+                    "PORTCULLIS_PROVENANCE_BUILDER".to_string(),
+                    p.builder.clone(),
+                ),
+                (
+                    "PORTCULLIS_PROVENANCE_SOURCE".into(),
+                    p.source.clone().unwrap_or_default(),
+                ),
+                (
+                    "PORTCULLIS_PROVENANCE_SOURCE_REF".into(),
+                    p.source_ref.clone().unwrap_or_default(),
+                ),
+                (
+                    "PORTCULLIS_PROVENANCE_BUILD_TYPE".into(),
+                    p.build_type.clone(),
+                ),
+                (
+                    "PORTCULLIS_PROVENANCE_PREDICATE_TYPE".into(),
+                    p.predicate_type.clone(),
+                ),
+                (
+                    "PORTCULLIS_PROVENANCE_DIGEST".into(),
+                    p.statement_digest.clone(),
+                ),
+                ("PORTCULLIS_PROVENANCE_SIGNER".into(), p.signer.clone()),
+            ]);
+        }
         fields.retain(|(_, v)| !v.is_empty());
         Record {
             message,

@@ -8,6 +8,8 @@
 //! 3. [`policy`] — which rule governs the image, in which mode.
 //! 4. [`cache`] — the node's signature artifacts, fetched ahead of time.
 //! 5. [`verify`] (with [`cosign`]) — does a rule's signer vouch for this digest?
+//!    Then [`attestation`] (with [`dsse`] and [`provenance`]) — does a signed
+//!    SLSA provenance meet the rule's `[rule.provenance]`?
 //! 6. [`gate`] — the verdict, fail-closed.
 //! 7. [`journal`] — one structured record per verdict, spooled if journald is away.
 //! 8. back in [`shim`] — `exec` the inner shim, or refuse with one line.
@@ -16,6 +18,7 @@
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
 //! the journal back.
 
+pub mod attestation;
 pub mod audit;
 pub mod bundle;
 pub mod cache;

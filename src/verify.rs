@@ -169,13 +169,19 @@ pub fn verify_signatures(
     digests: &[&str],
     signers: &[LoadedSigner],
 ) -> Result<Result<Verified, Rejection>, VerifyError> {
-    let mut entries: Vec<Entry> = Vec::new();
+    let entries = read_entries(state, digests)?;
+    Ok(verify_entries(&entries, digests, signers))
+}
+
+/// Read the cache entries of `digests` (absent ones are skipped).
+pub fn read_entries(state: &StateDir, digests: &[&str]) -> Result<Vec<Entry>, VerifyError> {
+    let mut entries = Vec::new();
     for d in digests {
         if let Some(e) = state.read(d)? {
             entries.push(e);
         }
     }
-    Ok(verify_entries(&entries, digests, signers))
+    Ok(entries)
 }
 
 /// [`verify_signatures`] over entries already read.

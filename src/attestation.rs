@@ -1,0 +1,161 @@
+//! Provenance at the gate: from the cached attestations of a digest to one
+//! verified SLSA provenance that meets the rule.
+//!
+//! This module owns the order of the provenance checks over what
+//! `portcullis fetch` cached (cosign's `.att` DSSE envelope layers): parse
+//! the envelope ([`crate::dsse`]), verify it with the attestation signers,
+//! bind its statement to the digest being started and validate the
+//! predicate ([`crate::provenance`]), then check the rule's requirement.
+//! The first attestation that passes every step wins; when none does, the
+//! reason is the most telling failure (a requirement not met says more than
+//! a statement about another image, which says more than a bad signature).
+
+use std::time::Duration;
+
+use crate::cache::{kind, Entry};
+use crate::dsse::Envelope;
+use crate::policy::ProvenancePolicy;
+use crate::provenance::{self, Pattern, Provenance, Requirement};
+use crate::verify::LoadedSigner;
+
+/// Media type of DSSE envelope layers.
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// A provenance that passed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProvenanceVerified {
+    /// The normalized provenance.
+    pub provenance: Provenance,
+    /// `sha256:` of the verified in-toto statement bytes.
+    pub statement_digest: String,
+    /// The signer that vouched for the envelope.
+    pub signer: String,
+    /// The verified statement itself.
+    pub statement: serde_json::Value,
+}
+
+/// Why no provenance passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvenanceRejection {
+    /// No attestation is cached for the digests.
+    NothingCached,
+    /// Attestations are cached, none passes; the most telling reason.
+    NoneAcceptable {
+        /// How many envelopes were examined.
+        examined: usize,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// Compile the policy's `[rule.provenance]` into a requirement. Source
+/// URIs are compared without git's `git+` scheme prefix (provenance writes
+/// `git+https://…`, the normalized source is `https://…`), so `source_uris`
+/// patterns may be written either way.
+pub fn requirement(p: &ProvenancePolicy) -> Result<Requirement, String> {
+    let compile = |list: &[String]| -> Result<Vec<Pattern>, String> {
+        list.iter()
+            .map(|s| Pattern::new(s).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let sources: Vec<String> = p
+        .source_uris
+        .iter()
+        .map(|s| s.strip_prefix("git+").unwrap_or(s).to_string())
+        .collect();
+    Ok(Requirement {
+        builder_ids: compile(&p.builder_ids)?,
+        source_uris: compile(&sources)?,
+        build_types: compile(&p.build_types)?,
+        source_refs: compile(&p.source_refs)?,
+        max_age: p.max_age.map(|d| Duration::from_secs(d.as_secs())),
+    })
+}
+
+/// Check the cached attestations of `digests` (index digest first, then
+/// the platform manifest) against `signers` and `req`.
+pub fn verify_provenance(
+    entries: &[Entry],
+    digests: &[&str],
+    signers: &[LoadedSigner],
+    req: &Requirement,
+    now: jiff::Timestamp,
+) -> Result<ProvenanceVerified, ProvenanceRejection> {
+    let mut examined = 0usize;
+    let mut best: Option<(u8, String)> = None;
+    let mut note = |rank: u8, msg: String| {
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, msg));
+        }
+    };
+    let layers = entries
+        .iter()
+        .flat_map(|e| e.artifacts.iter())
+        .filter(|a| a.kind == kind::COSIGN_ATTESTATION)
+        .flat_map(|a| a.layers.iter())
+        .filter(|l| l.media_type == DSSE_MEDIA_TYPE);
+    for layer in layers {
+        examined += 1;
+        let blob = layer.blob();
+        let envelope = match Envelope::parse(&blob) {
+            Ok(e) => e,
+            Err(e) => {
+                note(1, format!("attestation {}: {e}", short(&layer.digest)));
+                continue;
+            }
+        };
+        let verified = match envelope.verify(signers) {
+            Ok(v) => v,
+            Err(e) => {
+                note(2, format!("attestation {}: {e}", short(&layer.digest)));
+                continue;
+            }
+        };
+        let prov = match provenance::extract(verified.payload, digests) {
+            Ok(p) => p,
+            Err(provenance::ProvenanceError::NotProvenance(t)) => {
+                note(
+                    0,
+                    format!(
+                        "attestation {} has predicate type {t:?}, not SLSA provenance",
+                        short(&layer.digest)
+                    ),
+                );
+                continue;
+            }
+            Err(e) => {
+                note(
+                    3,
+                    format!(
+                        "attestation {} by {}: {e}",
+                        short(&layer.digest),
+                        verified.signer
+                    ),
+                );
+                continue;
+            }
+        };
+        if let Err(unmet) = req.check(&prov, now) {
+            note(4, format!("provenance by {}: {unmet}", verified.signer));
+            continue;
+        }
+        let statement = serde_json::from_slice(verified.payload).unwrap_or(serde_json::Value::Null);
+        return Ok(ProvenanceVerified {
+            statement_digest: crate::digest::sha256_prefixed(verified.payload),
+            signer: verified.signer.clone(),
+            provenance: prov,
+            statement,
+        });
+    }
+    if examined == 0 {
+        return Err(ProvenanceRejection::NothingCached);
+    }
+    Err(ProvenanceRejection::NoneAcceptable {
+        examined,
+        reason: best.map(|(_, m)| m).unwrap_or_default(),
+    })
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
