@@ -119,6 +119,12 @@ pub enum BundleError {
     /// `sigstore-verify` rejected the bundle.
     #[error("bundle does not verify: {}", one_line(&.0.to_string()))]
     Rejected(#[source] sigstore_verify::Error),
+    /// The bundle verified, but its certificate is not the policy's signer.
+    #[error("{0}")]
+    NotTheSigner(String),
+    /// The policy asks for something this version cannot check.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Trust material for bundle verification, parsed and checked once.
@@ -246,6 +252,9 @@ pub enum Expectation {
         /// The PEM `PUBLIC KEY` file.
         pem_path: PathBuf,
     },
+    /// A policy's keyless signer: issuer and subject matchers (exact or
+    /// anchored regular expressions) and Fulcio extension claims.
+    Keyless(Box<crate::policy::Keyless>),
 }
 
 /// Where a verified signing time comes from.
@@ -358,6 +367,55 @@ pub fn verify_bundle(
             };
             (r, signer)
         }
+        Expectation::Keyless(k) => {
+            if let Some(ca) = &k.ca {
+                return Err(BundleError::Unsupported(format!(
+                    "signer CA bundle {} (bring-your-own PKI) is not supported by this version; name a trust root that lists the CA instead",
+                    ca.display()
+                )));
+            }
+            // The crate verifies chain, SCT and log; we authorize the signer.
+            let policy = VerificationPolicy::any_identity();
+            let r = root
+                .verifier
+                .verify(artifact, &bundle, &policy)
+                .map_err(BundleError::Rejected)?;
+            let subject = r
+                .identity()
+                .map(|i| i.as_str().to_string())
+                .ok_or_else(|| BundleError::NotTheSigner("the bundle carries no certificate identity (a key signature, not a keyless one)".into()))?;
+            let issuer = r.issuer().map(str::to_string).ok_or_else(|| {
+                BundleError::NotTheSigner(format!("certificate of {subject} names no OIDC issuer"))
+            })?;
+            if !k.issuer.matches(&issuer) {
+                return Err(BundleError::NotTheSigner(format!(
+                    "certificate issuer {issuer:?} does not match the signer's issuer {}",
+                    k.issuer
+                )));
+            }
+            if !k.subject.matches(&subject) {
+                return Err(BundleError::NotTheSigner(format!(
+                    "certificate subject {subject:?} does not match the signer's subject {}",
+                    k.subject
+                )));
+            }
+            if !k.extensions.is_empty() {
+                let cert = r.certificate().ok_or_else(|| {
+                    BundleError::NotTheSigner("no certificate to read extensions from".into())
+                })?;
+                for (name, want) in &k.extensions {
+                    let got = fulcio_claim(&cert.ci_claims, name);
+                    if got != Some(want.as_str()) {
+                        return Err(BundleError::NotTheSigner(format!(
+                            "certificate extension {name} is {}, the signer requires {want:?}",
+                            got.map(|g| format!("{g:?}"))
+                                .unwrap_or_else(|| "absent".into())
+                        )));
+                    }
+                }
+            }
+            (r, SignerInfo::Certificate { subject, issuer })
+        }
         Expectation::Key { pem_path } => {
             let key = load_key(pem_path)?;
             let signer = SignerInfo::Key {
@@ -395,6 +453,39 @@ pub fn verify_bundle(
         timestamps,
         signing_time,
     })
+}
+
+/// A Fulcio extension claim by its policy name (see
+/// [`crate::policy::FULCIO_EXTENSIONS`]).
+pub fn fulcio_claim<'c>(
+    c: &'c sigstore_verify::crypto::x509::FulcioCiClaims,
+    name: &str,
+) -> Option<&'c str> {
+    let g = &c.deprecated_github;
+    let v = match name {
+        "build_signer_uri" => &c.build_signer_uri,
+        "build_signer_digest" => &c.build_signer_digest,
+        "runner_environment" => &c.runner_environment,
+        "source_repository_uri" => &c.source_repository_uri,
+        "source_repository_digest" => &c.source_repository_digest,
+        "source_repository_ref" => &c.source_repository_ref,
+        "source_repository_identifier" => &c.source_repository_identifier,
+        "source_repository_owner_uri" => &c.source_repository_owner_uri,
+        "source_repository_owner_identifier" => &c.source_repository_owner_identifier,
+        "build_config_uri" => &c.build_config_uri,
+        "build_config_digest" => &c.build_config_digest,
+        "build_trigger" => &c.build_trigger,
+        "run_invocation_uri" => &c.run_invocation_uri,
+        "source_repository_visibility_at_signing" => &c.source_repository_visibility_at_signing,
+        "deployment_environment" => &c.deployment_environment,
+        "github_workflow_trigger" => &g.workflow_trigger,
+        "github_workflow_sha" => &g.workflow_sha,
+        "github_workflow_name" => &g.workflow_name,
+        "github_workflow_repository" => &g.workflow_repository,
+        "github_workflow_ref" => &g.workflow_ref,
+        _ => return None,
+    };
+    v.as_deref()
 }
 
 /// Parse a bundle, refusing unknown versions (and a missing `mediaType`)
@@ -686,5 +777,29 @@ mod tests {
                 "{exp:?}: {e}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    #[test]
+    fn every_policy_extension_name_reads_a_claim() {
+        let mut c = sigstore_verify::crypto::x509::FulcioCiClaims::default();
+        for name in crate::policy::FULCIO_EXTENSIONS {
+            assert_eq!(super::fulcio_claim(&c, name), None, "{name}");
+        }
+        c.build_signer_uri = Some("a".into());
+        c.source_repository_ref = Some("refs/tags/v1".into());
+        c.deprecated_github.workflow_repository = Some("acme/app".into());
+        assert_eq!(super::fulcio_claim(&c, "build_signer_uri"), Some("a"));
+        assert_eq!(
+            super::fulcio_claim(&c, "source_repository_ref"),
+            Some("refs/tags/v1")
+        );
+        assert_eq!(
+            super::fulcio_claim(&c, "github_workflow_repository"),
+            Some("acme/app")
+        );
+        assert_eq!(super::fulcio_claim(&c, "no_such_claim"), None);
     }
 }

@@ -15,6 +15,12 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// Layer annotation holding a keyless signing certificate (PEM).
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// Layer annotation holding the keyless certificate chain (PEM, intermediates then root).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// Layer annotation holding the Rekor bundle (signed entry timestamp and entry).
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// Largest certificate, chain or Rekor bundle annotation accepted, in characters.
+pub const MAX_ANNOTATION: usize = 64 * 1024;
 /// The `critical.type` cosign writes and requires.
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 /// Largest payload accepted, in bytes.
@@ -46,6 +52,14 @@ pub enum CosignError {
     /// The layer has no signature annotation.
     #[error("signature layer has no `{SIGNATURE_ANNOTATION}` annotation")]
     MissingSignature,
+    /// A keyless annotation (certificate, chain, Rekor bundle) is unusable.
+    #[error("signature layer's {annotation} annotation is unusable: {why}")]
+    BadAnnotation {
+        /// Which annotation.
+        annotation: &'static str,
+        /// Why.
+        why: String,
+    },
     /// The signature annotation is not usable base64.
     #[error("signature annotation is not valid base64 (or over {MAX_SIGNATURE_B64} characters)")]
     BadSignatureEncoding,
@@ -121,6 +135,144 @@ pub fn decode_signature(b64: &str) -> Result<Vec<u8>, CosignError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| CosignError::BadSignatureEncoding)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekorBundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    signed_entry_timestamp: String,
+    #[serde(rename = "Payload")]
+    payload: RekorPayload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekorPayload {
+    body: String,
+    #[serde(rename = "integratedTime")]
+    integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BodyHead {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+}
+
+/// Is this a keyless (certificate-carrying) signature layer?
+pub fn is_keyless(annotations: &std::collections::BTreeMap<String, String>) -> bool {
+    annotations.contains_key(CERTIFICATE_ANNOTATION)
+}
+
+fn pem_certificates(text: &str, annotation: &'static str) -> Result<Vec<String>, CosignError> {
+    let bad = |why: String| CosignError::BadAnnotation { annotation, why };
+    if text.len() > MAX_ANNOTATION {
+        return Err(bad("too large".into()));
+    }
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    for block in text.split_inclusive(END) {
+        let block = block.trim();
+        if block.is_empty() {
+            continue;
+        }
+        let der = sigstore_verify::types::DerCertificate::from_pem(block)
+            .map_err(|e| bad(e.to_string()))?;
+        out.push(der.to_base64());
+    }
+    if out.is_empty() {
+        return Err(bad("no PEM certificate".into()));
+    }
+    Ok(out)
+}
+
+/// Re-express a legacy cosign signature layer (payload, signature,
+/// certificate, chain and Rekor bundle annotations) as the equivalent
+/// Sigstore bundle v0.1, so that `sigstore-verify` checks it like any other
+/// bundle. This is a mapping of fields, not a verification: every check is
+/// the crate's. Returns `None` when the layer has no Rekor bundle (a
+/// signature without a transparency-log entry has no bundle equivalent).
+pub fn legacy_to_bundle(
+    payload: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Vec<u8>>, CosignError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = annotations
+        .get(SIGNATURE_ANNOTATION)
+        .ok_or(CosignError::MissingSignature)?;
+    decode_signature(signature)?;
+    let Some(rekor) = annotations.get(REKOR_BUNDLE_ANNOTATION) else {
+        return Ok(None);
+    };
+    let bad =
+        |annotation: &'static str, why: String| CosignError::BadAnnotation { annotation, why };
+    if rekor.len() > MAX_ANNOTATION {
+        return Err(bad(REKOR_BUNDLE_ANNOTATION, "too large".into()));
+    }
+    let rb: RekorBundle =
+        serde_json::from_str(rekor).map_err(|e| bad(REKOR_BUNDLE_ANNOTATION, e.to_string()))?;
+    let body = b64
+        .decode(&rb.payload.body)
+        .map_err(|_| bad(REKOR_BUNDLE_ANNOTATION, "entry body is not base64".into()))?;
+    let head: BodyHead = serde_json::from_slice(&body)
+        .map_err(|e| bad(REKOR_BUNDLE_ANNOTATION, format!("entry body: {e}")))?;
+    let log_id = hex_decode(&rb.payload.log_id)
+        .ok_or_else(|| bad(REKOR_BUNDLE_ANNOTATION, "logID is not hex".into()))?;
+    if rb.payload.log_index < 0 || rb.payload.integrated_time < 0 {
+        return Err(bad(
+            REKOR_BUNDLE_ANNOTATION,
+            "negative logIndex or integratedTime".into(),
+        ));
+    }
+    let material = match annotations.get(CERTIFICATE_ANNOTATION) {
+        Some(cert) => {
+            let mut certs = pem_certificates(cert, CERTIFICATE_ANNOTATION)?;
+            if let Some(chain) = annotations.get(CHAIN_ANNOTATION) {
+                certs.extend(pem_certificates(chain, CHAIN_ANNOTATION)?);
+            }
+            serde_json::json!({"x509CertificateChain": {"certificates":
+                certs.into_iter().map(|c| serde_json::json!({"rawBytes": c})).collect::<Vec<_>>()}})
+        }
+        None => serde_json::json!({"publicKey": {"hint": ""}}),
+    };
+    let mut material = material;
+    material["tlogEntries"] = serde_json::json!([{
+        "logIndex": rb.payload.log_index.to_string(),
+        "logId": {"keyId": b64.encode(&log_id)},
+        "kindVersion": {"kind": head.kind, "version": head.api_version},
+        "integratedTime": rb.payload.integrated_time.to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": rb.signed_entry_timestamp},
+        "canonicalizedBody": rb.payload.body,
+    }]);
+    let digest = sigstore_verify::crypto::sha256(payload);
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": material,
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(digest.as_bytes())},
+            "signature": signature.trim(),
+        },
+    });
+    serde_json::to_vec(&bundle)
+        .map(Some)
+        .map_err(|e| bad(REKOR_BUNDLE_ANNOTATION, e.to_string()))
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ pub struct Decision {
     pub signed_digest: Option<String>,
     /// The verified provenance, when the rule required it.
     pub provenance: Option<ProvenanceSummary>,
+    /// Certificate identity and transparency-log facts of a Sigstore-verified signature.
+    pub sigstore: Option<verify::SigstoreFacts>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
     /// The policy file.
@@ -181,6 +183,7 @@ pub fn decide(
         signer: None,
         signed_digest: None,
         provenance: None,
+        sigstore: None,
         policy_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
@@ -280,6 +283,16 @@ fn evaluate(
     }
 }
 
+/// Where a rule's trust root lives: the node's default, a named root under
+/// `trust/<name>/`, or a file the policy names.
+pub fn trust_root_path(state: &StateDir, named: Option<&str>) -> std::path::PathBuf {
+    match named {
+        None => state.root().join(crate::bundle::CACHED_TRUST_ROOT),
+        Some(n) if n.starts_with('/') => std::path::PathBuf::from(n),
+        Some(n) => state.root().join("trust").join(n).join("trusted_root.json"),
+    }
+}
+
 /// The container's rootfs must be an unpacked copy of the image being
 /// verified: its active snapshot's parent is the image's chain ID. A
 /// container on another snapshot (`ctr run --rootfs`, a snapshot prepared
@@ -304,11 +317,7 @@ fn verify_rule(
     d: &mut Decision,
 ) -> Result<Kind, String> {
     let load = |signers: &[crate::policy::Signer]| {
-        signers
-            .iter()
-            .map(LoadedSigner::load)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("rule \"{}\": {e}", rule.name))
+        verify::RuleSigners::load(signers).map_err(|e| format!("rule \"{}\": {e}", rule.name))
     };
     let signers = load(&rule.signers)?;
     let digests = target.digests();
@@ -318,11 +327,34 @@ fn verify_rule(
     );
     let entries = verify::read_entries(state, &digests)
         .map_err(|e| format!("signature cache unusable: {e}"))?;
-    match verify::verify_entries(&entries, &digests, &signers) {
+    let root_path = trust_root_path(state, rule.trust_root.as_deref());
+    let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
+        std::cell::OnceCell::new();
+    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
+        root_cell
+            .get_or_init(|| {
+                crate::bundle::TrustRoot::load(&root_path).map_err(|e| match e {
+                    crate::bundle::BundleError::TrustRootRead { .. } => format!(
+                        "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
+                        root_path.display()
+                    ),
+                    other => other.to_string(),
+                })
+            })
+            .as_ref()
+            .map_err(String::clone)
+    };
+    match verify::verify_entries_with(&entries, &digests, &signers, &mut trust) {
         Ok(v) => {
             d.reason = format!("signature by {} over {}", v.signer, v.digest);
+            if let Some(f) = &v.sigstore {
+                if let (Some(id), Some(ix)) = (&f.log_id, f.log_index) {
+                    d.reason.push_str(&format!(" (Rekor log {} index {ix})", &id[..id.len().min(12)]));
+                }
+            }
             d.signer = Some(v.signer);
             d.signed_digest = Some(v.digest);
+            d.sigstore = v.sigstore;
         }
         Err(Rejection::NothingCached) => {
             return Err(format!(
@@ -342,11 +374,22 @@ fn verify_rule(
         return Ok(Kind::Verified);
     };
     let req = attestation::requirement(pp).map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
-    let att_signers = if pp.signers.is_empty() {
+    let att_rule_signers = if pp.signers.is_empty() {
         signers
     } else {
         load(&pp.signers)?
     };
+    if att_rule_signers.keys.is_empty() {
+        return Err(format!(
+            "rule \"{}\": provenance signed by keyless identities is not verifiable by this version; name a key in [[rule.provenance.signer]]",
+            rule.name
+        ));
+    }
+    let att_signers: Vec<LoadedSigner> = att_rule_signers
+        .keys
+        .into_iter()
+        .map(|k| k.signer)
+        .collect();
     match attestation::verify_provenance(&entries, &digests, &att_signers, &req, jiff::Timestamp::now()) {
         Ok(v) => {
             let p = &v.provenance;

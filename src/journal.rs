@@ -126,6 +126,20 @@ impl Record {
                 env!("CARGO_PKG_VERSION").into(),
             ),
         ];
+        if let Some(f) = &d.sigstore {
+            let o = |v: &Option<String>| v.clone().unwrap_or_default();
+            fields.extend([
+                ("PORTCULLIS_SIGNER_SUBJECT".to_string(), o(&f.subject)),
+                ("PORTCULLIS_SIGNER_ISSUER".into(), o(&f.issuer)),
+                ("PORTCULLIS_REKOR_LOG_ID".into(), o(&f.log_id)),
+                (
+                    "PORTCULLIS_REKOR_LOG_INDEX".into(),
+                    f.log_index.map(|i| i.to_string()).unwrap_or_default(),
+                ),
+                ("PORTCULLIS_TIMESTAMP_SOURCE".into(), o(&f.time_source)),
+                ("PORTCULLIS_SIGNED_AT".into(), o(&f.signed_at)),
+            ]);
+        }
         if let Some(p) = &d.provenance {
             fields.extend([
                 (

@@ -765,7 +765,12 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
                 if let Some(t) = ctx.string(v, "trust_root") {
                     if t.is_empty() {
                         ctx.error(v.span(), "`trust_root` cannot be empty");
-                    } else if t == "public-good" || t == "staging" {
+                    } else if !t.is_empty()
+                        && t.len() <= 64
+                        && t.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    {
+                        // A named root under the state directory (`public-good`, `staging`, ...).
                         trust_root = Some(t);
                     } else {
                         trust_root = Some(resolve(base, &t).display().to_string());
@@ -1103,6 +1108,13 @@ fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> 
             path,
             require_tlog: require_tlog.unwrap_or(false),
         }),
+        (None, true) if require_tlog == Some(false) => {
+            ctx.error(
+                item.span(),
+                "a keyless signer needs a transparency-log entry to prove when it signed; `require_tlog = false` is for key signers only",
+            );
+            None
+        }
         (None, true) => match (issuer, subject) {
             (Some(issuer), Some(subject)) => Some(Signer::Keyless(Box::new(Keyless {
                 issuer,

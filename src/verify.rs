@@ -16,7 +16,7 @@ use sigstore_verify::types::{DerPublicKey, SignatureBytes};
 
 use crate::cache::{Entry, StateDir};
 use crate::cosign;
-use crate::policy::Signer;
+use crate::policy::{Keyless, Signer};
 
 /// Largest public key file accepted, in bytes.
 pub const MAX_KEY_BYTES: u64 = 64 * 1024;
@@ -46,10 +46,11 @@ pub enum VerifyError {
 }
 
 /// A signer ready to verify: its key parsed once.
+#[derive(Clone)]
 pub struct LoadedSigner {
     /// How verdicts name it (`key:/path (sha256:… fingerprint)`).
     pub id: String,
-    keys: Vec<VerificationKey>,
+    keys: std::sync::Arc<Vec<VerificationKey>>,
 }
 
 impl std::fmt::Debug for LoadedSigner {
@@ -120,7 +121,7 @@ impl LoadedSigner {
         let fingerprint = crate::digest::sha256_prefixed(der.as_bytes());
         Ok(Self {
             id: format!("key:{label} ({fingerprint})"),
-            keys,
+            keys: std::sync::Arc::new(keys),
         })
     }
 
@@ -145,6 +146,8 @@ pub struct Verified {
     pub digest: String,
     /// The signature layer's digest in the registry.
     pub layer_digest: String,
+    /// Transparency-log and certificate facts, when Sigstore material was verified.
+    pub sigstore: Option<SigstoreFacts>,
 }
 
 /// Why no signature passed.
@@ -184,15 +187,134 @@ pub fn read_entries(state: &StateDir, digests: &[&str]) -> Result<Vec<Entry>, Ve
     Ok(entries)
 }
 
-/// [`verify_signatures`] over entries already read.
+/// [`verify_signatures`] over entries already read, for key signers only.
 pub fn verify_entries(
     entries: &[Entry],
     digests: &[&str],
     signers: &[LoadedSigner],
 ) -> Result<Verified, Rejection> {
+    let keys = signers
+        .iter()
+        .map(|s| KeySigner {
+            signer: s.clone(),
+            path: None,
+            require_tlog: false,
+        })
+        .collect();
+    let rs = RuleSigners {
+        keys,
+        keyless: Vec::new(),
+    };
+    verify_entries_with(entries, digests, &rs, &mut || {
+        Err("no trust root is needed for key signatures".into())
+    })
+}
+
+/// A key signer of a rule.
+#[derive(Debug, Clone)]
+pub struct KeySigner {
+    /// The parsed key.
+    pub signer: LoadedSigner,
+    /// The key file (needed to check a transparency-log entry).
+    pub path: Option<PathBuf>,
+    /// Whether a transparency-log entry is required.
+    pub require_tlog: bool,
+}
+
+/// A rule's signers, loaded.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSigners {
+    /// Key signers.
+    pub keys: Vec<KeySigner>,
+    /// Keyless identities.
+    pub keyless: Vec<Keyless>,
+}
+
+impl RuleSigners {
+    /// Load every signer (keys are read and parsed now).
+    pub fn load(signers: &[Signer]) -> Result<RuleSigners, VerifyError> {
+        let mut out = RuleSigners::default();
+        for s in signers {
+            match s {
+                Signer::Key { path, require_tlog } => out.keys.push(KeySigner {
+                    signer: LoadedSigner::from_key_file(path)?,
+                    path: Some(path.clone()),
+                    require_tlog: *require_tlog,
+                }),
+                Signer::Keyless(k) => out.keyless.push((**k).clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names of the signers, for reasons.
+    pub fn describe(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.signer.id.clone())
+            .chain(
+                self.keyless
+                    .iter()
+                    .map(|k| format!("keyless {} (issuer {})", k.subject, k.issuer)),
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The transparency-log and certificate facts of a Sigstore-verified signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SigstoreFacts {
+    /// Certificate identity (keyless) — empty for key signatures.
+    pub subject: Option<String>,
+    /// Certificate OIDC issuer (keyless).
+    pub issuer: Option<String>,
+    /// Rekor log ID (hex) of the first entry.
+    pub log_id: Option<String>,
+    /// Its index.
+    pub log_index: Option<u64>,
+    /// Where the signing time comes from (`rekor_integrated_time`, `rfc3161`).
+    pub time_source: Option<String>,
+    /// The authenticated signing time.
+    pub signed_at: Option<String>,
+}
+
+impl SigstoreFacts {
+    fn from(v: &crate::bundle::BundleVerified) -> Self {
+        let (subject, issuer) = match &v.signer {
+            crate::bundle::SignerInfo::Certificate { subject, issuer } => {
+                (Some(subject.clone()), Some(issuer.clone()))
+            }
+            crate::bundle::SignerInfo::Key { .. } => (None, None),
+        };
+        let first_time = v.timestamps.iter().min_by_key(|t| t.time);
+        SigstoreFacts {
+            subject,
+            issuer,
+            log_id: v.log_entries.first().map(|e| e.log_id.clone()),
+            log_index: v.log_entries.first().map(|e| e.log_index),
+            time_source: first_time.map(|t| t.source.as_str().to_string()),
+            signed_at: v.signing_time.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// Provides the trust root for Sigstore checks, loaded on first use.
+pub type TrustProvider<'a> = dyn FnMut() -> Result<&'a crate::bundle::TrustRoot, String> + 'a;
+
+/// Check every cached signature of `digests` (cosign `.sig` layers, key or
+/// keyless, and Sigstore bundles attached as referrers) against a rule's
+/// signers; the first that verifies wins.
+pub fn verify_entries_with<'a>(
+    entries: &[Entry],
+    digests: &[&str],
+    signers: &RuleSigners,
+    trust: &mut TrustProvider<'a>,
+) -> Result<Verified, Rejection> {
+    use crate::bundle::{verify_bundle, Artifact, Expectation};
     let mut examined = 0usize;
-    // Reasons ranked: a replayed signature or a wrong key says more than a
-    // malformed layer.
+    // Reasons ranked: a replayed signature or a wrong signer says more than
+    // a malformed layer.
     let mut best: Option<(u8, String)> = None;
     let mut note = |rank: u8, msg: String| {
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
@@ -200,8 +322,55 @@ pub fn verify_entries(
         }
     };
     let mut any_cached = false;
+    let who = signers.describe();
     for entry in entries {
-        for artifact in entry.artifacts.iter().filter(|a| a.kind == ARTIFACT_KIND) {
+        for artifact in &entry.artifacts {
+            if artifact.kind == crate::cache::kind::SIGSTORE_BUNDLE {
+                for layer in &artifact.layers {
+                    let blob = layer.blob();
+                    if !is_signature_bundle(&blob) {
+                        continue;
+                    }
+                    any_cached = true;
+                    examined += 1;
+                    let mut failures = Vec::new();
+                    let expectations = signers
+                        .keyless
+                        .iter()
+                        .map(|k| Expectation::Keyless(Box::new(k.clone())))
+                        .chain(signers.keys.iter().filter_map(|k| {
+                            k.path.clone().map(|pem_path| Expectation::Key { pem_path })
+                        }));
+                    for exp in expectations {
+                        let root = match trust() {
+                            Ok(r) => r,
+                            Err(e) => {
+                                note(5, e);
+                                break;
+                            }
+                        };
+                        match verify_bundle(&blob, Artifact::Digest(&entry.subject), &exp, root) {
+                            Ok(v) => {
+                                let facts = SigstoreFacts::from(&v);
+                                return Ok(Verified {
+                                    signer: signer_label(&v, &exp),
+                                    digest: entry.subject.clone(),
+                                    layer_digest: layer.digest.clone(),
+                                    sigstore: Some(facts),
+                                });
+                            }
+                            Err(e) => failures.push(e.to_string()),
+                        }
+                    }
+                    if let Some(f) = failures.into_iter().next() {
+                        note(2, format!("Sigstore bundle {}: {f}", short(&layer.digest)));
+                    }
+                }
+                continue;
+            }
+            if artifact.kind != ARTIFACT_KIND {
+                continue;
+            }
             for layer in &artifact.layers {
                 any_cached = true;
                 if layer.media_type != cosign::SIMPLE_SIGNING_MEDIA_TYPE {
@@ -234,27 +403,24 @@ pub fn verify_entries(
                         continue;
                     }
                 };
-                let Some(signer) = signers.iter().find(|s| s.verifies(&blob, &signature)) else {
-                    note(
-                        2,
-                        format!(
-                            "no signature verifies with the rule's signer(s) {}",
-                            signers
-                                .iter()
-                                .map(|s| s.id.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    );
-                    continue;
+                let outcome = if cosign::is_keyless(&layer.annotations) {
+                    keyless_layer(&blob, layer, signers, trust)
+                } else {
+                    key_layer(&blob, &signature, layer, signers, trust)
+                };
+                let (signer, facts) = match outcome {
+                    Ok(x) => x,
+                    Err((rank, why)) => {
+                        note(rank, why);
+                        continue;
+                    }
                 };
                 // Authentic, but for which image?
                 if !digests.contains(&payload.manifest_digest.as_str()) {
                     note(
                         3,
                         format!(
-                            "a signature by {} names {}, not the image being started ({}): a signature replayed from another image never counts",
-                            signer.id,
+                            "a signature by {signer} names {}, not the image being started ({}): a signature replayed from another image never counts",
                             payload.manifest_digest,
                             digests.join(" or ")
                         ),
@@ -262,9 +428,10 @@ pub fn verify_entries(
                     continue;
                 }
                 return Ok(Verified {
-                    signer: signer.id.clone(),
+                    signer,
                     digest: payload.manifest_digest,
                     layer_digest: layer.digest.clone(),
+                    sigstore: facts,
                 });
             }
         }
@@ -276,8 +443,174 @@ pub fn verify_entries(
         examined,
         reason: best
             .map(|(_, m)| m)
-            .unwrap_or_else(|| "no cosign signature layer in the cached artifacts".into()),
+            .unwrap_or_else(|| format!("no signature by {who} in the cached artifacts")),
     })
+}
+
+type LayerOutcome = Result<(String, Option<SigstoreFacts>), (u8, String)>;
+
+fn key_layer(
+    blob: &[u8],
+    signature: &[u8],
+    layer: &crate::cache::Layer,
+    signers: &RuleSigners,
+    trust: &mut TrustProvider<'_>,
+) -> LayerOutcome {
+    let Some(k) = signers
+        .keys
+        .iter()
+        .find(|k| k.signer.verifies(blob, signature))
+    else {
+        return Err((
+            2,
+            format!(
+                "no signature verifies with the rule's signer(s) {}",
+                signers.describe()
+            ),
+        ));
+    };
+    if !k.require_tlog {
+        return Ok((k.signer.id.clone(), None));
+    }
+    let bundle = match cosign::legacy_to_bundle(blob, &layer.annotations) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err((
+                2,
+                format!(
+                    "the signature by {} has no transparency-log entry, and the signer requires one (require_tlog)",
+                    k.signer.id
+                ),
+            ))
+        }
+        Err(e) => return Err((1, format!("signature {}: {e}", short(&layer.digest)))),
+    };
+    let root = trust().map_err(|e| (5, e))?;
+    let exp = crate::bundle::Expectation::Key {
+        pem_path: k.path.clone().unwrap_or_default(),
+    };
+    match crate::bundle::verify_bundle(&bundle, crate::bundle::Artifact::Bytes(blob), &exp, root) {
+        Ok(v) => Ok((k.signer.id.clone(), Some(SigstoreFacts::from(&v)))),
+        Err(e) => Err((
+            2,
+            format!(
+                "transparency-log entry of the signature by {}: {e}",
+                k.signer.id
+            ),
+        )),
+    }
+}
+
+fn keyless_layer(
+    blob: &[u8],
+    layer: &crate::cache::Layer,
+    signers: &RuleSigners,
+    trust: &mut TrustProvider<'_>,
+) -> LayerOutcome {
+    if signers.keyless.is_empty() {
+        return Err((
+            2,
+            format!(
+                "a keyless signature, but the rule's signer(s) are keys: {}",
+                signers.describe()
+            ),
+        ));
+    }
+    let bundle = match cosign::legacy_to_bundle(blob, &layer.annotations) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err((
+                2,
+                format!(
+                    "keyless signature {} has no Rekor bundle: nothing proves when it was made",
+                    short(&layer.digest)
+                ),
+            ))
+        }
+        Err(e) => return Err((1, format!("signature {}: {e}", short(&layer.digest)))),
+    };
+    let root = trust().map_err(|e| (5, e))?;
+    let mut first_err = None;
+    for k in &signers.keyless {
+        let exp = crate::bundle::Expectation::Keyless(Box::new(k.clone()));
+        match crate::bundle::verify_bundle(
+            &bundle,
+            crate::bundle::Artifact::Bytes(blob),
+            &exp,
+            root,
+        ) {
+            Ok(v) => {
+                let facts = SigstoreFacts::from(&v);
+                return Ok((signer_label(&v, &exp), Some(facts)));
+            }
+            Err(e) => {
+                first_err.get_or_insert(e.to_string());
+            }
+        }
+    }
+    Err((
+        2,
+        format!(
+            "keyless signature {}: {}",
+            short(&layer.digest),
+            first_err.unwrap_or_default()
+        ),
+    ))
+}
+
+fn signer_label(v: &crate::bundle::BundleVerified, exp: &crate::bundle::Expectation) -> String {
+    match (&v.signer, exp) {
+        (crate::bundle::SignerInfo::Certificate { subject, issuer }, _) => {
+            format!("keyless:{subject} (issuer {issuer})")
+        }
+        (
+            crate::bundle::SignerInfo::Key { fingerprint },
+            crate::bundle::Expectation::Key { pem_path },
+        ) => {
+            format!("key:{} ({fingerprint})", pem_path.display())
+        }
+        (crate::bundle::SignerInfo::Key { fingerprint }, _) => format!("key:{fingerprint}"),
+    }
+}
+
+/// cosign's predicate type for image signatures in the new bundle format.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Is a Sigstore bundle an image signature (a message signature, or a DSSE
+/// statement of cosign's signing predicate) rather than an attestation?
+pub fn is_signature_bundle(blob: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "messageSignature")]
+        message_signature: Option<serde_json::Value>,
+        #[serde(rename = "dsseEnvelope")]
+        dsse_envelope: Option<Dsse>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Dsse {
+        payload: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+    }
+    let Ok(h) = serde_json::from_slice::<Head>(blob) else {
+        // Unparseable: let the verifier say why.
+        return true;
+    };
+    if h.message_signature.is_some() {
+        return true;
+    }
+    let Some(d) = h.dsse_envelope else {
+        return true;
+    };
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(d.payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice::<Statement>(&p).ok())
+        .is_some_and(|s| s.predicate_type == COSIGN_SIGN_PREDICATE)
 }
 
 /// The artifact kind of cosign signature images in the cache.
@@ -452,5 +785,262 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = LoadedSigner::from_key_file(&dir.path().join("missing.pub")).unwrap_err();
         assert!(e.to_string().contains("cannot read signer key"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod sigstore_tests {
+    //! Real Sigstore material (the sigstore-conformance bundles, production
+    //! trust root) re-expressed as cosign legacy layers: the mapping plus
+    //! `sigstore-verify` must accept the genuine ones and refuse tampering.
+    use super::*;
+    use crate::cache::{kind, Artifact as CacheArtifact, Layer, ENTRY_FORMAT};
+    use crate::policy::Matcher;
+    use base64::Engine;
+    use std::collections::BTreeMap;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+    const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+    fn shared() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+    }
+
+    fn root() -> crate::bundle::TrustRoot {
+        crate::bundle::TrustRoot::load(&shared().join("trust-roots/production/trusted_root.json"))
+            .expect("the shared production trust root (../shared/testdata) must be present")
+    }
+
+    /// Legacy annotations from a v0.1 conformance bundle (what cosign would
+    /// have written for the same signing event).
+    fn legacy_from(case: &str) -> (Vec<u8>, BTreeMap<String, String>) {
+        let dir = shared().join("sigstore-conformance/test/assets/bundle-verify");
+        let artifact = std::fs::read(dir.join("a.txt")).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(case).join("bundle.sigstore.json")).unwrap(),
+        )
+        .unwrap();
+        let vm = &b["verificationMaterial"];
+        let certs = vm["x509CertificateChain"]["certificates"]
+            .as_array()
+            .unwrap();
+        let pem = |raw: &serde_json::Value| {
+            let der = B64.decode(raw["rawBytes"].as_str().unwrap()).unwrap();
+            sigstore_verify::types::DerCertificate::new(der).to_pem()
+        };
+        let e = &vm["tlogEntries"][0];
+        let log_id = B64.decode(e["logId"]["keyId"].as_str().unwrap()).unwrap();
+        let rekor = serde_json::json!({
+            "SignedEntryTimestamp": e["inclusionPromise"]["signedEntryTimestamp"],
+            "Payload": {
+                "body": e["canonicalizedBody"],
+                "integratedTime": e["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
+                "logIndex": e["logIndex"].as_str().unwrap().parse::<i64>().unwrap(),
+                "logID": log_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            }
+        });
+        let mut ann = BTreeMap::new();
+        ann.insert(
+            cosign::SIGNATURE_ANNOTATION.to_string(),
+            b["messageSignature"]["signature"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        ann.insert(cosign::CERTIFICATE_ANNOTATION.to_string(), pem(&certs[0]));
+        if certs.len() > 1 {
+            ann.insert(
+                cosign::CHAIN_ANNOTATION.to_string(),
+                certs[1..].iter().map(pem).collect::<String>(),
+            );
+        }
+        ann.insert(
+            cosign::REKOR_BUNDLE_ANNOTATION.to_string(),
+            rekor.to_string(),
+        );
+        (artifact, ann)
+    }
+
+    fn keyless(subject: Matcher, issuer: Matcher) -> Keyless {
+        Keyless {
+            issuer,
+            subject,
+            extensions: Vec::new(),
+            ca: None,
+            require_tlog: true,
+        }
+    }
+
+    fn verify(
+        ann: &BTreeMap<String, String>,
+        payload: &[u8],
+        k: Keyless,
+    ) -> Result<crate::bundle::BundleVerified, crate::bundle::BundleError> {
+        let bundle = cosign::legacy_to_bundle(payload, ann).unwrap().unwrap();
+        crate::bundle::verify_bundle(
+            &bundle,
+            crate::bundle::Artifact::Bytes(payload),
+            &crate::bundle::Expectation::Keyless(Box::new(k)),
+            &root(),
+        )
+    }
+
+    #[test]
+    fn genuine_legacy_keyless_signature_verifies_with_set() {
+        let (payload, ann) = legacy_from("happy-path-v0.1");
+        let v = verify(
+            &ann,
+            &payload,
+            keyless(Matcher::Exact(ID.into()), Matcher::Exact(ISSUER.into())),
+        )
+        .unwrap();
+        assert_eq!(
+            v.signer,
+            crate::bundle::SignerInfo::Certificate {
+                subject: ID.into(),
+                issuer: ISSUER.into()
+            }
+        );
+        assert_eq!(v.log_entries[0].log_index, 27246492);
+        assert_eq!(
+            v.timestamps[0].source,
+            crate::bundle::TimeSource::RekorIntegratedTime
+        );
+        let facts = SigstoreFacts::from(&v);
+        assert_eq!(facts.time_source.as_deref(), Some("rekor_integrated_time"));
+    }
+
+    #[test]
+    fn identity_matchers_and_tampering() {
+        let (payload, ann) = legacy_from("happy-path-v0.1");
+        let re = |s: &str| {
+            let p = crate::policy::Policy::parse(
+                &format!("[[rule]]\nname=\"r\"\nimages=[\"x.io/*\"]\n[[rule.signer]]\nissuer=\"{ISSUER}\"\nsubject_regex='{s}'\n"),
+                std::path::Path::new("/p.toml"),
+            )
+            .unwrap();
+            match &p.rules[0].signers[0] {
+                Signer::Keyless(k) => (**k).clone(),
+                _ => unreachable!(),
+            }
+        };
+        assert!(verify(
+            &ann,
+            &payload,
+            re("https://github.com/sigstore-conformance/.+@refs/heads/main")
+        )
+        .is_ok());
+        // anchored: a prefix alone does not match
+        assert!(verify(
+            &ann,
+            &payload,
+            re("https://github.com/sigstore-conformance/")
+        )
+        .is_err());
+        let wrong_issuer = keyless(
+            Matcher::Exact(ID.into()),
+            Matcher::Exact("https://accounts.google.com".into()),
+        );
+        assert!(verify(&ann, &payload, wrong_issuer)
+            .unwrap_err()
+            .to_string()
+            .contains("issuer"));
+        // a tampered signed entry timestamp
+        let mut bad = ann.clone();
+        let mut rekor: serde_json::Value =
+            serde_json::from_str(&bad[cosign::REKOR_BUNDLE_ANNOTATION]).unwrap();
+        rekor["Payload"]["integratedTime"] =
+            (rekor["Payload"]["integratedTime"].as_i64().unwrap() + 1).into();
+        bad.insert(cosign::REKOR_BUNDLE_ANNOTATION.into(), rekor.to_string());
+        assert!(verify(
+            &bad,
+            &payload,
+            keyless(Matcher::Exact(ID.into()), Matcher::Exact(ISSUER.into()))
+        )
+        .is_err());
+        // another payload under the same signature
+        assert!(verify(
+            &ann,
+            b"other",
+            keyless(Matcher::Exact(ID.into()), Matcher::Exact(ISSUER.into()))
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn legacy_layers_flow_through_the_rule_check() {
+        // The conformance artifact is not a simple-signing payload, so the
+        // rule check refuses it at the payload step: nothing reaches crypto
+        // without naming an image digest.
+        let (payload, ann) = legacy_from("happy-path-v0.1");
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let entry = Entry {
+            format: ENTRY_FORMAT,
+            subject: d.clone(),
+            repository: "r".into(),
+            fetched_at: "t".into(),
+            artifacts: vec![CacheArtifact {
+                kind: kind::COSIGN_SIGNATURE.into(),
+                source: "s".into(),
+                manifest_digest: d.clone(),
+                layers: vec![Layer::new(cosign::SIMPLE_SIGNING_MEDIA_TYPE, ann, &payload)],
+            }],
+        };
+        let rs = RuleSigners {
+            keys: vec![],
+            keyless: vec![keyless(
+                Matcher::Exact(ID.into()),
+                Matcher::Exact(ISSUER.into()),
+            )],
+        };
+        let r = root();
+        let err = verify_entries_with(&[entry], &[&d], &rs, &mut || Ok(&r)).unwrap_err();
+        assert!(
+            matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("simple-signing")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn missing_trust_root_is_the_reason() {
+        let (payload, mut ann) = legacy_from("happy-path-v0.1");
+        let d = format!("sha256:{}", "cd".repeat(32));
+        let p = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"r"}},"image":{{"docker-manifest-digest":"{d}"}},"type":"cosign container image signature"}},"optional":null}}"#
+        );
+        let _ = payload;
+        ann.insert(cosign::SIGNATURE_ANNOTATION.into(), B64.encode(b"sig"));
+        let entry = Entry {
+            format: ENTRY_FORMAT,
+            subject: d.clone(),
+            repository: "r".into(),
+            fetched_at: "t".into(),
+            artifacts: vec![CacheArtifact {
+                kind: kind::COSIGN_SIGNATURE.into(),
+                source: "s".into(),
+                manifest_digest: d.clone(),
+                layers: vec![Layer::new(
+                    cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                    ann,
+                    p.as_bytes(),
+                )],
+            }],
+        };
+        let rs = RuleSigners {
+            keys: vec![],
+            keyless: vec![keyless(
+                Matcher::Exact(ID.into()),
+                Matcher::Exact(ISSUER.into()),
+            )],
+        };
+        let err = verify_entries_with(&[entry], &[&d], &rs, &mut || {
+            Err("no Sigstore trust root at /x: run `portcullis trust update`".into())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("trust update")),
+            "{err:?}"
+        );
     }
 }
