@@ -150,6 +150,24 @@ key = "$KEYS/release.pub"
 builder_ids = ["https://builder.example/slsa/v1"]
 
 [[rule]]
+name = "keyless"
+images = ["$R/keyless/*"]
+trust_root = "$KL/trusted_root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject_regex = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v.+"
+[rule.signer.extensions]
+github_workflow_repository = "acme/app"
+
+[[rule]]
+name = "keyless-other-root"
+images = ["$R/keylessother/*"]
+trust_root = "$KL/keylessother-good-1.root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject = "$KL_ID"
+
+[[rule]]
 name = "demo"
 images = ["$R/demo/*"]
 [[rule.signer]]
@@ -232,6 +250,37 @@ attest provsame/v02:1 "$KEYS/release.key" --predicate-version v0.2 --builder-id 
 # prov/v1's genuine attestation attached to another image
 "$SIGN" attach-attestation --plain-http --envelope "$ATT/prov-v1-1.json" "$R/prov/othersubject@${DIGEST[prov/othersubject:1]}" >/dev/null
 
+echo "# keyless: Sigstore bundles from a local Fulcio/Rekor stand-in (@sigstore/mock + @sigstore/sign), attached as referrers"
+KL=$PC_WORK/keyless
+mkdir -p "$KL"
+node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" >"$PC_WORK/logs/standin.log" 2>&1 &
+STANDIN_PID=$!
+for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
+STANDIN_URL=$(cat "$KL/url")
+KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
+KL_ISS=https://token.actions.githubusercontent.com
+keyless_sign() { # SPEC SUBJECT ISSUER [sign-image options...]
+  local spec=$1 subject=$2 issuer=$3 name
+  shift 3
+  name=${spec//[:\/]/-}
+  pc_manifest_raw "$spec" >"$KL/$name.manifest"
+  node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/$name.manifest" \
+    --digest "${DIGEST[$spec]}" --subject "$subject" --issuer "$issuer" --out "$KL/$name.bundle.json" \
+    --trusted-root-out "$KL/$name.root.json" "$@" >/dev/null
+  "$SIGN" attach-bundle --plain-http --bundle "$KL/$name.bundle.json" "$R/${spec%%:*}@${DIGEST[$spec]}" >/dev/null
+}
+for spec in keyless/good:1 keyless/wrongsubject:1 keyless/wrongissuer:1 keyless/expired:1 keyless/forged:1 \
+  keyless/fork:1 keylessother/good:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+done
+keyless_sign keyless/good:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app
+keyless_sign keyless/wrongsubject:1 "https://github.com/acme/other/.github/workflows/release.yml@refs/tags/v1.0.0" "$KL_ISS" --extension repository=acme/app
+keyless_sign keyless/wrongissuer:1 "$KL_ID" https://accounts.google.com --extension repository=acme/app
+keyless_sign keyless/expired:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app --cert-validity-offset -3600
+keyless_sign keyless/forged:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app --forge-log-entry index
+keyless_sign keyless/fork:1 "$KL_ID" "$KL_ISS" --extension repository=acme/fork
+keyless_sign keylessother/good:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app --other-ca-root
+
 echo "# pull into containerd, fetch signatures into the node cache"
 for spec in "${!DIGEST[@]}"; do
   pc_pull "$spec" >/dev/null
@@ -298,6 +347,22 @@ o=$("$PC" check --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/v02:1")
 grep -q "^provenance: builder $GOOD_BUILDER source $GOOD_SOURCE" <<<"$o" && ok "check shows the provenance it found" || not_ok "check shows provenance" "$o"
 o=$("$PC" check --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/wrongsource:1" || true)
 grep -q "^reason: .*source" <<<"$o" && ok "check says why provenance fails" || not_ok "check says why provenance fails" "$o"
+
+echo "# keyless Sigstore at the gate"
+start_case keyless-identity-matches-runs keyless/good:1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_SIGNER_SUBJECT) == "$KL_ID" && $(journal_field "$LAST_ID" PORTCULLIS_SIGNER_ISSUER) == "$KL_ISS" ]] &&
+  ok "keyless record has the certificate identity and issuer" || not_ok "keyless identity fields"
+for f in PORTCULLIS_REKOR_LOG_ID PORTCULLIS_REKOR_LOG_INDEX PORTCULLIS_TIMESTAMP_SOURCE PORTCULLIS_SIGNED_AT; do
+  v=$(journal_field "$LAST_ID" "$f" || true)
+  [[ -n $v ]] && ok "keyless record has $f=$v" || not_ok "keyless record has $f"
+done
+start_case keyless-wrong-subject-refused keyless/wrongsubject:1 refuse deny "does not match the signer's subject"
+start_case keyless-wrong-issuer-refused keyless/wrongissuer:1 refuse deny "does not match the signer's issuer"
+start_case keyless-cert-expired-at-log-time-refused keyless/expired:1 refuse deny "CertExpired"
+start_case keyless-forged-log-entry-refused keyless/forged:1 refuse deny "SET verification failed"
+start_case keyless-extension-mismatch-refused keyless/fork:1 refuse deny 'certificate extension github_workflow_repository is "acme/fork"'
+start_case keyless-trust-root-without-ca-refused keylessother/good:1 refuse deny "certificate chain validation failed"
+kill "$STANDIN_PID" 2>/dev/null || true
 
 echo "# fail closed"
 cache_file=$PORTCULLIS_STATE_DIR/cache/sha256/${DIGEST[demo/corrupt:v1]#sha256:}.json

@@ -16,6 +16,7 @@ fi
 echo "== set-up (Debian packages, journald)"
 bash "$HERE/setup.sh"
 bash "$HERE/attest/install.sh"
+bash "$HERE/keyless/install.sh"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -26,6 +27,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== unit tests"
 cargo test --workspace --quiet 2>&1 | tee "${TMPDIR:-/tmp}/portcullis-unit.log"
 grep -q "test result: ok" "${TMPDIR:-/tmp}/portcullis-unit.log"
+
+echo "== trust root: TUF update against a local repository (python-tuf), rollback refused"
+bash "$HERE/tuf/test.sh"
 
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"

@@ -277,7 +277,7 @@ fn evaluate(
                     Ok(Kind::Exempt)
                 }
                 Action::Deny => Err(format!("refused by rule \"{}\" (action deny)", rule.name)),
-                Action::Verify => verify_rule(rule, target, &image, state, d),
+                Action::Verify => verify_rule(policy, rule, target, &image, state, d),
             }
         }
     }
@@ -289,7 +289,16 @@ pub fn trust_root_path(state: &StateDir, named: Option<&str>) -> std::path::Path
     match named {
         None => state.root().join(crate::bundle::CACHED_TRUST_ROOT),
         Some(n) if n.starts_with('/') => std::path::PathBuf::from(n),
-        Some(n) => state.root().join("trust").join(n).join("trusted_root.json"),
+        Some(n) => match crate::trust::RootName::parse(n) {
+            Ok(name) => crate::trust::root_path(state, &name),
+            // Validated by the policy parser; a name it let through but the
+            // trust module refuses cannot name a file we would trust.
+            Err(_) => state
+                .root()
+                .join("trust")
+                .join("invalid-name")
+                .join("trusted_root.json"),
+        },
     }
 }
 
@@ -310,6 +319,7 @@ fn check_lineage(target: &ImageTarget) -> Result<(), String> {
 }
 
 fn verify_rule(
+    policy: &Policy,
     rule: &crate::policy::Rule,
     target: &ImageTarget,
     image: &ImageRef,
@@ -330,9 +340,28 @@ fn verify_rule(
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
     let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
         std::cell::OnceCell::new();
+    let stale_note: std::cell::OnceCell<String> = std::cell::OnceCell::new();
     let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
         root_cell
             .get_or_init(|| {
+                if let Some(max) = policy.trust_root_max_age {
+                    let age = std::fs::metadata(&root_path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if let Some(age) = age.filter(|a| *a > max) {
+                        let msg = format!(
+                            "trust root {} is {} days old, older than trust_root_max_age ({} days); run `portcullis trust update`",
+                            root_path.display(),
+                            age.as_secs() / 86_400,
+                            max.as_secs() / 86_400
+                        );
+                        if policy.trust_root_stale == crate::policy::Stale::Refuse {
+                            return Err(msg);
+                        }
+                        let _ = stale_note.set(msg);
+                    }
+                }
                 crate::bundle::TrustRoot::load(&root_path).map_err(|e| match e {
                     crate::bundle::BundleError::TrustRootRead { .. } => format!(
                         "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
@@ -351,6 +380,9 @@ fn verify_rule(
                 if let (Some(id), Some(ix)) = (&f.log_id, f.log_index) {
                     d.reason.push_str(&format!(" (Rekor log {} index {ix})", &id[..id.len().min(12)]));
                 }
+            }
+            if let Some(n) = stale_note.get() {
+                d.reason.push_str(&format!("; warning: {n}"));
             }
             d.signer = Some(v.signer);
             d.signed_digest = Some(v.digest);

@@ -34,4 +34,5 @@ pub mod policy;
 pub mod provenance;
 pub mod reference;
 pub mod shim;
+pub mod trust;
 pub mod verify;

@@ -354,6 +354,20 @@ pub struct Policy {
     pub path: PathBuf,
     /// Warnings found while validating (errors make the load fail).
     pub warnings: Vec<Problem>,
+    /// A cached trust root older than this is stale.
+    pub trust_root_max_age: Option<std::time::Duration>,
+    /// What a stale trust root means.
+    pub trust_root_stale: Stale,
+}
+
+/// What a trust root older than `trust_root_max_age` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stale {
+    /// Verify anyway and say so in the verdict.
+    Warn,
+    /// Refuse starts that need the root (subject to the mode).
+    Refuse,
 }
 
 /// The default action for images that match no rule.
@@ -588,7 +602,17 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
     let mut rules = Vec::new();
     let mut saw_mode = false;
     let mut saw_default = false;
-    const TOP: &[&str] = &["version", "mode", "default", "shim", "rule"];
+    let mut trust_root_max_age = None;
+    let mut trust_root_stale = Stale::Warn;
+    const TOP: &[&str] = &[
+        "version",
+        "mode",
+        "default",
+        "shim",
+        "trust_root_max_age",
+        "trust_root_stale",
+        "rule",
+    ];
     for (k, v) in root.iter() {
         match k.get_ref().as_ref() {
             "version" => match v.get_ref() {
@@ -616,6 +640,23 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
                         Ok(()) => shim = s,
                         Err(m) => ctx.error(v.span(), m),
                     }
+                }
+            }
+            "trust_root_max_age" => match ctx
+                .string(v, "trust_root_max_age")
+                .map(|t| parse_duration(&t))
+            {
+                Some(Ok(d)) => trust_root_max_age = Some(d),
+                Some(Err(m)) => ctx.error(v.span(), format!("`trust_root_max_age`: {m}")),
+                None => {}
+            },
+            "trust_root_stale" => {
+                if let Some(x) = ctx.enum_value(
+                    v,
+                    "trust_root_stale",
+                    &[("warn", Stale::Warn), ("refuse", Stale::Refuse)],
+                ) {
+                    trust_root_stale = x;
                 }
             }
             "rule" => match v.get_ref() {
@@ -654,6 +695,8 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
         digest: crate::digest::sha256_prefixed(text.as_bytes()),
         path: path.to_path_buf(),
         warnings: Vec::new(),
+        trust_root_max_age,
+        trust_root_stale,
     });
     (policy, sort(ctx.problems))
 }
@@ -765,13 +808,12 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
                 if let Some(t) = ctx.string(v, "trust_root") {
                     if t.is_empty() {
                         ctx.error(v.span(), "`trust_root` cannot be empty");
-                    } else if !t.is_empty()
-                        && t.len() <= 64
-                        && t.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    {
+                    } else if !t.contains('/') {
                         // A named root under the state directory (`public-good`, `staging`, ...).
-                        trust_root = Some(t);
+                        match crate::trust::RootName::parse(&t) {
+                            Ok(_) => trust_root = Some(t),
+                            Err(e) => ctx.error(v.span(), format!("`trust_root`: {e}")),
+                        }
                     } else {
                         trust_root = Some(resolve(base, &t).display().to_string());
                     }

@@ -164,6 +164,35 @@ pub fn plan(args: &[OsString]) -> Plan {
     }
 }
 
+/// When `PORTCULLIS_RUSAGE_LOG` names a file, append this process's CPU
+/// time and peak memory so far (one JSON line): the benchmark's measure of
+/// the wrapper's own cost, taken just before the hand-over.
+pub fn log_rusage() {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    use std::io::Write;
+    let Some(path) = std::env::var_os("PORTCULLIS_RUSAGE_LOG") else {
+        return;
+    };
+    let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return;
+    };
+    let us = |t: nix::sys::time::TimeVal| t.num_microseconds();
+    let line = format!(
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{}}}\n",
+        us(u.user_time()),
+        us(u.system_time()),
+        u.max_rss()
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 /// Replace this process with the inner shim. Returns only on failure.
 pub fn exec_inner(shim: &str, args: &[OsString]) -> std::io::Error {
     let mut cmd = std::process::Command::new(OsStr::new(shim));
