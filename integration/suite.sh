@@ -160,6 +160,24 @@ subject_regex = "https://github.com/acme/app/.github/workflows/release.yml@refs/
 github_workflow_repository = "acme/app"
 
 [[rule]]
+name = "keyless-private-ca"
+images = ["$R/keylessca/good"]
+trust_root = "$KL/no-ca-root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject = "$KL_ID"
+ca = "$KL/private-ca.pem"
+
+[[rule]]
+name = "keyless-wrong-private-ca"
+images = ["$R/keylessca/otherca"]
+trust_root = "$KL/no-ca-root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject = "$KL_ID"
+ca = "$KL/other-ca.pem"
+
+[[rule]]
 name = "keyless-other-root"
 images = ["$R/keylessother/*"]
 trust_root = "$KL/keylessother-good-1.root.json"
@@ -280,6 +298,18 @@ keyless_sign keyless/expired:1 "$KL_ID" "$KL_ISS" --extension repository=acme/ap
 keyless_sign keyless/forged:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app --forge-log-entry index
 keyless_sign keyless/fork:1 "$KL_ID" "$KL_ISS" --extension repository=acme/fork
 keyless_sign keylessother/good:1 "$KL_ID" "$KL_ISS" --extension repository=acme/app --other-ca-root
+for spec in keylessca/good:1 keylessca/otherca:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+  keyless_sign "$spec" "$KL_ID" "$KL_ISS"
+done
+ca_pem() { # ROOT.json -> the PEM of its first certificate authority
+  jq -r '.certificateAuthorities[0].certChain.certificates[].rawBytes' "$1" |
+    while read -r b; do printf -- '-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n' "$(fold -w 64 <<<"$b")"; done
+}
+# bring-your-own PKI: a root that lists no CA at all, and the CA given to the signer
+jq '.certificateAuthorities = []' "$KL/trusted_root.json" >"$KL/no-ca-root.json"
+ca_pem "$KL/trusted_root.json" >"$KL/private-ca.pem"
+ca_pem "$KL/keylessother-good-1.root.json" >"$KL/other-ca.pem"
 
 echo "# pull into containerd, fetch signatures into the node cache"
 for spec in "${!DIGEST[@]}"; do
@@ -362,6 +392,8 @@ start_case keyless-cert-expired-at-log-time-refused keyless/expired:1 refuse den
 start_case keyless-forged-log-entry-refused keyless/forged:1 refuse deny "SET verification failed"
 start_case keyless-extension-mismatch-refused keyless/fork:1 refuse deny 'certificate extension github_workflow_repository is "acme/fork"'
 start_case keyless-trust-root-without-ca-refused keylessother/good:1 refuse deny "certificate chain validation failed"
+start_case keyless-private-ca-runs keylessca/good:1 run allow
+start_case keyless-wrong-private-ca-refused keylessca/otherca:1 refuse deny "certificate chain validation failed"
 kill "$STANDIN_PID" 2>/dev/null || true
 
 echo "# fail closed"

@@ -203,6 +203,39 @@ impl TrustRoot {
         })
     }
 
+    /// This root with its certificate authorities replaced by the CA
+    /// certificates of a PEM file (bring-your-own PKI): certificates must
+    /// then chain to that CA instead of Fulcio; logs and timestamp
+    /// authorities stay the root's.
+    pub fn with_private_ca(&self, pem_path: &Path) -> Result<TrustRoot, BundleError> {
+        let invalid = |why: String| BundleError::TrustRootInvalid {
+            path: pem_path.to_path_buf(),
+            why,
+        };
+        let text = read_bounded(pem_path, MAX_TRUST_ROOT_BYTES)
+            .map_err(|source| BundleError::TrustRootRead {
+                path: pem_path.to_path_buf(),
+                source,
+            })?
+            .ok_or_else(|| invalid("too large for a CA bundle".into()))?;
+        let text = String::from_utf8(text).map_err(|_| invalid("not PEM text".into()))?;
+        let certs =
+            crate::cosign::pem_certificates(&text, "ca").map_err(|e| invalid(e.to_string()))?;
+        let first = sigstore_verify::types::DerCertificate::from_base64(&certs[0])
+            .map_err(|e| invalid(e.to_string()))?;
+        let info = sigstore_verify::crypto::x509::parse_certificate_info(&first)
+            .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+        let mut v = serde_json::to_value(&self.root).map_err(|e| invalid(e.to_string()))?;
+        v["certificateAuthorities"] = serde_json::json!([{
+            "subject": {"organization": "private", "commonName": "private"},
+            "uri": format!("file://{}", pem_path.display()),
+            "certChain": {"certificates": certs.iter().map(|c| serde_json::json!({"rawBytes": c})).collect::<Vec<_>>()},
+            "validFor": {"start": info.not_before.to_string()},
+        }]);
+        let json = serde_json::to_vec(&v).map_err(|e| invalid(e.to_string()))?;
+        TrustRoot::from_json(&json, pem_path)
+    }
+
     /// The file the root was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -368,16 +401,21 @@ pub fn verify_bundle(
             (r, signer)
         }
         Expectation::Keyless(k) => {
-            if let Some(ca) = &k.ca {
-                return Err(BundleError::Unsupported(format!(
-                    "signer CA bundle {} (bring-your-own PKI) is not supported by this version; name a trust root that lists the CA instead",
-                    ca.display()
-                )));
-            }
             // The crate verifies chain, SCT and log; we authorize the signer.
-            let policy = VerificationPolicy::any_identity();
-            let r = root
-                .verifier
+            // A private CA (bring-your-own PKI) replaces the root's CAs and
+            // has no certificate-transparency log, so SCTs are not required.
+            let private;
+            let (verifier, policy) = match &k.ca {
+                Some(ca) => {
+                    private = root.with_private_ca(ca)?;
+                    (
+                        &private.verifier,
+                        VerificationPolicy::any_identity().skip_sct(),
+                    )
+                }
+                None => (&root.verifier, VerificationPolicy::any_identity()),
+            };
+            let r = verifier
                 .verify(artifact, &bundle, &policy)
                 .map_err(BundleError::Rejected)?;
             let subject = r
@@ -570,7 +608,7 @@ fn load_key(path: &Path) -> Result<DerPublicKey, BundleError> {
 }
 
 /// Read at most `max` bytes of `path`; `None` when the file is larger.
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     let file = std::fs::File::open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
@@ -583,12 +621,12 @@ fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Collapse a message onto one line.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -170,7 +170,10 @@ pub fn is_keyless(annotations: &std::collections::BTreeMap<String, String>) -> b
     annotations.contains_key(CERTIFICATE_ANNOTATION)
 }
 
-fn pem_certificates(text: &str, annotation: &'static str) -> Result<Vec<String>, CosignError> {
+pub(crate) fn pem_certificates(
+    text: &str,
+    annotation: &'static str,
+) -> Result<Vec<String>, CosignError> {
     let bad = |why: String| CosignError::BadAnnotation { annotation, why };
     if text.len() > MAX_ANNOTATION {
         return Err(bad("too large".into()));

@@ -166,7 +166,10 @@ pub fn plan(args: &[OsString]) -> Plan {
 
 /// When `PORTCULLIS_RUSAGE_LOG` names a file, append this process's CPU
 /// time and peak memory so far (one JSON line): the benchmark's measure of
-/// the wrapper's own cost, taken just before the hand-over.
+/// the wrapper's own cost, taken just before the hand-over. Peak memory is
+/// `VmHWM` of this program's address space: `ru_maxrss` would also count
+/// the containerd process this one was forked from (Linux keeps it across
+/// `execve`).
 pub fn log_rusage() {
     use nix::sys::resource::{getrusage, UsageWho};
     use nix::sys::time::TimeValLike;
@@ -177,12 +180,18 @@ pub fn log_rusage() {
     let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
         return;
     };
-    let us = |t: nix::sys::time::TimeVal| t.num_microseconds();
+    let hwm_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
     let line = format!(
-        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{}}}\n",
-        us(u.user_time()),
-        us(u.system_time()),
-        u.max_rss()
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib}}}\n",
+        u.user_time().num_microseconds(),
+        u.system_time().num_microseconds(),
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)

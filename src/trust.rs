@@ -27,14 +27,14 @@
 //! nothing here is reached at container start.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sigstore_trust_root::{TrustedRoot, TufConfig};
 
-use crate::bundle::{self, TrustRoot, MAX_TRUST_ROOT_BYTES};
+use crate::bundle::{self, hex, one_line, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::cache::StateDir;
 
 /// The name of Sigstore's public-good instance's root.
@@ -831,19 +831,7 @@ fn read_root(path: &Path, name: &RootName) -> Result<Vec<u8>, TrustError> {
 
 /// Read at most [`MAX_TRUST_ROOT_BYTES`]; `None` when the file is larger.
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)?
-        .take(MAX_TRUST_ROOT_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= MAX_TRUST_ROOT_BYTES).then_some(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::bundle::read_bounded(path, MAX_TRUST_ROOT_BYTES)
 }
 
 #[cfg(test)]

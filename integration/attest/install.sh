@@ -1,53 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Python packages of make_attestation.py (requirements.txt), only
-# if importing them at the pinned versions fails. Idempotent; needs only PyPI.
-# Uses $PYTHON (default python3), the interpreter the tests run the tool with.
+# when they are missing or at other versions. Idempotent; needs only PyPI.
 set -euo pipefail
-
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-python=${PYTHON:-python3}
-
-check() {
-  "$python" - "$here/requirements.txt" <<'PY'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-
-for line in open(sys.argv[1]):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, _, want = line.partition("==")
-    try:
-        have = version(name)
-    except PackageNotFoundError:
-        sys.exit(f"{name} is not installed")
-    if have != want:
-        sys.exit(f"{name} {have} is installed, want {want}")
-
-import cryptography.hazmat.primitives.serialization  # noqa: E402,F401
-import securesystemslib.dsse  # noqa: E402,F401
-from securesystemslib.signer import CryptoSigner  # noqa: E402,F401
-PY
-}
-
-if check 2>/dev/null; then
-  exit 0
-fi
-
-pip_install() {
-  "$python" -m pip install --quiet --disable-pip-version-check \
-    --root-user-action=ignore -r "$here/requirements.txt" "$@"
-}
-# A Debian-managed interpreter refuses plain installs (PEP 668).
-if ! pip_install 2>"${TMPDIR:-/tmp}/attest-pip.$$"; then
-  if grep -q externally-managed "${TMPDIR:-/tmp}/attest-pip.$$"; then
-    rm -f "${TMPDIR:-/tmp}/attest-pip.$$"
-    pip_install --break-system-packages
-  else
-    cat "${TMPDIR:-/tmp}/attest-pip.$$" >&2
-    rm -f "${TMPDIR:-/tmp}/attest-pip.$$"
-    exit 1
-  fi
-fi
-rm -f "${TMPDIR:-/tmp}/attest-pip.$$"
-check
+exec bash "$here/../pip-install.sh" "$here/requirements.txt" \
+  cryptography.hazmat.primitives.serialization securesystemslib.dsse securesystemslib.signer
