@@ -160,6 +160,21 @@ subject_regex = "https://github.com/acme/app/.github/workflows/release.yml@refs/
 github_workflow_repository = "acme/app"
 
 [[rule]]
+name = "keyless-provenance"
+images = ["$R/kprov/*"]
+trust_root = "$KL/trusted_root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject = "$KL_ID"
+[rule.provenance]
+builder_ids = ["https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.*"]
+source_uris = ["https://github.com/acme/app"]
+source_refs = ["refs/tags/v*"]
+[[rule.provenance.signer]]
+issuer = "$KL_ISS"
+subject_regex = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2[.].+"
+
+[[rule]]
 name = "keyless-private-ca"
 images = ["$R/keylessca/good"]
 trust_root = "$KL/no-ca-root.json"
@@ -302,6 +317,32 @@ for spec in keylessca/good:1 keylessca/otherca:1; do
   DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
   keyless_sign "$spec" "$KL_ID" "$KL_ISS"
 done
+# keyless provenance: a DSSE bundle by the builder's keyless identity (the SLSA generator's reusable workflow)
+GEN_ID=https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0
+for spec in kprov/good:1 kprov/wrongbuilder:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+  keyless_sign "$spec" "$KL_ID" "$KL_ISS"
+  name=${spec//[:\/]/-}
+  jq -n --arg d "${DIGEST[$spec]#sha256:}" --arg n "$R/${spec%%:*}" --arg b "$GEN_ID" '{
+    _type: "https://in-toto.io/Statement/v0.1",
+    subject: [{name: $n, digest: {sha256: $d}}],
+    predicateType: "https://slsa.dev/provenance/v0.2",
+    predicate: {
+      builder: {id: $b},
+      buildType: "https://github.com/slsa-framework/slsa-github-generator/container@v1",
+      invocation: {configSource: {uri: "git+https://github.com/acme/app@refs/tags/v1.0.0",
+        digest: {sha1: "0123456789abcdef0123456789abcdef01234567"}, entryPoint: ".github/workflows/release.yml"}},
+      materials: [{uri: "git+https://github.com/acme/app@refs/tags/v1.0.0", digest: {sha1: "0123456789abcdef0123456789abcdef01234567"}}]
+    }}' >"$KL/$name.statement.json"
+done
+kprov_attest() { # SPEC SIGNER_IDENTITY
+  local name=${1//[:\/]/-}
+  node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
+    --subject "$2" --issuer "$KL_ISS" --out "$KL/$name.att.json" --trusted-root-out "$KL/$name.att-root.json" >/dev/null
+  "$SIGN" attach-bundle --plain-http --bundle "$KL/$name.att.json" "$R/${1%%:*}@${DIGEST[$1]}" >/dev/null
+}
+kprov_attest kprov/good:1 "$GEN_ID"
+kprov_attest kprov/wrongbuilder:1 "https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main"
 ca_pem() { # ROOT.json -> the PEM of its first certificate authority
   jq -r '.certificateAuthorities[0].certChain.certificates[].rawBytes' "$1" |
     while read -r b; do printf -- '-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n' "$(fold -w 64 <<<"$b")"; done
@@ -393,6 +434,10 @@ start_case keyless-forged-log-entry-refused keyless/forged:1 refuse deny "SET ve
 start_case keyless-extension-mismatch-refused keyless/fork:1 refuse deny 'certificate extension github_workflow_repository is "acme/fork"'
 start_case keyless-trust-root-without-ca-refused keylessother/good:1 refuse deny "certificate chain validation failed"
 start_case keyless-private-ca-runs keylessca/good:1 run allow
+start_case keyless-provenance-bundle-runs kprov/good:1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER) == "keyless:$GEN_ID (issuer $KL_ISS)" ]] &&
+  ok "provenance signed by the builder's keyless identity is recorded" || not_ok "keyless provenance signer" "$(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER)"
+start_case keyless-provenance-wrong-builder-identity-refused kprov/wrongbuilder:1 refuse deny "does not match the signer's subject"
 start_case keyless-wrong-private-ca-refused keylessca/otherca:1 refuse deny "certificate chain validation failed"
 kill "$STANDIN_PID" 2>/dev/null || true
 

@@ -2,10 +2,12 @@
 //! verified SLSA provenance that meets the rule.
 //!
 //! This module owns the order of the provenance checks over what
-//! `portcullis fetch` cached (cosign's `.att` DSSE envelope layers): parse
-//! the envelope ([`crate::dsse`]), verify it with the attestation signers,
-//! bind its statement to the digest being started and validate the
-//! predicate ([`crate::provenance`]), then check the rule's requirement.
+//! `portcullis fetch` cached: cosign's `.att` DSSE envelope layers (parsed
+//! by [`crate::dsse`], verified with key signers) and Sigstore bundles with
+//! DSSE content attached as referrers (GitHub artifact attestations, cosign's
+//! new bundle format; verified by `sigstore-verify` for key or keyless
+//! signers). Then: bind the statement to the digest being started, validate
+//! the predicate ([`crate::provenance`]) and check the rule's requirement.
 //! The first attestation that passes every step wins; when none does, the
 //! reason is the most telling failure (a requirement not met says more than
 //! a statement about another image, which says more than a bad signature).
@@ -16,7 +18,7 @@ use crate::cache::{kind, Entry};
 use crate::dsse::Envelope;
 use crate::policy::ProvenancePolicy;
 use crate::provenance::{self, Pattern, Provenance, Requirement};
-use crate::verify::LoadedSigner;
+use crate::verify::{LoadedSigner, RuleSigners, TrustProvider};
 
 /// Media type of DSSE envelope layers.
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -72,8 +74,8 @@ pub fn requirement(p: &ProvenancePolicy) -> Result<Requirement, String> {
     })
 }
 
-/// Check the cached attestations of `digests` (index digest first, then
-/// the platform manifest) against `signers` and `req`.
+/// Check the cached `.att` attestations of `digests` (index digest first,
+/// then the platform manifest) against key `signers` and `req`.
 pub fn verify_provenance(
     entries: &[Entry],
     digests: &[&str],
@@ -81,6 +83,33 @@ pub fn verify_provenance(
     req: &Requirement,
     now: jiff::Timestamp,
 ) -> Result<ProvenanceVerified, ProvenanceRejection> {
+    let rs = RuleSigners {
+        keys: signers
+            .iter()
+            .map(|s| crate::verify::KeySigner {
+                signer: s.clone(),
+                path: None,
+                require_tlog: false,
+            })
+            .collect(),
+        keyless: Vec::new(),
+    };
+    verify_provenance_with(entries, digests, &rs, req, now, &mut || {
+        Err("no trust root is needed for key-signed envelopes".into())
+    })
+}
+
+/// Check every cached attestation (`.att` envelopes and DSSE bundles) of
+/// `digests` against a rule's provenance signers and `req`.
+pub fn verify_provenance_with<'a>(
+    entries: &[Entry],
+    digests: &[&str],
+    rule_signers: &RuleSigners,
+    req: &Requirement,
+    now: jiff::Timestamp,
+    trust: &mut TrustProvider<'a>,
+) -> Result<ProvenanceVerified, ProvenanceRejection> {
+    let signers: Vec<LoadedSigner> = rule_signers.keys.iter().map(|k| k.signer.clone()).collect();
     let mut examined = 0usize;
     let mut best: Option<(u8, String)> = None;
     let mut note = |rank: u8, msg: String| {
@@ -104,7 +133,7 @@ pub fn verify_provenance(
                 continue;
             }
         };
-        let verified = match envelope.verify(signers) {
+        let verified = match envelope.verify(&signers) {
             Ok(v) => v,
             Err(e) => {
                 note(2, format!("attestation {}: {e}", short(&layer.digest)));
@@ -147,6 +176,102 @@ pub fn verify_provenance(
             statement,
         });
     }
+    for entry in entries {
+        let bundles = entry
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == kind::SIGSTORE_BUNDLE)
+            .flat_map(|a| a.layers.iter());
+        for layer in bundles {
+            let blob = layer.blob();
+            let Some(statement) = dsse_statement(&blob) else {
+                continue; // a signature bundle, not an attestation
+            };
+            examined += 1;
+            let mut verified_by = None;
+            let expectations = rule_signers
+                .keyless
+                .iter()
+                .map(|k| crate::bundle::Expectation::Keyless(Box::new(k.clone())))
+                .chain(rule_signers.keys.iter().filter_map(|k| {
+                    k.path
+                        .clone()
+                        .map(|pem_path| crate::bundle::Expectation::Key { pem_path })
+                }));
+            let mut first_err = None;
+            for exp in expectations {
+                let root = match trust() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        first_err = Some((5, e));
+                        break;
+                    }
+                };
+                match crate::bundle::verify_bundle(
+                    &blob,
+                    crate::bundle::Artifact::Digest(&entry.subject),
+                    &exp,
+                    root,
+                ) {
+                    Ok(v) => {
+                        verified_by = Some(match &v.signer {
+                            crate::bundle::SignerInfo::Certificate { subject, issuer } => {
+                                format!("keyless:{subject} (issuer {issuer})")
+                            }
+                            crate::bundle::SignerInfo::Key { fingerprint } => {
+                                format!("key:{fingerprint}")
+                            }
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert((2, e.to_string()));
+                    }
+                }
+            }
+            let Some(signer) = verified_by else {
+                let (rank, why) = first_err.unwrap_or((2, "no provenance signer".into()));
+                note(
+                    rank,
+                    format!("attestation bundle {}: {why}", short(&layer.digest)),
+                );
+                continue;
+            };
+            let prov = match provenance::extract(&statement, digests) {
+                Ok(p) => p,
+                Err(provenance::ProvenanceError::NotProvenance(t)) => {
+                    note(
+                        0,
+                        format!(
+                            "attestation bundle {} has predicate type {t:?}, not SLSA provenance",
+                            short(&layer.digest)
+                        ),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    note(
+                        3,
+                        format!(
+                            "attestation bundle {} by {signer}: {e}",
+                            short(&layer.digest)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if let Err(unmet) = req.check(&prov, now) {
+                note(4, format!("provenance by {signer}: {unmet}"));
+                continue;
+            }
+            return Ok(ProvenanceVerified {
+                statement_digest: crate::digest::sha256_prefixed(&statement),
+                signer,
+                provenance: prov,
+                statement: serde_json::from_slice(&statement).unwrap_or(serde_json::Value::Null),
+            });
+        }
+    }
     if examined == 0 {
         return Err(ProvenanceRejection::NothingCached);
     }
@@ -154,6 +279,35 @@ pub fn verify_provenance(
         examined,
         reason: best.map(|(_, m)| m).unwrap_or_default(),
     })
+}
+
+/// The in-toto statement of a DSSE Sigstore bundle that is an attestation
+/// (not cosign's image-signing predicate); `None` for anything else.
+fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "dsseEnvelope")]
+        dsse_envelope: Option<Dsse>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Dsse {
+        payload: String,
+        #[serde(rename = "payloadType")]
+        payload_type: String,
+    }
+    use base64::Engine;
+    let h: Head = serde_json::from_slice(blob).ok()?;
+    let d = h.dsse_envelope?;
+    if d.payload_type != crate::dsse::IN_TOTO_PAYLOAD_TYPE {
+        return None;
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(d.payload)
+        .ok()?;
+    if crate::verify::is_signature_bundle(blob) {
+        return None;
+    }
+    Some(payload)
 }
 
 fn short(digest: &str) -> &str {

@@ -18,7 +18,7 @@ use crate::cache::StateDir;
 use crate::containerd::{ImageTarget, LookupError};
 use crate::policy::{Action, DefaultAction, Mode, Policy, PolicyError, Selection, DEFAULT_SHIM};
 use crate::reference::ImageRef;
-use crate::verify::{self, LoadedSigner, Rejection};
+use crate::verify::{self, Rejection};
 
 /// What happens to the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -411,18 +411,14 @@ fn verify_rule(
     } else {
         load(&pp.signers)?
     };
-    if att_rule_signers.keys.is_empty() {
-        return Err(format!(
-            "rule \"{}\": provenance signed by keyless identities is not verifiable by this version; name a key in [[rule.provenance.signer]]",
-            rule.name
-        ));
-    }
-    let att_signers: Vec<LoadedSigner> = att_rule_signers
-        .keys
-        .into_iter()
-        .map(|k| k.signer)
-        .collect();
-    match attestation::verify_provenance(&entries, &digests, &att_signers, &req, jiff::Timestamp::now()) {
+    match attestation::verify_provenance_with(
+        &entries,
+        &digests,
+        &att_rule_signers,
+        &req,
+        jiff::Timestamp::now(),
+        &mut trust,
+    ) {
         Ok(v) => {
             let p = &v.provenance;
             d.reason.push_str(&format!(
