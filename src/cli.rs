@@ -45,6 +45,17 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Read verdicts back from the journal.
     Audit(AuditArgs),
+    /// Write man pages for portcullis and every subcommand into a directory.
+    Man {
+        /// Output directory (created if missing).
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Manage verdict records that journald could not take.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -285,6 +296,12 @@ pub enum CliError {
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Check(a) => check(a),
+        Command::Man { out_dir } => man(&out_dir),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "portcullis", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Provenance(a) => provenance(a),
         Command::Fetch(a) => fetch(a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(&file, json),
@@ -293,6 +310,33 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::VerifyBundle(a) => verify_bundle(a),
         Command::Trust(t) => trust(t),
     }
+}
+
+fn man(out_dir: &std::path::Path) -> Result<u8, CliError> {
+    fn write_all(
+        cmd: &clap::Command,
+        name: &str,
+        dir: &std::path::Path,
+        n: &mut usize,
+    ) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .title(name.to_ascii_uppercase())
+            .render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.1")), buf)?;
+        *n += 1;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            write_all(sub, &format!("{name}-{}", sub.get_name()), dir, n)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(out_dir)?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut n = 0;
+    write_all(&cmd, "portcullis", out_dir, &mut n)?;
+    eprintln!("portcullis: wrote {n} man pages to {}", out_dir.display());
+    Ok(0)
 }
 
 fn check(a: CheckArgs) -> Result<u8, CliError> {

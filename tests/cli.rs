@@ -1,0 +1,111 @@
+//! The `portcullis` binary's contract with scripts: help on every command,
+//! man pages for every command, and the documented exit codes.
+
+use std::process::Command;
+
+fn portcullis(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env_remove("PORTCULLIS_POLICY")
+        .env_remove("PORTCULLIS_STATE_DIR")
+        .output()
+        .expect("run portcullis")
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &["check"],
+    &["provenance"],
+    &["fetch"],
+    &["policy", "check"],
+    &["audit"],
+    &["journal", "replay"],
+    &["trust", "update"],
+    &["trust", "import"],
+    &["trust", "show"],
+    &["verify-bundle"],
+    &["man"],
+    &["completions"],
+];
+
+#[test]
+fn every_command_has_help_and_a_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for c in COMMANDS {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let o = portcullis(&args);
+        assert!(o.status.success(), "{c:?} --help: {o:?}");
+        assert!(!o.stdout.is_empty(), "{c:?} --help printed nothing");
+        let page = dir.path().join(format!("portcullis-{}.1", c.join("-")));
+        let text =
+            std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("missing {}", page.display()));
+        assert!(text.contains(".SH NAME"), "{}", page.display());
+    }
+}
+
+#[test]
+fn exit_codes_scripts_rely_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2: usage error
+    assert_eq!(portcullis(&["no-such-command"]).status.code(), Some(2));
+    // 0: a valid policy
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"x\"\nimages = [\"x.io/*\"]\naction = \"allow\"\n").unwrap();
+    let o = portcullis(&["policy", "check", good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    // 1: an invalid one, every error on its own line with line:column
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "mode = \"strict\"\ncolour = 1\n").unwrap();
+    let o = portcullis(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(":1:8: error:"), "{stdout}");
+    assert!(
+        stdout.contains(":2:1: error: unknown key `colour`"),
+        "{stdout}"
+    );
+    // --json carries the same problems
+    let o = portcullis(&["policy", "check", "--json", bad.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let errors = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "error")
+        .count();
+    assert_eq!(errors, 2, "{v}");
+    // 3: an operational error (the file cannot be read), one line on stderr
+    let o = portcullis(&[
+        "policy",
+        "check",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+}
+
+#[test]
+fn check_refuses_when_containerd_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "mode = \"enforce\"\ndefault = \"allow\"\n").unwrap();
+    let sock = dir.path().join("none.sock");
+    let o = portcullis(&[
+        "check",
+        "--json",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+        "--address",
+        sock.to_str().unwrap(),
+        "x.io/app:1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "deny");
+    assert!(v["reason"].as_str().unwrap().contains("unreachable"), "{v}");
+}
