@@ -81,8 +81,8 @@ run_once() { # RUNTIME IMAGE -> prints wall ms, fails if the start failed
 }
 
 declare -A WALL
-for case in sig prov; do
-  image=bench/$case:1
+for case in sig-cold sig-warm prov-cold prov-warm; do
+  image=bench/${case%-*}:1
   # warm-up: one of each, not recorded
   run_once io.containerd.runc.v2 "$image" >/dev/null
   run_once io.containerd.portcullis.v2 "$image" >/dev/null
@@ -90,6 +90,8 @@ for case in sig prov; do
   a=() b=()
   for _ in $(seq 1 "$PAIRS"); do
     a+=("$(run_once io.containerd.runc.v2 "$image")")
+    # cold: no cached verdict, every start verifies; warm: the verdict cache answers
+    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
     b+=("$(run_once io.containerd.portcullis.v2 "$image")")
   done
   WALL[$case.a]="${a[*]}"
@@ -113,11 +115,14 @@ read -r c16_err c16_ms < <(conc 16)
 read -r c64_err c64_ms < <(conc 64)
 resident=$(pgrep -r R,S,D -fc containerd-shim-portcullis-v2 || true)
 
-python3 - "$OUT" "$PAIRS" "${WALL[sig.a]}" "${WALL[sig.b]}" "${WALL[prov.a]}" "${WALL[prov.b]}" \
+python3 - "$OUT" "$PAIRS" "${WALL[sig-cold.a]}" "${WALL[sig-cold.b]}" "${WALL[sig-warm.a]}" "${WALL[sig-warm.b]}" \
+  "${WALL[prov-cold.a]}" "${WALL[prov-cold.b]}" "${WALL[prov-warm.a]}" "${WALL[prov-warm.b]}" \
   "$c16_err" "$c16_ms" "$c64_err" "$c64_ms" "$resident" <<'PY'
 import json, statistics, sys, platform, os, subprocess
 out, pairs = sys.argv[1], int(sys.argv[2])
-cases = {"sig": (sys.argv[3], sys.argv[4]), "prov": (sys.argv[5], sys.argv[6])}
+cases = {"sig-cold": (sys.argv[3], sys.argv[4]), "sig-warm": (sys.argv[5], sys.argv[6]),
+         "prov-cold": (sys.argv[7], sys.argv[8]), "prov-warm": (sys.argv[9], sys.argv[10])}
+sys.argv = sys.argv[:3] + sys.argv[11:]
 def pct(xs, p):
     xs = sorted(xs); k = (len(xs) - 1) * p; f = int(k); c = min(f + 1, len(xs) - 1)
     return xs[f] + (xs[c] - xs[f]) * (k - f)
@@ -138,13 +143,14 @@ for name, (a, b) in cases.items():
         "wrapper_cpu_ms": {"median": statistics.median(cpu), "p95": pct(cpu, .95), "n": len(cpu)},
         "wrapper_peak_rss_mib": {"max": max(rss), "median": statistics.median(rss)},
     }
-res["concurrent"] = {"16": {"errors": int(sys.argv[7]), "wall_ms": int(sys.argv[8])},
-                     "64": {"errors": int(sys.argv[9]), "wall_ms": int(sys.argv[10])}}
-res["resident_wrapper_processes"] = int(sys.argv[11] or 0)
+res["concurrent"] = {"16": {"errors": int(sys.argv[3]), "wall_ms": int(sys.argv[4])},
+                     "64": {"errors": int(sys.argv[5]), "wall_ms": int(sys.argv[6])}}
+res["resident_wrapper_processes"] = int(sys.argv[7] or 0)
 json.dump(res, open(f"{out}/starts.json", "w"), indent=1)
-names = {"sig": "signature (ECDSA P-256 key)", "prov": "signature + SLSA v1 provenance"}
+names = {"sig-cold": "signature (ECDSA P-256 key), cold", "sig-warm": "signature, warm verdict cache",
+         "prov-cold": "signature + SLSA v1 provenance, cold", "prov-warm": "signature + provenance, warm"}
 lines = [f"Machine: {res['machine']['cpu']}, {res['machine']['cpus']} CPUs, kernel {res['machine']['kernel']}, {res['machine']['containerd']}.",
-         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case, no verdict cache (every start verifies).", "",
+         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case; cold: the verdict cache is emptied before each start.", "",
          "| case | runc median / p95 (ms) | portcullis median / p95 (ms) | ratio median / p95 | wrapper CPU median / p95 (ms) | wrapper peak RSS (MiB) |",
          "|---|---|---|---|---|---|"]
 for k, c in res["cases"].items():

@@ -374,6 +374,13 @@ done
 [[ $(journal_field "$LAST_ID" PORTCULLIS_IMAGE_DIGEST) == "${DIGEST[demo/signed:v1]}" ]] &&
   ok "allow record has the started digest" || not_ok "allow record has the started digest"
 start_case signed-ed25519-runs demo/ed25519:v1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_VERDICT_CACHE) == miss ]] && ok "first start verifies (verdict cache miss)" || not_ok "first start is a cache miss"
+start_case signed-ed25519-runs-again demo/ed25519:v1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_VERDICT_CACHE) == hit ]] && ok "second start reuses the verdict (cache hit)" || not_ok "second start is a cache hit"
+# replacing the Ed25519 key in the policy must not be masked by the cached pass
+sed -i "s#$KEYS/ed.pub#$KEYS/other.pub#" "$PORTCULLIS_POLICY"
+start_case policy-change-invalidates-cached-verdict demo/ed25519:v1 refuse deny "no signature verifies"
+main_policy
 start_case signed-rsa-runs demo/rsa:v1 run allow
 start_case index-platform-signature-runs demo/multi:v1 run allow
 start_case index-digest-signature-runs demo/multiidx:v1 run allow

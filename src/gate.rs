@@ -92,6 +92,8 @@ pub struct Decision {
     pub provenance: Option<ProvenanceSummary>,
     /// Certificate identity and transparency-log facts of a Sigstore-verified signature.
     pub sigstore: Option<verify::SigstoreFacts>,
+    /// `hit` when a cached pass was reused, `miss` when verified now.
+    pub verdict_cache: Option<&'static str>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
     /// The policy file.
@@ -138,7 +140,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The provenance facts a verdict records.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProvenanceSummary {
     /// The builder ID.
     pub builder: String,
@@ -184,6 +186,7 @@ pub fn decide(
         signed_digest: None,
         provenance: None,
         sigstore: None,
+        verdict_cache: None,
         policy_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
@@ -330,6 +333,100 @@ fn verify_rule(
         verify::RuleSigners::load(signers).map_err(|e| format!("rule \"{}\": {e}", rule.name))
     };
     let signers = load(&rule.signers)?;
+    let att_signers = match &rule.provenance {
+        Some(pp) if !pp.signers.is_empty() => Some(load(&pp.signers)?),
+        _ => None,
+    };
+    let root_path = trust_root_path(state, rule.trust_root.as_deref());
+    // Every input of the verification, hashed: any change is a new key.
+    let digests = target.digests();
+    let mut parts: Vec<Vec<u8>> = vec![
+        policy.digest.clone().into_bytes(),
+        rule.name.clone().into_bytes(),
+        signers.fingerprint(),
+        att_signers
+            .as_ref()
+            .map(|s| s.fingerprint())
+            .unwrap_or_default(),
+        file_digest(&root_path),
+    ];
+    for dg in &digests {
+        parts.push(dg.as_bytes().to_vec());
+        parts.push(
+            state
+                .entry_path(dg)
+                .map(|p| file_digest(&p))
+                .unwrap_or_default(),
+        );
+    }
+    let key = crate::verdict_cache::Key::new(parts.iter().map(Vec::as_slice));
+    let now = jiff::Timestamp::now();
+    if let Some(hit) = crate::verdict_cache::lookup(state, &key, now) {
+        d.reason = hit.reason;
+        d.signer = hit.signer;
+        d.signed_digest = hit.signed_digest;
+        d.sigstore = hit.sigstore;
+        d.provenance = hit.provenance;
+        d.verdict_cache = Some("hit");
+        return Ok(Kind::Verified);
+    }
+    let mut valid_until = None;
+    let kind = verify_rule_uncached(
+        policy,
+        rule,
+        target,
+        image,
+        state,
+        d,
+        signers,
+        att_signers,
+        &root_path,
+        &mut valid_until,
+    )?;
+    d.verdict_cache = Some("miss");
+    if let Some(max) = policy.trust_root_max_age {
+        if let Some(m) = std::fs::metadata(&root_path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+        {
+            let stale_at = jiff::Timestamp::try_from(m + max).ok();
+            valid_until = match (valid_until, stale_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    let hit = crate::verdict_cache::Hit {
+        reason: d.reason.clone(),
+        signer: d.signer.clone(),
+        signed_digest: d.signed_digest.clone(),
+        sigstore: d.sigstore.clone(),
+        provenance: d.provenance.clone(),
+    };
+    crate::verdict_cache::store(state, &key, &hit, now, valid_until);
+    Ok(kind)
+}
+
+/// SHA-256 of a file's bytes, or nothing when it cannot be read.
+fn file_digest(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path)
+        .map(|b| crate::digest::sha256_hex(&b).into_bytes())
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_rule_uncached(
+    policy: &Policy,
+    rule: &crate::policy::Rule,
+    target: &ImageTarget,
+    image: &ImageRef,
+    state: &StateDir,
+    d: &mut Decision,
+    signers: verify::RuleSigners,
+    att_signers: Option<verify::RuleSigners>,
+    root_path: &std::path::Path,
+    valid_until: &mut Option<jiff::Timestamp>,
+) -> Result<Kind, String> {
     let digests = target.digests();
     let fetch_hint = format!(
         "run `portcullis fetch {}`",
@@ -337,7 +434,6 @@ fn verify_rule(
     );
     let entries = verify::read_entries(state, &digests)
         .map_err(|e| format!("signature cache unusable: {e}"))?;
-    let root_path = trust_root_path(state, rule.trust_root.as_deref());
     let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
         std::cell::OnceCell::new();
     let stale_note: std::cell::OnceCell<String> = std::cell::OnceCell::new();
@@ -345,7 +441,7 @@ fn verify_rule(
         root_cell
             .get_or_init(|| {
                 if let Some(max) = policy.trust_root_max_age {
-                    let age = std::fs::metadata(&root_path)
+                    let age = std::fs::metadata(root_path)
                         .and_then(|m| m.modified())
                         .ok()
                         .and_then(|t| t.elapsed().ok());
@@ -362,7 +458,7 @@ fn verify_rule(
                         let _ = stale_note.set(msg);
                     }
                 }
-                crate::bundle::TrustRoot::load(&root_path).map_err(|e| match e {
+                crate::bundle::TrustRoot::load(root_path).map_err(|e| match e {
                     crate::bundle::BundleError::TrustRootRead { .. } => format!(
                         "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
                         root_path.display()
@@ -406,11 +502,7 @@ fn verify_rule(
         return Ok(Kind::Verified);
     };
     let req = attestation::requirement(pp).map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
-    let att_rule_signers = if pp.signers.is_empty() {
-        signers
-    } else {
-        load(&pp.signers)?
-    };
+    let att_rule_signers = att_signers.unwrap_or(signers);
     match attestation::verify_provenance_with(
         &entries,
         &digests,
@@ -421,6 +513,11 @@ fn verify_rule(
     ) {
         Ok(v) => {
             let p = &v.provenance;
+            if let (Some(max), Some(built)) = (pp.max_age, p.built_on()) {
+                *valid_until = jiff::SignedDuration::try_from(max)
+                    .ok()
+                    .and_then(|m| built.checked_add(m).ok());
+            }
             d.reason.push_str(&format!(
                 "; provenance by {} from {} ({})",
                 p.builder_id,
@@ -607,6 +704,88 @@ mod tests {
         );
         t.snapshot_parent = Some(d(8));
         assert_eq!(run(&p, Ok(t)).verdict, Verdict::Allow);
+    }
+
+    /// The staleness knob: a keyless rule whose trust root was last written
+    /// two days ago, under `trust_root_max_age = "1d"`.
+    #[test]
+    fn stale_trust_root_refuses_or_warns_as_the_policy_says() {
+        use crate::cache::{kind, Artifact, Entry, Layer, ENTRY_FORMAT};
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let root = dir.path().join("root.json");
+        std::fs::copy(
+            crate::verify::sigstore_tests::shared()
+                .join("trust-roots/production/trusted_root.json"),
+            &root,
+        )
+        .unwrap();
+        let two_days_ago =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&root)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        let (_, ann) = crate::verify::sigstore_tests::legacy_from("happy-path-v0.1");
+        let payload = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"x.io/app"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+            d(1)
+        );
+        state
+            .write(&Entry {
+                format: ENTRY_FORMAT,
+                subject: d(1),
+                repository: "x.io/app".into(),
+                fetched_at: "t".into(),
+                artifacts: vec![Artifact {
+                    kind: kind::COSIGN_SIGNATURE.into(),
+                    source: "s".into(),
+                    manifest_digest: d(2),
+                    layers: vec![Layer::new(
+                        crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                        ann,
+                        payload.as_bytes(),
+                    )],
+                }],
+            })
+            .unwrap();
+        let text = |stale: &str| {
+            format!(
+                "mode = \"enforce\"\ndefault = \"deny\"\ntrust_root_max_age = \"1d\"\ntrust_root_stale = \"{stale}\"\n[[rule]]\nname = \"k\"\nimages = [\"x.io/**\"]\ntrust_root = \"{}\"\n[[rule.signer]]\nissuer = \"https://token.actions.githubusercontent.com\"\nsubject_regex = \".*\"\n",
+                root.display()
+            )
+        };
+        let refuse = decide(
+            &policy(&text("refuse")),
+            Ok(target("x.io/app:1")),
+            &state,
+            &subject(),
+            Instant::now(),
+        );
+        assert_eq!(refuse.verdict, Verdict::Deny);
+        assert!(
+            refuse.reason.contains("older than trust_root_max_age"),
+            "{}",
+            refuse.reason
+        );
+        // warn: the root is used; this signature then fails for its own
+        // reason (it was not made over this payload), not for staleness.
+        let warn = decide(
+            &policy(&text("warn")),
+            Ok(target("x.io/app:1")),
+            &state,
+            &subject(),
+            Instant::now(),
+        );
+        assert_eq!(warn.verdict, Verdict::Deny);
+        assert!(
+            !warn.reason.contains("older than trust_root_max_age"),
+            "{}",
+            warn.reason
+        );
+        assert!(warn.reason.contains("keyless signature"), "{}", warn.reason);
     }
 
     #[test]

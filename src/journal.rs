@@ -118,6 +118,10 @@ impl Record {
             ("PORTCULLIS_SHIM".into(), d.shim.clone()),
             ("PORTCULLIS_DURATION_US".into(), d.duration_us.to_string()),
             (
+                "PORTCULLIS_VERDICT_CACHE".into(),
+                d.verdict_cache.unwrap_or_default().to_string(),
+            ),
+            (
                 "PORTCULLIS_DECIDED_AT".into(),
                 jiff::Timestamp::now().to_string(),
             ),

@@ -35,4 +35,5 @@ pub mod provenance;
 pub mod reference;
 pub mod shim;
 pub mod trust;
+pub mod verdict_cache;
 pub mod verify;

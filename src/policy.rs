@@ -1453,6 +1453,24 @@ key = "k.pub"
     }
 
     #[test]
+    fn keyless_signers_always_need_a_log_and_key_signers_may_ask_for_one() {
+        let e = parse("[[rule]]\nname=\"a\"\nimages=[\"x.io/*\"]\n[[rule.signer]]\nissuer=\"i\"\nsubject=\"s\"\nrequire_tlog=false\n").unwrap_err();
+        assert!(e.to_string().contains("for key signers only"), "{e}");
+        let p = parse("[[rule]]\nname=\"a\"\nimages=[\"x.io/*\"]\n[[rule.signer]]\nkey=\"/k.pub\"\nrequire_tlog=true\n").unwrap();
+        assert_eq!(
+            p.rules[0].signers[0],
+            Signer::Key {
+                path: "/k.pub".into(),
+                require_tlog: true
+            }
+        );
+        let e = parse("[[rule]]\nname=\"a\"\nimages=[\"x.io/*\"]\n[[rule.signer]]\nkey=\"/k.pub\"\nissuer=\"i\"\n").unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = parse("[[rule]]\nname=\"a\"\nimages=[\"x.io/*\"]\n[[rule.signer]]\nissuer=\"i\"\nsubject_regex=\"(\"\n").unwrap_err();
+        assert!(e.to_string().contains("regular expression"), "{e}");
+    }
+
+    #[test]
     fn shim_must_be_a_v2_shim_and_not_ourselves() {
         assert!(validate_shim("containerd-shim-runc-v2").is_ok());
         assert!(validate_shim("/usr/bin/containerd-shim-kata-v2").is_ok());

@@ -247,6 +247,29 @@ impl RuleSigners {
         Ok(out)
     }
 
+    /// Everything that identifies these signers, for the verdict cache key:
+    /// key fingerprints, keyless matchers, claims, CA bundle bytes.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for k in &self.keys {
+            out.push_str(&format!("key {} tlog={}\n", k.signer.id, k.require_tlog));
+        }
+        for k in &self.keyless {
+            out.push_str(&format!(
+                "keyless {} {} {:?} tlog={} ca={}\n",
+                k.issuer,
+                k.subject,
+                k.extensions,
+                k.require_tlog,
+                k.ca.as_ref()
+                    .and_then(|c| std::fs::read(c).ok())
+                    .map(|b| crate::digest::sha256_hex(&b))
+                    .unwrap_or_default()
+            ));
+        }
+        out.into_bytes()
+    }
+
     /// Names of the signers, for reasons.
     pub fn describe(&self) -> String {
         self.keys
@@ -263,7 +286,7 @@ impl RuleSigners {
 }
 
 /// The transparency-log and certificate facts of a Sigstore-verified signature.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigstoreFacts {
     /// Certificate identity (keyless) — empty for key signatures.
     pub subject: Option<String>,
@@ -760,6 +783,27 @@ mod tests {
     }
 
     #[test]
+    fn require_tlog_refuses_a_key_signature_without_a_log_entry() {
+        let kp = KeyPair::generate_ecdsa_p256().unwrap();
+        let signer = LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
+        let e = signed_entry(&d(1), &d(1), &kp);
+        let rs = RuleSigners {
+            keys: vec![KeySigner {
+                signer,
+                path: Some("/k.pub".into()),
+                require_tlog: true,
+            }],
+            keyless: vec![],
+        };
+        let err =
+            verify_entries_with(&[e], &[&d(1)], &rs, &mut || Err("unused".into())).unwrap_err();
+        assert!(
+            matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("no transparency-log entry")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn nothing_cached_is_its_own_reason() {
         let kp = KeyPair::generate_ecdsa_p256().unwrap();
         let signer = LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
@@ -789,7 +833,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod sigstore_tests {
+pub(crate) mod sigstore_tests {
     //! Real Sigstore material (the sigstore-conformance bundles, production
     //! trust root) re-expressed as cosign legacy layers: the mapping plus
     //! `sigstore-verify` must accept the genuine ones and refuse tampering.
@@ -803,7 +847,7 @@ mod sigstore_tests {
     const ID: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
     const ISSUER: &str = "https://token.actions.githubusercontent.com";
 
-    fn shared() -> std::path::PathBuf {
+    pub(crate) fn shared() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
     }
 
@@ -814,7 +858,7 @@ mod sigstore_tests {
 
     /// Legacy annotations from a v0.1 conformance bundle (what cosign would
     /// have written for the same signing event).
-    fn legacy_from(case: &str) -> (Vec<u8>, BTreeMap<String, String>) {
+    pub(crate) fn legacy_from(case: &str) -> (Vec<u8>, BTreeMap<String, String>) {
         let dir = shared().join("sigstore-conformance/test/assets/bundle-verify");
         let artifact = std::fs::read(dir.join("a.txt")).unwrap();
         let b: serde_json::Value = serde_json::from_slice(
