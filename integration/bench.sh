@@ -113,7 +113,9 @@ conc() { # N: N concurrent portcullis starts of the signed image; prints "errors
 }
 read -r c16_err c16_ms < <(conc 16)
 read -r c64_err c64_ms < <(conc 64)
-resident=$(pgrep -r R,S,D -fc containerd-shim-portcullis-v2 || true)
+sleep 1
+# wrapper processes of THIS containerd still alive (exec'd shims show as runc's)
+resident=$(pgrep -r R,S,D -f "containerd-shim-portcullis-v2.*$PC_CONTAINERD_SOCK" | wc -l)
 
 python3 - "$OUT" "$PAIRS" "${WALL[sig-cold.a]}" "${WALL[sig-cold.b]}" "${WALL[sig-warm.a]}" "${WALL[sig-warm.b]}" \
   "${WALL[prov-cold.a]}" "${WALL[prov-cold.b]}" "${WALL[prov-warm.a]}" "${WALL[prov-warm.b]}" \

@@ -175,6 +175,11 @@ impl ImageRef {
             (t, _) => t,
         };
         let repository_name = format!("{registry}/{repository}");
+        // The limit applies to the normalized name too, so that normalizing
+        // is idempotent (`docker.io/library/` can push a name over it).
+        if repository_name.len() > NAME_TOTAL_MAX {
+            return Err(err("repository name over 255 characters once normalized"));
+        }
         let mut normalized = repository_name.clone();
         if let Some(t) = &tag {
             normalized.push(':');
@@ -315,6 +320,20 @@ mod tests {
                 // uppercase repository paths, which oci-spec lets through.
                 (Ok(_), Err(_)) if c == "UPPER/case" => {}
                 _ => panic!("{c}: oci-spec {theirs:?} vs ours {ours:?}"),
+            }
+        }
+    }
+
+    /// Found by the `reference` fuzz target: a 238-character short name is
+    /// valid, but `docker.io/library/` pushed its normalized form over the
+    /// limit, so re-parsing the normalized name failed.
+    #[test]
+    fn normalizing_is_idempotent_at_the_length_limit() {
+        for n in [200usize, 236, 237, 238, 255] {
+            let name = "a".repeat(n);
+            if let Ok(r) = ImageRef::parse(&name) {
+                let again = ImageRef::parse(r.normalized()).expect("normalized names re-parse");
+                assert_eq!(again.normalized(), r.normalized());
             }
         }
     }
