@@ -64,6 +64,10 @@ pub enum Command {
     /// Manage the node's Sigstore trust roots (`trusted_root.json`): TUF update, offline import, show.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Cache the signatures of every image containerd pulls, as it pulls them (runs until stopped).
+    Sync(SyncArgs),
+    /// Check this node's set-up (containerd, runtime, shim, policy, trust root, journald, state, sync); exits 1 if a check fails.
+    Doctor(DoctorArgs),
 }
 
 /// Where containerd is.
@@ -261,6 +265,54 @@ pub struct VerifyBundleArgs {
     pub file_or_digest: PathBuf,
 }
 
+/// `portcullis sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: String,
+    /// Only images of this containerd namespace (default: every namespace).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Use HTTP, not HTTPS, to reach registries (loopback test registries only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Attempts per image before the failure is recorded in the journal (1-20).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+    /// State directory.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+/// `portcullis doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: String,
+    /// containerd's configuration file (default: containerd's own default).
+    #[arg(long)]
+    pub containerd_config: Option<PathBuf>,
+    /// Policy file.
+    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+    pub policy: PathBuf,
+    /// State directory.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Errors the CLI reports (exit 3).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -287,6 +339,12 @@ pub enum CliError {
     /// Output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// `portcullis sync` stopped.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    /// `portcullis doctor` could not run.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
     /// A precondition of the command failed; the message says which.
     #[error("{0}")]
     Usage(String),
@@ -309,7 +367,58 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Journal(JournalCommand::Replay { state_dir, json }) => replay(state_dir, json),
         Command::VerifyBundle(a) => verify_bundle(a),
         Command::Trust(t) => trust(t),
+        Command::Sync(a) => sync(a),
+        Command::Doctor(a) => doctor(a),
     }
+}
+
+fn sync(a: SyncArgs) -> Result<u8, CliError> {
+    let opts = crate::sync::SyncOptions {
+        address: a.address,
+        namespace: a.namespace,
+        fetch: crate::fetch::FetchOptions {
+            plain_http: a.plain_http,
+        },
+        max_attempts: a.max_attempts,
+        backoff: crate::sync::Backoff::default(),
+    };
+    let state = StateDir::new(a.state_dir);
+    let mut log = |line: &str| eprintln!("portcullis-sync: {line}");
+    crate::sync::run(&opts, &state, &crate::journal::Journald, &mut log)?;
+    Ok(0)
+}
+
+fn doctor(a: DoctorArgs) -> Result<u8, CliError> {
+    let report = crate::doctor::run(&crate::doctor::DoctorOptions {
+        address: a.address,
+        containerd_config: a.containerd_config,
+        policy: a.policy,
+        state_dir: a.state_dir,
+        timeout: crate::shim::lookup_timeout(),
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        for c in &report.checks {
+            writeln!(out, "{:<8} {:<13} {}", c.status.as_str(), c.name, c.detail)?;
+            if let Some(fix) = c
+                .fix
+                .as_ref()
+                .filter(|_| c.status != crate::doctor::Status::Ok)
+            {
+                writeln!(out, "{:<8} {:<13} fix: {fix}", "", "")?;
+            }
+        }
+        let failed = report
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::doctor::Status::Fail)
+            .count();
+        writeln!(out, "{failed} check(s) failed")?;
+    }
+    Ok(if report.ok { 0 } else { EXIT_NO })
 }
 
 fn man(out_dir: &std::path::Path) -> Result<u8, CliError> {

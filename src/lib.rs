@@ -16,7 +16,8 @@
 //!
 //! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
-//! the journal back.
+//! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
+//! ([`doctor`]) checks the node's set-up.
 
 pub mod attestation;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod containerd;
 pub mod cosign;
 pub mod digest;
+pub mod doctor;
 pub mod dsse;
 pub mod fetch;
 pub mod gate;
@@ -34,6 +36,7 @@ pub mod policy;
 pub mod provenance;
 pub mod reference;
 pub mod shim;
+pub mod sync;
 pub mod trust;
 pub mod verdict_cache;
 pub mod verify;

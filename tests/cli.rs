@@ -25,6 +25,8 @@ const COMMANDS: &[&[&str]] = &[
     &["verify-bundle"],
     &["man"],
     &["completions"],
+    &["sync"],
+    &["doctor"],
 ];
 
 #[test]
@@ -42,6 +44,49 @@ fn every_command_has_help_and_a_man_page() {
         let text =
             std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("missing {}", page.display()));
         assert!(text.contains(".SH NAME"), "{}", page.display());
+    }
+}
+
+#[test]
+fn doctor_exits_1_with_every_check_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = portcullis(&[
+        "doctor",
+        "--json",
+        "--address",
+        &format!("{d}/no.sock"),
+        "--policy",
+        &format!("{d}/no.toml"),
+        "--state-dir",
+        d,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let names: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "containerd",
+            "cri-runtime",
+            "shim",
+            "policy",
+            "trust-root",
+            "journald",
+            "state-dir",
+            "sync-service"
+        ]
+    );
+    for c in v["checks"].as_array().unwrap() {
+        if c["status"] == "fail" {
+            assert!(c["fix"].is_string(), "{c}");
+        }
     }
 }
 

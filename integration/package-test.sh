@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The Debian package, end to end on this machine (root, Debian 12):
+# build it (packaging/build-deb), `dpkg -i` it, check its files, permissions,
+# man pages, completions and journal catalog, `systemd-analyze verify` the
+# units, run `portcullis doctor --json` against a private containerd
+# (env.sh), run `portcullis sync` against that containerd and see a pulled
+# signed image's signatures cached with no `fetch` by hand (and the image
+# start through the installed shim), see a failing image recorded in the
+# journal, then `apt-get remove` and `apt-get purge` and check that only what
+# the operator wrote remains. Cleans up whatever it started and purges the
+# package, pass or fail.
+#
+#   bash integration/package-test.sh
+#
+# Needs setup.sh's packages (containerd, docker-registry, skopeo, umoci,
+# jq, systemd) and cargo-deb (`cargo install cargo-deb --locked`). Refuses
+# to run where portcullis is installed already or /var/lib/portcullis or
+# /etc/portcullis exist (they would be purged).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+ROOT=$(dirname "$HERE")
+export PC_WORK=${PC_WORK:-/tmp/pc-pkg-test}
+export PC_REGISTRY=${PC_REGISTRY:-127.0.0.1:5088}
+export PC_NS=${PC_NS:-portcullis-pkg}
+# The installed package's files, not a test tree: the shim on containerd's
+# PATH is /usr/bin's, the policy and state are the package's defaults.
+export PC_BIN_DIR=/usr/bin
+export PORTCULLIS_POLICY=/etc/portcullis/policy.toml
+export PORTCULLIS_STATE_DIR=/var/lib/portcullis
+# shellcheck source=integration/env.sh
+source "$HERE/env.sh"
+# shellcheck source=integration/images.sh
+source "$HERE/images.sh"
+
+PASS=0
+FAIL=0
+SYNC_PID=
+SIGN=$ROOT/target/debug/portcullis-testsign
+R=$PC_REGISTRY
+KEYS=$PC_WORK/keys
+SYNC_FAILED_ID=4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2
+
+ok() {
+  PASS=$((PASS + 1))
+  echo "ok $((PASS + FAIL)) - $1"
+}
+not_ok() {
+  FAIL=$((FAIL + 1))
+  echo "not ok $((PASS + FAIL)) - $1"
+  shift
+  local line
+  for line in "$@"; do echo "#   $line"; done
+}
+# check NAME CMD...: ok when CMD succeeds, else not ok with its output.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "${out:0:2000}"; fi
+}
+finish() {
+  echo "$PASS passed, $FAIL failed"
+  ((FAIL == 0))
+}
+
+cleanup() {
+  local rc=$?
+  if [[ -n $SYNC_PID ]] && kill -0 "$SYNC_PID" 2>/dev/null; then
+    kill "$SYNC_PID" 2>/dev/null
+    wait "$SYNC_PID" 2>/dev/null
+  fi
+  pc_stop_all >/dev/null 2>&1 || true
+  if dpkg-query -W -f='${db:Status-Status}' portcullis 2>/dev/null | grep -qv '^not-installed$'; then
+    apt-get purge -y -q portcullis >/dev/null 2>&1 || dpkg --purge portcullis >/dev/null 2>&1 || true
+  fi
+  # What this test wrote as "the operator".
+  rm -rf /etc/portcullis/keys
+  rmdir /etc/portcullis 2>/dev/null || true
+  exit "$rc"
+}
+
+# ------------------------------------------------------------ preconditions
+if ((EUID != 0)); then
+  echo "package-test: run as root (dpkg -i)" >&2
+  exit 2
+fi
+if dpkg-query -W -f='${db:Status-Status}' portcullis 2>/dev/null | grep -q '^installed$'; then
+  echo "package-test: portcullis is installed on this machine; this test would purge it. Purge it first." >&2
+  exit 2
+fi
+for d in /var/lib/portcullis /etc/portcullis; do
+  if [[ -e $d ]]; then
+    echo "package-test: $d exists; this test would delete it. Move it away first." >&2
+    exit 2
+  fi
+done
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ build
+echo "# building the package (packaging/build-deb)"
+(cd "$ROOT" && cargo build --quiet -p portcullis-testsign) || exit 1
+DEB=$(cd "$ROOT" && packaging/build-deb 2>"$PC_WORK.build.log" | tail -n 1)
+[[ $DEB != /* ]] && DEB=$ROOT/$DEB
+if [[ -f $DEB && $DEB == "$ROOT"/target/debian/*.deb ]]; then
+  ok "packaging/build-deb wrote $(basename "$DEB") to target/debian/"
+else
+  not_ok "packaging/build-deb wrote a .deb to target/debian/" "got '$DEB'" "$(tail -n 20 "$PC_WORK.build.log")"
+  finish
+  exit 1
+fi
+rm -f "$PC_WORK.build.log"
+
+CONTENTS=$(dpkg-deb -c "$DEB")
+missing=()
+for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 \
+  ./etc/portcullis/policy.toml ./etc/containerd/conf.d/portcullis-runtime.toml \
+  ./usr/lib/systemd/system/portcullis-sync.service \
+  ./usr/lib/systemd/system/portcullis-trust-refresh.service \
+  ./usr/lib/systemd/system/portcullis-trust-refresh.timer \
+  ./usr/lib/systemd/catalog/portcullis.catalog \
+  ./usr/share/doc/portcullis/copyright ./usr/share/doc/portcullis/changelog.Debian.gz \
+  ./usr/share/bash-completion/completions/portcullis \
+  ./usr/share/zsh/vendor-completions/_portcullis \
+  ./usr/share/fish/vendor_completions.d/portcullis.fish \
+  ./usr/share/man/man1/portcullis.1.gz ./usr/share/man/man1/portcullis-sync.1.gz \
+  ./usr/share/man/man1/portcullis-doctor.1.gz ./usr/share/man/man1/portcullis-trust-update.1.gz; do
+  grep -qE " $f\$" <<<"$CONTENTS" || missing+=("$f")
+done
+if ((${#missing[@]} == 0)); then ok "the package holds binaries, policy, drop-in, units, catalog, docs, completions"; else not_ok "package contents" "missing: ${missing[*]}"; fi
+
+# One man page per command and subcommand, generated from the CLI definition.
+mandir=$(mktemp -d)
+"$ROOT/target/release/portcullis" man --out-dir "$mandir" 2>/dev/null
+want=$(find "$mandir" -name '*.1' | wc -l)
+rm -rf "$mandir"
+got=$(grep -c ' ./usr/share/man/man1/portcullis.*\.1\.gz$' <<<"$CONTENTS")
+if ((want > 10 && got == want)); then ok "man pages for every subcommand ($got)"; else not_ok "man pages for every subcommand" "package has $got, CLI defines $want"; fi
+
+# ---------------------------------------------------------------- install
+if out=$(dpkg -i "$DEB" 2>&1); then ok "dpkg -i"; else
+  not_ok "dpkg -i" "$out"
+  finish
+  exit 1
+fi
+
+perm=$(stat -c '%a %U %G' /var/lib/portcullis 2>&1)
+if [[ $perm == "700 root root" ]]; then ok "state directory /var/lib/portcullis is 0700 root:root"; else not_ok "state directory permissions" "$perm"; fi
+perm=$(stat -c '%a %U' /usr/bin/portcullis /usr/bin/containerd-shim-portcullis-v2 | sort -u)
+if [[ $perm == "755 root" ]]; then ok "binaries in /usr/bin, 0755 root"; else not_ok "binary permissions" "$perm"; fi
+conffiles=$(dpkg-query -W -f='${Conffiles}' portcullis)
+if grep -q ' /etc/portcullis/policy.toml ' <<<"$conffiles" && grep -q ' /etc/containerd/conf.d/portcullis-runtime.toml ' <<<"$conffiles"; then
+  ok "policy and containerd drop-in are conffiles"
+else
+  not_ok "conffiles" "$conffiles"
+fi
+check "shipped policy is valid" /usr/bin/portcullis policy check /etc/portcullis/policy.toml
+if grep -qE '^mode = "audit"' /etc/portcullis/policy.toml; then ok "shipped policy starts in audit mode"; else not_ok "shipped policy starts in audit mode"; fi
+check "man portcullis-sync resolves" man -w portcullis-sync
+check "bash completion script parses" bash -n /usr/share/bash-completion/completions/portcullis
+# (the whole listing first: grep -q closing the pipe early fails pipefail)
+catalog=$(journalctl --list-catalog 2>/dev/null)
+if grep -q "$SYNC_FAILED_ID" <<<"$catalog"; then
+  ok "journal catalog updated (postinst ran journalctl --update-catalog)"
+else
+  not_ok "journal catalog updated" "$SYNC_FAILED_ID not in journalctl --list-catalog"
+fi
+if grep -q portcullis /etc/containerd/config.toml 2>/dev/null; then
+  not_ok "installation left /etc/containerd/config.toml alone" "it mentions portcullis"
+else
+  ok "installation left /etc/containerd/config.toml alone"
+fi
+
+# ---------------------------------------------------------------- systemd
+if out=$(cd "$ROOT" && systemd-analyze verify systemd/*.service systemd/*.timer 2>&1) && [[ -z $out ]]; then
+  ok "systemd-analyze verify systemd/*.service systemd/*.timer: clean"
+else
+  not_ok "systemd-analyze verify" "$out"
+fi
+if out=$(systemd-analyze verify /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-trust-refresh.timer 2>&1) && [[ -z $out ]]; then
+  ok "systemd-analyze verify on the installed units: clean"
+else
+  not_ok "systemd-analyze verify (installed)" "$out"
+fi
+if [[ -L /etc/systemd/system/multi-user.target.wants/portcullis-sync.service && -L /etc/systemd/system/timers.target.wants/portcullis-trust-refresh.timer ]]; then
+  ok "portcullis-sync.service and portcullis-trust-refresh.timer enabled"
+else
+  not_ok "units enabled" "$(find /etc/systemd/system -name '*portcullis*' 2>&1)"
+fi
+
+# ------------------------------------------------------ private containerd
+pc_start_registry || exit 1
+pc_start_containerd || exit 1
+mkdir -p "$KEYS"
+
+# The operator's one-line edit, on a copy of this host's containerd config.
+HOSTCFG=$PC_WORK/host-config.toml
+{
+  echo 'imports = ["/etc/containerd/conf.d/portcullis-runtime.toml"]'
+  cat /etc/containerd/config.toml
+} >"$HOSTCFG"
+
+doctor() { /usr/bin/portcullis doctor --json --address "$PC_CONTAINERD_SOCK" "$@"; }
+status_of() { jq -r --arg n "$1" '.checks[] | select(.name == $n) | .status' <<<"$2"; }
+
+out=$(doctor --containerd-config "$HOSTCFG")
+rc=$?
+problems=()
+for pair in containerd=ok cri-runtime=ok shim=ok policy=ok trust-root=warn journald=ok state-dir=ok sync-service=unknown; do
+  s=$(status_of "${pair%%=*}" "$out")
+  [[ $s == "${pair#*=}" ]] || problems+=("${pair%%=*}: $s, expected ${pair#*=}")
+done
+((rc == 0)) || problems+=("exit $rc")
+[[ $(jq -r .ok <<<"$out") == true ]] || problems+=("ok is not true")
+if ((${#problems[@]} == 0)); then ok "doctor --json: all checks pass (trust root: warn, sync service: unknown without systemd)"; else not_ok "doctor --json" "${problems[@]}" "$out"; fi
+jq -r '.checks[] | "#   \(.status)\t\(.name)\t\(.detail)"' <<<"$out" 2>/dev/null
+
+out=$(doctor --containerd-config /etc/containerd/config.toml --policy "$PC_WORK/none.toml" --state-dir "$PC_WORK/nostate")
+rc=$?
+if ((rc == 1)) && [[ $(status_of policy "$out") == fail && $(status_of state-dir "$out") == fail && $(status_of cri-runtime "$out") != ok ]] &&
+  jq -e '.checks[] | select(.name == "policy") | .fix | test("policy check")' <<<"$out" >/dev/null; then
+  ok "doctor fails (exit 1) on a missing policy, state dir and runtime import, each with a fix"
+else
+  not_ok "doctor failing checks" "exit $rc" "$out"
+fi
+out=$(/usr/bin/portcullis doctor --address "$PC_WORK/no.sock" --containerd-config "$HOSTCFG" 2>&1)
+rc=$?
+if ((rc == 1)) && grep -qE '^fail +containerd ' <<<"$out" && grep -q 'fix: start containerd' <<<"$out"; then
+  ok "doctor (text) reports an unreachable containerd with its fix"
+else
+  not_ok "doctor, containerd unreachable" "exit $rc" "$out"
+fi
+
+# ------------------------------------------------------------------- sync
+"$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/release.key" --public "$KEYS/release.pub" >/dev/null
+DIGEST=$(pc_push_image sync/app:1 pkg-sync | tail -n 1)
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/sync/app:1" >/dev/null
+
+/usr/bin/portcullis sync --address "$PC_CONTAINERD_SOCK" --plain-http --max-attempts 2 \
+  >"$PC_WORK/logs/sync.log" 2>&1 &
+SYNC_PID=$!
+for _ in $(seq 1 100); do
+  grep -q "subscribing to image events" "$PC_WORK/logs/sync.log" && break
+  sleep 0.1
+done
+# containerd answers the subscription only with its first event; give the
+# request a moment to arrive before pulling.
+sleep 1
+if grep -q "subscribing to image events" "$PC_WORK/logs/sync.log"; then ok "portcullis sync connected to containerd and subscribed to its image events"; else not_ok "sync subscribed" "$(cat "$PC_WORK/logs/sync.log")"; fi
+
+ENTRY=/var/lib/portcullis/cache/sha256/${DIGEST#sha256:}.json
+[[ -e $ENTRY ]] && not_ok "no cache entry before the pull" "$ENTRY exists"
+pc_pull sync/app:1 >/dev/null 2>&1 || not_ok "pull $R/sync/app:1"
+for _ in $(seq 1 300); do
+  [[ -s $ENTRY ]] && break
+  sleep 0.1
+done
+if [[ -s $ENTRY ]] && grep -q "sync/app:1.*signature(s) cached" "$PC_WORK/logs/sync.log"; then
+  ok "pulling a signed image cached its signatures ($ENTRY) without a fetch by hand"
+else
+  not_ok "sync cached the pulled image's signatures" "$ENTRY missing" "$(cat "$PC_WORK/logs/sync.log")"
+fi
+
+# The operator's policy: enforce for this repository, with their key.
+install -d -m 0755 /etc/portcullis/keys
+install -m 0644 "$KEYS/release.pub" /etc/portcullis/keys/release.pub
+cat >/etc/portcullis/policy.toml <<EOF
+mode = "enforce"
+default = "deny"
+
+[[rule]]
+name = "sync"
+images = ["$R/sync/*"]
+[[rule.signer]]
+key = "keys/release.pub"
+EOF
+id=pkg-$RANDOM$RANDOM
+if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
+  --runtime io.containerd.portcullis.v2 "$R/sync/app:1" "$id" /bin/true 2>&1); then
+  ok "the installed shim starts the synced image in enforce mode"
+else
+  not_ok "start through the installed shim" "$out"
+fi
+
+# An image whose registry is unreachable: bounded retries, then one record.
+bad=127.0.0.1:9/nowhere/app:1
+pc_ctr images tag "$R/sync/app:1" "$bad" >/dev/null 2>&1 || not_ok "ctr images tag $bad"
+rec=
+for _ in $(seq 1 150); do
+  rec=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis-sync "MESSAGE_ID=$SYNC_FAILED_ID" "PORTCULLIS_IMAGE_REF=$bad" 2>/dev/null | tail -n 1)
+  [[ -n $rec ]] && break
+  sleep 0.2
+done
+if [[ -n $rec ]] && [[ $(jq -r .PORTCULLIS_ATTEMPTS <<<"$rec") == 2 ]] && grep -q "attempt 1/2 failed" "$PC_WORK/logs/sync.log"; then
+  ok "an unreachable registry: 2 attempts with backoff, then a journal record (MESSAGE_ID $SYNC_FAILED_ID)"
+else
+  not_ok "sync failure journaled" "record: $rec" "$(tail -n 5 "$PC_WORK/logs/sync.log")"
+fi
+
+kill "$SYNC_PID" 2>/dev/null
+wait "$SYNC_PID" 2>/dev/null
+SYNC_PID=
+pc_stop_all >/dev/null 2>&1 || not_ok "stopping containerd and the registry"
+
+# ------------------------------------------------------------ remove/purge
+if out=$(apt-get remove -y -q portcullis 2>&1); then ok "apt-get remove"; else not_ok "apt-get remove" "$out"; fi
+left=()
+for f in /usr/bin/portcullis /usr/bin/containerd-shim-portcullis-v2 /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/catalog/portcullis.catalog; do
+  [[ -e $f ]] && left+=("$f")
+done
+[[ -e /etc/portcullis/policy.toml ]] || left+=("(policy.toml should stay until purge)")
+[[ -d /var/lib/portcullis ]] || left+=("(state dir should stay until purge)")
+if ((${#left[@]} == 0)); then ok "remove: program files gone, configuration and state kept"; else not_ok "remove" "${left[@]}"; fi
+
+if out=$(apt-get purge -y -q portcullis 2>&1); then ok "apt-get purge"; else not_ok "apt-get purge" "$out"; fi
+left=()
+for f in /etc/portcullis/policy.toml /etc/containerd/conf.d/portcullis-runtime.toml /var/lib/portcullis /usr/share/doc/portcullis /usr/share/portcullis; do
+  [[ -e $f ]] && left+=("$f")
+done
+while IFS= read -r f; do left+=("$f"); done < <(find /etc/systemd /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked -name '*portcullis*' 2>/dev/null)
+if dpkg-query -W -f='${db:Status-Status}' portcullis 2>/dev/null | grep -qv '^not-installed$'; then left+=("dpkg still knows the package"); fi
+if ((${#left[@]} == 0)); then ok "purge: no package file, conffile, state or unit state left"; else not_ok "purge leaves nothing of the package" "${left[@]}"; fi
+remaining=$(find /etc/portcullis -type f 2>/dev/null | sort | tr '\n' ' ')
+if [[ $remaining == "/etc/portcullis/keys/release.pub " ]]; then
+  ok "purge kept only what the operator wrote (/etc/portcullis/keys/release.pub)"
+else
+  not_ok "purge kept the operator's files only" "found: $remaining"
+fi
+catalog=$(journalctl --list-catalog 2>/dev/null)
+if grep -q "$SYNC_FAILED_ID" <<<"$catalog"; then
+  not_ok "journal catalog entries gone after purge"
+else
+  ok "journal catalog entries gone after purge"
+fi
+
+finish

@@ -1,0 +1,542 @@
+//! `portcullis sync`: cache the signatures of every image containerd pulls,
+//! before a container of it starts.
+//!
+//! This module owns the subscription to containerd's event stream (the
+//! events service's `Subscribe`, filtered to `topic~="/images/"`), decoding
+//! the `ImageCreate` / `ImageUpdate` payloads (protobuf `Any`s), and the
+//! retry discipline around [`crate::fetch::fetch`]: exponential backoff with a
+//! bounded number of attempts per image, then one structured journal record
+//! ([`message_id::FETCH_FAILED`], `SYSLOG_IDENTIFIER=portcullis-sync`) so the
+//! operator sees which image will be refused at start and why. A lost
+//! connection to containerd is retried forever, with the same backoff capped.
+//!
+//! Two threads: the subscriber runs the gRPC stream on its own small async
+//! runtime and hands image names over a channel; the caller's thread fetches
+//! them one at a time ([`crate::fetch::fetch`] runs its own runtime).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use containerd_client::services::v1::events_client::EventsClient;
+use containerd_client::services::v1::{ImageCreate, ImageUpdate, SubscribeRequest};
+use containerd_client::tonic::{self, Request};
+use containerd_client::types::Envelope;
+use prost::Message;
+
+use crate::cache::StateDir;
+use crate::fetch::{FetchOptions, FetchReport};
+use crate::journal::{Record, Sink};
+
+/// `SYSLOG_IDENTIFIER` of the records of `portcullis sync`.
+pub const IDENTIFIER: &str = "portcullis-sync";
+
+/// The event filter subscribed to (containerd's filter syntax).
+pub const IMAGE_FILTER: &str = "topic~=\"/images/\"";
+
+/// `MESSAGE_ID`s of `portcullis sync` (catalog entries depend on them).
+pub mod message_id {
+    /// Every attempt to cache an image's signatures failed.
+    pub const FETCH_FAILED: &str = "4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2";
+}
+
+/// Errors of `portcullis sync` that stop it.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The event subscriber thread could not be started.
+    #[error("cannot start the event subscriber: {0}")]
+    Thread(std::io::Error),
+    /// The subscriber ended (its runtime could not start).
+    #[error("the containerd event subscriber stopped: {0}; restart `portcullis sync`")]
+    Subscriber(String),
+}
+
+/// What happened to an image, as containerd reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new image record (a pull, a tag, an import).
+    Create,
+    /// An image record changed (a re-pull that moved the tag).
+    Update,
+}
+
+/// One image event worth a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEvent {
+    /// containerd namespace.
+    pub namespace: String,
+    /// The image name as containerd records it.
+    pub name: String,
+    /// Create or update.
+    pub kind: EventKind,
+}
+
+/// Decode an event envelope. `Ok(None)` for events that need no fetch (any
+/// other topic, deletes, CRI's `sha256:<id>` image-ID records); an error
+/// for an image event whose payload does not decode.
+pub fn decode(envelope: &Envelope) -> Result<Option<ImageEvent>, String> {
+    let kind = match envelope.topic.as_str() {
+        "/images/create" => EventKind::Create,
+        "/images/update" => EventKind::Update,
+        _ => return Ok(None),
+    };
+    let any = envelope
+        .event
+        .as_ref()
+        .ok_or_else(|| format!("event {} has no payload", envelope.topic))?;
+    // containerd names the type without the leading `/` an `Any` should
+    // have, and the package differs across versions
+    // (`containerd.services.images.v1.ImageCreate`, `containerd.events.ImageCreate`):
+    // match the message name only.
+    let type_name = any.type_url.rsplit(['/', '.']).next().unwrap_or_default();
+    let name = match (&kind, type_name) {
+        (EventKind::Create, "ImageCreate") => ImageCreate::decode(any.value.as_slice())
+            .map(|e| e.name)
+            .map_err(|e| e.to_string()),
+        (EventKind::Update, "ImageUpdate") => ImageUpdate::decode(any.value.as_slice())
+            .map(|e| e.name)
+            .map_err(|e| e.to_string()),
+        _ => Err(format!("unexpected payload type {:?}", any.type_url)),
+    }
+    .map_err(|e| format!("event {}: {e}", envelope.topic))?;
+    if name.is_empty() || name.starts_with("sha256:") {
+        return Ok(None);
+    }
+    Ok(Some(ImageEvent {
+        namespace: envelope.namespace.clone(),
+        name,
+        kind,
+    }))
+}
+
+/// Exponential backoff: `initial`, doubled per attempt, capped at `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// The largest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after failed attempt `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Options of `portcullis sync`.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// containerd's gRPC socket.
+    pub address: String,
+    /// Only this namespace's images (default: all namespaces).
+    pub namespace: Option<String>,
+    /// How the registry is reached.
+    pub fetch: FetchOptions,
+    /// Attempts per image before the failure is recorded.
+    pub max_attempts: u32,
+    /// Delays between attempts (and between reconnections to containerd).
+    pub backoff: Backoff,
+}
+
+/// The subscription's filters.
+pub fn filters(namespace: Option<&str>) -> Vec<String> {
+    match namespace {
+        Some(ns) => vec![format!("{IMAGE_FILTER},namespace=={ns:?}")],
+        None => vec![IMAGE_FILTER.to_string()],
+    }
+}
+
+/// Run until the subscriber stops: fetch the signatures of every image
+/// containerd creates or updates. `log` receives one line per step.
+pub fn run(
+    opts: &SyncOptions,
+    state: &StateDir,
+    sink: &dyn Sink,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), SyncError> {
+    let (tx, rx) = mpsc::channel();
+    let sub_opts = opts.clone();
+    let subscriber = std::thread::Builder::new()
+        .name("containerd-events".into())
+        .spawn(move || subscribe(&sub_opts, &tx))
+        .map_err(SyncError::Thread)?;
+    for msg in rx {
+        match msg {
+            Feed::Log(line) => log(&line),
+            Feed::Image(ev) => {
+                sync_one(&ev, opts, log, sink, &mut |image| {
+                    crate::fetch::fetch(image, state, &opts.fetch, &mut |_| {})
+                        .map_err(|e| e.to_string())
+                });
+            }
+        }
+    }
+    match subscriber.join() {
+        Ok(Err(e)) => Err(SyncError::Subscriber(e)),
+        Ok(Ok(())) => Ok(()),
+        Err(_) => Err(SyncError::Subscriber("it panicked".into())),
+    }
+}
+
+/// What the subscriber thread sends.
+enum Feed {
+    Log(String),
+    Image(ImageEvent),
+}
+
+/// Fetch one image's signatures, retrying with backoff; record the failure
+/// in the journal when every attempt failed. Returns whether it succeeded.
+pub fn sync_one(
+    ev: &ImageEvent,
+    opts: &SyncOptions,
+    log: &mut dyn FnMut(&str),
+    sink: &dyn Sink,
+    fetch: &mut dyn FnMut(&str) -> Result<FetchReport, String>,
+) -> bool {
+    let attempts = opts.max_attempts.max(1);
+    let mut last = String::new();
+    for n in 1..=attempts {
+        match fetch(&ev.name) {
+            Ok(r) => {
+                let total: usize = r
+                    .subjects
+                    .iter()
+                    .map(|s| s.signatures + s.attestations + s.bundles)
+                    .sum();
+                log(&format!(
+                    "{} ({}): {}@{}: {total} signature(s) cached",
+                    ev.name, ev.namespace, r.image, r.digest
+                ));
+                return true;
+            }
+            Err(e) => {
+                last = e;
+                if n < attempts {
+                    let d = opts.backoff.delay(n);
+                    log(&format!(
+                        "{}: attempt {n}/{attempts} failed: {last}; retrying in {}s",
+                        ev.name,
+                        d.as_secs_f32()
+                    ));
+                    std::thread::sleep(d);
+                }
+            }
+        }
+    }
+    log(&format!(
+        "{}: giving up after {attempts} attempt(s): {last}",
+        ev.name
+    ));
+    let record = failure_record(ev, attempts, &last);
+    if let Err(e) = sink.send(&record) {
+        log(&format!("cannot record the failure in the journal: {e}"));
+    }
+    false
+}
+
+/// The journal record of an image whose signatures could not be cached.
+pub fn failure_record(ev: &ImageEvent, attempts: u32, reason: &str) -> Record {
+    Record {
+        message: format!(
+            "portcullis-sync: cannot cache the signatures of {}: {reason}; starts of it will be refused in enforce mode until `portcullis fetch {}` succeeds",
+            ev.name, ev.name
+        ),
+        priority: 3,
+        fields: vec![
+            ("MESSAGE_ID".into(), message_id::FETCH_FAILED.into()),
+            ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
+            ("PORTCULLIS_IMAGE_REF".into(), ev.name.clone()),
+            ("PORTCULLIS_NAMESPACE".into(), ev.namespace.clone()),
+            ("PORTCULLIS_REASON".into(), reason.to_string()),
+            ("PORTCULLIS_ATTEMPTS".into(), attempts.to_string()),
+            (
+                "PORTCULLIS_VERSION".into(),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
+        ],
+    }
+}
+
+/// The subscriber thread: (re)connect forever, forwarding image events.
+/// Returns only when the receiver is gone or no runtime can be built.
+fn subscribe(opts: &SyncOptions, tx: &mpsc::Sender<Feed>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    rt.block_on(async {
+        let mut failures = 0u32;
+        loop {
+            let said = |line: String| tx.send(Feed::Log(line)).is_ok();
+            match stream_once(opts, tx, &mut failures).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    failures += 1;
+                    let d = opts.backoff.delay(failures);
+                    if !said(format!(
+                        "containerd at {}: {e}; reconnecting in {}s",
+                        opts.address,
+                        d.as_secs_f32()
+                    )) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(d).await;
+                }
+            }
+        }
+    })
+}
+
+/// One subscription; `Ok` when the receiver is gone, `Err` when the stream
+/// failed or ended (containerd restarted).
+async fn stream_once(
+    opts: &SyncOptions,
+    tx: &mpsc::Sender<Feed>,
+    failures: &mut u32,
+) -> Result<(), String> {
+    let path = opts
+        .address
+        .strip_prefix("unix://")
+        .unwrap_or(&opts.address);
+    let channel = containerd_client::connect(path)
+        .await
+        .map_err(|e| format!("unreachable: {}", chain(&e)))?;
+    *failures = 0;
+    let ns = opts.namespace.as_deref().unwrap_or("all namespaces");
+    // containerd registers the subscriber when the request arrives but may
+    // answer only with the first event: say so now, not after that event.
+    if tx
+        .send(Feed::Log(format!(
+            "subscribing to image events of containerd at {} ({ns})",
+            opts.address
+        )))
+        .is_err()
+    {
+        return Ok(());
+    }
+    let mut stream = EventsClient::new(channel)
+        .subscribe(Request::new(SubscribeRequest {
+            filters: filters(opts.namespace.as_deref()),
+        }))
+        .await
+        .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
+        .into_inner();
+    loop {
+        let envelope = stream
+            .message()
+            .await
+            .map_err(|s| format!("event stream failed: {}", s.message()))?
+            .ok_or("event stream ended")?;
+        let msg = match decode(&envelope) {
+            Ok(Some(ev)) => Feed::Image(ev),
+            Ok(None) => continue,
+            Err(e) => Feed::Log(format!("ignoring an undecodable event: {e}")),
+        };
+        if tx.send(msg).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn envelope(topic: &str, type_url: &str, value: Vec<u8>) -> Envelope {
+        let mut e = Envelope {
+            timestamp: None,
+            namespace: "k8s.io".into(),
+            topic: topic.into(),
+            event: Some(Default::default()),
+        };
+        if let Some(any) = e.event.as_mut() {
+            any.type_url = type_url.into();
+            any.value = value;
+        }
+        e
+    }
+
+    fn create(name: &str) -> Vec<u8> {
+        ImageCreate {
+            name: name.into(),
+            labels: Default::default(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn decodes_create_and_update_in_either_package() {
+        let e = envelope(
+            "/images/create",
+            "containerd.services.images.v1.ImageCreate",
+            create("registry.example/app:1"),
+        );
+        assert_eq!(
+            decode(&e).unwrap(),
+            Some(ImageEvent {
+                namespace: "k8s.io".into(),
+                name: "registry.example/app:1".into(),
+                kind: EventKind::Create
+            })
+        );
+        let upd = ImageUpdate {
+            name: "registry.example/app:2".into(),
+            labels: [("a".to_string(), "b".to_string())].into(),
+        }
+        .encode_to_vec();
+        let e = envelope("/images/update", "/containerd.events.ImageUpdate", upd);
+        let ev = decode(&e).unwrap().unwrap();
+        assert_eq!(ev.kind, EventKind::Update);
+        assert_eq!(ev.name, "registry.example/app:2");
+    }
+
+    #[test]
+    fn ignores_other_topics_deletes_and_image_ids() {
+        let e = envelope(
+            "/images/delete",
+            "containerd.services.images.v1.ImageDelete",
+            vec![],
+        );
+        assert_eq!(decode(&e).unwrap(), None);
+        let e = envelope("/tasks/start", "containerd.events.TaskStart", vec![]);
+        assert_eq!(decode(&e).unwrap(), None);
+        let e = envelope(
+            "/images/create",
+            "containerd.services.images.v1.ImageCreate",
+            create(&format!("sha256:{}", "a".repeat(64))),
+        );
+        assert_eq!(decode(&e).unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_mismatched_or_garbled_payloads() {
+        let e = envelope("/images/create", "containerd.events.TaskStart", vec![]);
+        assert!(decode(&e).unwrap_err().contains("unexpected payload type"));
+        let e = envelope(
+            "/images/create",
+            "containerd.services.images.v1.ImageCreate",
+            vec![0x0a, 0x05, b'a'],
+        );
+        assert!(decode(&e).is_err());
+        let mut e = envelope("/images/create", "x", vec![]);
+        e.event = None;
+        assert!(decode(&e).unwrap_err().contains("no payload"));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let b = Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(5),
+        };
+        let d: Vec<_> = (1..=6).map(|n| b.delay(n).as_millis()).collect();
+        assert_eq!(d, [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(b.delay(200), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn namespace_filter_is_anded() {
+        assert_eq!(filters(None), ["topic~=\"/images/\""]);
+        assert_eq!(
+            filters(Some("k8s.io")),
+            ["topic~=\"/images/\",namespace==\"k8s.io\""]
+        );
+    }
+
+    struct Recorder(RefCell<Vec<Record>>);
+    impl Sink for Recorder {
+        fn send(&self, r: &Record) -> Result<(), String> {
+            self.0.borrow_mut().push(r.clone());
+            Ok(())
+        }
+    }
+
+    fn opts(max_attempts: u32) -> SyncOptions {
+        SyncOptions {
+            address: "/nonexistent".into(),
+            namespace: None,
+            fetch: FetchOptions::default(),
+            max_attempts,
+            backoff: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+        }
+    }
+
+    fn ev() -> ImageEvent {
+        ImageEvent {
+            namespace: "default".into(),
+            name: "registry.example/app:1".into(),
+            kind: EventKind::Create,
+        }
+    }
+
+    #[test]
+    fn retries_then_records_one_failure() {
+        let sink = Recorder(RefCell::new(vec![]));
+        let mut calls = 0;
+        let ok = sync_one(&ev(), &opts(3), &mut |_| {}, &sink, &mut |_| {
+            calls += 1;
+            Err("registry down".into())
+        });
+        assert!(!ok);
+        assert_eq!(calls, 3);
+        let got = sink.0.borrow();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].field("MESSAGE_ID"), Some(message_id::FETCH_FAILED));
+        assert_eq!(got[0].field("SYSLOG_IDENTIFIER"), Some(IDENTIFIER));
+        assert_eq!(got[0].field("PORTCULLIS_ATTEMPTS"), Some("3"));
+        assert_eq!(got[0].field("PORTCULLIS_REASON"), Some("registry down"));
+    }
+
+    #[test]
+    fn success_after_a_failure_records_nothing() {
+        let sink = Recorder(RefCell::new(vec![]));
+        let mut calls = 0;
+        let ok = sync_one(&ev(), &opts(5), &mut |_| {}, &sink, &mut |_| {
+            calls += 1;
+            if calls == 1 {
+                return Err("timeout".into());
+            }
+            Ok(FetchReport {
+                image: "registry.example/app:1".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+                platform_digest: None,
+                subjects: vec![],
+            })
+        });
+        assert!(ok);
+        assert_eq!(calls, 2);
+        assert!(sink.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn catalog_has_the_sync_message_id() {
+        let catalog = include_str!("../systemd/portcullis.catalog");
+        assert!(catalog.contains(&format!("-- {}\n", message_id::FETCH_FAILED)));
+    }
+}
