@@ -1,7 +1,8 @@
 //! Reading verdicts back from the journal (`portcullis audit`).
 //!
 //! This module owns the query side: it runs `journalctl -o json` filtered on
-//! `SYSLOG_IDENTIFIER=portcullis` (and the verdict or container asked for),
+//! `SYSLOG_IDENTIFIER=portcullis` and the trusted field `_UID=0` (and the
+//! verdict or container asked for),
 //! and turns each entry into an [`AuditEntry`]. journald stays the store; we
 //! add nothing beside it.
 
@@ -69,6 +70,9 @@ pub fn query(q: &Query) -> Result<Vec<AuditEntry>, AuditError> {
         cmd.arg(format!("--until={u}"));
     }
     cmd.arg(format!("SYSLOG_IDENTIFIER={}", crate::journal::IDENTIFIER));
+    // journald sets _UID itself: only records written by root (the shim runs
+    // as containerd's child) count, so another local user cannot forge one.
+    cmd.arg("_UID=0");
     if let Some(v) = &q.verdict {
         cmd.arg(format!("PORTCULLIS_VERDICT={v}"));
     }
