@@ -175,7 +175,8 @@ async fn connect(address: &str) -> Result<tonic::transport::Channel, LookupError
         })
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, on one line.
+pub fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

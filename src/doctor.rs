@@ -182,7 +182,7 @@ fn ask_containerd(address: &str, timeout: Duration) -> Result<Observed, DoctorEr
         let connected = tokio::time::timeout(timeout, containerd_client::connect(path)).await;
         let channel = match connected {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return (Err(chain(&e)), None, None),
+            Ok(Err(e)) => return (Err(crate::containerd::source_chain(&e)), None, None),
             Err(_) => {
                 return (
                     Err(format!("no answer within {} ms", timeout.as_millis())),
@@ -219,17 +219,6 @@ fn ask_containerd(address: &str, timeout: Duration) -> Result<Observed, DoctorEr
         };
         (version, cri_loaded, pid)
     }))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The `containerd` check.

@@ -311,7 +311,7 @@ async fn stream_once(
         .unwrap_or(&opts.address);
     let channel = containerd_client::connect(path)
         .await
-        .map_err(|e| format!("unreachable: {}", chain(&e)))?;
+        .map_err(|e| format!("unreachable: {}", crate::containerd::source_chain(&e)))?;
     *failures = 0;
     let ns = opts.namespace.as_deref().unwrap_or("all namespaces");
     // containerd registers the subscriber when the request arrives but may
@@ -347,17 +347,6 @@ async fn stream_once(
             return Ok(());
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
