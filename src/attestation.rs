@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use crate::cache::{kind, Entry};
+use crate::digest::short;
 use crate::dsse::Envelope;
 use crate::policy::ProvenancePolicy;
 use crate::provenance::{self, Pattern, Provenance, Requirement};
@@ -308,8 +309,4 @@ fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     Some(payload)
-}
-
-fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
 }

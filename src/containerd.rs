@@ -28,11 +28,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest index blob read from the content store.
 pub const MAX_INDEX_BYTES: i64 = 4 * 1024 * 1024;
 
-const INDEX_TYPES: &[&str] = &[
+/// Media types of image indexes (OCI and Docker manifest lists).
+pub const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
-const MANIFEST_TYPES: &[&str] = &[
+/// Media types of image manifests (OCI and Docker).
+pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];

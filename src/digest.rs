@@ -21,6 +21,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     sigstore_verify::crypto::sha256(data).to_hex()
 }
 
+/// The first 12 hex digits of a digest, for reasons (`sha256:0123456789ab`).
+pub fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
 /// Validate a `sha256:<64 hex>` digest and return its hex part.
 pub fn sha256_hex_of(digest: &str) -> Result<&str, DigestError> {
     let hex = digest

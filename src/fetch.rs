@@ -22,6 +22,7 @@ use oci_client::{Client, Reference};
 use serde::Serialize;
 
 use crate::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT, MAX_LAYERS};
+use crate::containerd::{INDEX_TYPES, MANIFEST_TYPES};
 use crate::cosign;
 use crate::reference::ImageRef;
 
@@ -38,15 +39,6 @@ pub const BUNDLE_MEDIA_TYPES: &[&str] = &[
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
     "application/vnd.dev.sigstore.bundle.v0.3+json",
-];
-
-const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
-const INDEX_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
 /// Errors fetching.

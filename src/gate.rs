@@ -131,12 +131,11 @@ impl Decision {
                 self.container_id.as_deref().unwrap_or("?")
             ),
         };
-        format!("portcullis: denied {subject}: {}", one_line(&self.reason))
+        format!(
+            "portcullis: denied {subject}: {}",
+            crate::bundle::one_line(&self.reason)
+        )
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The provenance facts a verdict records.
@@ -290,7 +289,7 @@ fn evaluate(
 /// `trust/<name>/`, or a file the policy names.
 pub fn trust_root_path(state: &StateDir, named: Option<&str>) -> std::path::PathBuf {
     match named {
-        None => state.root().join(crate::bundle::CACHED_TRUST_ROOT),
+        None => crate::trust::root_path(state, &crate::trust::RootName::default()),
         Some(n) if n.starts_with('/') => std::path::PathBuf::from(n),
         Some(n) => match crate::trust::RootName::parse(n) {
             Ok(name) => crate::trust::root_path(state, &name),

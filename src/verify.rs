@@ -16,6 +16,7 @@ use sigstore_verify::types::{DerPublicKey, SignatureBytes};
 
 use crate::cache::{Entry, StateDir};
 use crate::cosign;
+use crate::digest::short;
 use crate::policy::{Keyless, Signer};
 
 /// Largest public key file accepted, in bytes.
@@ -638,10 +639,6 @@ pub fn is_signature_bundle(blob: &[u8]) -> bool {
 
 /// The artifact kind of cosign signature images in the cache.
 pub const ARTIFACT_KIND: &str = crate::cache::kind::COSIGN_SIGNATURE;
-
-fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
 
 #[cfg(test)]
 mod tests {
