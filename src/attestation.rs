@@ -189,54 +189,15 @@ pub fn verify_provenance_with<'a>(
                 continue; // a signature bundle, not an attestation
             };
             examined += 1;
-            let mut verified_by = None;
-            let expectations = rule_signers
-                .keyless
-                .iter()
-                .map(|k| crate::bundle::Expectation::Keyless(Box::new(k.clone())))
-                .chain(rule_signers.keys.iter().filter_map(|k| {
-                    k.path
-                        .clone()
-                        .map(|pem_path| crate::bundle::Expectation::Key { pem_path })
-                }));
-            let mut first_err = None;
-            for exp in expectations {
-                let root = match trust() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        first_err = Some((5, e));
-                        break;
-                    }
-                };
-                match crate::bundle::verify_bundle(
-                    &blob,
-                    crate::bundle::Artifact::Digest(&entry.subject),
-                    &exp,
-                    root,
-                ) {
-                    Ok(v) => {
-                        verified_by = Some(match &v.signer {
-                            crate::bundle::SignerInfo::Certificate { subject, issuer } => {
-                                format!("keyless:{subject} (issuer {issuer})")
-                            }
-                            crate::bundle::SignerInfo::Key { fingerprint } => {
-                                format!("key:{fingerprint}")
-                            }
-                        });
-                        break;
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert((2, e.to_string()));
-                    }
+            let signer = match rule_signers.verify_bundle(&blob, &entry.subject, trust) {
+                Ok((signer, _)) => signer,
+                Err((rank, why)) => {
+                    note(
+                        rank,
+                        format!("attestation bundle {}: {why}", short(&layer.digest)),
+                    );
+                    continue;
                 }
-            }
-            let Some(signer) = verified_by else {
-                let (rank, why) = first_err.unwrap_or((2, "no provenance signer".into()));
-                note(
-                    rank,
-                    format!("attestation bundle {}: {why}", short(&layer.digest)),
-                );
-                continue;
             };
             let prov = match provenance::extract(&statement, digests) {
                 Ok(p) => p,
@@ -287,8 +248,15 @@ pub fn verify_provenance_with<'a>(
 fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
     #[derive(serde::Deserialize)]
     struct Head {
+        #[serde(rename = "messageSignature")]
+        message_signature: Option<serde_json::Value>,
         #[serde(rename = "dsseEnvelope")]
         dsse_envelope: Option<Dsse>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
     }
     #[derive(serde::Deserialize)]
     struct Dsse {
@@ -298,6 +266,9 @@ fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
     }
     use base64::Engine;
     let h: Head = serde_json::from_slice(blob).ok()?;
+    if h.message_signature.is_some() {
+        return None;
+    }
     let d = h.dsse_envelope?;
     if d.payload_type != crate::dsse::IN_TOTO_PAYLOAD_TYPE {
         return None;
@@ -305,8 +276,8 @@ fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(d.payload)
         .ok()?;
-    if crate::verify::is_signature_bundle(blob) {
-        return None;
-    }
-    Some(payload)
+    // cosign's image-signing statement is a signature, not an attestation
+    // (the same test as `verify::is_signature_bundle`, on the decoded payload).
+    let st: Statement = serde_json::from_slice(&payload).ok()?;
+    (st.predicate_type != crate::verify::COSIGN_SIGN_PREDICATE).then_some(payload)
 }

@@ -271,6 +271,43 @@ impl RuleSigners {
         out.into_bytes()
     }
 
+    /// Verify a Sigstore bundle for `subject` against each signer in turn
+    /// (keyless identities, then keys); the first that accepts it wins.
+    /// `Ok` carries how verdicts name the signer; `Err` a ranked reason (the
+    /// first signer's refusal, or the trust root's absence).
+    pub fn verify_bundle<'a>(
+        &self,
+        blob: &[u8],
+        subject: &str,
+        trust: &mut TrustProvider<'a>,
+    ) -> Result<(String, crate::bundle::BundleVerified), (u8, String)> {
+        use crate::bundle::{verify_bundle, Artifact, Expectation};
+        let expectations = self
+            .keyless
+            .iter()
+            .map(|k| Expectation::Keyless(Box::new(k.clone())))
+            .chain(
+                self.keys
+                    .iter()
+                    .filter_map(|k| k.path.clone().map(|pem_path| Expectation::Key { pem_path })),
+            );
+        let mut first_err = None;
+        for exp in expectations {
+            let root = trust().map_err(|e| (5, e))?;
+            match verify_bundle(blob, Artifact::Digest(subject), &exp, root) {
+                Ok(v) => return Ok((signer_label(&v, &exp), v)),
+                Err(e) => {
+                    first_err.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Err((
+            2,
+            first_err
+                .unwrap_or_else(|| "no signer of the rule can verify a Sigstore bundle".into()),
+        ))
+    }
+
     /// Names of the signers, for reasons.
     pub fn describe(&self) -> String {
         self.keys
@@ -335,7 +372,6 @@ pub fn verify_entries_with<'a>(
     signers: &RuleSigners,
     trust: &mut TrustProvider<'a>,
 ) -> Result<Verified, Rejection> {
-    use crate::bundle::{verify_bundle, Artifact, Expectation};
     let mut examined = 0usize;
     // Reasons ranked: a replayed signature or a wrong signer says more than
     // a malformed layer.
@@ -357,37 +393,19 @@ pub fn verify_entries_with<'a>(
                     }
                     any_cached = true;
                     examined += 1;
-                    let mut failures = Vec::new();
-                    let expectations = signers
-                        .keyless
-                        .iter()
-                        .map(|k| Expectation::Keyless(Box::new(k.clone())))
-                        .chain(signers.keys.iter().filter_map(|k| {
-                            k.path.clone().map(|pem_path| Expectation::Key { pem_path })
-                        }));
-                    for exp in expectations {
-                        let root = match trust() {
-                            Ok(r) => r,
-                            Err(e) => {
-                                note(5, e);
-                                break;
-                            }
-                        };
-                        match verify_bundle(&blob, Artifact::Digest(&entry.subject), &exp, root) {
-                            Ok(v) => {
-                                let facts = SigstoreFacts::from(&v);
-                                return Ok(Verified {
-                                    signer: signer_label(&v, &exp),
-                                    digest: entry.subject.clone(),
-                                    layer_digest: layer.digest.clone(),
-                                    sigstore: Some(facts),
-                                });
-                            }
-                            Err(e) => failures.push(e.to_string()),
+                    match signers.verify_bundle(&blob, &entry.subject, trust) {
+                        Ok((signer, v)) => {
+                            return Ok(Verified {
+                                signer,
+                                digest: entry.subject.clone(),
+                                layer_digest: layer.digest.clone(),
+                                sigstore: Some(SigstoreFacts::from(&v)),
+                            })
                         }
-                    }
-                    if let Some(f) = failures.into_iter().next() {
-                        note(2, format!("Sigstore bundle {}: {f}", short(&layer.digest)));
+                        Err((rank, why)) => note(
+                            rank,
+                            format!("Sigstore bundle {}: {why}", short(&layer.digest)),
+                        ),
                     }
                 }
                 continue;
