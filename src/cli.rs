@@ -452,23 +452,10 @@ fn check(a: CheckArgs) -> Result<u8, CliError> {
     let started = Instant::now();
     let policy = Policy::load(&a.policy);
     let state = StateDir::new(&a.state_dir);
-    let timeout = crate::shim::lookup_timeout();
-    let (lookup, container_id) = match (&a.container, &a.image) {
-        (Some(id), _) => (
-            containerd::lookup_container(
-                &a.containerd.address,
-                &a.containerd.namespace,
-                id,
-                timeout,
-            ),
-            Some(id.clone()),
-        ),
-        (None, Some(image)) => (lookup_image(&a.containerd, image, timeout), None),
-        (None, None) => unreachable!("clap requires one"),
-    };
+    let lookup = lookup_target(&a);
     let subject = Subject {
         namespace: a.containerd.namespace.clone(),
-        container_id,
+        container_id: a.container.clone(),
     };
     let d = gate::decide(&policy, lookup, &state, &subject, started);
     let mut out = std::io::stdout().lock();
@@ -512,18 +499,7 @@ fn check(a: CheckArgs) -> Result<u8, CliError> {
 fn provenance(a: CheckArgs) -> Result<u8, CliError> {
     let policy = Policy::load(&a.policy).map_err(|e| CliError::Usage(e.to_string()))?;
     let state = StateDir::new(&a.state_dir);
-    let timeout = crate::shim::lookup_timeout();
-    let target = match (&a.container, &a.image) {
-        (Some(id), _) => containerd::lookup_container(
-            &a.containerd.address,
-            &a.containerd.namespace,
-            id,
-            timeout,
-        ),
-        (None, Some(image)) => lookup_image(&a.containerd, image, timeout),
-        (None, None) => unreachable!("clap requires one"),
-    }
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let target = lookup_target(&a).map_err(|e| CliError::Usage(e.to_string()))?;
     let image = crate::reference::ImageRef::parse(&target.name)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let policy::Selection::Rule(rule) = policy.select(&image) else {
@@ -596,6 +572,22 @@ fn provenance(a: CheckArgs) -> Result<u8, CliError> {
             eprintln!("portcullis: {reason}");
             Ok(EXIT_NO)
         }
+    }
+}
+
+/// What `check` and `provenance` look at: the `--container`'s image, or the
+/// image named on the command line.
+fn lookup_target(a: &CheckArgs) -> Result<containerd::ImageTarget, containerd::LookupError> {
+    let timeout = crate::shim::lookup_timeout();
+    match (&a.container, &a.image) {
+        (Some(id), _) => containerd::lookup_container(
+            &a.containerd.address,
+            &a.containerd.namespace,
+            id,
+            timeout,
+        ),
+        (None, Some(image)) => lookup_image(&a.containerd, image, timeout),
+        (None, None) => unreachable!("clap requires one"),
     }
 }
 
