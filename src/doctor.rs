@@ -162,7 +162,9 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
     };
     checks.push(trust_check(age, &path, policy.as_ref()));
     if let Some(p) = &policy {
-        checks.push(enforcement_check(&crate::heartbeat::GateState::of(p, &state)));
+        checks.push(enforcement_check(&crate::heartbeat::GateState::of(
+            p, &state,
+        )));
     }
     checks.push(journald_check(Path::new(JOURNAL_SOCKET)));
     checks.push(state_dir_check(&o.state_dir));
@@ -443,15 +445,29 @@ pub fn enforcement_check(gs: &crate::heartbeat::GateState) -> Check {
     let roots = gs
         .trust_roots
         .iter()
-        .map(|t| format!("{} {}", t.path, t.digest.as_deref().unwrap_or("(unreadable)")))
+        .map(|t| {
+            format!(
+                "{} {}",
+                t.path,
+                t.digest.as_deref().unwrap_or("(unreadable)")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let detail = format!(
         "mode {} ({}), policy {}, trust root(s): {}",
         gs.mode,
-        if gs.rule_modes().is_empty() { "no rules".to_string() } else { gs.rule_modes() },
+        if gs.rule_modes().is_empty() {
+            "no rules".to_string()
+        } else {
+            gs.rule_modes()
+        },
         gs.policy_digest.as_deref().unwrap_or("unreadable"),
-        if roots.is_empty() { "none used".into() } else { roots }
+        if roots.is_empty() {
+            "none used".into()
+        } else {
+            roots
+        }
     );
     if gs.enforcing() {
         Check::new("enforcement", Status::Ok, detail)

@@ -29,7 +29,9 @@ pub const TRUST_ARCHIVE: &str = "trust-roots";
 #[derive(Debug, thiserror::Error)]
 pub enum HeartbeatError {
     /// A copy could not be written.
-    #[error("cannot archive {what} in {dir}: {source}; check that the state directory is writable")]
+    #[error(
+        "cannot archive {what} in {dir}: {source}; check that the state directory is writable"
+    )]
     Archive {
         /// What was archived.
         what: String,
@@ -161,11 +163,18 @@ impl GateState {
     pub fn record(&self) -> Record {
         let digest = self.policy_digest.as_deref().unwrap_or("unreadable");
         let message = match &self.policy_error {
-            Some(e) => format!("heartbeat: policy {} unusable, every start is refused: {e}", self.policy_path),
+            Some(e) => format!(
+                "heartbeat: policy {} unusable, every start is refused: {e}",
+                self.policy_path
+            ),
             None => format!(
                 "heartbeat: mode {}{} policy {} ({digest}), {} trust root(s)",
                 self.mode,
-                if self.enforcing() { "" } else { " (not every rule enforces)" },
+                if self.enforcing() {
+                    ""
+                } else {
+                    " (not every rule enforces)"
+                },
                 self.policy_path,
                 self.trust_roots.len()
             ),
@@ -294,7 +303,10 @@ mod tests {
         assert_eq!(r.field("MESSAGE_ID"), Some(message_id::HEARTBEAT));
         assert_eq!(r.field("PORTCULLIS_POLICY_DIGEST"), Some(p.digest.as_str()));
         assert_eq!(r.field("PORTCULLIS_ENFORCING"), Some("false"));
-        assert!(r.field("PORTCULLIS_TRUST_ROOTS").unwrap().contains("root.json=sha256:"));
+        assert!(r
+            .field("PORTCULLIS_TRUST_ROOTS")
+            .unwrap()
+            .contains("root.json=sha256:"));
     }
 
     #[test]
@@ -306,7 +318,11 @@ mod tests {
         assert!(gs.policy_error.is_some());
         let r = gs.record();
         assert_eq!(r.priority, 3);
-        assert!(r.message.contains("every start is refused"), "{}", r.message);
+        assert!(
+            r.message.contains("every start is refused"),
+            "{}",
+            r.message
+        );
         assert!(r.field("PORTCULLIS_POLICY_DIGEST").is_some());
     }
 
@@ -326,9 +342,6 @@ mod tests {
             "toml",
         )
         .unwrap();
-        assert_eq!(
-            std::fs::read(copy).unwrap(),
-            std::fs::read(&path).unwrap()
-        );
+        assert_eq!(std::fs::read(copy).unwrap(), std::fs::read(&path).unwrap());
     }
 }

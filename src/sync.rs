@@ -171,8 +171,8 @@ pub fn decode_container(envelope: &Envelope) -> Result<Option<ContainerEvent>, S
             }))
         }
         ("/tasks/start", "TaskStart") => {
-            let e =
-                TaskStart::decode(any.value.as_slice()).map_err(|e| format!("event {topic}: {e}"))?;
+            let e = TaskStart::decode(any.value.as_slice())
+                .map_err(|e| format!("event {topic}: {e}"))?;
             Ok(Some(ContainerEvent::TaskStarted {
                 namespace,
                 container_id: e.container_id,
@@ -208,17 +208,26 @@ pub fn task_record(t: &StartedTask) -> Record {
     let runtime = t.runtime.as_deref().unwrap_or("unknown");
     let gated = runtime == crate::doctor::RUNTIME_TYPE;
     let mut fields = vec![
-        ("MESSAGE_ID".to_string(), crate::journal::message_id::TASK_STARTED.to_string()),
+        (
+            "MESSAGE_ID".to_string(),
+            crate::journal::message_id::TASK_STARTED.to_string(),
+        ),
         ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
         ("PORTCULLIS_KIND".into(), "task-start".into()),
         ("PORTCULLIS_CONTAINER_ID".into(), t.container_id.clone()),
         ("PORTCULLIS_NAMESPACE".into(), t.namespace.clone()),
         ("PORTCULLIS_PID".into(), t.pid.to_string()),
-        ("PORTCULLIS_IMAGE_REF".into(), t.image.clone().unwrap_or_default()),
+        (
+            "PORTCULLIS_IMAGE_REF".into(),
+            t.image.clone().unwrap_or_default(),
+        ),
         ("PORTCULLIS_RUNTIME".into(), runtime.to_string()),
         ("PORTCULLIS_GATED".into(), gated.to_string()),
         ("PORTCULLIS_SOURCE".into(), t.source.clone()),
-        ("PORTCULLIS_VERSION".into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            "PORTCULLIS_VERSION".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
     ];
     fields.retain(|(_, v)| !v.is_empty());
     Record {
@@ -227,7 +236,11 @@ pub fn task_record(t: &StartedTask) -> Record {
             t.namespace,
             t.container_id,
             t.image.as_deref().unwrap_or("unknown"),
-            if gated { "" } else { " (not through the Portcullis gate)" }
+            if gated {
+                ""
+            } else {
+                " (not through the Portcullis gate)"
+            }
         ),
         priority: if gated { 6 } else { 4 },
         fields,
@@ -237,17 +250,30 @@ pub fn task_record(t: &StartedTask) -> Record {
 /// The journal record of a subscription starting (`start`) or ending (`stop`).
 pub fn observer_record(what: &str, address: &str, detail: &str) -> Record {
     let mut fields = vec![
-        ("MESSAGE_ID".to_string(), crate::journal::message_id::OBSERVER.to_string()),
+        (
+            "MESSAGE_ID".to_string(),
+            crate::journal::message_id::OBSERVER.to_string(),
+        ),
         ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
         ("PORTCULLIS_KIND".into(), "observer".into()),
         ("PORTCULLIS_OBSERVER".into(), what.into()),
         ("PORTCULLIS_CONTAINERD_ADDRESS".into(), address.into()),
         ("PORTCULLIS_REASON".into(), detail.into()),
-        ("PORTCULLIS_VERSION".into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            "PORTCULLIS_VERSION".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
     ];
     fields.retain(|(_, v)| !v.is_empty());
     Record {
-        message: format!("portcullis-sync: observing containerd {address}: {what}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") }),
+        message: format!(
+            "portcullis-sync: observing containerd {address}: {what}{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        ),
         priority: if what == "start" { 6 } else { 4 },
         fields,
     }
@@ -323,7 +349,9 @@ pub fn run(
         match msg {
             Feed::Log(line) => log(&line),
             Feed::Record(r) => {
-                if let Err(e) = crate::journal::record(sink, &crate::journal::Spool::new(state.spool_dir()), &r) {
+                if let Err(e) =
+                    crate::journal::record(sink, &crate::journal::Spool::new(state.spool_dir()), &r)
+                {
                     log(&format!("cannot record {:?}: {e}", r.message));
                 }
             }
@@ -498,7 +526,11 @@ async fn stream_once(
         let envelope = match stream.message().await {
             Ok(Some(e)) => e,
             Ok(None) => {
-                let _ = tx.send(Feed::Record(observer_record("stop", &opts.address, "event stream ended")));
+                let _ = tx.send(Feed::Record(observer_record(
+                    "stop",
+                    &opts.address,
+                    "event stream ended",
+                )));
                 return Err("event stream ended".into());
             }
             Err(s) => {
@@ -508,23 +540,39 @@ async fn stream_once(
             }
         };
         let msg = match decode_container(&envelope) {
-            Ok(Some(ContainerEvent::Created { namespace, id, image, runtime })) => {
+            Ok(Some(ContainerEvent::Created {
+                namespace,
+                id,
+                image,
+                runtime,
+            })) => {
                 if created.len() > 10_000 {
                     created.clear();
                 }
                 created.insert((namespace, id), (image, runtime));
                 continue;
             }
-            Ok(Some(ContainerEvent::TaskStarted { namespace, container_id, pid })) => {
+            Ok(Some(ContainerEvent::TaskStarted {
+                namespace,
+                container_id,
+                pid,
+            })) => {
                 let key = (namespace.clone(), container_id.clone());
-                let mut t = StartedTask { namespace, container_id, pid, ..Default::default() };
+                let mut t = StartedTask {
+                    namespace,
+                    container_id,
+                    pid,
+                    ..Default::default()
+                };
                 match created.remove(&key) {
                     Some((image, runtime)) => {
                         t.image = Some(image).filter(|s| !s.is_empty());
                         t.runtime = Some(runtime);
                         t.source = "create-event".into();
                     }
-                    None => match container_record(channel.clone(), &t.namespace, &t.container_id).await {
+                    None => match container_record(channel.clone(), &t.namespace, &t.container_id)
+                        .await
+                    {
                         Ok((image, runtime)) => {
                             t.image = Some(image).filter(|s| !s.is_empty());
                             t.runtime = Some(runtime);
@@ -558,7 +606,10 @@ async fn container_record(
     use containerd_client::services::v1::GetContainerRequest;
     use containerd_client::with_namespace;
     let c = ContainersClient::new(channel)
-        .get(with_namespace!(GetContainerRequest { id: id.to_string() }, namespace))
+        .get(with_namespace!(
+            GetContainerRequest { id: id.to_string() },
+            namespace
+        ))
         .await
         .map_err(|s| format!("containers.Get: {}", s.message()))?
         .into_inner()
@@ -703,14 +754,20 @@ mod tests {
         };
         let r = task_record(&t);
         assert_eq!(r.field("PORTCULLIS_GATED"), Some("false"));
-        assert_eq!(r.field("MESSAGE_ID"), Some(crate::journal::message_id::TASK_STARTED));
+        assert_eq!(
+            r.field("MESSAGE_ID"),
+            Some(crate::journal::message_id::TASK_STARTED)
+        );
         assert!(r.message.contains("not through the Portcullis gate"));
         let r = task_record(&StartedTask {
             runtime: Some(crate::doctor::RUNTIME_TYPE.into()),
             ..t
         });
         assert_eq!(r.field("PORTCULLIS_GATED"), Some("true"));
-        assert_eq!(observer_record("start", "/s", "").field("PORTCULLIS_OBSERVER"), Some("start"));
+        assert_eq!(
+            observer_record("start", "/s", "").field("PORTCULLIS_OBSERVER"),
+            Some("start")
+        );
     }
 
     #[test]
