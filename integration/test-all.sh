@@ -33,3 +33,6 @@ bash "$HERE/tuf/test.sh"
 
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
+
+echo "== audit evidence (packs, schema, offline verify, merge, report in headless chromium)"
+bash "$HERE/evidence.sh"

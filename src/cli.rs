@@ -1047,6 +1047,9 @@ pub struct EvidenceArgs {
     /// The node's name in the pack (default: the host name).
     #[arg(long)]
     pub node: Option<String>,
+    /// Only records of gates that use the --policy file, and task starts observed on --address (for a node running several gates, as test machines do).
+    #[arg(long)]
+    pub this_policy_only: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -1203,6 +1206,7 @@ fn evidence(a: EvidenceArgs) -> Result<u8, CliError> {
                 journal_directory: a.directory,
                 heartbeat_interval: interval,
                 node: a.node.unwrap_or_else(evidence::hostname),
+                this_policy_only: a.this_policy_only,
             })?;
             if a.json {
                 serde_json::to_writer_pretty(&mut out, &p.summary)

@@ -1481,6 +1481,9 @@ pub struct GenerateOptions {
     pub heartbeat_interval: Duration,
     /// The node's name.
     pub node: String,
+    /// Only records of gates using `policy` and task starts observed on
+    /// `address` (a node running several gates, as test machines do).
+    pub this_policy_only: bool,
 }
 
 /// The node's host name.
@@ -1530,27 +1533,49 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         ],
         jd,
     )?;
+    let policy_path = o.policy.display().to_string();
+    let bare = |a: &str| a.strip_prefix("unix://").unwrap_or(a).to_string();
+    let address = bare(&o.address);
+    let in_scope = |e: &JEntry| -> bool {
+        if !o.this_policy_only {
+            return true;
+        }
+        match e.get("PORTCULLIS_POLICY_PATH") {
+            Some(p) => p == policy_path,
+            None => e
+                .get("PORTCULLIS_CONTAINERD_ADDRESS")
+                .is_some_and(|a| bare(&a) == address),
+        }
+    };
     let entries: Vec<(serde_json::Value, JEntry)> = parse_journal(&raw)
         .into_iter()
-        .filter(|(_, e)| period.contains(e.time))
+        .filter(|(_, e)| period.contains(e.time) && in_scope(e))
         .collect();
-    let last_before = |id: &str| -> Result<Option<(serde_json::Value, JEntry)>, EvidenceError> {
-        let raw = journalctl(
-            &[
+    let last_before =
+        |id: &str, scope: String| -> Result<Option<(serde_json::Value, JEntry)>, EvidenceError> {
+            let mut args = vec![
                 format!("--until={}", secs(period.from)),
-                "-n".into(),
-                "1".into(),
+                "--reverse".into(),
+                "--lines=1".into(),
                 format!("MESSAGE_ID={id}"),
                 "_UID=0".into(),
-            ],
-            jd,
-        )?;
-        Ok(parse_journal(&raw)
-            .into_iter()
-            .rfind(|(_, e)| e.time < period.from))
-    };
-    let hb_before = last_before(message_id::HEARTBEAT)?;
-    let obs_before = last_before(message_id::OBSERVER)?;
+            ];
+            if o.this_policy_only {
+                args.push(scope);
+            }
+            let raw = journalctl(&args, jd)?;
+            Ok(parse_journal(&raw)
+                .into_iter()
+                .find(|(_, e)| e.time < period.from && in_scope(e)))
+        };
+    let hb_before = last_before(
+        message_id::HEARTBEAT,
+        format!("PORTCULLIS_POLICY_PATH={policy_path}"),
+    )?;
+    let obs_before = last_before(
+        message_id::OBSERVER,
+        format!("PORTCULLIS_CONTAINERD_ADDRESS={}", o.address),
+    )?;
 
     let verdicts: Vec<VerdictRecord> = entries
         .iter()

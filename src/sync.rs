@@ -201,6 +201,8 @@ pub struct StartedTask {
     pub runtime: Option<String>,
     /// Where image and runtime came from (`create-event`, `container-record`, or why unknown).
     pub source: String,
+    /// containerd's socket.
+    pub address: String,
 }
 
 /// The journal record of a task start.
@@ -224,6 +226,7 @@ pub fn task_record(t: &StartedTask) -> Record {
         ("PORTCULLIS_RUNTIME".into(), runtime.to_string()),
         ("PORTCULLIS_GATED".into(), gated.to_string()),
         ("PORTCULLIS_SOURCE".into(), t.source.clone()),
+        ("PORTCULLIS_CONTAINERD_ADDRESS".into(), t.address.clone()),
         (
             "PORTCULLIS_VERSION".into(),
             env!("CARGO_PKG_VERSION").into(),
@@ -507,6 +510,15 @@ async fn stream_once(
     {
         return Ok(());
     }
+    // containerd registers the subscriber when the request below arrives but
+    // may answer only with the first event: task starts are observed from
+    // now on (this record is a few milliseconds early, never late).
+    if tx
+        .send(Feed::Record(observer_record("start", &opts.address, ns)))
+        .is_err()
+    {
+        return Ok(());
+    }
     let mut stream = EventsClient::new(channel.clone())
         .subscribe(Request::new(SubscribeRequest {
             filters: filters(opts.namespace.as_deref()),
@@ -514,12 +526,6 @@ async fn stream_once(
         .await
         .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
         .into_inner();
-    if tx
-        .send(Feed::Record(observer_record("start", &opts.address, ns)))
-        .is_err()
-    {
-        return Ok(());
-    }
     let mut created: std::collections::HashMap<(String, String), (String, String)> =
         std::collections::HashMap::new();
     loop {
@@ -562,6 +568,7 @@ async fn stream_once(
                     namespace,
                     container_id,
                     pid,
+                    address: opts.address.clone(),
                     ..Default::default()
                 };
                 match created.remove(&key) {
@@ -751,6 +758,7 @@ mod tests {
             image: Some("r.io/a:1".into()),
             runtime: Some("io.containerd.runc.v2".into()),
             source: "create-event".into(),
+            address: "/run/containerd/containerd.sock".into(),
         };
         let r = task_record(&t);
         assert_eq!(r.field("PORTCULLIS_GATED"), Some("false"));
