@@ -86,8 +86,10 @@ echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
 SYNC_PID=
+STANDIN_PID=
 cleanup() {
   [[ -n $SYNC_PID ]] && kill "$SYNC_PID" 2>/dev/null
+  [[ -n $STANDIN_PID ]] && kill "$STANDIN_PID" 2>/dev/null
   pc_stop_all
 }
 trap cleanup EXIT
@@ -100,7 +102,7 @@ echo "# keys, images, signatures, provenance"
 "$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/release.key" --public "$KEYS/release.pub"
 "$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/builder.key" --public "$KEYS/builder.pub"
 declare -A DIGEST
-for spec in app/signed:1 app/unsigned:1 warn/unsigned:1 audit/unsigned:1 exempt/debug:1 plain/app:1; do
+for spec in app/signed:1 app/unsigned:1 warn/unsigned:1 audit/unsigned:1 exempt/debug:1 plain/app:1 kl/good:1; do
   DIGEST[$spec]=$(pc_push_image "$spec" "ev-${spec//[:\/]/-}" | tail -n 1)
 done
 "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/app/signed:1" >/dev/null
@@ -110,6 +112,22 @@ python3 "$HERE/attest/make_attestation.py" --key "$KEYS/builder.key" --subject-d
   --subject-name "$R/app/signed" --out "$ATT/app-signed.json" --predicate-version v1 \
   --builder-id https://builder.example/slsa/v1 --source-uri https://git.example/acme/app --source-ref refs/tags/v1.0.0
 "$SIGN" attach-attestation --plain-http --envelope "$ATT/app-signed.json" "$R/app/signed@${DIGEST[app/signed:1]}" >/dev/null
+# keyless: a Sigstore bundle from the local Fulcio/Rekor stand-in, so a verdict
+# records a Rekor log index and a trust-root digest the pack must re-verify against
+KL=$PC_WORK/keyless
+mkdir -p "$KL"
+node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" >"$PC_WORK/logs/standin.log" 2>&1 &
+STANDIN_PID=$!
+for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
+KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
+KL_ISS=https://token.actions.githubusercontent.com
+pc_manifest_raw kl/good:1 >"$KL/good.manifest"
+node "$HERE/keyless/sign-image.mjs" --standin-url "$(cat "$KL/url")" --artifact "$KL/good.manifest" \
+  --digest "${DIGEST[kl/good:1]}" --subject "$KL_ID" --issuer "$KL_ISS" --out "$KL/good.bundle.json" \
+  --trusted-root-out "$KL/good.root.json" >/dev/null
+"$SIGN" attach-bundle --plain-http --bundle "$KL/good.bundle.json" "$R/kl/good@${DIGEST[kl/good:1]}" >/dev/null
+kill "$STANDIN_PID" 2>/dev/null || true
+STANDIN_PID=
 
 echo "# portcullis sync observes containerd (task starts, image pulls)"
 SYNC_SINCE=$(date '+%Y-%m-%d %H:%M:%S')
@@ -166,6 +184,14 @@ key = "$KEYS/release.pub"
 name = "exempt"
 images = ["$R/exempt/*"]
 action = "allow"
+
+[[rule]]
+name = "keyless"
+images = ["$R/kl/*"]
+trust_root = "$KL/trusted_root.json"
+[[rule.signer]]
+issuer = "$KL_ISS"
+subject = "$KL_ID"
 EOF
 }
 
@@ -194,6 +220,7 @@ run_start allowed-again app/signed:1 run
 run_start warned warn/unsigned:1 run
 run_start audited audit/unsigned:1 run
 run_start exempted exempt/debug:1 run
+run_start keyless kl/good:1 run
 run_start plain-runc plain/app:1 run io.containerd.runc.v2
 TS_ID=8318d2f6b992168aab5504b031ff237c
 wait_journal "MESSAGE_ID=$TS_ID" "PORTCULLIS_CONTAINER_ID=${ID[plain-runc]}" &&
@@ -225,14 +252,14 @@ want_b="signatures-present=fail provenance-present=fail signatures-reverified=pa
 [[ $(steps "$B") == "$want_b" ]] && ok "pack B: the expected steps fail, re-verification passes" || not_ok "pack B steps" "$(steps "$B")" "$(jq -c .steps "$B")"
 
 echo "# every started digest appears with its records"
-for pair in allowed:app/signed:1 allowed-again:app/signed:1 warned:warn/unsigned:1 audited:audit/unsigned:1 exempted:exempt/debug:1; do
+for pair in allowed:app/signed:1 allowed-again:app/signed:1 warned:warn/unsigned:1 audited:audit/unsigned:1 exempted:exempt/debug:1 keyless:kl/good:1; do
   name=${pair%%:*}
   spec=${pair#*:}
   n=$(jq --arg d "${DIGEST[$spec]}" --arg c "${ID[$name]}" '[.images[] | select(.digest == $d) | .records[] | select(.container_id == $c)] | length' "$B")
   [[ $n -eq 1 ]] && ok "pack B: $spec (${DIGEST[$spec]:0:19}…) with the record of $name" || not_ok "pack B has $spec with $name's record" "found $n"
 done
 n=$(jq '.images | length' "$B")
-[[ $n -eq 4 ]] && ok "pack B: 4 distinct digests started" || not_ok "pack B: 4 distinct digests" "found $n"
+[[ $n -eq 5 ]] && ok "pack B: 5 distinct digests started" || not_ok "pack B: 5 distinct digests" "found $n"
 [[ $(jq '.images | length' "$A") -eq 1 ]] && ok "pack A: only phase A's digest" || not_ok "pack A digests" "$(jq -c '[.images[].digest]' "$A")"
 img=$(jq --arg d "${DIGEST[app/signed:1]}" '.images[] | select(.digest == $d)' "$B")
 [[ $(jq -r '.records[0].signer' <<<"$img") == key:*release.pub* && $(jq -r '.records[0].provenance_builder' <<<"$img") == https://builder.example/slsa/v1 &&
@@ -242,6 +269,16 @@ img=$(jq --arg d "${DIGEST[app/signed:1]}" '.images[] | select(.digest == $d)' "
   ok "signature and provenance re-verified from the pack" || not_ok "re-verification" "$(jq -c .reverification <<<"$img")"
 [[ $(jq '.documents | length' <<<"$img") -ge 1 && -s $EB/$(jq -r '.documents[0].file' <<<"$img") ]] &&
   ok "signature document copied into the pack" || not_ok "documents in the pack" "$(jq -c .documents <<<"$img")"
+kimg=$(jq --arg d "${DIGEST[kl/good:1]}" '.images[] | select(.digest == $d)' "$B")
+root_digest=sha256:$(sha256sum "$KL/trusted_root.json" | cut -d' ' -f1)
+[[ $(jq -r '.records[0].signer_subject' <<<"$kimg") == "$KL_ID" && $(jq -r '.records[0].rekor_log_index' <<<"$kimg") =~ ^[0-9]+$ &&
+  $(jq -r '.records[0].trust_root_digest' <<<"$kimg") == "$root_digest" ]] &&
+  ok "keyless record: certificate identity, Rekor log index, trust-root digest" || not_ok "keyless record fields" "$(jq -c '.records[0]' <<<"$kimg")"
+[[ $(jq -r '.reverification.signature.status' <<<"$kimg") == pass && $(jq -r '.reverification.trust_root_digest' <<<"$kimg") == "$root_digest" ]] &&
+  ok "keyless signature re-verified against the recorded trust root" || not_ok "keyless re-verification" "$(jq -c .reverification <<<"$kimg")"
+tf=$(jq -r --arg d "$root_digest" '.trust_roots[] | select(.digest == $d) | .file' "$B")
+[[ -n $tf && $(sha256sum "$EB/$tf" | cut -d' ' -f1) == "${root_digest#sha256:}" ]] &&
+  ok "the recorded trust root is in the pack" || not_ok "trust root in the pack" "$(jq -c .trust_roots "$B")"
 [[ $(jq --arg c "${ID[denied]}" '[.denials[] | select(.container_id == $c and .verdict == "deny")] | length' "$B") -eq 1 ]] &&
   ok "denial listed" || not_ok "denial listed" "$(jq -c .denials "$B")"
 [[ $(jq --arg w "${ID[warned]}" --arg a "${ID[audited]}" '[.unverified_allows[] | select((.container_id == $w and .kind == "warned") or (.container_id == $a and .kind == "audited"))] | length' "$B") -eq 2 ]] &&
