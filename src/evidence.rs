@@ -1403,7 +1403,24 @@ pub fn judge(p: &Pack) -> Vec<Step> {
         &["gaps", "observation", "journal-integrity"],
     ));
     // 6. nothing unsigned ran
-    let ok6 = unsigned.is_empty() && p.gaps.is_empty();
+    let blind = !p.observation.unobserved.is_empty() || containerd_blind;
+    let ok6 = unsigned.is_empty() && p.gaps.is_empty() && !blind;
+    let mut why6 = Vec::new();
+    if !unsigned.is_empty() || !p.gaps.is_empty() {
+        why6.push(format!(
+            "{} start(s) allowed without verification ({} exemption(s), {} warn/audit allow(s)); {} container(s) bypassed the gate",
+            p.exemptions.len() + p.unverified_allows.len(),
+            p.exemptions.len(),
+            p.unverified_allows.len(),
+            p.gaps.len()
+        ));
+    }
+    if blind {
+        why6.push(
+            "cannot be shown for the whole period: task starts were not observed throughout, or containerd's records could not be read"
+                .into(),
+        );
+    }
     steps.push(step(
         "no-unsigned-deployed",
         "No unsigned or unverified artifact was deployed",
@@ -1411,15 +1428,15 @@ pub fn judge(p: &Pack) -> Vec<Step> {
         if ok6 {
             "every start was verified; no container bypassed the gate".into()
         } else {
-            format!(
-                "{} start(s) allowed without verification ({} exemption(s), {} warn/audit allow(s)); {} container(s) bypassed the gate",
-                p.exemptions.len() + p.unverified_allows.len(),
-                p.exemptions.len(),
-                p.unverified_allows.len(),
-                p.gaps.len()
-            )
+            why6.join("; ")
         },
-        &["exemptions", "unverified-allows", "gaps", "denials"],
+        &[
+            "exemptions",
+            "unverified-allows",
+            "gaps",
+            "observation",
+            "denials",
+        ],
     ));
     steps
 }
@@ -2095,6 +2112,11 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
         problems.push(
             "the audit steps stated in evidence.json differ from those its contents support".into(),
         );
+    }
+    let mut recounted = pack.clone();
+    recounted.steps = steps;
+    if summarize(&recounted) != pack.summary {
+        problems.push("the summary stated in evidence.json differs from its contents".into());
     }
 }
 

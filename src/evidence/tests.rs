@@ -382,3 +382,101 @@ fn report_is_self_contained_and_escapes() {
     assert!(h.contains("href=\"#gaps\""));
     assert!(h.contains("id=\"gaps\""));
 }
+
+/// A pack holding a policy, its key and a cosign signature made with it,
+/// re-verified from the pack alone; then with the key swapped, and without
+/// the policy text.
+#[test]
+fn reverification_uses_only_the_pack() {
+    use crate::cache::{Artifact, Layer, ENTRY_FORMAT};
+    use base64::Engine;
+    use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let pem = |kp: &KeyPair| {
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            b64(kp.public_key_der().unwrap().as_bytes())
+        )
+    };
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"x.io/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    let sig = kp.sign(payload.as_bytes()).unwrap();
+    let entry = Entry {
+        format: ENTRY_FORMAT,
+        subject: digest.clone(),
+        repository: "x.io/app".into(),
+        fetched_at: "t".into(),
+        artifacts: vec![Artifact {
+            kind: crate::cache::kind::COSIGN_SIGNATURE.into(),
+            source: "s".into(),
+            manifest_digest: format!("sha256:{}", "2".repeat(64)),
+            layers: vec![Layer::new(
+                crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                BTreeMap::from([(
+                    crate::cosign::SIGNATURE_ANNOTATION.to_string(),
+                    b64(sig.as_bytes()),
+                )]),
+                payload.as_bytes(),
+            )],
+        }],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"r\"\nimages = [\"x.io/*\"]\n[[rule.signer]]\nkey = \"/node/only/release.pub\"\n";
+    let pdigest = crate::digest::sha256_prefixed(policy.as_bytes());
+    write_file(dir.path(), "policies/p.toml", policy.as_bytes()).unwrap();
+    write_file(dir.path(), "keys/k.pem", pem(&kp).as_bytes()).unwrap();
+    let doc = serde_json::to_vec(&entry).unwrap();
+    write_file(dir.path(), "documents/d.json", &doc).unwrap();
+    let mut p = pack();
+    p.policies.push(PolicyVersion {
+        digest: pdigest.clone(),
+        first_seen: t(0),
+        last_seen: t(0),
+        paths: vec!["/etc/portcullis/policy.toml".into()],
+        records: 1,
+        file: Some("policies/p.toml".into()),
+        missing: None,
+    });
+    p.keys.push(KeyFile {
+        original: "/node/only/release.pub".into(),
+        file: Some("keys/k.pem".into()),
+        sha256: None,
+        missing: None,
+    });
+    let mut img = verified_image(false, true);
+    img.digest = digest.clone();
+    img.reverification = None;
+    img.records[0].policy_digest = Some(pdigest);
+    img.records[0].rule = "r".into();
+    img.records[0].signed_digest = Some(digest.clone());
+    img.documents = vec![Document {
+        subject: digest.clone(),
+        file: "documents/d.json".into(),
+        sha256: crate::digest::sha256_prefixed(&doc),
+        artifacts: BTreeMap::new(),
+    }];
+    let r = reverify(dir.path(), &p, &img).unwrap();
+    assert!(r.signature.passed(), "{:?}", r.signature);
+    assert_eq!(r.provenance.status, "not-required");
+    assert!(r.passed());
+
+    let other = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    write_file(dir.path(), "keys/k.pem", pem(&other).as_bytes()).unwrap();
+    let r = reverify(dir.path(), &p, &img).unwrap();
+    assert!(!r.passed(), "a swapped key must not verify");
+
+    p.policies[0].file = None;
+    let r = reverify(dir.path(), &p, &img).unwrap();
+    assert!(
+        r.signature.detail.contains("is not in the pack"),
+        "{:?}",
+        r.signature
+    );
+
+    // an exempt-only image has nothing to re-verify
+    img.records[0].kind = "exempt".into();
+    assert!(reverify(dir.path(), &p, &img).is_none());
+}
