@@ -287,6 +287,9 @@ tf=$(jq -r --arg d "$root_digest" '.trust_roots[] | select(.digest == $d) | .fil
   ok "exemption listed" || not_ok "exemption listed" "$(jq -c .exemptions "$B")"
 [[ $(jq '[.policies[] | select(.file != null)] | length' "$B") -eq 2 ]] &&
   ok "both policy versions, with their texts" || not_ok "policy versions" "$(jq -c .policies "$B")"
+[[ $(jq --arg k "key $KEYS/release.pub" --arg id "keyless subject $KL_ID issuer $KL_ISS" \
+  '[.policies[].trusted[] | select(contains($k) or contains($id))] | length' "$B") -ge 3 ]] &&
+  ok "each policy version lists the keys and identities it trusted" || not_ok "policy trusted" "$(jq -c '[.policies[].trusted]' "$B")"
 [[ $(jq '[.keys[] | select(.file != null)] | length' "$B") -eq 2 ]] &&
   ok "the policies' keys are in the pack" || not_ok "keys in the pack" "$(jq -c .keys "$B")"
 [[ $(jq '[.inactive_periods[] | select(.reason | test("mode enforce with rules .*warned=warn"))] | length' "$B") -ge 1 ]] &&

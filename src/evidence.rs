@@ -258,6 +258,59 @@ pub struct PolicyVersion {
     /// Why the text is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
+    /// What it trusted, one line per rule (from its text): mode, action,
+    /// signers (keys and keyless identities), provenance signers, trust root.
+    #[serde(default)]
+    pub trusted: Vec<String>,
+}
+
+/// One line per rule: what a policy trusted.
+pub fn trusted(p: &Policy) -> Vec<String> {
+    let signer = |s: &Signer| match s {
+        Signer::Key { path, .. } => format!("key {}", path.display()),
+        Signer::Keyless(k) => format!(
+            "keyless subject {} issuer {}{}",
+            k.subject,
+            k.issuer,
+            k.ca.as_ref()
+                .map(|c| format!(" (CA {})", c.display()))
+                .unwrap_or_default()
+        ),
+    };
+    let list = |ss: &[Signer]| ss.iter().map(signer).collect::<Vec<_>>().join(", ");
+    let mut out = vec![format!(
+        "mode {}, default {}",
+        p.mode.as_str(),
+        match p.default {
+            crate::policy::DefaultAction::Allow => "allow",
+            crate::policy::DefaultAction::Deny => "deny",
+        }
+    )];
+    for r in &p.rules {
+        let mut line = format!(
+            "rule {} ({}, mode {})",
+            r.name,
+            r.action.as_str(),
+            r.mode.unwrap_or(p.mode).as_str()
+        );
+        if !r.signers.is_empty() {
+            line.push_str(&format!(": signers {}", list(&r.signers)));
+        }
+        if let Some(pp) = &r.provenance {
+            line.push_str(&format!(
+                "; provenance builders {}",
+                pp.builder_ids.join(", ")
+            ));
+            if !pp.signers.is_empty() {
+                line.push_str(&format!(" signed by {}", list(&pp.signers)));
+            }
+        }
+        if let Some(t) = &r.trust_root {
+            line.push_str(&format!("; trust root {t}"));
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// A trust root the journal mentions.
@@ -1627,6 +1680,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
             records: 0,
             file: None,
             missing: None,
+            trusted: Vec::new(),
         });
         v.first_seen = v.first_seen.min(t);
         v.last_seen = v.last_seen.max(t);
@@ -1672,6 +1726,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
                 v.file = Some(rel);
                 let path = v.paths.first().cloned().unwrap_or_else(|| o.policy.display().to_string());
                 if let Ok(p) = Policy::parse(&String::from_utf8_lossy(&b), Path::new(&path)) {
+                    v.trusted = trusted(&p);
                     parsed_policies.push(p);
                 }
             }

@@ -17,7 +17,9 @@
 //! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
 //! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
-//! ([`doctor`]) checks the node's set-up.
+//! ([`doctor`]) checks the node's set-up; `heartbeat` ([`heartbeat`]) states
+//! the gate's mode, policy and trust roots in the journal; `evidence`
+//! ([`evidence`]) turns all of it into an audit evidence pack.
 
 pub mod attestation;
 pub mod audit;

@@ -165,8 +165,19 @@ pub fn render(p: &Pack) -> String {
     // policies and trust
     let _ = write!(o, "<h2 id=\"policies\">Policy versions in force ({})</h2><table><tr><th>digest</th><th>first seen</th><th>last seen</th><th>path</th><th>records</th><th>text</th></tr>", p.policies.len());
     for v in &p.policies {
+        let trusted = if v.trusted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<ul>{}</ul>",
+                v.trusted
+                    .iter()
+                    .map(|t| format!("<li>{}</li>", esc(t)))
+                    .collect::<String>()
+            )
+        };
         let text = match (&v.file, &v.missing) {
-            (Some(f), _) => format!("<a href=\"{}\">{}</a>", esc(f), esc(f)),
+            (Some(f), _) => format!("<a href=\"{}\">{}</a>{trusted}", esc(f), esc(f)),
             (None, Some(m)) => format!("<b>missing</b>: {}", esc(m)),
             _ => "—".into(),
         };

@@ -439,6 +439,7 @@ fn reverification_uses_only_the_pack() {
         records: 1,
         file: Some("policies/p.toml".into()),
         missing: None,
+        trusted: vec![],
     });
     p.keys.push(KeyFile {
         original: "/node/only/release.pub".into(),
