@@ -74,8 +74,7 @@ run_start() {
 
 # wait_journal FILTER...: until journalctl finds a record (bounded).
 wait_journal() {
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [[ -n $(journalctl -o cat --no-pager -q "$@" 2>/dev/null | head -n 1) ]] && return 0
     sleep 0.1
   done
