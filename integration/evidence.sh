@@ -361,6 +361,19 @@ set -e
 [[ $rc -eq 1 ]] && grep -q "re-verification fails" <<<"$out" && ok "same change with a recomputed manifest: verify fails (re-verification)" ||
   not_ok "tampered document with forged manifest detected" "rc=$rc $out"
 
+G=$PC_WORK/evidence-gapless
+rm -rf "$G"
+cp -a "$EB" "$G"
+jq '.gaps = [] | .summary.gaps = 0' "$EB/evidence.json" >"$G/evidence.json"
+(cd "$G" && find . -type f ! -name MANIFEST.sha256 -printf '%P\n' | LC_ALL=C sort | xargs sha256sum >MANIFEST.sha256)
+set +e
+out=$("$PC" evidence verify "$G" 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 1 ]] && grep -q "gaps differ from what journal/records.json" <<<"$out" &&
+  ok "a gap removed from evidence.json (manifest recomputed): verify re-derives it from the records and fails" ||
+  not_ok "removed gap detected" "rc=$rc $out"
+
 echo "# fleet"
 F=$PC_WORK/evidence-fleet
 set +e

@@ -44,6 +44,8 @@ pub const EVIDENCE_JSON: &str = "evidence.json";
 pub const REPORT_HTML: &str = "report.html";
 /// The journal records the pack was built from (journalctl's JSON, one array).
 pub const RECORDS_JSON: &str = "journal/records.json";
+/// containerd's container records when the pack was made.
+pub const CONTAINERS_JSON: &str = "containerd/containers.json";
 
 /// Errors building, checking or merging a pack.
 #[derive(Debug, thiserror::Error)]
@@ -568,6 +570,8 @@ pub struct Pack {
     pub trust_roots: Vec<TrustRootFile>,
     /// Keys and CA files the policies name.
     pub keys: Vec<KeyFile>,
+    /// The heartbeat timer's interval; a heartbeat covers twice this.
+    pub heartbeat_interval_seconds: u64,
     /// Heartbeats (with the last one before the period, if any).
     pub heartbeats: Vec<HeartbeatRecord>,
     /// Images started.
@@ -610,6 +614,16 @@ impl JEntry {
 
 /// Parse `journalctl -o json` output into raw values and entries.
 pub fn parse_journal(stdout: &[u8]) -> Vec<(serde_json::Value, JEntry)> {
+    stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|v| jentry(&v).map(|e| (v, e)))
+        .collect()
+}
+
+/// One entry of journalctl's JSON (`None` without a realtime timestamp).
+pub fn jentry(v: &serde_json::Value) -> Option<JEntry> {
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Array(a) => Some(
@@ -622,25 +636,18 @@ pub fn parse_journal(stdout: &[u8]) -> Vec<(serde_json::Value, JEntry)> {
         ),
         _ => None,
     };
-    stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            let obj = v.as_object()?;
-            let time = obj
-                .get("__REALTIME_TIMESTAMP")
-                .and_then(text)
-                .and_then(|us| us.parse::<i64>().ok())
-                .and_then(|us| Timestamp::from_microsecond(us).ok())?;
-            let fields = obj
-                .iter()
-                .filter(|(k, _)| !k.starts_with("__"))
-                .filter_map(|(k, val)| text(val).map(|t| (k.clone(), t)))
-                .collect();
-            Some((v.clone(), JEntry { time, fields }))
-        })
-        .collect()
+    let obj = v.as_object()?;
+    let time = obj
+        .get("__REALTIME_TIMESTAMP")
+        .and_then(text)
+        .and_then(|us| us.parse::<i64>().ok())
+        .and_then(|us| Timestamp::from_microsecond(us).ok())?;
+    let fields = obj
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .filter_map(|(k, val)| text(val).map(|t| (k.clone(), t)))
+        .collect();
+    Some(JEntry { time, fields })
 }
 
 fn journalctl(args: &[String], directory: Option<&str>) -> Result<Vec<u8>, EvidenceError> {
@@ -854,7 +861,7 @@ pub fn observed_intervals(
 }
 
 /// A container record containerd holds now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerInfo {
     /// Namespace.
     pub namespace: String,
@@ -994,6 +1001,124 @@ pub fn find_gaps(
     }
     gaps.sort_by_key(|g| g.time);
     gaps
+}
+
+/// Everything a pack states that follows from its journal records and
+/// containerd's container records alone: computed once when the pack is
+/// made and again by `evidence verify`, which compares the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    /// Verdict records in the period.
+    pub verdicts: Vec<VerdictRecord>,
+    /// Heartbeats in the period, with the last one before it.
+    pub heartbeats: Vec<HeartbeatRecord>,
+    /// Images started (documents and re-verification not filled in).
+    pub images: Vec<ImageEvidence>,
+    /// Refused starts.
+    pub denials: Vec<VerdictRecord>,
+    /// Warn and audit-mode allows.
+    pub unverified_allows: Vec<VerdictRecord>,
+    /// Exemptions.
+    pub exemptions: Vec<VerdictRecord>,
+    /// Times enforcement was not shown active.
+    pub inactive_periods: Vec<Interval>,
+    /// Observed times.
+    pub observed: Vec<Interval>,
+    /// Unobserved times.
+    pub unobserved: Vec<Interval>,
+    /// Task-start records in the period.
+    pub task_starts: usize,
+    /// Containers that bypassed the gate.
+    pub gaps: Vec<Gap>,
+}
+
+/// Derive the record-based sections from journal entries (those in the
+/// period, plus the last heartbeat and observer record before it) and
+/// containerd's container records. `grace`: how long a heartbeat covers.
+pub fn derive(
+    period: Period,
+    records: &[&JEntry],
+    containers: &[ContainerInfo],
+    grace: Duration,
+) -> Derived {
+    let id = |e: &JEntry| e.s("MESSAGE_ID");
+    let inside: Vec<&JEntry> = records
+        .iter()
+        .copied()
+        .filter(|e| period.contains(e.time))
+        .collect();
+    let last_before = |mid: &str| {
+        records
+            .iter()
+            .copied()
+            .filter(|e| e.time < period.from && id(e) == mid)
+            .max_by_key(|e| e.time)
+    };
+    let verdicts: Vec<VerdictRecord> = inside.iter().filter_map(|e| verdict_record(e)).collect();
+    let mut heartbeats: Vec<HeartbeatRecord> = last_before(message_id::HEARTBEAT)
+        .into_iter()
+        .chain(inside.iter().copied())
+        .filter_map(heartbeat_record)
+        .collect();
+    heartbeats.sort_by_key(|h| h.time);
+    let tasks: Vec<&JEntry> = inside
+        .iter()
+        .copied()
+        .filter(|e| id(e) == message_id::TASK_STARTED)
+        .collect();
+    let mut observers: Vec<&JEntry> = inside
+        .iter()
+        .copied()
+        .filter(|e| id(e) == message_id::OBSERVER)
+        .collect();
+    observers.sort_by_key(|e| e.time);
+    let (observed, unobserved) =
+        observed_intervals(period, last_before(message_id::OBSERVER), &observers);
+    let mut by_digest: BTreeMap<String, Vec<VerdictRecord>> = BTreeMap::new();
+    for v in &verdicts {
+        if let Some(d) = &v.image_digest {
+            by_digest.entry(d.clone()).or_default().push(v.clone());
+        }
+    }
+    let mut images = Vec::new();
+    for (digest, records) in by_digest {
+        let allowed = records.iter().filter(|r| r.verdict != "deny").count();
+        if allowed == 0 {
+            continue;
+        }
+        let all_verified = records
+            .iter()
+            .filter(|r| r.verdict != "deny")
+            .all(|r| r.kind == "verified");
+        let mut refs: Vec<String> = records.iter().filter_map(|r| r.image_ref.clone()).collect();
+        refs.sort();
+        refs.dedup();
+        images.push(ImageEvidence {
+            digest,
+            refs,
+            starts: allowed,
+            all_verified,
+            records,
+            documents: Vec::new(),
+            reverification: None,
+        });
+    }
+    let pick = |f: &dyn Fn(&VerdictRecord) -> bool| -> Vec<VerdictRecord> {
+        verdicts.iter().filter(|v| f(v)).cloned().collect()
+    };
+    Derived {
+        denials: pick(&|v| v.verdict == "deny"),
+        unverified_allows: pick(&|v| v.kind == "warned" || v.kind == "audited"),
+        exemptions: pick(&|v| v.kind == "exempt"),
+        inactive_periods: inactive_periods(period, &heartbeats, grace),
+        gaps: find_gaps(period, &tasks, &verdicts, containers),
+        task_starts: tasks.len(),
+        observed,
+        unobserved,
+        images,
+        heartbeats,
+        verdicts,
+    }
 }
 
 // ------------------------------------------------------------------ files
@@ -1647,26 +1772,20 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         format!("PORTCULLIS_CONTAINERD_ADDRESS={}", o.address),
     )?;
 
-    let verdicts: Vec<VerdictRecord> = entries
+    let listed = list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT);
+    let (containers, containerd_error) = match listed {
+        Ok(c) => (c, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let all: Vec<&JEntry> = hb_before
         .iter()
-        .filter_map(|(_, e)| verdict_record(e))
-        .collect();
-    let mut heartbeats: Vec<HeartbeatRecord> = hb_before
-        .iter()
+        .chain(obs_before.iter())
         .chain(entries.iter())
-        .filter_map(|(_, e)| heartbeat_record(e))
-        .collect();
-    heartbeats.sort_by_key(|h| h.time);
-    let tasks: Vec<&JEntry> = entries
-        .iter()
         .map(|(_, e)| e)
-        .filter(|e| e.s("MESSAGE_ID") == message_id::TASK_STARTED)
         .collect();
-    let observers: Vec<&JEntry> = entries
-        .iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.s("MESSAGE_ID") == message_id::OBSERVER)
-        .collect();
+    let grace = o.heartbeat_interval * 2;
+    let derived = derive(period, &all, &containers, grace);
+    let verdicts = &derived.verdicts;
 
     // policies
     let mut policies: BTreeMap<String, PolicyVersion> = BTreeMap::new();
@@ -1843,96 +1962,55 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         });
     }
 
-    // images
-    let mut by_digest: BTreeMap<String, Vec<VerdictRecord>> = BTreeMap::new();
-    for v in &verdicts {
-        if let Some(d) = &v.image_digest {
-            by_digest.entry(d.clone()).or_default().push(v.clone());
-        }
-    }
-    let mut images = Vec::new();
-    for (digest, records) in by_digest {
-        let allowed: Vec<&VerdictRecord> = records.iter().filter(|r| r.verdict != "deny").collect();
-        if allowed.is_empty() {
+    // images: the cache documents of every verified digest
+    let mut images = derived.images.clone();
+    for img in images.iter_mut() {
+        if !img.records.iter().any(|r| r.kind == "verified") {
             continue;
         }
-        let all_verified = allowed.iter().all(|r| r.kind == "verified");
-        let mut refs: Vec<String> = records.iter().filter_map(|r| r.image_ref.clone()).collect();
-        refs.sort();
-        refs.dedup();
-        let mut documents = Vec::new();
-        if allowed.iter().any(|r| r.kind == "verified") {
-            let mut subjects: Vec<String> = vec![digest.clone()];
-            for r in &records {
-                if let Some(p) = &r.platform_digest {
-                    if !subjects.contains(p) {
-                        subjects.push(p.clone());
-                    }
+        let mut subjects: Vec<String> = vec![img.digest.clone()];
+        for r in &img.records {
+            if let Some(p) = &r.platform_digest {
+                if !subjects.contains(p) {
+                    subjects.push(p.clone());
                 }
-            }
-            for s in subjects {
-                let Ok(path) = o.state.entry_path(&s) else {
-                    continue;
-                };
-                let Ok(bytes) = std::fs::read(&path) else {
-                    continue;
-                };
-                let Some(hex) = rel_hex(&s) else { continue };
-                let rel = format!("documents/sha256-{hex}.json");
-                write_file(&o.out, &rel, &bytes)?;
-                let mut artifacts = BTreeMap::new();
-                if let Ok(e) = serde_json::from_slice::<Entry>(&bytes) {
-                    for a in &e.artifacts {
-                        *artifacts.entry(a.kind.clone()).or_insert(0) += a.layers.len();
-                    }
-                }
-                documents.push(Document {
-                    subject: s,
-                    file: rel,
-                    sha256: crate::digest::sha256_prefixed(&bytes),
-                    artifacts,
-                });
             }
         }
-        images.push(ImageEvidence {
-            digest,
-            refs,
-            starts: allowed.len(),
-            all_verified,
-            records,
-            documents,
-            reverification: None,
-        });
+        for s in subjects {
+            let Ok(path) = o.state.entry_path(&s) else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Some(hex) = rel_hex(&s) else { continue };
+            let rel = format!("documents/sha256-{hex}.json");
+            write_file(&o.out, &rel, &bytes)?;
+            let mut artifacts = BTreeMap::new();
+            if let Ok(e) = serde_json::from_slice::<Entry>(&bytes) {
+                for a in &e.artifacts {
+                    *artifacts.entry(a.kind.clone()).or_insert(0) += a.layers.len();
+                }
+            }
+            img.documents.push(Document {
+                subject: s,
+                file: rel,
+                sha256: crate::digest::sha256_prefixed(&bytes),
+                artifacts,
+            });
+        }
     }
-
-    let denials: Vec<VerdictRecord> = verdicts
-        .iter()
-        .filter(|v| v.verdict == "deny")
-        .cloned()
-        .collect();
-    let unverified_allows: Vec<VerdictRecord> = verdicts
-        .iter()
-        .filter(|v| v.kind == "warned" || v.kind == "audited")
-        .cloned()
-        .collect();
-    let exemptions: Vec<VerdictRecord> = verdicts
-        .iter()
-        .filter(|v| v.kind == "exempt")
-        .cloned()
-        .collect();
-    let inactive = inactive_periods(period, &heartbeats, o.heartbeat_interval * 2);
-    let obs_before_entry = obs_before.as_ref().map(|(_, e)| e);
-    let (observed, unobserved) = observed_intervals(period, obs_before_entry, &observers);
-    let listed = list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT);
-    let (containers, containerd_error) = match listed {
-        Ok(c) => (c, None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
-    let gaps = find_gaps(period, &tasks, &verdicts, &containers);
+    if containerd_error.is_none() {
+        write_file(
+            &o.out,
+            CONTAINERS_JSON,
+            &serde_json::to_vec_pretty(&containers).unwrap_or_default(),
+        )?;
+    }
     let observation = Observation {
-        observed,
-        unobserved,
-        task_starts: tasks.len(),
+        observed: derived.observed.clone(),
+        unobserved: derived.unobserved.clone(),
+        task_starts: derived.task_starts,
         containerd_address: o.address.clone(),
         containers_examined: containerd_error.is_none().then_some(containers.len()),
         containerd_error,
@@ -1957,13 +2035,14 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         policies: policies.into_values().collect(),
         trust_roots,
         keys: keys.into_values().collect(),
-        heartbeats,
+        heartbeat_interval_seconds: o.heartbeat_interval.as_secs(),
+        heartbeats: derived.heartbeats.clone(),
         images,
-        denials,
-        unverified_allows,
-        exemptions,
-        inactive_periods: inactive,
-        gaps,
+        denials: derived.denials.clone(),
+        unverified_allows: derived.unverified_allows.clone(),
+        exemptions: derived.exemptions.clone(),
+        inactive_periods: derived.inactive_periods.clone(),
+        gaps: derived.gaps.clone(),
         observation,
         journal_integrity,
     };
@@ -2128,6 +2207,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, EvidenceError> {
 }
 
 fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usize) {
+    rederive(dir, pack, problems);
     for d in pack.images.iter().flat_map(|i| &i.documents) {
         match std::fs::read(dir.join(&d.file)) {
             Ok(b) if crate::digest::sha256_prefixed(&b) == d.sha256 => {}
@@ -2172,6 +2252,87 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
     recounted.steps = steps;
     if summarize(&recounted) != pack.summary {
         problems.push("the summary stated in evidence.json differs from its contents".into());
+    }
+}
+
+/// Re-derive the record-based sections from `journal/records.json` and
+/// `containerd/containers.json` and compare them with `evidence.json`.
+fn rederive(dir: &Path, pack: &Pack, problems: &mut Vec<String>) {
+    let read = |rel: &str| -> Result<serde_json::Value, String> {
+        let b = std::fs::read(dir.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+        serde_json::from_slice(&b).map_err(|e| format!("{rel}: {e}"))
+    };
+    let records = match read(RECORDS_JSON) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(_) => return problems.push(format!("{RECORDS_JSON}: not an array")),
+        Err(e) => return problems.push(e),
+    };
+    let entries: Vec<JEntry> = records.iter().filter_map(jentry).collect();
+    let containers: Vec<ContainerInfo> = if pack.observation.containers_examined.is_some() {
+        match read(CONTAINERS_JSON)
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => return problems.push(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let refs: Vec<&JEntry> = entries.iter().collect();
+    let d = derive(
+        pack.period,
+        &refs,
+        &containers,
+        Duration::from_secs(pack.heartbeat_interval_seconds.saturating_mul(2)),
+    );
+    let mut differ = Vec::new();
+    if d.heartbeats != pack.heartbeats {
+        differ.push("heartbeats");
+    }
+    if d.denials != pack.denials {
+        differ.push("denials");
+    }
+    if d.unverified_allows != pack.unverified_allows {
+        differ.push("unverified_allows");
+    }
+    if d.exemptions != pack.exemptions {
+        differ.push("exemptions");
+    }
+    if d.inactive_periods != pack.inactive_periods {
+        differ.push("inactive_periods");
+    }
+    if d.gaps != pack.gaps {
+        differ.push("gaps");
+    }
+    if d.observed != pack.observation.observed
+        || d.unobserved != pack.observation.unobserved
+        || d.task_starts != pack.observation.task_starts
+        || pack
+            .observation
+            .containers_examined
+            .is_some_and(|n| n != containers.len())
+    {
+        differ.push("observation");
+    }
+    let skeleton = |i: &ImageEvidence| {
+        (
+            i.digest.clone(),
+            i.refs.clone(),
+            i.starts,
+            i.all_verified,
+            i.records.clone(),
+        )
+    };
+    if d.images.iter().map(skeleton).collect::<Vec<_>>()
+        != pack.images.iter().map(skeleton).collect::<Vec<_>>()
+    {
+        differ.push("images");
+    }
+    if !differ.is_empty() {
+        problems.push(format!(
+            "evidence.json's {} differ from what {RECORDS_JSON} and {CONTAINERS_JSON} show",
+            differ.join(", ")
+        ));
     }
 }
 

@@ -410,7 +410,7 @@ pub fn render(p: &Pack) -> String {
     );
     let _ = writeln!(
         o,
-        "<h2 id=\"integrity\">Pack integrity</h2><p>Every file of this pack is listed with its SHA-256 in <a href=\"{m}\">{m}</a>. Check it with <code>sha256sum -c {m}</code>, and re-verify every signature and attestation offline with <code>portcullis evidence verify DIR</code>. The journal records the pack was built from are in <a href=\"{r}\">{r}</a>.</p></body></html>",
+        "<h2 id=\"integrity\">Pack integrity</h2><p>Every file of this pack is listed with its SHA-256 in <a href=\"{m}\">{m}</a>. Check it with <code>sha256sum -c {m}</code>, and re-verify every signature and attestation offline, and derive the verdicts, gaps and periods again from the journal records the pack was built from (<a href=\"{r}\">{r}</a>), with <code>portcullis evidence verify DIR</code>.</p></body></html>",
         m = super::MANIFEST,
         r = super::RECORDS_JSON
     );

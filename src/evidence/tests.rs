@@ -232,6 +232,7 @@ fn pack() -> Pack {
         policies: Vec::new(),
         trust_roots: Vec::new(),
         keys: Vec::new(),
+        heartbeat_interval_seconds: 300,
         heartbeats: vec![hb(-1, true)],
         images: Vec::new(),
         denials: Vec::new(),
@@ -480,4 +481,64 @@ fn reverification_uses_only_the_pack() {
     // an exempt-only image has nothing to re-verify
     img.records[0].kind = "exempt".into();
     assert!(reverify(dir.path(), &p, &img).is_none());
+}
+
+#[test]
+fn derive_classifies_records_and_keeps_the_heartbeat_before() {
+    let v = |at: i64, id: &str, verdict: &str, c: &str| {
+        entry(
+            at,
+            &[
+                ("MESSAGE_ID", id),
+                ("PORTCULLIS_VERDICT", verdict),
+                ("PORTCULLIS_MODE", "enforce"),
+                ("PORTCULLIS_NAMESPACE", "ns"),
+                ("PORTCULLIS_CONTAINER_ID", c),
+                ("PORTCULLIS_IMAGE_DIGEST", "sha256:aa"),
+            ],
+        )
+    };
+    let es = [
+        entry(
+            -50,
+            &[
+                ("MESSAGE_ID", message_id::HEARTBEAT),
+                ("PORTCULLIS_ENFORCING", "true"),
+            ],
+        ),
+        entry(
+            -60,
+            &[
+                ("MESSAGE_ID", message_id::HEARTBEAT),
+                ("PORTCULLIS_ENFORCING", "false"),
+            ],
+        ),
+        v(10, message_id::VERIFIED, "allow", "c1"),
+        v(11, message_id::DENIED, "deny", "c2"),
+        v(12, message_id::EXEMPT, "allow", "c3"),
+        v(13, message_id::WARNED, "warn", "c4"),
+        v(500, message_id::VERIFIED, "allow", "late"),
+    ];
+    let refs: Vec<&JEntry> = es.iter().collect();
+    let d = derive(period(0, 100), &refs, &[], Duration::from_secs(200));
+    assert_eq!(d.heartbeats.len(), 1, "only the last one before the period");
+    assert!(d.heartbeats[0].enforcing);
+    assert!(d.inactive_periods.is_empty());
+    assert_eq!(
+        d.verdicts.len(),
+        4,
+        "the record after the period is not counted"
+    );
+    assert_eq!(d.images.len(), 1);
+    assert_eq!(d.images[0].starts, 3);
+    assert!(!d.images[0].all_verified);
+    assert_eq!(
+        (
+            d.denials.len(),
+            d.exemptions.len(),
+            d.unverified_allows.len()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(d.unobserved.len(), 1, "no observer: the whole period");
 }
