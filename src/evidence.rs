@@ -213,9 +213,12 @@ pub struct VerdictRecord {
     /// `hit` or `miss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict_cache: Option<String>,
-    /// Whether it was replayed from the spool.
+    /// Whether it was replayed from the spool (then `time` is the replay).
     #[serde(default)]
     pub spooled: bool,
+    /// When the gate decided (`PORTCULLIS_DECIDED_AT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
 }
 
 /// One heartbeat.
@@ -712,6 +715,7 @@ pub fn verdict_record(e: &JEntry) -> Option<VerdictRecord> {
         trust_root_digest: f("TRUST_ROOT_DIGEST"),
         verdict_cache: f("VERDICT_CACHE"),
         spooled: f("SPOOLED").is_some(),
+        decided_at: f("DECIDED_AT"),
     })
 }
 
@@ -2020,6 +2024,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
             "containerd's container records show containers that still exist; `ctr run --rm` and similar remove theirs, so only the task-start records show them.".into(),
             "Only this containerd is examined; a container runtime that bypasses containerd is not visible here.".into(),
             "Key and CA files are copied as they are when the pack is made; the journal records each signer's key fingerprint for comparison.".into(),
+            "Records are placed by the time journald received them; a verdict spooled while journald was away carries `spooled` and its decision time in `decided_at`, and counts in the period of its replay.".into(),
         ],
     };
     let journal_integrity = journal_integrity(jd);
