@@ -266,6 +266,9 @@ img=$(jq --arg d "${DIGEST[app/signed:1]}" '.images[] | select(.digest == $d)' "
   ok "verified record: signer, provenance builder and source, policy digest" || not_ok "verified record fields" "$(jq -c '.records[0]' <<<"$img")"
 [[ $(jq -r '.reverification.signature.status' <<<"$img") == pass && $(jq -r '.reverification.provenance.status' <<<"$img") == pass ]] &&
   ok "signature and provenance re-verified from the pack" || not_ok "re-verification" "$(jq -c .reverification <<<"$img")"
+st=$EB/$(jq -r '.provenance_statement' <<<"$img")
+[[ -s $st && $(jq -r '.subject[0].digest.sha256' "$st") == "${DIGEST[app/signed:1]#sha256:}" && $(jq -r '.predicate.runDetails.builder.id' "$st") == https://builder.example/slsa/v1 ]] &&
+  ok "the verified provenance statement is in the pack, decoded" || not_ok "provenance statement in the pack" "$(jq -c . "$st" 2>&1 | head -c 300)"
 [[ $(jq '.documents | length' <<<"$img") -ge 1 && -s $EB/$(jq -r '.documents[0].file' <<<"$img") ]] &&
   ok "signature document copied into the pack" || not_ok "documents in the pack" "$(jq -c .documents <<<"$img")"
 kimg=$(jq --arg d "${DIGEST[kl/good:1]}" '.images[] | select(.digest == $d)' "$B")

@@ -437,6 +437,10 @@ pub struct ImageEvidence {
     /// Re-verification of the documents, for digests verified at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverification: Option<Reverification>,
+    /// The verified in-toto provenance statement, decoded for reading (the
+    /// signed bytes are in the documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance_statement: Option<String>,
 }
 
 /// A time enforcement was not shown to be active.
@@ -1105,6 +1109,7 @@ pub fn derive(
             records,
             documents: Vec::new(),
             reverification: None,
+            provenance_statement: None,
         });
     }
     let pick = |f: &dyn Fn(&VerdictRecord) -> bool| -> Vec<VerdictRecord> {
@@ -1225,6 +1230,15 @@ pub fn check_manifest(dir: &Path) -> Result<(usize, Vec<String>), EvidenceError>
 /// copies), the trust root of the recorded digest, the cache documents, as
 /// of the recorded decision time.
 pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reverification> {
+    reverify_full(dir, pack, image).map(|(r, _)| r)
+}
+
+/// [`reverify`], with the verified in-toto statement when provenance passed.
+pub fn reverify_full(
+    dir: &Path,
+    pack: &Pack,
+    image: &ImageEvidence,
+) -> Option<(Reverification, Option<serde_json::Value>)> {
     let rec = image.records.iter().rev().find(|r| r.kind == "verified")?;
     let policy_digest = rec.policy_digest.clone().unwrap_or_default();
     let mut out = Reverification {
@@ -1238,8 +1252,9 @@ pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reveri
     let fail_both = |mut o: Reverification, why: String| {
         o.signature = CheckResult::fail(why.clone());
         o.provenance = CheckResult::fail(why);
-        Some(o)
+        Some((o, None))
     };
+    let mut statement = None;
     let Some(pfile) = pack
         .policies
         .iter()
@@ -1405,17 +1420,20 @@ pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reveri
                             rec.provenance_digest.as_deref().unwrap_or("")
                         ))
                     }
-                    Ok(v) => CheckResult::pass(format!(
-                        "{} by {} from {}, signed by {}, statement {}",
-                        v.provenance.predicate_type,
-                        v.provenance.builder_id,
-                        v.provenance
-                            .source_uri
-                            .as_deref()
-                            .unwrap_or("an unnamed source"),
-                        v.signer,
-                        v.statement_digest
-                    )),
+                    Ok(v) => CheckResult::pass({
+                        statement = Some(v.statement.clone());
+                        format!(
+                            "{} by {} from {}, signed by {}, statement {}",
+                            v.provenance.predicate_type,
+                            v.provenance.builder_id,
+                            v.provenance
+                                .source_uri
+                                .as_deref()
+                                .unwrap_or("an unnamed source"),
+                            v.signer,
+                            v.statement_digest
+                        )
+                    }),
                     Err(crate::attestation::ProvenanceRejection::NothingCached) => {
                         CheckResult::fail("no provenance attestation in the pack".to_string())
                     }
@@ -1429,7 +1447,7 @@ pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reveri
             }
         }
     };
-    Some(out)
+    Some((out, statement))
 }
 
 // ------------------------------------------------------------------ steps
@@ -2051,13 +2069,24 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         observation,
         journal_integrity,
     };
-    let re: Vec<Option<Reverification>> = pack
+    let re: Vec<_> = pack
         .images
         .iter()
-        .map(|i| reverify(&o.out, &pack, i))
+        .map(|i| reverify_full(&o.out, &pack, i))
         .collect();
     for (i, r) in pack.images.iter_mut().zip(re) {
-        i.reverification = r;
+        if let Some((r, statement)) = r {
+            if let Some(st) = statement {
+                let bytes = serde_json::to_vec_pretty(&st).unwrap_or_default();
+                let rel = format!(
+                    "provenance/sha256-{}.json",
+                    crate::digest::sha256_hex(&bytes)
+                );
+                write_file(&o.out, &rel, &bytes)?;
+                i.provenance_statement = Some(rel);
+            }
+            i.reverification = Some(r);
+        }
     }
     pack.steps = judge(&pack);
     pack.summary = summarize(&pack);
@@ -2224,7 +2253,22 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
         }
     }
     for i in &pack.images {
-        let again = reverify(dir, pack, i);
+        let full = reverify_full(dir, pack, i);
+        let stated = i.provenance_statement.as_ref().map(|f| {
+            std::fs::read(dir.join(f))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        });
+        let derived = full.as_ref().and_then(|(_, st)| st.clone());
+        match (stated, &derived) {
+            (None, None) => {}
+            (Some(Some(a)), Some(b)) if &a == b => {}
+            _ => problems.push(format!(
+                "image {}: the provenance statement in the pack is not the one its attestation verifies",
+                i.digest
+            )),
+        }
+        let again = full.map(|(r, _)| r);
         match (&i.reverification, &again) {
             (Some(was), Some(now)) => {
                 *n += 1;

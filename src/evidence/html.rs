@@ -297,13 +297,17 @@ pub fn render(p: &Pack) -> String {
             .collect::<String>();
         let _ = write!(
             o,
-            "<h3 id=\"{}\" class=\"mono\">{}</h3><p>{} — {} start(s), {}</p>{re}<p>Documents:</p><ul>{}</ul>",
+            "<h3 id=\"{}\" class=\"mono\">{}</h3><p>{} — {} start(s), {}</p>{re}<p>Documents:</p><ul>{}{}</ul>",
             anchor(&i.digest),
             esc(&i.digest),
             esc(&i.refs.join(", ")),
             i.starts,
             if i.all_verified { "every start verified" } else { "<b>not every start verified</b>" },
-            if docs.is_empty() { "<li class=\"muted\">none</li>".into() } else { docs }
+            if docs.is_empty() { "<li class=\"muted\">none</li>".into() } else { docs },
+            i.provenance_statement
+                .as_ref()
+                .map(|f| format!("<li><a href=\"{}\">{}</a>: the verified SLSA provenance statement, decoded</li>", esc(f), esc(f)))
+                .unwrap_or_default()
         );
         o.push_str("<table><tr><th>time</th><th>container</th><th>verdict</th><th>rule / mode</th><th>signer</th><th>Rekor index</th><th>provenance builder / source</th></tr>");
         for r in &i.records {

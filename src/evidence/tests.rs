@@ -290,6 +290,7 @@ fn verified_image(prov: bool, reverified: bool) -> ImageEvidence {
             },
             provenance: CheckResult::pass("ok"),
         }),
+        provenance_statement: None,
     }
 }
 
