@@ -243,6 +243,12 @@ impl StateDir {
     }
 }
 
+/// The checks every read and write applies to an entry (format, layer blobs
+/// against their digests, limits), for entries that arrive another way.
+pub fn check(entry: &Entry) -> Result<(), String> {
+    validate(entry, &entry.subject)
+}
+
 fn open_nofollow(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()

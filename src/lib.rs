@@ -17,7 +17,8 @@
 //! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
 //! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
-//! ([`doctor`]) checks the node's set-up.
+//! ([`doctor`]) checks the node's set-up; `bundle` ([`offline`]) carries a
+//! node's signatures to nodes with no registry access.
 
 pub mod attestation;
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod dsse;
 pub mod fetch;
 pub mod gate;
 pub mod journal;
+pub mod offline;
 pub mod policy;
 pub mod provenance;
 pub mod reference;

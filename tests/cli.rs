@@ -27,6 +27,8 @@ const COMMANDS: &[&[&str]] = &[
     &["completions"],
     &["sync"],
     &["doctor"],
+    &["bundle", "export"],
+    &["bundle", "import"],
 ];
 
 #[test]
