@@ -2,7 +2,8 @@
 # Every test, from a fresh Debian 12 machine (root, Rust toolchain >= 1.89):
 # installs the Debian packages, starts journald, checks formatting and lints,
 # runs the unit tests, then the integration suite on a real containerd + runc,
-# journald and docker-registry on loopback.
+# journald and docker-registry on loopback, the offline-bundle tests, and the
+# Debian package test (installs and purges the package on this machine).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(dirname "$HERE")
@@ -33,3 +34,9 @@ bash "$HERE/tuf/test.sh"
 
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
+
+echo "== offline and edge nodes: bundle export/import, no registry, OCI layout via ctr images import"
+bash "$HERE/offline.sh"
+
+echo "== Debian package: build, dpkg -i, units, drop-in, doctor, sync, bundle, purge"
+bash "$HERE/package-test.sh"

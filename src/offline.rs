@@ -297,12 +297,12 @@ pub fn collect(
         items: Vec::new(),
     };
     let add = |members: &mut BTreeMap<String, Vec<u8>>,
-                   manifest: &mut Manifest,
-                   kind: &str,
-                   subject: Option<&str>,
-                   image: Option<&str>,
-                   name: Option<&str>,
-                   bytes: Vec<u8>| {
+               manifest: &mut Manifest,
+               kind: &str,
+               subject: Option<&str>,
+               image: Option<&str>,
+               name: Option<&str>,
+               bytes: Vec<u8>| {
         let path = member_name(manifest.items.len());
         manifest.items.push(ItemRecord {
             path: path.clone(),
