@@ -154,7 +154,8 @@ fi
 
 echo "# the OCI layout: the image and its .sig tag, written by skopeo"
 LAYOUT=$PC_WORK/layout
-hex=${DIGEST[edge/layout:1]#sha256:}
+layout_key=edge/layout:1
+hex=${DIGEST[$layout_key]#sha256:}
 if skopeo copy -q --src-tls-verify=false "docker://$R/edge/layout:1" "oci:$LAYOUT:1" &&
   skopeo copy -q --src-tls-verify=false "docker://$R/edge/layout:sha256-$hex.sig" "oci:$LAYOUT:sha256-$hex.sig" &&
   tar -C "$LAYOUT" -cf "$PC_WORK/layout.tar" .; then
