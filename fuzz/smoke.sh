@@ -31,7 +31,7 @@ repo="$(dirname "$fuzz_dir")"
 cd "$repo" || exit 2
 
 export RUSTC_BOOTSTRAP=1
-all_targets="policy simple_signing dsse statement bundle cache_entry reference"
+all_targets="policy simple_signing dsse statement bundle cache_entry reference offline_bundle"
 targets="${FUZZ_TARGETS:-$all_targets}"
 per_input_timeout="${FUZZ_TIMEOUT:-30}"
 

@@ -518,7 +518,18 @@ pub fn read(path: &Path) -> Result<Contents, OfflineError> {
             "{len} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
         )));
     }
-    let mut archive = tar::Archive::new(file.take(MAX_BUNDLE_BYTES));
+    read_from(file, &shown)
+}
+
+/// [`read`] from any reader (at most [`MAX_BUNDLE_BYTES`] are read);
+/// `source` names it in messages.
+pub fn read_from(input: impl Read, source: &str) -> Result<Contents, OfflineError> {
+    let shown = source.to_string();
+    let bad = |why: String| OfflineError::BadBundle {
+        path: shown.clone(),
+        why,
+    };
+    let mut archive = tar::Archive::new(input.take(MAX_BUNDLE_BYTES));
     let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let entries = archive
         .entries()
