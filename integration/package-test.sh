@@ -225,8 +225,9 @@ else
   not_ok "containerd with the installed drop-in" "$(head -n 3 "$HOSTCFG")" "$(pc_ctr plugins ls 2>&1 | grep cri)" "$(grep -i 'cri' "$PC_WORK/logs/containerd.log" | tail -n 3)"
 fi
 dump=$(containerd --config "$HOSTCFG" config dump 2>&1)
-if grep -qF '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.portcullis]' <<<"$dump" &&
-  grep -A1 -F '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.portcullis]' <<<"$dump" | grep -q 'io.containerd.portcullis.v2' &&
+# runtime_type of the handler's own table (up to the next table header).
+handler=$(awk '/^ *\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.portcullis\]/ {f = 1; next} /^ *\[/ {f = 0} f' <<<"$dump")
+if grep -qE '^ *runtime_type = "io\.containerd\.portcullis\.v2"' <<<"$handler" &&
   grep -qF '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]' <<<"$dump"; then
   ok "containerd config dump: CRI runtime handler portcullis (io.containerd.portcullis.v2) next to runc"
 else
