@@ -136,8 +136,8 @@ for spec in f/signed:1 f/unsigned:1 f/rewritten:1; do
 done
 "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/f/signed:1" >/dev/null
 "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/f/rewritten:1" >/dev/null
-"$PC" fetch --plain-http "$R/f/signed:1" >/dev/null
-"$PC" fetch --plain-http "$R/f/rewritten:1" >/dev/null
+"$PC" fetch --plain-http "$R/f/signed:1" >/dev/null 2>&1
+"$PC" fetch --plain-http "$R/f/rewritten:1" >/dev/null 2>&1
 write_policy <<EOF
 mode = "enforce"
 default = "deny"
@@ -212,6 +212,14 @@ echo "# figure: with PORTCULLIS_CONTAINERD_TIMEOUT_MS=1000 the refusal took ${DI
 ((DIRECT_RC != 0 && DIRECT_RC != 124)) && grep -qF "1000" <<<"$DIRECT_OUT" &&
   ok "the deadline is the configured one and the reason names it" || not_ok "configured deadline" "rc=$DIRECT_RC $DIRECT_OUT"
 
+echo "# the wrapper started without its containerd arguments: refused, never passed through"
+set +e
+out=$(cd "$PC_WORK" && timeout 60 env PATH="$PC_BIN_DIR:$PATH" "$SHIM" start 2>&1)
+rc=$?
+set -e
+((rc != 0 && rc != 124)) && grep -qF "portcullis: denied" <<<"$out" && grep -qF -- "-namespace, -id and -address" <<<"$out" &&
+  ok "a start without -namespace/-id/-address is refused: ${out:0:140}" || not_ok "incomplete shim arguments refused" "rc=$rc $out"
+
 echo "# containerd gone, then restarted mid-run: enforcement continues"
 id=$(new_id survivor)
 pc_ctr run -d --runtime "$RUNTIME" "$R/f/signed:1" "$id" /bin/busybox sleep 120 >/dev/null
@@ -232,15 +240,22 @@ burst_n=8
 pids=()
 for n in $(seq 1 "$burst_n"); do
   (
-    id=$(new_id burst$n)
     if ((n % 2)); then img=f/signed:1 want=0; else img=f/unsigned:1 want=1; fi
-    for _ in 1 2 3; do # a start racing the restart may fail to reach containerd: retry
+    for attempt in 1 2 3; do
+      # A start racing the restart may fail inside containerd (not at the
+      # gate): retry under a new container ID, as a client would.
+      id=$(new_id "burst$n-$attempt")
       rc=$(run_quiet "$img" "$id")
-      grep -qF "portcullis: denied" "$PC_WORK/logs/run-$id.log" && rc=1 && break
+      pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+      denied=0
+      grep -qF "portcullis: denied" "$PC_WORK/logs/run-$id.log" && denied=1 && break
       ((rc == 0)) && break
       sleep 1
     done
-    ((want == 0 && rc == 0 || want == 1 && rc != 0)) && touch "$PC_WORK/burst-ok-$n"
+    # Right: a signed image ran (never denied); an unsigned one was denied by
+    # the gate (never ran).
+    ((want == 0 && rc == 0 && denied == 0 || want == 1 && rc != 0 && denied == 1)) &&
+      touch "$PC_WORK/burst-ok-$n"
   ) &
   pids+=($!)
   ((n == burst_n / 2)) && { pc_stop_containerd && pc_start_containerd; }
@@ -283,17 +298,23 @@ umount "$STATE"
 rm -rf "$PC_WORK/state.saved"
 
 echo "# kill -9 of portcullis fetch at random points: the cache stays consistent"
+t0=$(date +%s%N)
+"$PC" fetch --plain-http "$R/f/rewritten:1" >/dev/null 2>&1
+fetch_ms=$((($(date +%s%N) - t0) / 1000000))
+echo "# figure: one complete fetch takes ${fetch_ms} ms; kills land uniformly in 0..$((fetch_ms * 5 / 4)) ms"
 kills=25
 killed=0
 for n in $(seq 1 "$kills"); do
   "$PC" fetch --plain-http "$R/f/rewritten:1" >/dev/null 2>&1 &
   fpid=$!
-  sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+  delay=$((RANDOM * 32768 + RANDOM))
+  delay=$((delay % (fetch_ms * 5 / 4 + 1)))
+  sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
   kill -KILL "$fpid" 2>/dev/null && killed=$((killed + 1))
   wait "$fpid" 2>/dev/null || true
 done
 counts=$(cache_consistent) && rc=0 || rc=$?
-((rc == 0)) && ok "after $kills fetches killed at random points ($killed before they finished): every entry parses, filed under its digest (entries/temp files: $counts)" ||
+((rc == 0)) && ok "after $kills fetches killed at random points ($killed killed before they finished, the rest completed): every entry parses, filed under its digest (entries/temp files: $counts)" ||
   not_ok "cache consistent after kill -9" "$counts"
 start_case after-kills-rewritten-runs f/rewritten:1 run allow
 echo "# figure: temporary files left by killed fetches: ${counts#* }"

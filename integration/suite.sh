@@ -466,35 +466,7 @@ done
 pc_ctr containers rm "$id" >/dev/null 2>&1 && ok "delete passes through (task and container removed)" ||
   not_ok "delete passthrough"
 
-echo "# journald away: verdicts stand, records spool, none lost"
-jpid=$(pgrep -x systemd-journal || pgrep -f /lib/systemd/systemd-journald | head -n 1)
-kill "$jpid"
-for _ in $(seq 1 50); do pgrep -x systemd-journal >/dev/null || break; sleep 0.1; done
-outage_ids=()
-for n in 1 2 3; do
-  id=$(new_id outage$n)
-  outage_ids+=("$id")
-  pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/true >/dev/null 2>&1 &&
-    ok "start $n allowed while journald is down" || not_ok "start $n allowed while journald is down"
-done
-id=$(new_id outage-deny)
-outage_ids+=("$id")
-if pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/unsigned:v1" "$id" /bin/true >/dev/null 2>&1; then
-  not_ok "unsigned still refused while journald is down"
-else
-  ok "unsigned still refused while journald is down"
-fi
-spooled=$(grep -c . "$PORTCULLIS_STATE_DIR/spool/journal.jsonl" || true)
-[[ $spooled -eq 4 ]] && ok "4 records spooled" || not_ok "4 records spooled" "found $spooled"
-bash "$HERE/setup.sh" >/dev/null
-"$PC" journal replay --state-dir "$PORTCULLIS_STATE_DIR" >/dev/null
-lost=0
-for id in "${outage_ids[@]}"; do
-  [[ $(journal_count "$id") -eq 1 ]] || lost=$((lost + 1))
-done
-[[ $lost -eq 0 ]] && ok "all 4 spooled records replayed exactly once" || not_ok "spooled records replayed" "$lost missing or duplicated"
-[[ $(journal_field "${outage_ids[3]}" PORTCULLIS_SPOOLED) == 1 ]] && ok "replayed records are marked PORTCULLIS_SPOOLED=1" ||
-  not_ok "replayed mark"
+# journald away (spool and replay) is in faults.sh.
 
 echo "# containerd unreachable: refused within the deadline"
 out=$(PORTCULLIS_CONTAINERD_TIMEOUT_MS=500 PATH="$PC_BIN_DIR:$PATH" \

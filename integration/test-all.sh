@@ -33,3 +33,12 @@ bash "$HERE/tuf/test.sh"
 
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
+
+echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
+bash "$HERE/adversarial.sh"
+
+echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
+bash "$HERE/faults.sh"
+
+echo "== fuzz smoke (libFuzzer over every parser of untrusted bytes, no sanitizer, 15 s per target)"
+FUZZ_SANITIZER=none bash "$ROOT/fuzz/smoke.sh" 15
