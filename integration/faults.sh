@@ -186,8 +186,8 @@ done
   not_ok "spooled records replayed" "rc=$rc lost=$lost dup=$dup: $replay_out"
 [[ $(journal_field "${outage_ids[9]}" PORTCULLIS_SPOOLED) == 1 && $(journal_field "${outage_ids[9]}" PORTCULLIS_VERDICT) == deny ]] &&
   ok "a replayed denial keeps its verdict and is marked PORTCULLIS_SPOOLED=1" || not_ok "replayed denial record"
-left=$(grep -c . "$SPOOL" 2>/dev/null || true)
-[[ ${left:-0} -eq 0 ]] && ok "the spool is empty after the replay" || not_ok "spool empty after replay" "$left lines left"
+spool_left=$(grep -c . "$SPOOL" 2>/dev/null || true)
+[[ ${spool_left:-0} -eq 0 ]] && ok "the spool is empty after the replay" || not_ok "spool empty after replay" "$spool_left lines left"
 "$PC" journal replay --state-dir "$STATE" >/dev/null 2>&1
 dup=0
 for id in "${outage_ids[@]}"; do (($(journal_count "$id") > 1)) && dup=$((dup + 1)); done

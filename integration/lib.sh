@@ -24,8 +24,8 @@ not_ok() {
 
 # journal_field ID FIELD: the FIELD of the newest verdict record for container ID.
 journal_field() {
-  local id=$1 field=$2 i out
-  for i in $(seq 1 50); do
+  local id=$1 field=$2 out
+  for _ in $(seq 1 50); do
     out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$id" 2>/dev/null |
       tail -n 1 | jq -r --arg f "$field" '.[$f] // empty')
     if [[ -n $out ]]; then
@@ -74,7 +74,10 @@ start_case() {
     ok "$name${pattern:+ ($pattern)}"
   fi
   pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+  # For the caller's follow-up checks.
+  # shellcheck disable=SC2034
   LAST_ID=$id
+  # shellcheck disable=SC2034
   LAST_OUT=$out
 }
 
