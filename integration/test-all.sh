@@ -33,3 +33,9 @@ bash "$HERE/tuf/test.sh"
 
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
+
+echo "== benchmark smoke run (2 pairs per case, no target check; the figures are not measurements)"
+PC_WORK=${PC_WORK:-/tmp/portcullis-ci}-bench bash "$HERE/bench.sh" --smoke
+
+echo "== criterion benches run once each (test mode, debug build)"
+cargo test --bench gate --quiet

@@ -206,7 +206,8 @@ pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
 }
 
 /// When `PORTCULLIS_RUSAGE_LOG` names a file, append this process's CPU
-/// time and peak memory so far (one JSON line): the benchmark's measure of
+/// time and peak memory so far, the same for its reaped verification child,
+/// and where the time went (one JSON line): the benchmark's measure of
 /// the wrapper's own cost, taken just before the hand-over. Peak memory is
 /// `VmHWM` of this program's address space: `ru_maxrss` would also count
 /// the containerd process this one was forked from (Linux keeps it across
@@ -221,6 +222,10 @@ pub fn log_rusage(timings: &Timings) {
     let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
         return;
     };
+    // The verification child (reaped by now) is part of the wrapper's cost.
+    let Ok(c) = getrusage(UsageWho::RUSAGE_CHILDREN) else {
+        return;
+    };
     let hwm_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -232,9 +237,12 @@ pub fn log_rusage(timings: &Timings) {
     let t = timings;
     let p = &t.phases;
     let line = format!(
-        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
         u.user_time().num_microseconds(),
         u.system_time().num_microseconds(),
+        c.user_time().num_microseconds(),
+        c.system_time().num_microseconds(),
+        c.max_rss(),
         t.policy_us,
         t.lookup_us,
         p.key_us,
