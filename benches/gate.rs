@@ -233,5 +233,19 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(gate, benches);
+/// The sandbox's own cost: fork, drop privileges, install the seccomp
+/// filter, return a small result over the pipe, reap.
+fn sandbox(c: &mut Criterion) {
+    use portcullis::sandbox::{run, thread_count, Isolation};
+    if thread_count() != 1 {
+        eprintln!("sandbox_round_trip skipped: criterion runs this process with {} threads, and the sandbox forks only a single-threaded one", thread_count());
+        return;
+    }
+    assert_eq!(run(|| 1u32).unwrap().1, Isolation::Child);
+    c.bench_function("sandbox_round_trip", |b| {
+        b.iter(|| run(|| black_box(1u32)).unwrap())
+    });
+}
+
+criterion_group!(gate, benches, sandbox);
 criterion_main!(gate);

@@ -241,7 +241,7 @@ res = {"pairs": pairs, "smoke": smoke,
        "containerd": subprocess.run(["containerd","--version"],capture_output=True,text=True).stdout.strip()},
        "loadavg": {"before": load_before, "after": load_after},
        "errors": errors, "cases": {}}
-phases = ["policy_us", "lookup_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]
+phases = ["policy_us", "lookup_us", "decide_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]
 for i, name in enumerate(names):
     a = [int(x)/1000 for x in walls[2*i].split()]; b = [int(x)/1000 for x in walls[2*i+1].split()]
     ratios = [y/x for x, y in zip(a, b)]
@@ -294,10 +294,10 @@ for k, c in C.items():
     lines.append(f"| {label[k]} | {c['runc_ms']['median']:.1f} / {c['runc_ms']['p95']:.1f} | {c['portcullis_ms']['median']:.1f} / {c['portcullis_ms']['p95']:.1f} | "
                  f"{c['ratio']['median']:.3f} / {c['ratio']['p95']:.3f} | {c['wrapper_cpu_ms']['median']:.2f} / {c['wrapper_cpu_ms']['p95']:.2f} | {c['wrapper_peak_rss_mib']['max']:.1f} |")
 lines += ["", "Where the wrapper's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss):", "",
-          "| case | policy | containerd lookup | cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|"]
+          "| case | policy | containerd lookup | decision (all) | of which: cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():
     p = c["phases_us_median"]
-    lines.append(f"| {label[k]} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
+    lines.append(f"| {label[k]} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
 conc_txt = ", ".join(f"{n} {t} → {v['errors']} errors ({v['wall_ms']} ms)" for n, d in res["concurrent"].items() for t, v in d.items())
 lines += ["", f"Concurrent starts through portcullis: {conc_txt}. Verdict temporary files left: {tmp_left}. "
           f"File locks taken by {sampled} wrapper starts traced with strace: {locks}. Wrapper processes left resident: {res['resident_wrapper_processes']}."]
