@@ -92,7 +92,11 @@ fn a_crashing_child_is_an_error() {
         matches!(&e, SandboxError::Killed(sig, _) if sig == "SIGABRT"),
         "{e}"
     );
+    // The child's panic message would go to stderr: keep the test's output clean.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let e = sandbox::run(|| -> u32 { panic!("bad input") }).unwrap_err();
+    std::panic::set_hook(hook);
     assert!(e.to_string().contains("a panic"), "{e}");
 }
 
