@@ -47,5 +47,11 @@ bash "$HERE/offline.sh"
 echo "== Debian package: build, dpkg -i, units, drop-in, doctor, sync, bundle, purge"
 bash "$HERE/package-test.sh"
 
+echo "== benchmark smoke run (2 pairs per case, no target check; the figures are not measurements)"
+PC_WORK=${PC_WORK:-/tmp/portcullis-ci}-bench bash "$HERE/bench.sh" --smoke
+
+echo "== criterion benches run once each (test mode, debug build)"
+cargo test --bench gate --quiet
+
 echo "== fuzz smoke (libFuzzer over every parser of untrusted bytes, no sanitizer, 15 s per target)"
 FUZZ_SANITIZER=none bash "$ROOT/fuzz/smoke.sh" 15

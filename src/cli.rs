@@ -456,6 +456,8 @@ fn man(out_dir: &std::path::Path) -> Result<u8, CliError> {
 }
 
 fn check(a: CheckArgs) -> Result<u8, CliError> {
+    // Verification parses registry bytes: only ever in the sandbox.
+    crate::sandbox::require();
     let started = Instant::now();
     let policy = Policy::load(&a.policy);
     let state = StateDir::new(&a.state_dir);

@@ -54,7 +54,7 @@ pub enum Outcome {
 }
 
 /// How the verdict was reached; each kind has its own journal `MESSAGE_ID`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A signature verified.
@@ -112,6 +112,22 @@ pub struct Decision {
     pub shim: String,
     /// Time spent deciding, in microseconds.
     pub duration_us: u64,
+    /// Where that time went (for the benchmark; not journaled).
+    #[serde(skip)]
+    pub phases: Phases,
+}
+
+/// Where a decision's time went, in microseconds, and where verification ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Hashing the verdict-cache key's inputs (cache entries, trust root, signers).
+    pub key_us: u64,
+    /// Looking the key up in the verdict cache.
+    pub cache_read_us: u64,
+    /// Verifying (in the sandbox child, fork to reap), on a miss.
+    pub verify_us: u64,
+    /// Where verification ran, when it ran.
+    pub isolation: Option<crate::sandbox::Isolation>,
 }
 
 impl Decision {
@@ -195,6 +211,7 @@ pub fn decide(
         platform_digest: None,
         shim: DEFAULT_SHIM.into(),
         duration_us: 0,
+        phases: Phases::default(),
     };
     if let Ok(t) = &lookup {
         d.image_ref = Some(
@@ -337,6 +354,7 @@ fn verify_rule(
         _ => None,
     };
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
+    let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
     let digests = target.digests();
     let mut parts: Vec<Vec<u8>> = vec![
@@ -360,7 +378,11 @@ fn verify_rule(
     }
     let key = crate::verdict_cache::Key::new(parts.iter().map(Vec::as_slice));
     let now = jiff::Timestamp::now();
-    if let Some(hit) = crate::verdict_cache::lookup(state, &key, now) {
+    let t_read = Instant::now();
+    d.phases.key_us = (t_read - t_key).as_micros() as u64;
+    let cached = crate::verdict_cache::lookup(state, &key, now);
+    d.phases.cache_read_us = t_read.elapsed().as_micros() as u64;
+    if let Some(hit) = cached {
         d.reason = hit.reason;
         d.signer = hit.signer;
         d.signed_digest = hit.signed_digest;
@@ -369,19 +391,49 @@ fn verify_rule(
         d.verdict_cache = Some("hit");
         return Ok(Kind::Verified);
     }
-    let mut valid_until = None;
-    let kind = verify_rule_uncached(
-        policy,
-        rule,
-        target,
-        image,
-        state,
-        d,
-        signers,
-        att_signers,
-        &root_path,
-        &mut valid_until,
-    )?;
+    // The cached artifacts came from registries: parse and verify them in
+    // the sandbox, and take back only its small result.
+    let t_verify = Instant::now();
+    let sandboxed = crate::sandbox::run(|| {
+        let mut scratch = d.clone();
+        let mut valid_until = None;
+        let result = verify_rule_uncached(
+            policy,
+            rule,
+            target,
+            image,
+            state,
+            &mut scratch,
+            signers,
+            att_signers,
+            &root_path,
+            &mut valid_until,
+        );
+        Verified {
+            result,
+            reason: scratch.reason,
+            signer: scratch.signer,
+            signed_digest: scratch.signed_digest,
+            sigstore: scratch.sigstore,
+            provenance: scratch.provenance,
+            valid_until,
+        }
+    });
+    d.phases.verify_us = t_verify.elapsed().as_micros() as u64;
+    let v = match sandboxed {
+        Ok((v, isolation)) => {
+            d.phases.isolation = Some(isolation);
+            v
+        }
+        Err(e) => return Err(format!("{e} (rule \"{}\")", rule.name)),
+    };
+    let kind = v.result?;
+    d.reason = v.reason;
+    d.signer = v.signer;
+    d.signed_digest = v.signed_digest;
+    d.sigstore = v.sigstore;
+    d.provenance = v.provenance;
+    let mut valid_until = v.valid_until;
     d.verdict_cache = Some("miss");
     if let Some(max) = policy.trust_root_max_age {
         if let Some(m) = std::fs::metadata(&root_path)
@@ -404,6 +456,20 @@ fn verify_rule(
     };
     crate::verdict_cache::store(state, &key, &hit, now, valid_until);
     Ok(kind)
+}
+
+/// What the verification child sends back: the outcome and the facts a
+/// pass records, nothing else.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verified {
+    result: Result<Kind, String>,
+    reason: String,
+    signer: Option<String>,
+    signed_digest: Option<String>,
+    sigstore: Option<verify::SigstoreFacts>,
+    provenance: Option<ProvenanceSummary>,
+    valid_until: Option<jiff::Timestamp>,
 }
 
 /// SHA-256 of a file's bytes, or nothing when it cannot be read. Only

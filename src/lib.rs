@@ -10,6 +10,7 @@
 //! 5. [`verify`] (with [`cosign`]) — does a rule's signer vouch for this digest?
 //!    Then [`attestation`] (with [`dsse`] and [`provenance`]) — does a signed
 //!    SLSA provenance meet the rule's `[rule.provenance]`?
+//!    Both run in a [`sandbox`]: a forked child without privileges.
 //! 6. [`gate`] — the verdict, fail-closed.
 //! 7. [`journal`] — one structured record per verdict, spooled if journald is away.
 //! 8. back in [`shim`] — `exec` the inner shim, or refuse with one line.
@@ -37,6 +38,7 @@ pub mod offline;
 pub mod policy;
 pub mod provenance;
 pub mod reference;
+pub mod sandbox;
 pub mod shim;
 pub mod sync;
 pub mod trust;
