@@ -47,6 +47,9 @@ bash "$HERE/offline.sh"
 echo "== Debian package: build, dpkg -i, units, drop-in, doctor, sync, bundle, purge"
 bash "$HERE/package-test.sh"
 
+echo "== audit evidence (packs, schema, offline verify, merge, report in headless chromium)"
+bash "$HERE/evidence.sh"
+
 echo "== benchmark smoke run (2 pairs per case, no target check; the figures are not measurements)"
 PC_WORK=${PC_WORK:-/tmp/portcullis-ci}-bench bash "$HERE/bench.sh" --smoke
 

@@ -96,6 +96,8 @@ pub struct Decision {
     pub verdict_cache: Option<&'static str>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
+    /// `sha256:` of the trust-root file the rule's verification used, if readable.
+    pub trust_root_digest: Option<String>,
     /// The policy file.
     pub policy_path: String,
     /// The containerd namespace.
@@ -203,6 +205,7 @@ pub fn decide(
         sigstore: None,
         verdict_cache: None,
         policy_digest: None,
+        trust_root_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
         container_id: subject.container_id.clone(),
@@ -357,6 +360,10 @@ fn verify_rule(
     let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
     let digests = target.digests();
+    let root_digest = file_digest(&root_path);
+    if !root_digest.is_empty() {
+        d.trust_root_digest = Some(format!("sha256:{}", String::from_utf8_lossy(&root_digest)));
+    }
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
@@ -365,7 +372,7 @@ fn verify_rule(
             .as_ref()
             .map(|s| s.fingerprint())
             .unwrap_or_default(),
-        file_digest(&root_path),
+        root_digest,
     ];
     for dg in &digests {
         parts.push(dg.as_bytes().to_vec());

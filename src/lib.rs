@@ -19,7 +19,10 @@
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
 //! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
 //! ([`doctor`]) checks the node's set-up; `bundle` ([`offline`]) carries a
-//! node's signatures to nodes with no registry access.
+//! node's signatures to nodes with no registry access; `heartbeat`
+//! ([`heartbeat`]) states the gate's mode, policy and trust roots in the
+//! journal; `evidence` ([`evidence`]) turns all of it into an audit
+//! evidence pack.
 
 pub mod attestation;
 pub mod audit;
@@ -31,8 +34,10 @@ pub mod cosign;
 pub mod digest;
 pub mod doctor;
 pub mod dsse;
+pub mod evidence;
 pub mod fetch;
 pub mod gate;
+pub mod heartbeat;
 pub mod journal;
 pub mod offline;
 pub mod policy;
