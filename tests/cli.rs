@@ -200,6 +200,8 @@ fn bundle_import_without_a_policy_is_an_error_and_stores_nothing() {
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("without the policy"));
     assert!(!d.join("state").exists());
+}
+
 /// A pack from an empty journal directory: written (exit 1: nothing to
 /// sample, nothing observed), intact (exit 0), and no longer intact after one
 /// changed byte (exit 1); a directory that is no pack is an error (exit 3).
