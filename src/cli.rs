@@ -72,6 +72,9 @@ pub enum Command {
     Heartbeat(HeartbeatArgs),
     /// Write an audit evidence pack for a period; `evidence verify DIR` checks one offline, `evidence merge` combines nodes.
     Evidence(EvidenceArgs),
+    /// Offline nodes: export a bundle file of images' signatures, or import one (or what `ctr images import` brought in), verifying every item.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
 }
 
 /// Where containerd is.
@@ -346,12 +349,15 @@ pub enum CliError {
     /// `portcullis sync` stopped.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
-    /// `portcullis doctor` could not run.
-    #[error(transparent)]
-    Doctor(#[from] crate::doctor::DoctorError),
     /// An evidence pack could not be made, checked or merged.
     #[error(transparent)]
     Evidence(#[from] crate::evidence::EvidenceError),
+    /// `portcullis doctor` could not run.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
+    /// A bundle could not be exported or imported.
+    #[error(transparent)]
+    Offline(#[from] crate::offline::OfflineError),
     /// A precondition of the command failed; the message says which.
     #[error("{0}")]
     Usage(String),
@@ -370,14 +376,15 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Provenance(a) => provenance(a),
         Command::Fetch(a) => fetch(a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(&file, json),
+        Command::Heartbeat(a) => heartbeat(a),
+        Command::Evidence(a) => evidence(a),
         Command::Audit(a) => audit(a),
         Command::Journal(JournalCommand::Replay { state_dir, json }) => replay(state_dir, json),
         Command::VerifyBundle(a) => verify_bundle(a),
         Command::Trust(t) => trust(t),
         Command::Sync(a) => sync(a),
         Command::Doctor(a) => doctor(a),
-        Command::Heartbeat(a) => heartbeat(a),
-        Command::Evidence(a) => evidence(a),
+        Command::Bundle(b) => bundle(b),
     }
 }
 
@@ -458,6 +465,8 @@ fn man(out_dir: &std::path::Path) -> Result<u8, CliError> {
 }
 
 fn check(a: CheckArgs) -> Result<u8, CliError> {
+    // Verification parses registry bytes: only ever in the sandbox.
+    crate::sandbox::require();
     let started = Instant::now();
     let policy = Policy::load(&a.policy);
     let state = StateDir::new(&a.state_dir);
@@ -989,6 +998,203 @@ fn trust(command: TrustCommand) -> Result<u8, CliError> {
 enum TrustOutput {
     Installed(crate::trust::Installed),
     Summary(crate::trust::Summary),
+}
+
+/// `portcullis bundle …` (see [`crate::offline`] for the file format).
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write everything this node has to verify IMAGEs (signatures, attestations, certificates, the index; optionally the trust root) to one file.
+    Export {
+        /// Images as containerd knows them (`ctr images ls`), or NAME@sha256:… for a digest not pulled.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// The bundle file to write (replaced atomically).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Also carry the trust root(s) the images' rules use (the importer must accept it by digest).
+        #[arg(long)]
+        with_trust_root: bool,
+        #[command(flatten)]
+        containerd: ContainerdArgs,
+        /// Policy file (selects the rules whose trust roots --with-trust-root carries).
+        #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+        policy: PathBuf,
+        /// State directory.
+        #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a bundle file (or, with --from-containerd, signature images in containerd's content store) into the cache; every item is verified against the policy; exits 1 if any item was refused.
+    Import {
+        /// The bundle file.
+        #[arg(required_unless_present = "from_containerd")]
+        file: Option<PathBuf>,
+        /// Instead of a file: take IMAGEs' signatures from containerd's content store, as `ctr images import --no-unpack --base-name REPO` of an OCI layout holding the `sha256-<hex>.sig`/`.att` tags put them there (no network).
+        #[arg(long, num_args = 1.., value_name = "IMAGE", conflicts_with = "file")]
+        from_containerd: Vec<String>,
+        /// Install the bundled trust root whose digest this is (sha256:…, as `bundle export` printed it); without it a bundled root is never installed.
+        #[arg(long, value_name = "SHA256")]
+        accept_trust_root: Option<String>,
+        #[command(flatten)]
+        containerd: ContainerdArgs,
+        /// Policy file (its rules' signers verify every item).
+        #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+        policy: PathBuf,
+        /// State directory.
+        #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn bundle(command: BundleCommand) -> Result<u8, CliError> {
+    use crate::offline::{self, OfflineError};
+    let mut out = std::io::stdout().lock();
+    match command {
+        BundleCommand::Export {
+            images,
+            output,
+            with_trust_root,
+            containerd,
+            policy,
+            state_dir,
+            json,
+        } => {
+            let state = StateDir::new(state_dir);
+            let timeout = crate::shim::lookup_timeout();
+            let mut progress = |line: &str| eprintln!("portcullis: {line}");
+            let mut list = Vec::new();
+            for image in &images {
+                let target = lookup_image(&containerd, image, timeout).map_err(|e| {
+                    CliError::Usage(format!("cannot resolve {image} through containerd: {e}"))
+                })?;
+                let index = if target.platform_digest.is_some() {
+                    Some(
+                        containerd::read_content(
+                            &containerd.address,
+                            &containerd.namespace,
+                            std::slice::from_ref(&target.target_digest),
+                            timeout,
+                        )
+                        .map_err(OfflineError::from)?
+                        .remove(0),
+                    )
+                } else {
+                    None
+                };
+                list.push(offline::ExportImage { target, index });
+            }
+            let roots = if with_trust_root {
+                let p = Policy::load(&policy).map_err(|e| {
+                    CliError::Usage(format!("--with-trust-root needs the policy: {e}"))
+                })?;
+                offline::trust_roots_for(&p, &list, &state, &mut progress)
+            } else {
+                Vec::new()
+            };
+            let contents = match offline::collect(&list, &state, &roots, &mut progress) {
+                Ok(c) => c,
+                Err(e @ OfflineError::NothingCached { .. }) => {
+                    eprintln!("portcullis: {e}");
+                    return Ok(EXIT_NO);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let report = offline::write(&contents, &output)?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} image(s), {} item(s), {} bytes, {}",
+                    report.file,
+                    report.images.len(),
+                    report.items.len(),
+                    report.bytes,
+                    report.sha256
+                )?;
+                for i in report
+                    .items
+                    .iter()
+                    .filter(|i| i.kind == offline::item_kind::TRUST_ROOT)
+                {
+                    writeln!(
+                        out,
+                        "trust root \"{}\": {} (the importer passes --accept-trust-root {})",
+                        i.name.as_deref().unwrap_or(""),
+                        i.sha256,
+                        i.sha256
+                    )?;
+                }
+            }
+            Ok(0)
+        }
+        BundleCommand::Import {
+            file,
+            from_containerd,
+            accept_trust_root,
+            containerd,
+            policy,
+            state_dir,
+            json,
+        } => {
+            let state = StateDir::new(state_dir);
+            let policy = Policy::load(&policy).map_err(|e| {
+                CliError::Usage(format!("cannot verify a bundle without the policy: {e}"))
+            })?;
+            let opts = offline::ImportOptions { accept_trust_root };
+            let mut progress = |line: &str| {
+                if !json {
+                    eprintln!("portcullis: {line}");
+                }
+            };
+            let result = match &file {
+                Some(f) => offline::import_file(f, &state, &policy, &opts, &mut progress),
+                None => offline::from_containerd(
+                    &containerd.address,
+                    &containerd.namespace,
+                    &from_containerd,
+                    crate::shim::lookup_timeout(),
+                    &mut progress,
+                )
+                .and_then(|c| offline::import(&c, &state, &policy, &opts, &mut progress)),
+            };
+            let report = match result {
+                Ok(r) => r,
+                Err(e @ OfflineError::BadBundle { .. }) => {
+                    eprintln!("portcullis: {e}");
+                    return Ok(EXIT_NO);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            } else {
+                for i in &report.items {
+                    for r in &i.refusals {
+                        writeln!(out, "refused  {r}")?;
+                    }
+                    if let Some(n) = &i.note {
+                        if i.status == offline::Status::Skipped {
+                            writeln!(out, "skipped  {}: {n}", i.path)?;
+                        }
+                    }
+                }
+                writeln!(
+                    out,
+                    "{}: {} stored, {} unchanged, {} refused, {} skipped",
+                    report.source, report.stored, report.unchanged, report.refused, report.skipped
+                )?;
+            }
+            Ok(if report.all_accepted() { 0 } else { EXIT_NO })
+        }
+    }
 }
 
 /// `portcullis heartbeat`.

@@ -218,11 +218,15 @@ pub fn lookup_container(
         if container.image.is_empty() {
             return Err(LookupError::NoImage(id.to_string()));
         }
-        let mut target = resolve_image(channel.clone(), namespace, &container.image).await?;
-        target.snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
-        target.snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
-        if let (Some(key), Some(snapshotter)) = (&target.snapshot_key, &target.snapshotter) {
-            let info = SnapshotsClient::new(channel.clone())
+        let snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
+        let snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
+        // The image and the snapshot depend only on the container record:
+        // ask for both at once (one round trip less on the start path).
+        let stat = async {
+            let (Some(key), Some(snapshotter)) = (&snapshot_key, &snapshotter) else {
+                return Ok(None);
+            };
+            SnapshotsClient::new(channel.clone())
                 .stat(with_namespace!(
                     StatSnapshotRequest {
                         snapshotter: snapshotter.clone(),
@@ -234,7 +238,17 @@ pub fn lookup_container(
                 .map_err(api("snapshots.Stat"))?
                 .into_inner()
                 .info
-                .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))?;
+                .map(Some)
+                .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))
+        };
+        let (target, info) = tokio::join!(
+            resolve_image(channel.clone(), namespace, &container.image),
+            stat
+        );
+        let mut target = target?;
+        target.snapshot_key = snapshot_key;
+        target.snapshotter = snapshotter;
+        if let Some(info) = info? {
             target.snapshot_parent = Some(info.parent);
             let manifest = target
                 .platform_digest
@@ -256,6 +270,58 @@ pub fn lookup_image(
     block_on(address, timeout, async {
         let channel = connect(address).await?;
         resolve_image(channel, namespace, name).await
+    })
+}
+
+/// The target of the image record `name` as containerd stores it (after a
+/// pull or a `ctr images import`): digest, media type and size; `Ok(None)`
+/// when containerd has no image by that name.
+pub fn image_record(
+    address: &str,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<(String, String, i64)>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let reply = ImagesClient::new(channel)
+            .get(with_namespace!(
+                GetImageRequest {
+                    name: name.to_string()
+                },
+                namespace
+            ))
+            .await;
+        let image = match reply {
+            Ok(r) => r.into_inner().image,
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Err(s) => return Err(api("images.Get")(s)),
+        };
+        Ok(image
+            .and_then(|i| i.target)
+            .map(|t| (t.digest, t.media_type, t.size)))
+    })
+}
+
+/// Blobs from containerd's content store, each at most [`MAX_INDEX_BYTES`]
+/// and checked against its digest.
+pub fn read_content(
+    address: &str,
+    namespace: &str,
+    digests: &[String],
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            crate::digest::sha256_hex_of(d).map_err(|e| LookupError::BadIndex {
+                digest: d.clone(),
+                why: e.to_string(),
+            })?;
+            out.push(read_blob(channel.clone(), namespace, d, 0).await?);
+        }
+        Ok(out)
     })
 }
 

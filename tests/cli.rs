@@ -27,6 +27,8 @@ const COMMANDS: &[&[&str]] = &[
     &["completions"],
     &["sync"],
     &["doctor"],
+    &["bundle", "export"],
+    &["bundle", "import"],
     &["heartbeat"],
     &["evidence"],
     &["evidence", "verify"],
@@ -157,6 +159,47 @@ fn check_refuses_when_containerd_is_unreachable() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "deny");
     assert!(v["reason"].as_str().unwrap().contains("unreachable"), "{v}");
+}
+
+#[test]
+fn bundle_import_refuses_a_file_that_is_not_a_bundle_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("policy.toml"), "mode = \"enforce\"\n").unwrap();
+    std::fs::write(d.join("x.bundle"), b"definitely not a tar archive").unwrap();
+    let o = portcullis(&[
+        "bundle",
+        "import",
+        "--policy",
+        d.join("policy.toml").to_str().unwrap(),
+        "--state-dir",
+        d.join("state").to_str().unwrap(),
+        d.join("x.bundle").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.join("state").exists());
+}
+
+#[test]
+fn bundle_import_without_a_policy_is_an_error_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("x.bundle"), b"").unwrap();
+    let o = portcullis(&[
+        "bundle",
+        "import",
+        "--policy",
+        d.join("none.toml").to_str().unwrap(),
+        "--state-dir",
+        d.join("state").to_str().unwrap(),
+        d.join("x.bundle").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("without the policy"));
+    assert!(!d.join("state").exists());
 }
 
 /// A pack from an empty journal directory: written (exit 1: nothing to
