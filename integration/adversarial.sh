@@ -142,7 +142,9 @@ EOF
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'pc_stop_all' EXIT
+# The verdict is the suite's: a cleanup failure is reported on stderr, and
+# set -e must not cut the cleanup short.
+trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd
