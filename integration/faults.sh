@@ -116,10 +116,14 @@ echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
 cleanup() {
-  # Leave journald running and nothing mounted, whatever happened.
-  pgrep -x systemd-journal >/dev/null || start_journald || true
+  # Leave journald running and nothing mounted, whatever happened; set -e
+  # must not cut this short, nor a cleanup failure change the verdict.
+  local rc=$?
+  set +e
+  pgrep -x systemd-journal >/dev/null || start_journald
   mountpoint -q "$STATE" && umount "$STATE" 2>/dev/null
-  pc_stop_all
+  pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2
+  exit "$rc"
 }
 trap cleanup EXIT
 mkdir -p "$PC_WORK"

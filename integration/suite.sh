@@ -143,7 +143,8 @@ EOF
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'pc_stop_all' EXIT
+# set -e must not cut the cleanup short, nor a cleanup failure change the verdict.
+trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd
@@ -451,8 +452,11 @@ grep -q "containerd-shim-runc-v2\|runc" <<<"$v" && ok "-v passes through to the 
 id=$(new_id detached)
 pc_ctr run -d --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/busybox sleep 30 >/dev/null
 sleep 0.5
-if pgrep -r R,S,D -f containerd-shim-portcullis-v2 >/dev/null; then
-  not_ok "no wrapper process stays behind" "$(pgrep -af containerd-shim-portcullis-v2)"
+# The wrapper's own command line (argv[0] is the binary), not a compiler
+# building it somewhere else on the machine.
+wrapper_re='^([^ ]*/)?containerd-shim-portcullis-v2( |$)'
+if pgrep -r R,S,D -f "$wrapper_re" >/dev/null; then
+  not_ok "no wrapper process stays behind" "$(pgrep -af "$wrapper_re")"
 else
   ok "no wrapper process stays behind while the task runs"
 fi

@@ -520,6 +520,13 @@ mod tests {
             r#"{{"payloadType":"{t}","payload":"{p}","signatures":[{{"sig":"{sig}","cert":"x"}}],"extension":{{"a":1}}}}"#
         );
         assert!(Envelope::parse(extra.as_bytes()).is_ok());
+        // ...however deeply nested: skipped without recursion (no stack
+        // overflow), bounded by MAX_ENVELOPE_BYTES, and never signed over.
+        let deep = format!(
+            r#"{{"payloadType":"{t}","payload":"{p}","signatures":[{{"sig":"{sig}"}}],"x":{}}}"#,
+            "[".repeat(100_000) + &"]".repeat(100_000)
+        );
+        assert_eq!(Envelope::parse(deep.as_bytes()).unwrap().payload, STATEMENT);
         // a null keyid is the same as none
         let nullkey = format!(
             r#"{{"payloadType":"{t}","payload":"{p}","signatures":[{{"sig":"{sig}","keyid":null}}]}}"#

@@ -122,10 +122,11 @@ def mutate(entry: dict, how: str, key: str | None, other: str | None) -> dict | 
         )
         resign_payload(l, need_key(), text)
     elif how == "payload-deep-nesting":
+        # The optional object replaced by a 100 000-deep array, signed.
         l = sig()
         p = payload_dict(l)
-        text = json.dumps(p, separators=(",", ":"))[:-1] + ',"optional":' + nested(100000) + "}"
-        # The optional object is replaced by a deeply nested array.
+        p["optional"] = "@DEEP@"
+        text = json.dumps(p, separators=(",", ":")).replace('"@DEEP@"', nested(100000))
         resign_payload(l, need_key(), text)
     elif how == "payload-wrong-type":
         l = sig()
@@ -169,11 +170,6 @@ def mutate(entry: dict, how: str, key: str | None, other: str | None) -> dict | 
         evil = b64(b'{"_type":"https://in-toto.io/Statement/v1"}')
         text = text.replace('"payload": ', f'"payload": "{evil}", "payload": ', 1)
         set_blob(l, text.encode())
-    elif how == "envelope-deep-nesting":
-        l = att()
-        env = json.loads(blob_of(l))
-        text = json.dumps(env)[:-1] + ', "x": ' + nested(100000) + "}"
-        set_blob(l, text.encode())
     elif how == "bundle-truncated":
         l = bun()
         b = blob_of(l)
@@ -196,8 +192,8 @@ def mutate(entry: dict, how: str, key: str | None, other: str | None) -> dict | 
         text = json.dumps(entry)
         return text.replace('"subject": ', f'"subject": "{other}", "subject": ', 1).encode()
     elif how == "entry-deep-nesting":
-        text = json.dumps(entry)
-        return (text[:-1] + ', "x": ' + nested(100000) + "}").encode()
+        entry["repository"] = "@DEEP@"
+        return json.dumps(entry).replace('"@DEEP@"', nested(100000)).encode()
     elif how == "entry-format-2":
         entry["format"] = 2
     elif how == "entry-unknown-field":
