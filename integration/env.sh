@@ -352,12 +352,18 @@ pc_start_containerd() {
   # Disabled: CRI (not needed, slow to start); snapshotters that cannot work
   # here (noise); and "opt", which would put its own (empty) bin dir ahead of
   # PC_BIN_DIR on PATH (by default /opt/containerd/bin).
+  # PC_CONTAINERD_IMPORTS (files, space-separated): containerd `imports`,
+  # e.g. the installed drop-in; PC_CONTAINERD_CRI=1 keeps the CRI plugin.
+  local imports="" cri='  "io.containerd.grpc.v1.cri",' f
+  for f in ${PC_CONTAINERD_IMPORTS:-}; do imports+="${imports:+, }\"$f\""; done
+  [[ -n ${PC_CONTAINERD_CRI:-} ]] && cri=
   cat >"$cfg" <<EOF || return 1
+${imports:+imports = [$imports]}
 version = 2
 root = "$dir/root"
 state = "$dir/state"
 disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
+$cri
   "io.containerd.internal.v1.opt",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",

@@ -12,10 +12,17 @@
 #
 #   bash integration/package-test.sh
 #
+# Its private containerd runs with the CRI plugin and the INSTALLED drop-in
+# (/etc/containerd/conf.d/portcullis-runtime.toml) in its `imports`. A
+# bundle of the synced signatures is exported and imported into an empty
+# state directory (edge nodes).
+#
 # Needs setup.sh's packages (containerd, docker-registry, skopeo, umoci,
-# jq, systemd) and cargo-deb (`cargo install cargo-deb --locked`). Refuses
+# jq, systemd) and cargo-deb (setup.sh installs the pinned version). Refuses
 # to run where portcullis is installed already or /var/lib/portcullis or
-# /etc/portcullis exist (they would be purged).
+# /etc/portcullis exist (they would be purged), unless they are the leftovers
+# of an earlier run of this test that was killed before its clean-up (the
+# marker file $MARKER says so): those are purged first.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -40,6 +47,10 @@ SIGN=$ROOT/target/debug/portcullis-testsign
 R=$PC_REGISTRY
 KEYS=$PC_WORK/keys
 SYNC_FAILED_ID=4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2
+# Written before `dpkg -i`, removed after the purge: an installation with
+# this marker is this test's own, left by a run killed before its clean-up.
+MARKER=/var/tmp/portcullis-package-test.installed
+DROP_IN=/etc/containerd/conf.d/portcullis-runtime.toml
 
 ok() {
   PASS=$((PASS + 1))
@@ -76,6 +87,9 @@ cleanup() {
   # What this test wrote as "the operator".
   rm -rf /etc/portcullis/keys
   rmdir /etc/portcullis 2>/dev/null || true
+  if ! dpkg-query -W -f='${db:Status-Status}' portcullis 2>/dev/null | grep -qv '^not-installed$'; then
+    rm -f "$MARKER"
+  fi
   exit "$rc"
 }
 
@@ -83,6 +97,14 @@ cleanup() {
 if ((EUID != 0)); then
   echo "package-test: run as root (dpkg -i)" >&2
   exit 2
+fi
+if [[ -f $MARKER ]]; then
+  echo "# leftovers of an earlier, interrupted run of this test ($MARKER): purging them"
+  apt-get purge -y -q portcullis >/dev/null 2>&1 || dpkg --purge portcullis >/dev/null 2>&1 || true
+  rm -rf /etc/portcullis/keys
+  rmdir /etc/portcullis 2>/dev/null || true
+  rm -rf /var/lib/portcullis
+  rm -f "$MARKER"
 fi
 if dpkg-query -W -f='${db:Status-Status}' portcullis 2>/dev/null | grep -q '^installed$'; then
   echo "package-test: portcullis is installed on this machine; this test would purge it. Purge it first." >&2
@@ -137,6 +159,7 @@ got=$(grep -c ' ./usr/share/man/man1/portcullis.*\.1\.gz$' <<<"$CONTENTS")
 if ((want > 10 && got == want)); then ok "man pages for every subcommand ($got)"; else not_ok "man pages for every subcommand" "package has $got, CLI defines $want"; fi
 
 # ---------------------------------------------------------------- install
+echo "$DEB" >"$MARKER"
 if out=$(dpkg -i "$DEB" 2>&1); then ok "dpkg -i"; else
   not_ok "dpkg -i" "$out"
   finish
@@ -188,16 +211,28 @@ else
 fi
 
 # ------------------------------------------------------ private containerd
+# The operator's one-line edit (imports = [the installed drop-in]) in the
+# private containerd's config, with the CRI plugin loaded as on a node.
+export PC_CONTAINERD_IMPORTS=$DROP_IN PC_CONTAINERD_CRI=1
 pc_start_registry || exit 1
 pc_start_containerd || exit 1
 mkdir -p "$KEYS"
-
-# The operator's one-line edit, on a copy of this host's containerd config.
-HOSTCFG=$PC_WORK/host-config.toml
-{
-  echo 'imports = ["/etc/containerd/conf.d/portcullis-runtime.toml"]'
-  cat /etc/containerd/config.toml
-} >"$HOSTCFG"
+HOSTCFG=$PC_WORK/containerd/config.toml
+if grep -qxF "imports = [\"$DROP_IN\"]" "$HOSTCFG" &&
+  pc_ctr plugins ls 2>/dev/null | grep -E '^io\.containerd\.grpc\.v1 +cri ' | grep -qw ok; then
+  ok "containerd runs with the installed drop-in imported and its CRI plugin loaded"
+else
+  not_ok "containerd with the installed drop-in" "$(head -n 3 "$HOSTCFG")" "$(pc_ctr plugins ls 2>&1 | grep cri)" "$(grep -i 'cri' "$PC_WORK/logs/containerd.log" | tail -n 3)"
+fi
+dump=$(containerd --config "$HOSTCFG" config dump 2>&1)
+# runtime_type of the handler's own table (up to the next table header).
+handler=$(awk '/^ *\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.portcullis\]/ {f = 1; next} /^ *\[/ {f = 0} f' <<<"$dump")
+if grep -qE '^ *runtime_type = "io\.containerd\.portcullis\.v2"' <<<"$handler" &&
+  grep -qF '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]' <<<"$dump"; then
+  ok "containerd config dump: CRI runtime handler portcullis (io.containerd.portcullis.v2) next to runc"
+else
+  not_ok "containerd config dump shows the handler" "$(grep -n 'runtimes' <<<"$dump")"
+fi
 
 doctor() { /usr/bin/portcullis doctor --json --address "$PC_CONTAINERD_SOCK" "$@"; }
 status_of() { jq -r --arg n "$1" '.checks[] | select(.name == $n) | .status' <<<"$2"; }
@@ -211,6 +246,7 @@ for pair in containerd=ok cri-runtime=ok shim=ok policy=ok trust-root=warn journ
 done
 ((rc == 0)) || problems+=("exit $rc")
 [[ $(jq -r .ok <<<"$out") == true ]] || problems+=("ok is not true")
+[[ $(jq -r '.checks[] | select(.name == "cri-runtime") | .detail' <<<"$out") == *"(RuntimeClass handler)"* ]] || problems+=("cri-runtime does not see the loaded CRI plugin")
 if ((${#problems[@]} == 0)); then ok "doctor --json: all checks pass (trust root: warn, sync service: unknown without systemd)"; else not_ok "doctor --json" "${problems[@]}" "$out"; fi
 jq -r '.checks[] | "#   \(.status)\t\(.name)\t\(.detail)"' <<<"$out" 2>/dev/null
 
@@ -279,6 +315,18 @@ if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
   ok "the installed shim starts the synced image in enforce mode"
 else
   not_ok "start through the installed shim" "$out"
+fi
+
+# Edge nodes: export the synced signatures, import them into an empty state
+# directory (the README's commands).
+EDGE=$PC_WORK/edge-state
+if out=$(/usr/bin/portcullis bundle export --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" \
+  -o "$PC_WORK/edge.bundle" "$R/sync/app:1" 2>&1) &&
+  out=$(/usr/bin/portcullis bundle import --state-dir "$EDGE" --json "$PC_WORK/edge.bundle" 2>&1) &&
+  [[ $(jq .stored <<<"$out") == 1 && -s $EDGE/cache/sha256/${DIGEST#sha256:}.json ]]; then
+  ok "bundle export of the synced image, bundle import into an empty state directory"
+else
+  not_ok "bundle export/import" "$out"
 fi
 
 # An image whose registry is unreachable: bounded retries, then one record.

@@ -17,6 +17,8 @@ PACKAGES=(
   protobuf-compiler jq systemd ca-certificates curl
   # pgrep/ps for the tests and their checks; findmnt/umount/setsid.
   procps util-linux
+  # evidence.sh: report.html rendered headless; evidence.json checked against its schema.
+  chromium python3-jsonschema
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -146,7 +148,22 @@ _stop_system_registry() {
   kill $pids 2>/dev/null || true
 }
 
+# cargo-deb builds the Debian package (packaging/build-deb, package-test.sh).
+# Pinned; skipped when that version is installed already. Needs cargo.
+CARGO_DEB_VERSION=3.8.0
+_setup_cargo_deb() {
+  command -v cargo >/dev/null || die "cargo not found (needed for cargo-deb)"
+  if [[ $(cargo deb --version 2>/dev/null) == "cargo-deb $CARGO_DEB_VERSION" ]]; then
+    log "cargo-deb: $CARGO_DEB_VERSION present"
+    return 0
+  fi
+  log "cargo-deb: installing $CARGO_DEB_VERSION (cargo install --locked)"
+  cargo install --quiet --locked --version "$CARGO_DEB_VERSION" cargo-deb ||
+    die "cargo install cargo-deb $CARGO_DEB_VERSION failed"
+}
+
 _setup_packages
 _stop_system_registry
 _setup_journald
+_setup_cargo_deb
 log "done"

@@ -2,7 +2,8 @@
 # Every test, from a fresh Debian 12 machine (root, Rust toolchain >= 1.89):
 # installs the Debian packages, starts journald, checks formatting and lints,
 # runs the unit tests, then the integration suite on a real containerd + runc,
-# journald and docker-registry on loopback.
+# journald and docker-registry on loopback, the offline-bundle tests, and the
+# Debian package test (installs and purges the package on this machine).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(dirname "$HERE")
@@ -34,8 +35,26 @@ bash "$HERE/tuf/test.sh"
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
 
+echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
+bash "$HERE/adversarial.sh"
+
+echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
+bash "$HERE/faults.sh"
+
+echo "== offline and edge nodes: bundle export/import, no registry, OCI layout via ctr images import"
+bash "$HERE/offline.sh"
+
+echo "== Debian package: build, dpkg -i, units, drop-in, doctor, sync, bundle, purge"
+bash "$HERE/package-test.sh"
+
+echo "== audit evidence (packs, schema, offline verify, merge, report in headless chromium)"
+bash "$HERE/evidence.sh"
+
 echo "== benchmark smoke run (2 pairs per case, no target check; the figures are not measurements)"
 PC_WORK=${PC_WORK:-/tmp/portcullis-ci}-bench bash "$HERE/bench.sh" --smoke
 
 echo "== criterion benches run once each (test mode, debug build)"
 cargo test --bench gate --quiet
+
+echo "== fuzz smoke (libFuzzer over every parser of untrusted bytes, no sanitizer, 15 s per target)"
+FUZZ_SANITIZER=none bash "$ROOT/fuzz/smoke.sh" 15

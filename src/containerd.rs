@@ -273,6 +273,58 @@ pub fn lookup_image(
     })
 }
 
+/// The target of the image record `name` as containerd stores it (after a
+/// pull or a `ctr images import`): digest, media type and size; `Ok(None)`
+/// when containerd has no image by that name.
+pub fn image_record(
+    address: &str,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<(String, String, i64)>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let reply = ImagesClient::new(channel)
+            .get(with_namespace!(
+                GetImageRequest {
+                    name: name.to_string()
+                },
+                namespace
+            ))
+            .await;
+        let image = match reply {
+            Ok(r) => r.into_inner().image,
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Err(s) => return Err(api("images.Get")(s)),
+        };
+        Ok(image
+            .and_then(|i| i.target)
+            .map(|t| (t.digest, t.media_type, t.size)))
+    })
+}
+
+/// Blobs from containerd's content store, each at most [`MAX_INDEX_BYTES`]
+/// and checked against its digest.
+pub fn read_content(
+    address: &str,
+    namespace: &str,
+    digests: &[String],
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            crate::digest::sha256_hex_of(d).map_err(|e| LookupError::BadIndex {
+                digest: d.clone(),
+                why: e.to_string(),
+            })?;
+            out.push(read_blob(channel.clone(), namespace, d, 0).await?);
+        }
+        Ok(out)
+    })
+}
+
 async fn resolve_image(
     channel: tonic::transport::Channel,
     namespace: &str,

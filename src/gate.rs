@@ -96,6 +96,8 @@ pub struct Decision {
     pub verdict_cache: Option<&'static str>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
+    /// `sha256:` of the trust-root file the rule's verification used, if readable.
+    pub trust_root_digest: Option<String>,
     /// The policy file.
     pub policy_path: String,
     /// The containerd namespace.
@@ -203,6 +205,7 @@ pub fn decide(
         sigstore: None,
         verdict_cache: None,
         policy_digest: None,
+        trust_root_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
         container_id: subject.container_id.clone(),
@@ -357,6 +360,10 @@ fn verify_rule(
     let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
     let digests = target.digests();
+    let root_digest = file_digest(&root_path);
+    if !root_digest.is_empty() {
+        d.trust_root_digest = Some(format!("sha256:{}", String::from_utf8_lossy(&root_digest)));
+    }
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
@@ -365,7 +372,7 @@ fn verify_rule(
             .as_ref()
             .map(|s| s.fingerprint())
             .unwrap_or_default(),
-        file_digest(&root_path),
+        root_digest,
     ];
     for dg in &digests {
         parts.push(dg.as_bytes().to_vec());
@@ -472,11 +479,22 @@ struct Verified {
     valid_until: Option<jiff::Timestamp>,
 }
 
-/// SHA-256 of a file's bytes, or nothing when it cannot be read.
+/// SHA-256 of a file's bytes, or nothing when it cannot be read. Only
+/// regular files up to [`crate::cache::MAX_ENTRY_BYTES`] are read (a FIFO
+/// placed in the cache would block the start forever, a huge file would
+/// exhaust memory); the readers that follow refuse those with a reason.
 fn file_digest(path: &std::path::Path) -> Vec<u8> {
-    std::fs::read(path)
-        .map(|b| crate::digest::sha256_hex(&b).into_bytes())
-        .unwrap_or_default()
+    use std::io::Read;
+    const LIMIT: u64 = crate::cache::MAX_ENTRY_BYTES;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= LIMIT => {}
+        _ => return Vec::new(),
+    }
+    let mut bytes = Vec::new();
+    match std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes)) {
+        Ok(n) if n as u64 <= LIMIT => crate::digest::sha256_hex(&bytes).into_bytes(),
+        _ => Vec::new(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -619,6 +637,27 @@ mod tests {
 
     fn d(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    #[test]
+    fn verdict_cache_keys_never_open_fifos_or_read_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Returns at once (opening the FIFO would block until a writer came).
+        assert!(file_digest(&fifo).is_empty());
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(crate::cache::MAX_ENTRY_BYTES + 1).unwrap();
+        assert!(file_digest(&big).is_empty());
+        let small = dir.path().join("small.json");
+        std::fs::write(&small, b"{}").unwrap();
+        assert_eq!(file_digest(&small).len(), 64);
+        assert!(file_digest(&dir.path().join("missing")).is_empty());
     }
 
     fn target(name: &str) -> ImageTarget {

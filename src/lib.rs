@@ -18,7 +18,11 @@
 //! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
 //! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
 //! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
-//! ([`doctor`]) checks the node's set-up.
+//! ([`doctor`]) checks the node's set-up; `bundle` ([`offline`]) carries a
+//! node's signatures to nodes with no registry access; `heartbeat`
+//! ([`heartbeat`]) states the gate's mode, policy and trust roots in the
+//! journal; `evidence` ([`evidence`]) turns all of it into an audit
+//! evidence pack.
 
 pub mod attestation;
 pub mod audit;
@@ -30,9 +34,12 @@ pub mod cosign;
 pub mod digest;
 pub mod doctor;
 pub mod dsse;
+pub mod evidence;
 pub mod fetch;
 pub mod gate;
+pub mod heartbeat;
 pub mod journal;
+pub mod offline;
 pub mod policy;
 pub mod provenance;
 pub mod reference;

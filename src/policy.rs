@@ -422,13 +422,30 @@ impl Policy {
             source,
         };
         let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge {
-                path: path.to_path_buf(),
-                size: meta.len(),
-            });
+        if !meta.is_file() {
+            // A FIFO or device would block or never end.
+            return Err(read_err(std::io::Error::other(
+                "not a regular file (a FIFO, device or directory)",
+            )));
         }
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let too_large = |size| PolicyError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        };
+        if meta.len() > MAX_POLICY_BYTES {
+            return Err(too_large(meta.len()));
+        }
+        // Bounded read: the file may have grown since the metadata call.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        {
+            use std::io::Read;
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes))
+                .map_err(read_err)?;
+        }
+        if bytes.len() as u64 > MAX_POLICY_BYTES {
+            return Err(too_large(bytes.len() as u64));
+        }
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_path_buf(),
             problems: vec![Problem {
@@ -1549,6 +1566,16 @@ key = "k.pub"
             Policy::load(&dir.path().join("missing.toml")),
             Err(PolicyError::Read { .. })
         ));
+        // A FIFO would block the shim forever if it were opened.
+        let fifo = dir.path().join("fifo.toml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = Policy::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(Policy::load(dir.path()).is_err());
     }
 
     #[test]
