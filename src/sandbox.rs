@@ -87,6 +87,9 @@ pub enum SandboxError {
     /// The child died by a signal.
     #[error("the verification child was killed by {0}{1}")]
     Killed(String, &'static str),
+    /// The verifying code panicked in the child.
+    #[error("the verification child panicked (a bug in parsing or verifying the cached artifacts; its message is on the shim's stderr)")]
+    Panicked,
     /// The child exited without a result.
     #[error("the verification child exited with status {0} without a verdict")]
     Exited(i32),
@@ -278,9 +281,7 @@ fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, Sandbo
         Ok(WaitStatus::Exited(_, 3)) => Err(SandboxError::Setup(
             String::from_utf8_lossy(buf.strip_prefix(b"\0setup:").unwrap_or(&buf)).into_owned(),
         )),
-        Ok(WaitStatus::Exited(_, 4)) => {
-            Err(SandboxError::Killed("a panic".into(), " while verifying"))
-        }
+        Ok(WaitStatus::Exited(_, 4)) => Err(SandboxError::Panicked),
         Ok(WaitStatus::Exited(_, code)) => Err(SandboxError::Exited(code)),
         Ok(WaitStatus::Signaled(_, sig, _)) => Err(SandboxError::Killed(
             sig.as_str().to_string(),
