@@ -17,86 +17,14 @@ source "$HERE/env.sh"
 # shellcheck source=integration/images.sh
 source "$HERE/images.sh"
 
-PASS=0
-FAIL=0
-FAILED=()
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
 R=$PC_REGISTRY
 KEYS=$PC_WORK/keys
 RUNTIME=io.containerd.portcullis.v2
+# shellcheck source=integration/lib.sh
+source "$HERE/lib.sh"
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
-
-ok() {
-  PASS=$((PASS + 1))
-  echo "ok $((PASS + FAIL)) - $1"
-}
-not_ok() {
-  FAIL=$((FAIL + 1))
-  FAILED+=("$1")
-  echo "not ok $((PASS + FAIL)) - $1"
-  shift
-  local line
-  for line in "$@"; do echo "#   $line"; done
-}
-
-# journal_field ID FIELD: the FIELD of the newest verdict record for container ID.
-journal_field() {
-  local id=$1 field=$2 i out
-  for i in $(seq 1 50); do
-    out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$id" 2>/dev/null |
-      tail -n 1 | jq -r --arg f "$field" '.[$f] // empty')
-    if [[ -n $out ]]; then
-      printf '%s\n' "$out"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# journal_count ID: how many verdict records container ID has.
-journal_count() {
-  journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$1" 2>/dev/null | grep -c . || true
-}
-
-new_id() { printf 'it-%s-%s' "$1" "$RANDOM$RANDOM"; }
-
-# start_case NAME IMAGE EXPECT VERDICT [PATTERN]
-#   EXPECT: run (exit 0) or refuse (non-zero, stderr has the denial line)
-#   VERDICT: the PORTCULLIS_VERDICT the journal must hold for this container
-#   PATTERN: a fixed string the denial reason must contain
-start_case() {
-  local name=$1 image=$2 expect=$3 verdict=$4 pattern=${5:-} id out rc jv problems=()
-  id=$(new_id "$name")
-  set +e
-  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm \
-    --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
-  rc=$?
-  set -e
-  case $expect in
-  run) [[ $rc -eq 0 ]] || problems+=("expected the container to run, ctr exited $rc: $out") ;;
-  refuse)
-    [[ $rc -ne 0 ]] || problems+=("expected a refusal, the container ran")
-    grep -qF "portcullis: denied " <<<"$out" || problems+=("no denial line in: $out")
-    if [[ -n $pattern ]] && ! grep -qF -- "$pattern" <<<"$out"; then
-      problems+=("reason lacks '$pattern': $out")
-    fi
-    ;;
-  esac
-  jv=$(journal_field "$id" PORTCULLIS_VERDICT) || jv="(no record)"
-  [[ $jv == "$verdict" ]] || problems+=("journal verdict for $id is $jv, expected $verdict")
-  if ((${#problems[@]})); then
-    not_ok "$name" "${problems[@]}"
-  else
-    ok "$name${pattern:+ ($pattern)}"
-  fi
-  pc_ctr containers rm "$id" >/dev/null 2>&1 || true
-  LAST_ID=$id
-  LAST_OUT=$out
-}
-
-write_policy() { cat >"$PORTCULLIS_POLICY"; }
 
 main_policy() {
   write_policy <<EOF
@@ -538,35 +466,7 @@ done
 pc_ctr containers rm "$id" >/dev/null 2>&1 && ok "delete passes through (task and container removed)" ||
   not_ok "delete passthrough"
 
-echo "# journald away: verdicts stand, records spool, none lost"
-jpid=$(pgrep -x systemd-journal || pgrep -f /lib/systemd/systemd-journald | head -n 1)
-kill "$jpid"
-for _ in $(seq 1 50); do pgrep -x systemd-journal >/dev/null || break; sleep 0.1; done
-outage_ids=()
-for n in 1 2 3; do
-  id=$(new_id outage$n)
-  outage_ids+=("$id")
-  pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/true >/dev/null 2>&1 &&
-    ok "start $n allowed while journald is down" || not_ok "start $n allowed while journald is down"
-done
-id=$(new_id outage-deny)
-outage_ids+=("$id")
-if pc_ctr run --rm --runtime "$RUNTIME" "$R/demo/unsigned:v1" "$id" /bin/true >/dev/null 2>&1; then
-  not_ok "unsigned still refused while journald is down"
-else
-  ok "unsigned still refused while journald is down"
-fi
-spooled=$(grep -c . "$PORTCULLIS_STATE_DIR/spool/journal.jsonl" || true)
-[[ $spooled -eq 4 ]] && ok "4 records spooled" || not_ok "4 records spooled" "found $spooled"
-bash "$HERE/setup.sh" >/dev/null
-"$PC" journal replay --state-dir "$PORTCULLIS_STATE_DIR" >/dev/null
-lost=0
-for id in "${outage_ids[@]}"; do
-  [[ $(journal_count "$id") -eq 1 ]] || lost=$((lost + 1))
-done
-[[ $lost -eq 0 ]] && ok "all 4 spooled records replayed exactly once" || not_ok "spooled records replayed" "$lost missing or duplicated"
-[[ $(journal_field "${outage_ids[3]}" PORTCULLIS_SPOOLED) == 1 ]] && ok "replayed records are marked PORTCULLIS_SPOOLED=1" ||
-  not_ok "replayed mark"
+# journald away (spool and replay) is in faults.sh.
 
 echo "# containerd unreachable: refused within the deadline"
 out=$(PORTCULLIS_CONTAINERD_TIMEOUT_MS=500 PATH="$PC_BIN_DIR:$PATH" \
@@ -575,7 +475,4 @@ out=$(PORTCULLIS_CONTAINERD_TIMEOUT_MS=500 PATH="$PC_BIN_DIR:$PATH" \
 [[ $rc -ne 0 ]] && grep -qF "unreachable" <<<"$out" && ok "unreachable containerd refuses: ${out:0:120}" ||
   not_ok "unreachable containerd refuses" "rc=$rc $out"
 
-echo
-echo "# ${#FAILED[@]} failure(s)${FAILED[*]:+: ${FAILED[*]}}"
-echo "$PASS passed, $FAIL failed"
-[[ $FAIL -eq 0 ]]
+summary

@@ -35,8 +35,26 @@ bash "$HERE/tuf/test.sh"
 echo "== integration suite (real containerd, runc, journald, registry)"
 bash "$HERE/suite.sh"
 
+echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
+bash "$HERE/adversarial.sh"
+
+echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
+bash "$HERE/faults.sh"
+
 echo "== offline and edge nodes: bundle export/import, no registry, OCI layout via ctr images import"
 bash "$HERE/offline.sh"
 
 echo "== Debian package: build, dpkg -i, units, drop-in, doctor, sync, bundle, purge"
 bash "$HERE/package-test.sh"
+
+echo "== audit evidence (packs, schema, offline verify, merge, report in headless chromium)"
+bash "$HERE/evidence.sh"
+
+echo "== benchmark smoke run (2 pairs per case, no target check; the figures are not measurements)"
+PC_WORK=${PC_WORK:-/tmp/portcullis-ci}-bench bash "$HERE/bench.sh" --smoke
+
+echo "== criterion benches run once each (test mode, debug build)"
+cargo test --bench gate --quiet
+
+echo "== fuzz smoke (libFuzzer over every parser of untrusted bytes, no sanitizer, 15 s per target)"
+FUZZ_SANITIZER=none bash "$ROOT/fuzz/smoke.sh" 15

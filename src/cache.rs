@@ -8,7 +8,8 @@
 //! old entry or the new one, never a torn file. Every read re-checks the
 //! entry: its subject must be the digest it is filed under (a file swapped
 //! for another digest's is refused), and each blob must hash to the digest
-//! its descriptor names. Symlinks and non-regular files are refused.
+//! its descriptor names. Symlinks, non-regular files and files with more
+//! than one hard link are refused.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -198,6 +199,27 @@ impl StateDir {
             path: path.clone(),
             source,
         })?;
+        // `fetch` always writes a fresh file and renames it into place, so a
+        // genuine entry has exactly one link. A second link means the file
+        // is also reachable (and writable) from somewhere else.
+        let opened = file.metadata().map_err(|source| CacheError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            if !opened.file_type().is_file() {
+                return Err(corrupt(
+                    "not a regular file (symlink or special file)".into(),
+                ));
+            }
+            if opened.nlink() != 1 {
+                return Err(corrupt(format!(
+                    "the file has {} hard links, a cache entry has exactly one (a hard link placed in the cache)",
+                    opened.nlink()
+                )));
+            }
+        }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.take(MAX_ENTRY_BYTES + 1)
             .read_to_end(&mut bytes)
@@ -424,6 +446,22 @@ mod tests {
         let d = s.entry_path(&digest(8)).unwrap();
         fs::create_dir(&d).unwrap();
         assert!(s.read(&digest(8)).is_err());
+    }
+
+    #[test]
+    fn hard_linked_entries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path());
+        let path = s.write(&entry(&digest(9))).unwrap();
+        assert!(s.read(&digest(9)).unwrap().is_some());
+        // The same entry, also reachable from outside the cache.
+        let outside = dir.path().join("outside.json");
+        fs::hard_link(&path, &outside).unwrap();
+        let err = s.read(&digest(9)).unwrap_err().to_string();
+        assert!(err.contains("2 hard links"), "{err}");
+        // A rewrite by fetch replaces the file: one link again.
+        s.write(&entry(&digest(9))).unwrap();
+        assert!(s.read(&digest(9)).unwrap().is_some());
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum Command {
     Sync(SyncArgs),
     /// Check this node's set-up (containerd, runtime, shim, policy, trust root, journald, state, sync); exits 1 if a check fails.
     Doctor(DoctorArgs),
+    /// Record the gate's mode, policy digest and trust-root digests in the journal (run by portcullis-heartbeat.timer).
+    Heartbeat(HeartbeatArgs),
+    /// Write an audit evidence pack for a period; `evidence verify DIR` checks one offline, `evidence merge` combines nodes.
+    Evidence(EvidenceArgs),
     /// Offline nodes: export a bundle file of images' signatures, or import one (or what `ctr images import` brought in), verifying every item.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -345,6 +349,9 @@ pub enum CliError {
     /// `portcullis sync` stopped.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// An evidence pack could not be made, checked or merged.
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::EvidenceError),
     /// `portcullis doctor` could not run.
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
@@ -369,6 +376,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Provenance(a) => provenance(a),
         Command::Fetch(a) => fetch(a),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(&file, json),
+        Command::Heartbeat(a) => heartbeat(a),
+        Command::Evidence(a) => evidence(a),
         Command::Audit(a) => audit(a),
         Command::Journal(JournalCommand::Replay { state_dir, json }) => replay(state_dir, json),
         Command::VerifyBundle(a) => verify_bundle(a),
@@ -456,6 +465,8 @@ fn man(out_dir: &std::path::Path) -> Result<u8, CliError> {
 }
 
 fn check(a: CheckArgs) -> Result<u8, CliError> {
+    // Verification parses registry bytes: only ever in the sandbox.
+    crate::sandbox::require();
     let started = Instant::now();
     let policy = Policy::load(&a.policy);
     let state = StateDir::new(&a.state_dir);
@@ -1182,6 +1193,262 @@ fn bundle(command: BundleCommand) -> Result<u8, CliError> {
                 )?;
             }
             Ok(if report.all_accepted() { 0 } else { EXIT_NO })
+        }
+    }
+}
+
+/// `portcullis heartbeat`.
+#[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    /// Policy file.
+    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+    pub policy: PathBuf,
+    /// State directory (policies and trust roots are archived under it).
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the recorded state as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis evidence`. Exit 0: the pack is written and every audit step
+/// passes; 1: written, some step fails (or `verify` found a problem); 3: no pack.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EvidenceArgs {
+    /// verify or merge (without one: write a pack).
+    #[command(subcommand)]
+    pub command: Option<EvidenceCommand>,
+    /// The period: this long until now (`24h`, `7d`, `90m`).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub since: Option<String>,
+    /// The period's start: RFC 3339 (`2026-11-25T10:00:00Z`) or `@<unix seconds>`.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// The period's end (RFC 3339, `@<unix seconds>` or `now`).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Output directory for the pack (created; must be new or empty).
+    #[arg(short = 'o', long)]
+    pub out: Option<PathBuf>,
+    /// containerd's gRPC socket (its container records are compared with the journal).
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: String,
+    /// Policy file.
+    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+    pub policy: PathBuf,
+    /// State directory.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Read a journal directory instead of the system journal.
+    #[arg(long)]
+    pub directory: Option<String>,
+    /// The heartbeat timer's interval; a period longer than twice this without a heartbeat counts as enforcement not shown.
+    #[arg(long, default_value = "5m")]
+    pub heartbeat_interval: String,
+    /// The node's name in the pack (default: the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only records of gates that use the --policy file, and task starts observed on --address (for a node running several gates, as test machines do).
+    #[arg(long)]
+    pub this_policy_only: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis evidence verify|merge`.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Check a pack offline: every file against MANIFEST.sha256, every signature and attestation re-verified from the pack alone.
+    Verify {
+        /// The pack directory.
+        dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Combine node packs (each verified first) into one fleet pack and report.
+    Merge {
+        /// The node packs.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory (created; must be new or empty).
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn heartbeat(a: HeartbeatArgs) -> Result<u8, CliError> {
+    let state = StateDir::new(&a.state_dir);
+    let gs = crate::heartbeat::GateState::observe(&a.policy, &state);
+    let archived = crate::heartbeat::archive(&gs, &state);
+    let delivery = crate::journal::record(
+        &crate::journal::Journald,
+        &crate::journal::Spool::new(state.spool_dir()),
+        &gs.record(),
+    )?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &gs).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", gs.record().message)?;
+        writeln!(
+            out,
+            "rules: {}",
+            if gs.rules.is_empty() {
+                "none".into()
+            } else {
+                gs.rule_modes()
+            }
+        )?;
+        for t in &gs.trust_roots {
+            writeln!(
+                out,
+                "trust root: {} {}",
+                t.path,
+                t.digest.as_deref().unwrap_or("(unreadable)")
+            )?;
+        }
+        if delivery == crate::journal::Delivery::Spooled {
+            writeln!(
+                out,
+                "journald unavailable: the record is spooled for `portcullis journal replay`"
+            )?;
+        }
+    }
+    if let Err(e) = archived {
+        eprintln!("portcullis: {e}");
+        return Ok(EXIT_ERROR);
+    }
+    Ok(if gs.policy_error.is_some() {
+        EXIT_NO
+    } else {
+        0
+    })
+}
+
+fn evidence(a: EvidenceArgs) -> Result<u8, CliError> {
+    use crate::evidence;
+    let mut out = std::io::stdout().lock();
+    match a.command {
+        Some(EvidenceCommand::Verify { dir, json }) => {
+            let r = evidence::verify(&dir)?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &r).map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            } else {
+                for p in &r.problems {
+                    writeln!(out, "problem: {p}")?;
+                }
+                writeln!(
+                    out,
+                    "{}: {} ({} file(s) match the manifest, {} image(s) re-verified offline, {} node(s))",
+                    dir.display(),
+                    if r.ok { "intact" } else { "NOT intact" },
+                    r.files_checked,
+                    r.images_reverified,
+                    r.nodes
+                )?;
+            }
+            Ok(if r.ok { 0 } else { EXIT_NO })
+        }
+        Some(EvidenceCommand::Merge {
+            dirs,
+            out: to,
+            json,
+        }) => {
+            let f = evidence::merge(&dirs, &to)?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &f).map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "fleet pack {}: {} node(s), result {}",
+                    to.display(),
+                    f.nodes.len(),
+                    f.result
+                )?;
+                for s in &f.steps {
+                    writeln!(out, "  {:<5} {}", s.status, s.title)?;
+                }
+            }
+            Ok(if f.result == "pass" { 0 } else { EXIT_NO })
+        }
+        None => {
+            let Some(dir) = a.out else {
+                return Err(CliError::Usage(
+                    "name the pack's directory with -o DIR".into(),
+                ));
+            };
+            let period = match (&a.since, &a.from, &a.to) {
+                (_, Some(f), Some(t)) => evidence::Period {
+                    from: evidence::parse_time(f).map_err(CliError::Usage)?,
+                    to: evidence::parse_time(t).map_err(CliError::Usage)?,
+                },
+                (s, _, _) => {
+                    let d = policy::parse_duration(s.as_deref().unwrap_or("24h"))
+                        .map_err(CliError::Usage)?;
+                    evidence::Period::since(d).map_err(CliError::Usage)?
+                }
+            };
+            let interval =
+                policy::parse_duration(&a.heartbeat_interval).map_err(CliError::Usage)?;
+            let p = evidence::generate(&evidence::GenerateOptions {
+                period,
+                out: dir.clone(),
+                state: StateDir::new(&a.state_dir),
+                policy: a.policy,
+                address: a.address,
+                journal_directory: a.directory,
+                heartbeat_interval: interval,
+                node: a.node.unwrap_or_else(evidence::hostname),
+                this_policy_only: a.this_policy_only,
+            })?;
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &p.summary)
+                    .map_err(std::io::Error::other)?;
+                writeln!(out)?;
+            } else {
+                let s = &p.summary;
+                writeln!(
+                    out,
+                    "evidence pack {} for {} .. {}: {} image(s), {} denial(s), {} warn/audit allow(s), {} exemption(s), {} gap(s), {} inactive period(s); result {}",
+                    dir.display(),
+                    p.period.from,
+                    p.period.to,
+                    s.images_started,
+                    s.denials,
+                    s.unverified_allows,
+                    s.exemptions,
+                    s.gaps,
+                    s.inactive_periods,
+                    s.result
+                )?;
+                for st in &p.steps {
+                    writeln!(out, "  {:<5} {}: {}", st.status, st.title, st.detail)?;
+                }
+                writeln!(
+                    out,
+                    "open {}/report.html; check the pack with `portcullis evidence verify {}`",
+                    dir.display(),
+                    dir.display()
+                )?;
+            }
+            Ok(if p.summary.result == "pass" {
+                0
+            } else {
+                EXIT_NO
+            })
         }
     }
 }

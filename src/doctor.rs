@@ -161,6 +161,11 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
         Err(e) => (Err((false, e.to_string())), o.state_dir.clone()),
     };
     checks.push(trust_check(age, &path, policy.as_ref()));
+    if let Some(p) = &policy {
+        checks.push(enforcement_check(&crate::heartbeat::GateState::of(
+            p, &state,
+        )));
+    }
     checks.push(journald_check(Path::new(JOURNAL_SOCKET)));
     checks.push(state_dir_check(&o.state_dir));
     let systemd = Path::new("/run/systemd/system").is_dir();
@@ -431,6 +436,45 @@ pub fn policy_check(path: &Path) -> (Check, Option<Policy>) {
             )),
             None,
         ),
+    }
+}
+
+/// The `enforcement` check: the mode, policy digest and trust-root digests
+/// in force (the heartbeat's statement); warns when not every rule enforces.
+pub fn enforcement_check(gs: &crate::heartbeat::GateState) -> Check {
+    let roots = gs
+        .trust_roots
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t.path,
+                t.digest.as_deref().unwrap_or("(unreadable)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let detail = format!(
+        "mode {} ({}), policy {}, trust root(s): {}",
+        gs.mode,
+        if gs.rule_modes().is_empty() {
+            "no rules".to_string()
+        } else {
+            gs.rule_modes()
+        },
+        gs.policy_digest.as_deref().unwrap_or("unreadable"),
+        if roots.is_empty() {
+            "none used".into()
+        } else {
+            roots
+        }
+    );
+    if gs.enforcing() {
+        Check::new("enforcement", Status::Ok, detail)
+    } else {
+        Check::new("enforcement", Status::Warn, detail).fix(
+            "starts that fail verification under a warn or audit mode still run; set mode = \"enforce\" once the audit records are clean",
+        )
     }
 }
 
@@ -739,6 +783,20 @@ version = 3
     fn journald_check_on_a_missing_socket_fails() {
         let c = journald_check(Path::new("/nonexistent/journal/socket"));
         assert_eq!(c.status, Status::Fail);
+    }
+
+    #[test]
+    fn enforcement_check_states_digests_and_warns_outside_enforce() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let p = policy("mode = \"audit\"\ndefault = \"allow\"\n");
+        let c = enforcement_check(&crate::heartbeat::GateState::of(&p, &state));
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains(&p.digest), "{}", c.detail);
+        assert!(c.detail.starts_with("mode audit"), "{}", c.detail);
+        let p = policy("mode = \"enforce\"\ndefault = \"deny\"\n");
+        let c = enforcement_check(&crate::heartbeat::GateState::of(&p, &state));
+        assert_eq!(c.status, Status::Ok);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub const MAX_LAYER_BYTES: i64 = cosign::MAX_PAYLOAD_BYTES as i64;
 pub const MAX_ATTESTATION_BYTES: i64 = 4 * 1024 * 1024;
 /// Most referrers examined per digest.
 pub const MAX_REFERRERS: usize = 64;
+/// Longest wait to connect to the registry.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait for the next bytes of a registry response.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest a whole fetch may take (every request of it together): a
+/// registry that trickles bytes slower than [`READ_TIMEOUT`] cannot hold a
+/// fetch (or `portcullis sync`) forever.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Media types of Sigstore bundles (both spellings, v0.1 to v0.3).
 pub const BUNDLE_MEDIA_TYPES: &[&str] = &[
@@ -76,6 +84,14 @@ pub enum FetchError {
     /// The async runtime could not start.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),
+    /// The whole fetch took longer than [`FETCH_TIMEOUT`].
+    #[error("fetching {image} took longer than {secs} s; the cache is unchanged; check the registry and retry")]
+    Timeout {
+        /// The image.
+        image: String,
+        /// The deadline, seconds.
+        secs: u64,
+    },
 }
 
 /// What one fetch did, per subject digest.
@@ -127,7 +143,16 @@ pub fn fetch(
         .enable_all()
         .build()
         .map_err(|e| FetchError::Runtime(e.to_string()))?;
-    rt.block_on(fetch_async(image, state, opts, progress))
+    rt.block_on(async {
+        tokio::time::timeout(FETCH_TIMEOUT, fetch_async(image, state, opts, progress))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    image: image.to_string(),
+                    secs: FETCH_TIMEOUT.as_secs(),
+                })
+            })
+    })
 }
 
 fn registry_err(
@@ -174,6 +199,8 @@ async fn fetch_async(
         } else {
             ClientProtocol::Https
         },
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
         ..Default::default()
     });
     let auth = RegistryAuth::Anonymous;

@@ -54,7 +54,7 @@ pub enum Outcome {
 }
 
 /// How the verdict was reached; each kind has its own journal `MESSAGE_ID`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A signature verified.
@@ -96,6 +96,8 @@ pub struct Decision {
     pub verdict_cache: Option<&'static str>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
+    /// `sha256:` of the trust-root file the rule's verification used, if readable.
+    pub trust_root_digest: Option<String>,
     /// The policy file.
     pub policy_path: String,
     /// The containerd namespace.
@@ -112,6 +114,22 @@ pub struct Decision {
     pub shim: String,
     /// Time spent deciding, in microseconds.
     pub duration_us: u64,
+    /// Where that time went (for the benchmark; not journaled).
+    #[serde(skip)]
+    pub phases: Phases,
+}
+
+/// Where a decision's time went, in microseconds, and where verification ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Hashing the verdict-cache key's inputs (cache entries, trust root, signers).
+    pub key_us: u64,
+    /// Looking the key up in the verdict cache.
+    pub cache_read_us: u64,
+    /// Verifying (in the sandbox child, fork to reap), on a miss.
+    pub verify_us: u64,
+    /// Where verification ran, when it ran.
+    pub isolation: Option<crate::sandbox::Isolation>,
 }
 
 impl Decision {
@@ -187,6 +205,7 @@ pub fn decide(
         sigstore: None,
         verdict_cache: None,
         policy_digest: None,
+        trust_root_digest: None,
         policy_path: String::new(),
         namespace: subject.namespace.clone(),
         container_id: subject.container_id.clone(),
@@ -195,6 +214,7 @@ pub fn decide(
         platform_digest: None,
         shim: DEFAULT_SHIM.into(),
         duration_us: 0,
+        phases: Phases::default(),
     };
     if let Ok(t) = &lookup {
         d.image_ref = Some(
@@ -337,8 +357,13 @@ fn verify_rule(
         _ => None,
     };
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
+    let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
     let digests = target.digests();
+    let root_digest = file_digest(&root_path);
+    if !root_digest.is_empty() {
+        d.trust_root_digest = Some(format!("sha256:{}", String::from_utf8_lossy(&root_digest)));
+    }
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
@@ -347,7 +372,7 @@ fn verify_rule(
             .as_ref()
             .map(|s| s.fingerprint())
             .unwrap_or_default(),
-        file_digest(&root_path),
+        root_digest,
     ];
     for dg in &digests {
         parts.push(dg.as_bytes().to_vec());
@@ -360,7 +385,11 @@ fn verify_rule(
     }
     let key = crate::verdict_cache::Key::new(parts.iter().map(Vec::as_slice));
     let now = jiff::Timestamp::now();
-    if let Some(hit) = crate::verdict_cache::lookup(state, &key, now) {
+    let t_read = Instant::now();
+    d.phases.key_us = (t_read - t_key).as_micros() as u64;
+    let cached = crate::verdict_cache::lookup(state, &key, now);
+    d.phases.cache_read_us = t_read.elapsed().as_micros() as u64;
+    if let Some(hit) = cached {
         d.reason = hit.reason;
         d.signer = hit.signer;
         d.signed_digest = hit.signed_digest;
@@ -369,19 +398,49 @@ fn verify_rule(
         d.verdict_cache = Some("hit");
         return Ok(Kind::Verified);
     }
-    let mut valid_until = None;
-    let kind = verify_rule_uncached(
-        policy,
-        rule,
-        target,
-        image,
-        state,
-        d,
-        signers,
-        att_signers,
-        &root_path,
-        &mut valid_until,
-    )?;
+    // The cached artifacts came from registries: parse and verify them in
+    // the sandbox, and take back only its small result.
+    let t_verify = Instant::now();
+    let sandboxed = crate::sandbox::run(|| {
+        let mut scratch = d.clone();
+        let mut valid_until = None;
+        let result = verify_rule_uncached(
+            policy,
+            rule,
+            target,
+            image,
+            state,
+            &mut scratch,
+            signers,
+            att_signers,
+            &root_path,
+            &mut valid_until,
+        );
+        Verified {
+            result,
+            reason: scratch.reason,
+            signer: scratch.signer,
+            signed_digest: scratch.signed_digest,
+            sigstore: scratch.sigstore,
+            provenance: scratch.provenance,
+            valid_until,
+        }
+    });
+    d.phases.verify_us = t_verify.elapsed().as_micros() as u64;
+    let v = match sandboxed {
+        Ok((v, isolation)) => {
+            d.phases.isolation = Some(isolation);
+            v
+        }
+        Err(e) => return Err(format!("{e} (rule \"{}\")", rule.name)),
+    };
+    let kind = v.result?;
+    d.reason = v.reason;
+    d.signer = v.signer;
+    d.signed_digest = v.signed_digest;
+    d.sigstore = v.sigstore;
+    d.provenance = v.provenance;
+    let mut valid_until = v.valid_until;
     d.verdict_cache = Some("miss");
     if let Some(max) = policy.trust_root_max_age {
         if let Some(m) = std::fs::metadata(&root_path)
@@ -406,11 +465,36 @@ fn verify_rule(
     Ok(kind)
 }
 
-/// SHA-256 of a file's bytes, or nothing when it cannot be read.
+/// What the verification child sends back: the outcome and the facts a
+/// pass records, nothing else.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verified {
+    result: Result<Kind, String>,
+    reason: String,
+    signer: Option<String>,
+    signed_digest: Option<String>,
+    sigstore: Option<verify::SigstoreFacts>,
+    provenance: Option<ProvenanceSummary>,
+    valid_until: Option<jiff::Timestamp>,
+}
+
+/// SHA-256 of a file's bytes, or nothing when it cannot be read. Only
+/// regular files up to [`crate::cache::MAX_ENTRY_BYTES`] are read (a FIFO
+/// placed in the cache would block the start forever, a huge file would
+/// exhaust memory); the readers that follow refuse those with a reason.
 fn file_digest(path: &std::path::Path) -> Vec<u8> {
-    std::fs::read(path)
-        .map(|b| crate::digest::sha256_hex(&b).into_bytes())
-        .unwrap_or_default()
+    use std::io::Read;
+    const LIMIT: u64 = crate::cache::MAX_ENTRY_BYTES;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= LIMIT => {}
+        _ => return Vec::new(),
+    }
+    let mut bytes = Vec::new();
+    match std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes)) {
+        Ok(n) if n as u64 <= LIMIT => crate::digest::sha256_hex(&bytes).into_bytes(),
+        _ => Vec::new(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -553,6 +637,27 @@ mod tests {
 
     fn d(n: u8) -> String {
         format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    #[test]
+    fn verdict_cache_keys_never_open_fifos_or_read_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Returns at once (opening the FIFO would block until a writer came).
+        assert!(file_digest(&fifo).is_empty());
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(crate::cache::MAX_ENTRY_BYTES + 1).unwrap();
+        assert!(file_digest(&big).is_empty());
+        let small = dir.path().join("small.json");
+        std::fs::write(&small, b"{}").unwrap();
+        assert_eq!(file_digest(&small).len(), 64);
+        assert!(file_digest(&dir.path().join("missing")).is_empty());
     }
 
     fn target(name: &str) -> ImageTarget {

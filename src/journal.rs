@@ -33,6 +33,12 @@ pub mod message_id {
     pub const WARNED: &str = "2b9d6f0e4a8c41d7b5e3f1a9c7d5e3b1";
     /// Requirements failed in audit mode; the start proceeds, recorded.
     pub const AUDITED: &str = "9e1f3a5c7b9d4e2f8a6c4e2a0b8d6f4c";
+    /// The gate's periodic statement of what it enforces (`portcullis heartbeat`).
+    pub const HEARTBEAT: &str = "43854a3b0232701f13a057de7bb8bcd5";
+    /// containerd started a task (`portcullis sync` observed `/tasks/start`).
+    pub const TASK_STARTED: &str = "8318d2f6b992168aab5504b031ff237c";
+    /// `portcullis sync` began or stopped observing containerd's events.
+    pub const OBSERVER: &str = "726a6dbc984c74fd633242c1b58a00c0";
 }
 
 /// Errors recording a verdict.
@@ -114,6 +120,10 @@ impl Record {
             ("PORTCULLIS_SIGNER".into(), opt(&d.signer)),
             ("PORTCULLIS_SIGNED_DIGEST".into(), opt(&d.signed_digest)),
             ("PORTCULLIS_POLICY_DIGEST".into(), opt(&d.policy_digest)),
+            (
+                "PORTCULLIS_TRUST_ROOT_DIGEST".into(),
+                opt(&d.trust_root_digest),
+            ),
             ("PORTCULLIS_POLICY_PATH".into(), d.policy_path.clone()),
             ("PORTCULLIS_SHIM".into(), d.shim.clone()),
             ("PORTCULLIS_DURATION_US".into(), d.duration_us.to_string()),
@@ -467,7 +477,16 @@ mod catalog_tests {
     #[test]
     fn every_message_id_has_a_catalog_entry() {
         let catalog = include_str!("../systemd/portcullis.catalog");
-        for id in [VERIFIED, EXEMPT, DENIED, WARNED, AUDITED] {
+        for id in [
+            VERIFIED,
+            EXEMPT,
+            DENIED,
+            WARNED,
+            AUDITED,
+            HEARTBEAT,
+            TASK_STARTED,
+            OBSERVER,
+        ] {
             assert_eq!(id.len(), 32);
             assert!(
                 catalog.contains(&format!("-- {id}\n")),

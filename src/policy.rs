@@ -11,7 +11,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -263,10 +263,18 @@ pub struct ProvenancePolicy {
 }
 
 /// One image pattern of a rule.
+///
+/// Parsed (and so validated) with the policy, but its matcher is compiled
+/// only when a start first needs it, and a pattern without glob
+/// metacharacters is compared as a string and never compiled: a node's
+/// policy has many rules and each start consults few of them.
 #[derive(Debug, Clone)]
 pub struct ImagePattern {
     text: String,
-    matcher: GlobMatcher,
+    glob: Glob,
+    /// No glob metacharacters: matched by string equality.
+    literal: bool,
+    matcher: std::sync::OnceLock<GlobMatcher>,
     /// The pattern names a repository without tag or digest, so it matches
     /// every tag and digest of the repositories it covers.
     repository_only: bool,
@@ -287,15 +295,16 @@ impl ImagePattern {
         }
         let last = text.rsplit('/').next().unwrap_or_default();
         let repository_only = !text.contains('@') && !last.contains(':');
-        let matcher = GlobBuilder::new(text)
+        let glob = GlobBuilder::new(text)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
-            .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?
-            .compile_matcher();
+            .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?;
         Ok(Self {
             text: text.to_string(),
-            matcher,
+            glob,
+            literal: !text.contains(['*', '?', '[', ']', '{', '}', '\\']),
+            matcher: std::sync::OnceLock::new(),
             repository_only,
         })
     }
@@ -305,13 +314,21 @@ impl ImagePattern {
         &self.text
     }
 
+    /// Does the pattern match this string as written?
+    fn matches_str(&self, s: &str) -> bool {
+        if self.literal {
+            return self.text == s;
+        }
+        self.matcher
+            .get_or_init(|| self.glob.compile_matcher())
+            .is_match(s)
+    }
+
     /// Does this pattern match a normalized reference (`registry/repo:tag`,
     /// `registry/repo@digest` or both)?
     pub fn matches(&self, image: &crate::reference::ImageRef) -> bool {
-        if self.matcher.is_match(image.normalized()) {
-            return true;
-        }
-        self.repository_only && self.matcher.is_match(image.repository_name())
+        self.matches_str(image.normalized())
+            || (self.repository_only && self.matches_str(image.repository_name()))
     }
 }
 
@@ -405,13 +422,30 @@ impl Policy {
             source,
         };
         let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge {
-                path: path.to_path_buf(),
-                size: meta.len(),
-            });
+        if !meta.is_file() {
+            // A FIFO or device would block or never end.
+            return Err(read_err(std::io::Error::other(
+                "not a regular file (a FIFO, device or directory)",
+            )));
         }
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let too_large = |size| PolicyError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        };
+        if meta.len() > MAX_POLICY_BYTES {
+            return Err(too_large(meta.len()));
+        }
+        // Bounded read: the file may have grown since the metadata call.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        {
+            use std::io::Read;
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes))
+                .map_err(read_err)?;
+        }
+        if bytes.len() as u64 > MAX_POLICY_BYTES {
+            return Err(too_large(bytes.len() as u64));
+        }
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_path_buf(),
             problems: vec![Problem {
@@ -1237,7 +1271,7 @@ fn shadows(earlier: &ImagePattern, later: &ImagePattern) -> bool {
     }
     // A literal later pattern that the earlier glob matches is shadowed.
     if !l.contains(['*', '?', '[', '{']) {
-        return earlier.matcher.is_match(l);
+        return earlier.matches_str(l);
     }
     false
 }
@@ -1351,6 +1385,43 @@ key = "k.pub"
         let tagged = ImagePattern::new("docker.io/library/nginx:1.27").unwrap();
         assert!(tagged.matches(&img("nginx:1.27")));
         assert!(!tagged.matches(&img("nginx:1.28")));
+    }
+
+    /// Literal patterns skip the glob matcher: they must decide exactly as
+    /// the compiled glob would.
+    #[test]
+    fn literal_patterns_match_as_their_glob_would() {
+        let refs = [
+            "nginx",
+            "nginx:1.27",
+            "docker.io/library/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "nginx:1.27@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "nginx-extra:1",
+            "127.0.0.1:5000/demo/app:v1",
+            "127.0.0.1:5000/demo/app",
+        ];
+        for pat in [
+            "docker.io/library/nginx",
+            "docker.io/library/nginx:1.27",
+            "docker.io/library/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "127.0.0.1:5000/demo/app",
+            "127.0.0.1:5000/demo/app:v1",
+        ] {
+            let p = ImagePattern::new(pat).unwrap();
+            assert!(p.literal, "{pat}");
+            let glob = p.glob.compile_matcher();
+            for r in refs {
+                let i = img(r);
+                let by_glob = glob.is_match(i.normalized())
+                    || (p.repository_only && glob.is_match(i.repository_name()));
+                assert_eq!(p.matches(&i), by_glob, "{pat} vs {r}");
+            }
+        }
+        assert!(
+            !ImagePattern::new("docker.io/library/ngin?")
+                .unwrap()
+                .literal
+        );
     }
 
     #[test]
@@ -1495,6 +1566,16 @@ key = "k.pub"
             Policy::load(&dir.path().join("missing.toml")),
             Err(PolicyError::Read { .. })
         ));
+        // A FIFO would block the shim forever if it were opened.
+        let fifo = dir.path().join("fifo.toml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = Policy::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(Policy::load(dir.path()).is_err());
     }
 
     #[test]

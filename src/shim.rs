@@ -112,8 +112,32 @@ pub enum Plan {
     Refuse(String),
 }
 
+/// Where a gated start's time went, in microseconds (the benchmark's
+/// breakdown, logged with [`log_rusage`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Reading and parsing the policy.
+    pub policy_us: u64,
+    /// The containerd lookup (connect, container, image, manifest, snapshot).
+    pub lookup_us: u64,
+    /// The decision's phases (verdict-cache key, cache read, verification).
+    pub phases: gate::Phases,
+    /// The whole decision.
+    pub decide_us: u64,
+    /// Writing the journal record.
+    pub journal_us: u64,
+    /// From the start of `plan` to the hand-over.
+    pub total_us: u64,
+}
+
 /// Decide what to do with `args` (argv without `argv[0]`).
 pub fn plan(args: &[OsString]) -> Plan {
+    plan_timed(args).0
+}
+
+/// [`plan`], and for a gated start where its time went.
+pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
+    let t0 = Instant::now();
     let parsed = ShimArgs::parse(args);
     let policy = Policy::load(&Policy::default_path());
     if !parsed.is_start() {
@@ -123,8 +147,14 @@ pub fn plan(args: &[OsString]) -> Plan {
             .as_ref()
             .map(|p| p.shim.clone())
             .unwrap_or_else(|_| DEFAULT_SHIM.to_string());
-        return Plan::Exec(shim);
+        return (Plan::Exec(shim), None);
     }
+    // Verification parses registry bytes: only ever in the sandbox.
+    crate::sandbox::require();
+    let mut tm = Timings {
+        policy_us: t0.elapsed().as_micros() as u64,
+        ..Timings::default()
+    };
     let started = Instant::now();
     let state = StateDir::from_env();
     let subject = Subject {
@@ -139,38 +169,50 @@ pub fn plan(args: &[OsString]) -> Plan {
             "the shim was started without -namespace, -id and -address".into(),
         )),
     };
+    let t_decide = Instant::now();
+    tm.lookup_us = (t_decide - started).as_micros() as u64;
     let decision = gate::decide(&policy, lookup, &state, &subject, started);
+    let t_journal = Instant::now();
+    tm.decide_us = (t_journal - t_decide).as_micros() as u64;
+    tm.phases = decision.phases;
     let record = Record::from_decision(&decision);
     let spool = Spool::new(state.spool_dir());
     if let Err(e) = journal::record(&Journald, &spool, &record) {
         // The verdict cannot be recorded anywhere: an unrecorded start is
         // not allowed in enforce mode.
         if decision.allows() && decision.mode == crate::policy::Mode::Enforce {
-            return Plan::Refuse(format!(
-                "portcullis: denied {}: {e}; free or fix the state directory {}",
-                decision
-                    .image_ref
-                    .clone()
-                    .unwrap_or_else(|| "container".into()),
-                state.root().display()
-            ));
+            return (
+                Plan::Refuse(format!(
+                    "portcullis: denied {}: {e}; free or fix the state directory {}",
+                    decision
+                        .image_ref
+                        .clone()
+                        .unwrap_or_else(|| "container".into()),
+                    state.root().display()
+                )),
+                None,
+            );
         }
         eprintln!("portcullis: warning: {e}");
     }
-    if decision.allows() {
+    tm.journal_us = t_journal.elapsed().as_micros() as u64;
+    tm.total_us = t0.elapsed().as_micros() as u64;
+    let plan = if decision.allows() {
         Plan::Exec(decision.shim)
     } else {
         Plan::Refuse(decision.denial_line())
-    }
+    };
+    (plan, Some(tm))
 }
 
 /// When `PORTCULLIS_RUSAGE_LOG` names a file, append this process's CPU
-/// time and peak memory so far (one JSON line): the benchmark's measure of
+/// time and peak memory so far, the same for its reaped verification child,
+/// and where the time went (one JSON line): the benchmark's measure of
 /// the wrapper's own cost, taken just before the hand-over. Peak memory is
 /// `VmHWM` of this program's address space: `ru_maxrss` would also count
 /// the containerd process this one was forked from (Linux keeps it across
 /// `execve`).
-pub fn log_rusage() {
+pub fn log_rusage(timings: &Timings) {
     use nix::sys::resource::{getrusage, UsageWho};
     use nix::sys::time::TimeValLike;
     use std::io::Write;
@@ -178,6 +220,10 @@ pub fn log_rusage() {
         return;
     };
     let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return;
+    };
+    // The verification child (reaped by now) is part of the wrapper's cost.
+    let Ok(c) = getrusage(UsageWho::RUSAGE_CHILDREN) else {
         return;
     };
     let hwm_kib = std::fs::read_to_string("/proc/self/status")
@@ -188,10 +234,28 @@ pub fn log_rusage() {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .unwrap_or(0);
+    let t = timings;
+    let p = &t.phases;
     let line = format!(
-        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib}}}\n",
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
         u.user_time().num_microseconds(),
         u.system_time().num_microseconds(),
+        c.user_time().num_microseconds(),
+        c.system_time().num_microseconds(),
+        c.max_rss(),
+        t.policy_us,
+        t.lookup_us,
+        p.key_us,
+        p.cache_read_us,
+        p.verify_us,
+        match p.isolation {
+            Some(crate::sandbox::Isolation::Child) => "child",
+            Some(crate::sandbox::Isolation::InProcess) => "in-process",
+            None => "none",
+        },
+        t.decide_us,
+        t.journal_us,
+        t.total_us,
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)

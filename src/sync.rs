@@ -10,6 +10,15 @@
 //! operator sees which image will be refused at start and why. A lost
 //! connection to containerd is retried forever, with the same backoff capped.
 //!
+//! It also observes container starts for the audit trail: `/containers/create`
+//! and `/tasks/start` events become one journal record per task start
+//! ([`crate::journal::message_id::TASK_STARTED`]) with the container, its
+//! image and runtime, so [`crate::evidence`] can find containers that ran
+//! without going through the gate even when their records are gone
+//! (`ctr run --rm`). Each subscription begins and ends with an
+//! [`crate::journal::message_id::OBSERVER`] record, so the periods in which
+//! starts were not observed are known.
+//!
 //! Two threads: the subscriber runs the gRPC stream on its own small async
 //! runtime and hands image names over a channel; the caller's thread fetches
 //! them one at a time ([`crate::fetch::fetch`] runs its own runtime).
@@ -32,6 +41,10 @@ pub const IDENTIFIER: &str = "portcullis-sync";
 
 /// The event filter subscribed to (containerd's filter syntax).
 pub const IMAGE_FILTER: &str = "topic~=\"/images/\"";
+
+/// The container-start events subscribed to (containerd's filter syntax;
+/// filters in a list are alternatives).
+pub const START_FILTERS: [&str; 2] = ["topic==\"/containers/create\"", "topic==\"/tasks/start\""];
 
 /// `MESSAGE_ID`s of `portcullis sync` (catalog entries depend on them).
 pub mod message_id {
@@ -108,6 +121,167 @@ pub fn decode(envelope: &Envelope) -> Result<Option<ImageEvent>, String> {
     }))
 }
 
+/// A container event worth recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEvent {
+    /// A container record was created.
+    Created {
+        /// containerd namespace.
+        namespace: String,
+        /// Container ID.
+        id: String,
+        /// The image it was created from.
+        image: String,
+        /// Its runtime (`io.containerd.runc.v2`, `io.containerd.portcullis.v2`, …).
+        runtime: String,
+    },
+    /// A task started.
+    TaskStarted {
+        /// containerd namespace.
+        namespace: String,
+        /// Container ID.
+        container_id: String,
+        /// The task's pid.
+        pid: u32,
+    },
+}
+
+/// Decode a `/containers/create` or `/tasks/start` envelope; `Ok(None)` for other topics.
+pub fn decode_container(envelope: &Envelope) -> Result<Option<ContainerEvent>, String> {
+    use containerd_client::events::{ContainerCreate, TaskStart};
+    let topic = envelope.topic.as_str();
+    if topic != "/containers/create" && topic != "/tasks/start" {
+        return Ok(None);
+    }
+    let any = envelope
+        .event
+        .as_ref()
+        .ok_or_else(|| format!("event {topic} has no payload"))?;
+    let type_name = any.type_url.rsplit(['/', '.']).next().unwrap_or_default();
+    let namespace = envelope.namespace.clone();
+    match (topic, type_name) {
+        ("/containers/create", "ContainerCreate") => {
+            let e = ContainerCreate::decode(any.value.as_slice())
+                .map_err(|e| format!("event {topic}: {e}"))?;
+            Ok(Some(ContainerEvent::Created {
+                namespace,
+                id: e.id,
+                image: e.image,
+                runtime: e.runtime.map(|r| r.name).unwrap_or_default(),
+            }))
+        }
+        ("/tasks/start", "TaskStart") => {
+            let e = TaskStart::decode(any.value.as_slice())
+                .map_err(|e| format!("event {topic}: {e}"))?;
+            Ok(Some(ContainerEvent::TaskStarted {
+                namespace,
+                container_id: e.container_id,
+                pid: e.pid,
+            }))
+        }
+        _ => Err(format!(
+            "event {topic}: unexpected payload type {:?}",
+            any.type_url
+        )),
+    }
+}
+
+/// What is known about a started task's container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartedTask {
+    /// containerd namespace.
+    pub namespace: String,
+    /// Container ID.
+    pub container_id: String,
+    /// The task's pid.
+    pub pid: u32,
+    /// The image, if known.
+    pub image: Option<String>,
+    /// The runtime, if known.
+    pub runtime: Option<String>,
+    /// Where image and runtime came from (`create-event`, `container-record`, or why unknown).
+    pub source: String,
+    /// containerd's socket.
+    pub address: String,
+}
+
+/// The journal record of a task start.
+pub fn task_record(t: &StartedTask) -> Record {
+    let runtime = t.runtime.as_deref().unwrap_or("unknown");
+    let gated = runtime == crate::doctor::RUNTIME_TYPE;
+    let mut fields = vec![
+        (
+            "MESSAGE_ID".to_string(),
+            crate::journal::message_id::TASK_STARTED.to_string(),
+        ),
+        ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
+        ("PORTCULLIS_KIND".into(), "task-start".into()),
+        ("PORTCULLIS_CONTAINER_ID".into(), t.container_id.clone()),
+        ("PORTCULLIS_NAMESPACE".into(), t.namespace.clone()),
+        ("PORTCULLIS_PID".into(), t.pid.to_string()),
+        (
+            "PORTCULLIS_IMAGE_REF".into(),
+            t.image.clone().unwrap_or_default(),
+        ),
+        ("PORTCULLIS_RUNTIME".into(), runtime.to_string()),
+        ("PORTCULLIS_GATED".into(), gated.to_string()),
+        ("PORTCULLIS_SOURCE".into(), t.source.clone()),
+        ("PORTCULLIS_CONTAINERD_ADDRESS".into(), t.address.clone()),
+        (
+            "PORTCULLIS_VERSION".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
+    ];
+    fields.retain(|(_, v)| !v.is_empty());
+    Record {
+        message: format!(
+            "portcullis-sync: task started: container {}/{} image {} runtime {runtime}{}",
+            t.namespace,
+            t.container_id,
+            t.image.as_deref().unwrap_or("unknown"),
+            if gated {
+                ""
+            } else {
+                " (not through the Portcullis gate)"
+            }
+        ),
+        priority: if gated { 6 } else { 4 },
+        fields,
+    }
+}
+
+/// The journal record of a subscription starting (`start`) or ending (`stop`).
+pub fn observer_record(what: &str, address: &str, detail: &str) -> Record {
+    let mut fields = vec![
+        (
+            "MESSAGE_ID".to_string(),
+            crate::journal::message_id::OBSERVER.to_string(),
+        ),
+        ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
+        ("PORTCULLIS_KIND".into(), "observer".into()),
+        ("PORTCULLIS_OBSERVER".into(), what.into()),
+        ("PORTCULLIS_CONTAINERD_ADDRESS".into(), address.into()),
+        ("PORTCULLIS_REASON".into(), detail.into()),
+        (
+            "PORTCULLIS_VERSION".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
+    ];
+    fields.retain(|(_, v)| !v.is_empty());
+    Record {
+        message: format!(
+            "portcullis-sync: observing containerd {address}: {what}{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        ),
+        priority: if what == "start" { 6 } else { 4 },
+        fields,
+    }
+}
+
 /// Exponential backoff: `initial`, doubled per attempt, capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -151,10 +325,13 @@ pub struct SyncOptions {
 
 /// The subscription's filters.
 pub fn filters(namespace: Option<&str>) -> Vec<String> {
-    match namespace {
-        Some(ns) => vec![format!("{IMAGE_FILTER},namespace=={ns:?}")],
-        None => vec![IMAGE_FILTER.to_string()],
-    }
+    std::iter::once(IMAGE_FILTER)
+        .chain(START_FILTERS)
+        .map(|f| match namespace {
+            Some(ns) => format!("{f},namespace=={ns:?}"),
+            None => f.to_string(),
+        })
+        .collect()
 }
 
 /// Run until the subscriber stops: fetch the signatures of every image
@@ -174,6 +351,13 @@ pub fn run(
     for msg in rx {
         match msg {
             Feed::Log(line) => log(&line),
+            Feed::Record(r) => {
+                if let Err(e) =
+                    crate::journal::record(sink, &crate::journal::Spool::new(state.spool_dir()), &r)
+                {
+                    log(&format!("cannot record {:?}: {e}", r.message));
+                }
+            }
             Feed::Image(ev) => {
                 sync_one(&ev, opts, log, sink, &mut |image| {
                     crate::fetch::fetch(image, state, &opts.fetch, &mut |_| {})
@@ -193,6 +377,7 @@ pub fn run(
 enum Feed {
     Log(String),
     Image(ImageEvent),
+    Record(Record),
 }
 
 /// Fetch one image's signatures, retrying with backoff; record the failure
@@ -325,28 +510,119 @@ async fn stream_once(
     {
         return Ok(());
     }
-    let mut stream = EventsClient::new(channel)
+    // containerd registers the subscriber when the request below arrives but
+    // may answer only with the first event: task starts are observed from
+    // now on (this record is a few milliseconds early, never late).
+    if tx
+        .send(Feed::Record(observer_record("start", &opts.address, ns)))
+        .is_err()
+    {
+        return Ok(());
+    }
+    let mut stream = EventsClient::new(channel.clone())
         .subscribe(Request::new(SubscribeRequest {
             filters: filters(opts.namespace.as_deref()),
         }))
         .await
         .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
         .into_inner();
+    let mut created: std::collections::HashMap<(String, String), (String, String)> =
+        std::collections::HashMap::new();
     loop {
-        let envelope = stream
-            .message()
-            .await
-            .map_err(|s| format!("event stream failed: {}", s.message()))?
-            .ok_or("event stream ended")?;
-        let msg = match decode(&envelope) {
-            Ok(Some(ev)) => Feed::Image(ev),
-            Ok(None) => continue,
+        let envelope = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                let _ = tx.send(Feed::Record(observer_record(
+                    "stop",
+                    &opts.address,
+                    "event stream ended",
+                )));
+                return Err("event stream ended".into());
+            }
+            Err(s) => {
+                let why = format!("event stream failed: {}", s.message());
+                let _ = tx.send(Feed::Record(observer_record("stop", &opts.address, &why)));
+                return Err(why);
+            }
+        };
+        let msg = match decode_container(&envelope) {
+            Ok(Some(ContainerEvent::Created {
+                namespace,
+                id,
+                image,
+                runtime,
+            })) => {
+                if created.len() > 10_000 {
+                    created.clear();
+                }
+                created.insert((namespace, id), (image, runtime));
+                continue;
+            }
+            Ok(Some(ContainerEvent::TaskStarted {
+                namespace,
+                container_id,
+                pid,
+            })) => {
+                let key = (namespace.clone(), container_id.clone());
+                let mut t = StartedTask {
+                    namespace,
+                    container_id,
+                    pid,
+                    address: opts.address.clone(),
+                    ..Default::default()
+                };
+                match created.remove(&key) {
+                    Some((image, runtime)) => {
+                        t.image = Some(image).filter(|s| !s.is_empty());
+                        t.runtime = Some(runtime);
+                        t.source = "create-event".into();
+                    }
+                    None => match container_record(channel.clone(), &t.namespace, &t.container_id)
+                        .await
+                    {
+                        Ok((image, runtime)) => {
+                            t.image = Some(image).filter(|s| !s.is_empty());
+                            t.runtime = Some(runtime);
+                            t.source = "container-record".into();
+                        }
+                        Err(e) => t.source = format!("unknown: {e}"),
+                    },
+                }
+                Feed::Record(task_record(&t))
+            }
+            Ok(None) => match decode(&envelope) {
+                Ok(Some(ev)) => Feed::Image(ev),
+                Ok(None) => continue,
+                Err(e) => Feed::Log(format!("ignoring an undecodable event: {e}")),
+            },
             Err(e) => Feed::Log(format!("ignoring an undecodable event: {e}")),
         };
         if tx.send(msg).is_err() {
             return Ok(());
         }
     }
+}
+
+/// A container's image and runtime from its containerd record.
+async fn container_record(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    id: &str,
+) -> Result<(String, String), String> {
+    use containerd_client::services::v1::containers_client::ContainersClient;
+    use containerd_client::services::v1::GetContainerRequest;
+    use containerd_client::with_namespace;
+    let c = ContainersClient::new(channel)
+        .get(with_namespace!(
+            GetContainerRequest { id: id.to_string() },
+            namespace
+        ))
+        .await
+        .map_err(|s| format!("containers.Get: {}", s.message()))?
+        .into_inner()
+        .container
+        .ok_or("no container record")?;
+    Ok((c.image, c.runtime.map(|r| r.name).unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -436,6 +712,73 @@ mod tests {
     }
 
     #[test]
+    fn decodes_container_create_and_task_start() {
+        use containerd_client::events::{container_create::Runtime, ContainerCreate, TaskStart};
+        let c = ContainerCreate {
+            id: "c1".into(),
+            image: "r.io/a:1".into(),
+            runtime: Some(Runtime {
+                name: "io.containerd.runc.v2".into(),
+                options: None,
+            }),
+        }
+        .encode_to_vec();
+        let e = envelope("/containers/create", "containerd.events.ContainerCreate", c);
+        assert_eq!(
+            decode_container(&e).unwrap(),
+            Some(ContainerEvent::Created {
+                namespace: "k8s.io".into(),
+                id: "c1".into(),
+                image: "r.io/a:1".into(),
+                runtime: "io.containerd.runc.v2".into()
+            })
+        );
+        let t = TaskStart {
+            container_id: "c1".into(),
+            pid: 42,
+        }
+        .encode_to_vec();
+        let e = envelope("/tasks/start", "containerd.events.TaskStart", t);
+        assert!(matches!(
+            decode_container(&e).unwrap(),
+            Some(ContainerEvent::TaskStarted { pid: 42, .. })
+        ));
+        let e = envelope("/tasks/start", "containerd.events.TaskExit", vec![]);
+        assert!(decode_container(&e).is_err());
+        let e = envelope("/images/create", "x", vec![]);
+        assert_eq!(decode_container(&e).unwrap(), None);
+    }
+
+    #[test]
+    fn task_record_flags_ungated_runtimes() {
+        let t = StartedTask {
+            namespace: "default".into(),
+            container_id: "c1".into(),
+            pid: 7,
+            image: Some("r.io/a:1".into()),
+            runtime: Some("io.containerd.runc.v2".into()),
+            source: "create-event".into(),
+            address: "/run/containerd/containerd.sock".into(),
+        };
+        let r = task_record(&t);
+        assert_eq!(r.field("PORTCULLIS_GATED"), Some("false"));
+        assert_eq!(
+            r.field("MESSAGE_ID"),
+            Some(crate::journal::message_id::TASK_STARTED)
+        );
+        assert!(r.message.contains("not through the Portcullis gate"));
+        let r = task_record(&StartedTask {
+            runtime: Some(crate::doctor::RUNTIME_TYPE.into()),
+            ..t
+        });
+        assert_eq!(r.field("PORTCULLIS_GATED"), Some("true"));
+        assert_eq!(
+            observer_record("start", "/s", "").field("PORTCULLIS_OBSERVER"),
+            Some("start")
+        );
+    }
+
+    #[test]
     fn backoff_doubles_and_is_capped() {
         let b = Backoff {
             initial: Duration::from_millis(500),
@@ -448,10 +791,17 @@ mod tests {
 
     #[test]
     fn namespace_filter_is_anded() {
-        assert_eq!(filters(None), ["topic~=\"/images/\""]);
         assert_eq!(
-            filters(Some("k8s.io")),
-            ["topic~=\"/images/\",namespace==\"k8s.io\""]
+            filters(None),
+            [
+                "topic~=\"/images/\"",
+                "topic==\"/containers/create\"",
+                "topic==\"/tasks/start\""
+            ]
+        );
+        assert_eq!(
+            filters(Some("k8s.io"))[2],
+            "topic==\"/tasks/start\",namespace==\"k8s.io\""
         );
     }
 

@@ -29,6 +29,10 @@ const COMMANDS: &[&[&str]] = &[
     &["doctor"],
     &["bundle", "export"],
     &["bundle", "import"],
+    &["heartbeat"],
+    &["evidence"],
+    &["evidence", "verify"],
+    &["evidence", "merge"],
 ];
 
 #[test]
@@ -196,4 +200,60 @@ fn bundle_import_without_a_policy_is_an_error_and_stores_nothing() {
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("without the policy"));
     assert!(!d.join("state").exists());
+}
+
+/// A pack from an empty journal directory: written (exit 1: nothing to
+/// sample, nothing observed), intact (exit 0), and no longer intact after one
+/// changed byte (exit 1); a directory that is no pack is an error (exit 3).
+#[test]
+fn evidence_exit_codes_and_tamper_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let pack = dir.path().join("pack");
+    let o = portcullis(&[
+        "evidence",
+        "--since",
+        "1h",
+        "-o",
+        pack.to_str().unwrap(),
+        "--directory",
+        journal.to_str().unwrap(),
+        "--address",
+        &format!("{d}/no.sock"),
+        "--policy",
+        &format!("{d}/no.toml"),
+        "--state-dir",
+        d,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["result"], "fail");
+    assert_eq!(
+        summary["steps_passed"], 0,
+        "nothing observed: no step can pass"
+    );
+    let v = portcullis(&["evidence", "verify", pack.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{v:?}");
+    let report = pack.join("report.html");
+    let mut bytes = std::fs::read(&report).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&report, bytes).unwrap();
+    let v = portcullis(&["evidence", "verify", "--json", pack.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(1), "{v:?}");
+    let r: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert!(r["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("report.html: SHA-256 differs"));
+    let v = portcullis(&["evidence", "verify", d]);
+    assert_eq!(v.status.code(), Some(3), "{v:?}");
+    let again = portcullis(&["evidence", "--since", "1h", "-o", pack.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "an existing pack is never overwritten"
+    );
 }

@@ -5,14 +5,14 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use portcullis::shim::{exec_inner, plan, Plan};
+use portcullis::shim::{exec_inner, plan_timed, Plan};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    match plan(&args) {
-        Plan::Exec(shim) => {
-            if portcullis::shim::ShimArgs::parse(&args).is_start() {
-                portcullis::shim::log_rusage();
+    match plan_timed(&args) {
+        (Plan::Exec(shim), timings) => {
+            if let Some(t) = timings {
+                portcullis::shim::log_rusage(&t);
             }
             let err = exec_inner(&shim, &args);
             eprintln!(
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
-        Plan::Refuse(line) => {
+        (Plan::Refuse(line), _) => {
             eprintln!("{line}");
             ExitCode::FAILURE
         }

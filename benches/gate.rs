@@ -1,0 +1,251 @@
+//! In-process costs of the gate's steps, with criterion: policy parsing and
+//! rule selection, a key signature, a keyless Sigstore bundle (certificate
+//! chain, Rekor inclusion proof and signed entry timestamp), a DSSE-signed
+//! SLSA provenance statement, the verdict cache's key and lookup, the
+//! journal record, and a whole warm decision.
+//!
+//!   cargo bench --bench gate            (full)
+//!   cargo bench --bench gate -- --test  (each once, as a check that they run)
+//!
+//! Fixtures: `tests/fixtures/provenance` and `../shared/testdata`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT};
+use portcullis::containerd::ImageTarget;
+use portcullis::gate::{decide, Subject, Verdict};
+use portcullis::policy::Policy;
+use portcullis::reference::ImageRef;
+use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared() -> PathBuf {
+    manifest_dir().join("../shared/testdata")
+}
+
+fn d(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+fn pem(kp: &KeyPair) -> String {
+    use base64::Engine;
+    let der = kp.public_key_der().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+}
+
+/// A policy shaped like a node's: a dozen rules, globs, one keyless signer.
+fn policy_text(key: &Path) -> String {
+    let mut s = String::from("mode = \"enforce\"\ndefault = \"deny\"\n");
+    for i in 0..10 {
+        s.push_str(&format!(
+            "[[rule]]\nname = \"team{i}\"\nimages = [\"registry.example/team{i}/**\", \"mirror.example/team{i}/*\"]\n[[rule.signer]]\nkey = \"{}\"\n",
+            key.display()
+        ));
+    }
+    s.push_str(&format!(
+        "[[rule]]\nname = \"app\"\nimages = [\"x.io/app\"]\n[[rule.signer]]\nkey = \"{}\"\n\
+         [[rule]]\nname = \"ci\"\nimages = [\"ghcr.io/acme/**\"]\n[[rule.signer]]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+         subject_regex = \"https://github.com/acme/.+/.github/workflows/release.yml@refs/tags/v.+\"\n\
+         [rule.provenance]\nbuilder_ids = [\"https://github.com/slsa-framework/slsa-github-generator/*\"]\nsource_uris = [\"git+https://github.com/acme/*\"]\n",
+        key.display()
+    ));
+    s
+}
+
+/// A key-signed cosign signature entry for `d(1)` in `state`.
+fn signed_entry(state: &StateDir, kp: &KeyPair) -> Entry {
+    use base64::Engine;
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"x.io/app"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        d(1)
+    );
+    let sig = kp.sign(payload.as_bytes()).unwrap();
+    let ann = BTreeMap::from([(
+        portcullis::cosign::SIGNATURE_ANNOTATION.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
+    )]);
+    let e = Entry {
+        format: ENTRY_FORMAT,
+        subject: d(1),
+        repository: "x.io/app".into(),
+        fetched_at: "t".into(),
+        artifacts: vec![Artifact {
+            kind: kind::COSIGN_SIGNATURE.into(),
+            source: "s".into(),
+            manifest_digest: d(2),
+            layers: vec![Layer::new(
+                portcullis::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                ann,
+                payload.as_bytes(),
+            )],
+        }],
+    };
+    state.write(&e).unwrap();
+    e
+}
+
+fn target() -> ImageTarget {
+    ImageTarget {
+        name: "x.io/app:1".into(),
+        target_digest: d(1),
+        target_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        platform_digest: None,
+        snapshot_key: None,
+        snapshotter: None,
+        chain_id: None,
+        snapshot_parent: None,
+    }
+}
+
+fn subject() -> Subject {
+    Subject {
+        namespace: "default".into(),
+        container_id: Some("c1".into()),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let key = dir.path().join("k.pub");
+    std::fs::write(&key, pem(&kp)).unwrap();
+    let state = StateDir::new(dir.path().join("state"));
+    let entry = signed_entry(&state, &kp);
+    let text = policy_text(&key);
+    let policy_path = dir.path().join("policy.toml");
+
+    c.bench_function("policy_parse", |b| {
+        b.iter(|| Policy::parse(black_box(&text), &policy_path).unwrap())
+    });
+    let policy = Policy::parse(&text, &policy_path).unwrap();
+    let image = ImageRef::parse("ghcr.io/acme/app/server:1.2").unwrap();
+    c.bench_function("policy_select_rule", |b| {
+        b.iter(|| {
+            let _ = black_box(policy.select(black_box(&image)));
+        })
+    });
+
+    let signer = portcullis::verify::LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
+    let d1 = d(1);
+    c.bench_function("key_signature_verify", |b| {
+        b.iter(|| {
+            portcullis::verify::verify_entries(
+                std::slice::from_ref(black_box(&entry)),
+                &[d1.as_str()],
+                std::slice::from_ref(&signer),
+            )
+            .unwrap()
+        })
+    });
+
+    let bv = shared().join("sigstore-conformance/test/assets/bundle-verify");
+    let bundle = std::fs::read(bv.join("happy-path-v0.3/bundle.sigstore.json")).unwrap();
+    let artifact = std::fs::read(bv.join("a.txt")).unwrap();
+    let root_path = shared().join("trust-roots/production/trusted_root.json");
+    let root = portcullis::bundle::TrustRoot::load(&root_path).unwrap();
+    let expectation = portcullis::bundle::Expectation::Identity {
+        subject: "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main".into(),
+        issuer: "https://token.actions.githubusercontent.com".into(),
+    };
+    c.bench_function("trust_root_load", |b| {
+        b.iter(|| portcullis::bundle::TrustRoot::load(black_box(&root_path)).unwrap())
+    });
+    c.bench_function("keyless_bundle_verify", |b| {
+        b.iter(|| {
+            portcullis::bundle::verify_bundle(
+                black_box(&bundle),
+                portcullis::bundle::Artifact::Bytes(&artifact),
+                &expectation,
+                &root,
+            )
+            .unwrap()
+        })
+    });
+
+    let prov = manifest_dir().join("tests/fixtures/provenance");
+    let envelope = std::fs::read(prov.join("dsse-ecdsa-p256.json")).unwrap();
+    let dsse_signer = portcullis::verify::LoadedSigner::from_pem(
+        &std::fs::read_to_string(prov.join("dsse-ecdsa-p256.pub")).unwrap(),
+        "builder",
+    )
+    .unwrap();
+    c.bench_function("provenance_dsse_verify_and_validate", |b| {
+        b.iter(|| {
+            let env = portcullis::dsse::Envelope::parse(black_box(&envelope)).unwrap();
+            let verified = env.verify(std::slice::from_ref(&dsse_signer)).unwrap();
+            let _ = black_box(verified);
+            let st = portcullis::provenance::Statement::parse(env.payload_unverified()).unwrap();
+            portcullis::provenance::Provenance::from_statement(&st).unwrap()
+        })
+    });
+
+    let parts: Vec<Vec<u8>> = (0..8).map(|i| vec![i as u8; 64]).collect();
+    let vkey = portcullis::verdict_cache::Key::new(parts.iter().map(Vec::as_slice));
+    let hit = portcullis::verdict_cache::Hit {
+        reason: "signature by key:k over sha256:x".into(),
+        signer: Some("key:k".into()),
+        signed_digest: Some(d(1)),
+        sigstore: None,
+        provenance: None,
+    };
+    let now = jiff::Timestamp::now();
+    portcullis::verdict_cache::store(&state, &vkey, &hit, now, None);
+    c.bench_function("verdict_cache_key", |b| {
+        b.iter(|| portcullis::verdict_cache::Key::new(black_box(&parts).iter().map(Vec::as_slice)))
+    });
+    c.bench_function("verdict_cache_lookup_hit", |b| {
+        b.iter(|| portcullis::verdict_cache::lookup(&state, black_box(&vkey), now).unwrap())
+    });
+
+    // The warm decision: the verdict cache answers (the first call fills it).
+    let app_policy = Ok(Policy::parse(&text, &policy_path).unwrap());
+    let first = decide(
+        &app_policy,
+        Ok(target()),
+        &state,
+        &subject(),
+        Instant::now(),
+    );
+    assert_eq!(first.verdict, Verdict::Allow, "{}", first.reason);
+    c.bench_function("decide_warm", |b| {
+        b.iter(|| {
+            let dec = decide(
+                &app_policy,
+                Ok(target()),
+                &state,
+                &subject(),
+                Instant::now(),
+            );
+            assert_eq!(dec.verdict_cache, Some("hit"));
+            dec
+        })
+    });
+    c.bench_function("journal_record_build", |b| {
+        b.iter(|| portcullis::journal::Record::from_decision(black_box(&first)))
+    });
+}
+
+/// The sandbox's own cost: fork, drop privileges, install the seccomp
+/// filter, return a small result over the pipe, reap.
+fn sandbox(c: &mut Criterion) {
+    use portcullis::sandbox::{run, thread_count, Isolation};
+    if thread_count() != 1 {
+        eprintln!("sandbox_round_trip skipped: criterion runs this process with {} threads, and the sandbox forks only a single-threaded one", thread_count());
+        return;
+    }
+    assert_eq!(run(|| 1u32).unwrap().1, Isolation::Child);
+    c.bench_function("sandbox_round_trip", |b| {
+        b.iter(|| run(|| black_box(1u32)).unwrap())
+    });
+}
+
+criterion_group!(gate, benches, sandbox);
+criterion_main!(gate);

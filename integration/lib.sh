@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Helpers shared by the integration scripts (suite.sh, adversarial.sh,
+# faults.sh): TAP lines, journal look-ups, and one start through the gate.
+# Source after env.sh; the caller sets R (the registry) and RUNTIME.
+
+PASS=0
+FAIL=0
+FAILED=()
+R=${R:-$PC_REGISTRY}
+RUNTIME=${RUNTIME:-io.containerd.portcullis.v2}
+
+ok() {
+  PASS=$((PASS + 1))
+  echo "ok $((PASS + FAIL)) - $1"
+}
+not_ok() {
+  FAIL=$((FAIL + 1))
+  FAILED+=("$1")
+  echo "not ok $((PASS + FAIL)) - $1"
+  shift
+  local line
+  for line in "$@"; do echo "#   $line"; done
+}
+
+# journal_field ID FIELD: the FIELD of the newest verdict record for container ID.
+journal_field() {
+  local id=$1 field=$2 out
+  for _ in $(seq 1 50); do
+    out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$id" 2>/dev/null |
+      tail -n 1 | jq -r --arg f "$field" '.[$f] // empty')
+    if [[ -n $out ]]; then
+      printf '%s\n' "$out"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# journal_count ID: how many verdict records container ID has.
+journal_count() {
+  journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$1" 2>/dev/null | grep -c . || true
+}
+
+new_id() { printf 'it-%s-%s' "$1" "$RANDOM$RANDOM"; }
+
+# start_case NAME IMAGE EXPECT VERDICT [PATTERN]
+#   EXPECT: run (exit 0) or refuse (non-zero, stderr has the denial line)
+#   VERDICT: the PORTCULLIS_VERDICT the journal must hold for this container
+#   PATTERN: a fixed string the denial reason must contain
+start_case() {
+  local name=$1 image=$2 expect=$3 verdict=$4 pattern=${5:-} id out rc jv problems=()
+  id=$(new_id "$name")
+  set +e
+  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm \
+    --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
+  rc=$?
+  set -e
+  case $expect in
+  run) [[ $rc -eq 0 ]] || problems+=("expected the container to run, ctr exited $rc: $out") ;;
+  refuse)
+    [[ $rc -ne 0 ]] || problems+=("expected a refusal, the container ran")
+    grep -qF "portcullis: denied " <<<"$out" || problems+=("no denial line in: $out")
+    if [[ -n $pattern ]] && ! grep -qF -- "$pattern" <<<"$out"; then
+      problems+=("reason lacks '$pattern': $out")
+    fi
+    ;;
+  esac
+  jv=$(journal_field "$id" PORTCULLIS_VERDICT) || jv="(no record)"
+  [[ $jv == "$verdict" ]] || problems+=("journal verdict for $id is $jv, expected $verdict")
+  if ((${#problems[@]})); then
+    not_ok "$name" "${problems[@]}"
+  else
+    ok "$name${pattern:+ ($pattern)}"
+  fi
+  pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+  # For the caller's follow-up checks.
+  # shellcheck disable=SC2034
+  LAST_ID=$id
+  # shellcheck disable=SC2034
+  LAST_OUT=$out
+}
+
+write_policy() { cat >"$PORTCULLIS_POLICY"; }
+
+# summary: the closing TAP lines; returns non-zero when a check failed.
+summary() {
+  echo
+  echo "# ${#FAILED[@]} failure(s)${FAILED[*]:+: ${FAILED[*]}}"
+  echo "$PASS passed, $FAIL failed"
+  [[ $FAIL -eq 0 ]]
+}
