@@ -1143,6 +1143,8 @@ fn bundle(command: BundleCommand) -> Result<u8, CliError> {
             state_dir,
             json,
         } => {
+            // Verification parses bundle bytes: only ever in the sandbox.
+            crate::sandbox::require();
             let state = StateDir::new(state_dir);
             let policy = Policy::load(&policy).map_err(|e| {
                 CliError::Usage(format!("cannot verify a bundle without the policy: {e}"))

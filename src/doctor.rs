@@ -295,7 +295,7 @@ pub fn runtime_handlers(dump: &str) -> Result<Vec<String>, String> {
 pub fn cri_check(dump: &Result<String, String>, cri_loaded: Option<bool>) -> Check {
     const NAME: &str = "cri-runtime";
     let fix = format!(
-        "add `imports = [\"{DROP_IN}\"]` near the top of /etc/containerd/config.toml (containerd 1.6/1.7, 2.0/2.1; 2.2+ reads /etc/containerd/conf.d/ itself), then `systemctl restart containerd`"
+        "add `imports = [\"{DROP_IN}\"]` near the top of /etc/containerd/config.toml (containerd 1.6/1.7, 2.0/2.1; 2.2+ reads /etc/containerd/conf.d/ itself), then `systemctl restart containerd`; on 1.6/1.7 the import replaces config.toml's whole CRI plugin section (see /usr/share/doc/portcullis/README.packaging.md, step 4)"
     );
     let handlers = match dump.as_deref().map_err(|e| e.to_string()).and_then(runtime_handlers) {
         Ok(h) => h,

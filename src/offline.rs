@@ -28,6 +28,8 @@
 //! fail are refused with a one-line reason; what passes is merged into the
 //! existing cache entry (a union: nothing stored is dropped or replaced) and
 //! written atomically through [`crate::cache`]. Re-importing changes nothing.
+//! Each item is parsed and verified in the verification sandbox
+//! ([`crate::sandbox`]); the parent keeps only the layers the child passed.
 //!
 //! A bundle never installs a trust root by itself: a bundled root is only
 //! installed when the operator passes its SHA-256 (printed by `export`,
@@ -803,32 +805,62 @@ pub fn import(
             )));
         }
     }
-    let images = check_images(contents);
-    // Items, verified one by one; what passes is grouped per subject.
+    // Items, verified one by one, each in the verification sandbox (see
+    // [`crate::sandbox`]): the child parses the untrusted bytes and returns
+    // only which layers passed and the refusals.
     let mut per_subject: BTreeMap<String, Vec<(usize, Artifact, String)>> = BTreeMap::new();
     for (n, i) in items.iter().enumerate() {
         if !intact[n] || i.kind == item_kind::TRUST_ROOT {
             continue;
         }
         let bytes = &contents.members[&i.path];
-        match check_item(i, bytes, &images, state, policy) {
-            Ok(Checked::Index) => {
+        let verdict = crate::sandbox::run(|| {
+            let images = check_images(contents);
+            match check_item(i, bytes, &images, state, policy) {
+                Ok(Checked::Index) => Ok(SandboxVerdict::Index),
+                Ok(Checked::Artifact { kept, refusals, .. }) => {
+                    Ok(SandboxVerdict::Artifact { kept, refusals })
+                }
+                Err(why) => Err(why),
+            }
+        })
+        .map_err(|e| format!("verification sandbox: {e}"))
+        .and_then(|(v, _)| v);
+        match verdict {
+            Ok(SandboxVerdict::Index) => {
                 outcomes[n].status = Status::Checked;
                 outcomes[n].note =
                     Some("image index; ties the platform manifest to the image".into());
             }
-            Ok(Checked::Artifact {
-                artifact,
-                refusals,
-                repository,
-            }) => {
+            Ok(SandboxVerdict::Artifact { kept, refusals }) => {
                 outcomes[n].refused_layers = refusals.len();
                 outcomes[n].refusals = refusals;
+                // The child accepted these bytes as an artifact; keep the
+                // layers it verified.
+                let Ok(mut artifact) = serde_json::from_slice::<Artifact>(bytes) else {
+                    outcomes[n]
+                        .refusals
+                        .push(format!("{}: not an artifact", i.path));
+                    continue;
+                };
+                artifact.layers = artifact
+                    .layers
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(k, _)| kept.contains(k))
+                    .map(|(_, l)| l)
+                    .collect();
                 if artifact.layers.is_empty() {
                     continue;
                 }
                 outcomes[n].layers = artifact.layers.len();
                 let subject = i.subject.clone().unwrap_or_default();
+                let repository = i
+                    .image
+                    .as_deref()
+                    .and_then(|r| ImageRef::parse(r).ok())
+                    .map(|r| r.repository_name().to_string())
+                    .unwrap_or_default();
                 per_subject
                     .entry(subject)
                     .or_default()
@@ -937,9 +969,19 @@ fn merge(entry: &mut Entry, art: &Artifact) -> bool {
 enum Checked {
     Index,
     Artifact {
-        artifact: Artifact,
+        /// Indexes of the layers that verified.
+        kept: Vec<usize>,
         refusals: Vec<String>,
-        repository: String,
+    },
+}
+
+/// What the sandboxed check of one item returns to the parent.
+#[derive(Serialize, Deserialize)]
+enum SandboxVerdict {
+    Index,
+    Artifact {
+        kept: Vec<usize>,
+        refusals: Vec<String>,
     },
 }
 
@@ -1049,7 +1091,7 @@ fn check_item(
     let digests: Vec<&str> = img.digests.iter().map(String::as_str).collect();
     let mut kept = Vec::new();
     let mut refusals = Vec::new();
-    for layer in &artifact.layers {
+    for (k, layer) in artifact.layers.iter().enumerate() {
         let one = Entry {
             artifacts: vec![Artifact {
                 layers: vec![layer.clone()],
@@ -1094,7 +1136,7 @@ fn check_item(
             }
         };
         match verdict {
-            Ok(()) => kept.push(layer.clone()),
+            Ok(()) => kept.push(k),
             Err(why) => refusals.push(format!(
                 "{} layer {}: {} (rule \"{}\")",
                 item.path,
@@ -1104,14 +1146,7 @@ fn check_item(
             )),
         }
     }
-    Ok(Checked::Artifact {
-        artifact: Artifact {
-            layers: kept,
-            ..artifact
-        },
-        refusals,
-        repository: img.image.repository_name().to_string(),
-    })
+    Ok(Checked::Artifact { kept, refusals })
 }
 
 /// Assemble import contents from containerd's content store: for each image
