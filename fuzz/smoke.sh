@@ -49,7 +49,7 @@ fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "# installing cargo-fuzz"
-    cargo install cargo-fuzz --locked || {
+    cargo install cargo-fuzz --locked --version 0.13.2 || {
         echo "smoke.sh: cargo install cargo-fuzz failed" >&2
         exit 2
     }

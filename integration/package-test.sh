@@ -139,13 +139,18 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 \
   ./usr/lib/systemd/system/portcullis-sync.service \
   ./usr/lib/systemd/system/portcullis-trust-refresh.service \
   ./usr/lib/systemd/system/portcullis-trust-refresh.timer \
+  ./usr/lib/systemd/system/portcullis-heartbeat.service \
+  ./usr/lib/systemd/system/portcullis-heartbeat.timer \
+  ./usr/share/doc/portcullis/AUDIT.md ./usr/share/doc/portcullis/evidence.schema.json \
   ./usr/lib/systemd/catalog/portcullis.catalog \
   ./usr/share/doc/portcullis/copyright ./usr/share/doc/portcullis/changelog.Debian.gz \
   ./usr/share/bash-completion/completions/portcullis \
   ./usr/share/zsh/vendor-completions/_portcullis \
   ./usr/share/fish/vendor_completions.d/portcullis.fish \
   ./usr/share/man/man1/portcullis.1.gz ./usr/share/man/man1/portcullis-sync.1.gz \
-  ./usr/share/man/man1/portcullis-doctor.1.gz ./usr/share/man/man1/portcullis-trust-update.1.gz; do
+  ./usr/share/man/man1/portcullis-doctor.1.gz ./usr/share/man/man1/portcullis-trust-update.1.gz \
+  ./usr/share/man/man1/portcullis-heartbeat.1.gz ./usr/share/man/man1/portcullis-evidence.1.gz \
+  ./usr/share/man/man1/portcullis-evidence-verify.1.gz ./usr/share/man/man1/portcullis-bundle-export.1.gz; do
   grep -qE " $f\$" <<<"$CONTENTS" || missing+=("$f")
 done
 if ((${#missing[@]} == 0)); then ok "the package holds binaries, policy, drop-in, units, catalog, docs, completions"; else not_ok "package contents" "missing: ${missing[*]}"; fi
@@ -199,13 +204,14 @@ if out=$(cd "$ROOT" && systemd-analyze verify systemd/*.service systemd/*.timer 
 else
   not_ok "systemd-analyze verify" "$out"
 fi
-if out=$(systemd-analyze verify /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-trust-refresh.timer 2>&1) && [[ -z $out ]]; then
+if out=$(systemd-analyze verify /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-trust-refresh.timer /usr/lib/systemd/system/portcullis-heartbeat.timer 2>&1) && [[ -z $out ]]; then
   ok "systemd-analyze verify on the installed units: clean"
 else
   not_ok "systemd-analyze verify (installed)" "$out"
 fi
-if [[ -L /etc/systemd/system/multi-user.target.wants/portcullis-sync.service && -L /etc/systemd/system/timers.target.wants/portcullis-trust-refresh.timer ]]; then
-  ok "portcullis-sync.service and portcullis-trust-refresh.timer enabled"
+if [[ -L /etc/systemd/system/multi-user.target.wants/portcullis-sync.service && -L /etc/systemd/system/timers.target.wants/portcullis-trust-refresh.timer &&
+  -L /etc/systemd/system/timers.target.wants/portcullis-heartbeat.timer ]]; then
+  ok "portcullis-sync.service, portcullis-trust-refresh.timer and portcullis-heartbeat.timer enabled"
 else
   not_ok "units enabled" "$(find /etc/systemd/system -name '*portcullis*' 2>&1)"
 fi
@@ -352,7 +358,7 @@ pc_stop_all >/dev/null 2>&1 || not_ok "stopping containerd and the registry"
 # ------------------------------------------------------------ remove/purge
 if out=$(apt-get remove -y -q portcullis 2>&1); then ok "apt-get remove"; else not_ok "apt-get remove" "$out"; fi
 left=()
-for f in /usr/bin/portcullis /usr/bin/containerd-shim-portcullis-v2 /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/catalog/portcullis.catalog; do
+for f in /usr/bin/portcullis /usr/bin/containerd-shim-portcullis-v2 /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-heartbeat.timer /usr/lib/systemd/catalog/portcullis.catalog; do
   [[ -e $f ]] && left+=("$f")
 done
 [[ -e /etc/portcullis/policy.toml ]] || left+=("(policy.toml should stay until purge)")

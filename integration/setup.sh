@@ -17,6 +17,8 @@ PACKAGES=(
   protobuf-compiler jq systemd ca-certificates curl
   # pgrep/ps for the tests and their checks; findmnt/umount/setsid.
   procps util-linux
+  # bench.sh: the lock sample (strace of wrapper starts).
+  strace
   # evidence.sh: report.html rendered headless; evidence.json checked against its schema.
   chromium python3-jsonschema
 )
