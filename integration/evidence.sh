@@ -20,6 +20,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=integration/env.sh
 source "$HERE/env.sh"
+# shellcheck source=integration/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=integration/images.sh
 source "$HERE/images.sh"
 
@@ -34,23 +36,6 @@ RUNTIME=io.containerd.portcullis.v2
 SCHEMA=$PC_REPO_ROOT/docs/evidence.schema.json
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
-ok() {
-  PASS=$((PASS + 1))
-  echo "ok $((PASS + FAIL)) - $1"
-}
-not_ok() {
-  FAIL=$((FAIL + 1))
-  FAILED+=("$1")
-  echo "not ok $((PASS + FAIL)) - $1"
-  shift
-  local line
-  for line in "$@"; do echo "#   $line"; done
-}
-check() { # NAME COMMAND...: ok when the command succeeds
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "${out:0:600}"; fi
-}
 
 new_id() { printf 'ev-%s-%s' "$1" "$RANDOM$RANDOM"; }
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by the integration scripts (suite.sh, adversarial.sh,
-# faults.sh): TAP lines, journal look-ups, and one start through the gate.
+# faults.sh, offline.sh, package-test.sh, evidence.sh): TAP lines, checks,
+# journal look-ups, and one start through the gate.
 # Source after env.sh; the caller sets R (the registry) and RUNTIME.
 
 PASS=0
@@ -20,6 +21,13 @@ not_ok() {
   shift
   local line
   for line in "$@"; do echo "#   $line"; done
+}
+
+# check NAME CMD...: ok when CMD succeeds, else not ok with its output.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "${out:0:2000}"; fi
 }
 
 # journal_field ID FIELD: the FIELD of the newest verdict record for container ID.

@@ -26,6 +26,8 @@ export PORTCULLIS_STATE_DIR=$PC_WORK/state-b
 export PORTCULLIS_POLICY=$PC_WORK/policy.toml
 # shellcheck source=integration/env.sh
 source "$HERE/env.sh"
+# shellcheck source=integration/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=integration/images.sh
 source "$HERE/images.sh"
 
@@ -42,17 +44,6 @@ TRUST_FIXTURE=$PC_REPO_ROOT/../shared/testdata/trust-roots/production/trusted_ro
 [[ -f $TRUST_FIXTURE ]] || TRUST_FIXTURE=/work/shared/testdata/trust-roots/production/trusted_root.json
 export CONTAINERD_ADDRESS=$PC_CONTAINERD_SOCK CONTAINERD_NAMESPACE=$PC_NS
 
-ok() {
-  PASS=$((PASS + 1))
-  echo "ok $((PASS + FAIL)) - $1"
-}
-not_ok() {
-  FAIL=$((FAIL + 1))
-  echo "not ok $((PASS + FAIL)) - $1"
-  shift
-  local line
-  for line in "$@"; do echo "#   ${line:0:3000}"; done
-}
 finish() {
   echo "$PASS passed, $FAIL failed"
   ((FAIL == 0))

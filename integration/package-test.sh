@@ -37,6 +37,8 @@ export PORTCULLIS_POLICY=/etc/portcullis/policy.toml
 export PORTCULLIS_STATE_DIR=/var/lib/portcullis
 # shellcheck source=integration/env.sh
 source "$HERE/env.sh"
+# shellcheck source=integration/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=integration/images.sh
 source "$HERE/images.sh"
 
@@ -52,23 +54,6 @@ SYNC_FAILED_ID=4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2
 MARKER=/var/tmp/portcullis-package-test.installed
 DROP_IN=/etc/containerd/conf.d/portcullis-runtime.toml
 
-ok() {
-  PASS=$((PASS + 1))
-  echo "ok $((PASS + FAIL)) - $1"
-}
-not_ok() {
-  FAIL=$((FAIL + 1))
-  echo "not ok $((PASS + FAIL)) - $1"
-  shift
-  local line
-  for line in "$@"; do echo "#   $line"; done
-}
-# check NAME CMD...: ok when CMD succeeds, else not ok with its output.
-check() {
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "${out:0:2000}"; fi
-}
 finish() {
   echo "$PASS passed, $FAIL failed"
   ((FAIL == 0))
