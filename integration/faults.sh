@@ -232,7 +232,7 @@ direct_start gone-1
 ((DIRECT_RC != 0)) && grep -qF "unreachable" <<<"$DIRECT_OUT" &&
   ok "containerd gone: refused in ${DIRECT_MS} ms: ${DIRECT_OUT:0:160}" || not_ok "containerd gone refused" "rc=$DIRECT_RC $DIRECT_OUT"
 pc_start_containerd
-pc_ctr tasks ls -q | grep -qx "$id" && ok "a task started before the restart still runs" || not_ok "task survives the restart"
+grep -qx "$id" <<<"$(pc_ctr tasks ls -q)" && ok "a task started before the restart still runs" || not_ok "task survives the restart"
 start_case after-restart-signed-runs f/signed:1 run allow
 start_case after-restart-unsigned-refused f/unsigned:1 refuse deny "no signatures cached"
 pc_ctr tasks kill -s KILL "$id" >/dev/null 2>&1 || true

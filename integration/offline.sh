@@ -122,7 +122,7 @@ else
   not_ok "bundle export" "$out" "$(cat "$PC_WORK/export.err")"
 fi
 if grep -q "collecting" "$PC_WORK/export.err"; then ok "export reports progress on stderr"; else not_ok "export progress on stderr" "$(cat "$PC_WORK/export.err")"; fi
-if tar -tf "$BUNDLE" | head -n 1 | grep -qx manifest.json && [[ $(tar -xOf "$BUNDLE" manifest.json | jq -r '.format + " " + (.version|tostring)') == "portcullis-offline-bundle 1" ]]; then
+if [[ $(tar -tf "$BUNDLE" | sed -n 1p) == manifest.json ]] && [[ $(tar -xOf "$BUNDLE" manifest.json | jq -r '.format + " " + (.version|tostring)') == "portcullis-offline-bundle 1" ]]; then
   ok "the bundle is a tar with manifest.json first (format portcullis-offline-bundle, version 1)"
 else
   not_ok "bundle file format" "$(tar -tvf "$BUNDLE" 2>&1)"
@@ -303,12 +303,14 @@ else
 fi
 
 echo "# OCI layout through ctr images import (no registry)"
-if pc_ctr images ls -q | grep -q "^$R/edge/layout"; then not_ok "edge/layout is not in containerd before the import"; else ok "edge/layout is not in containerd before the import"; fi
+if grep -q "^$R/edge/layout" <<<"$(pc_ctr images ls -q)"; then not_ok "edge/layout is not in containerd before the import"; else ok "edge/layout is not in containerd before the import"; fi
+# (No `ctr … ls | grep -q` under pipefail: grep exits at the first match and
+# ctr, still writing a line per image, dies of SIGPIPE.)
 if out=$(pc_ctr images import --no-unpack --base-name "$R/edge/layout" "$PC_WORK/layout.tar" 2>&1) &&
-  pc_ctr images ls -q | grep -qx "$R/edge/layout:sha256-$hex.sig"; then
+  grep -qx "$R/edge/layout:sha256-$hex.sig" <<<"$(pc_ctr images ls -q)"; then
   ok "ctr images import of the layout: the image and its signature image are in containerd"
 else
-  not_ok "ctr images import" "$out"
+  not_ok "ctr images import" "$out" "images: $(pc_ctr images ls -q | tr '\n' ' ')"
 fi
 expect_refusal "imported image without its signatures in the cache: refused" "$R/edge/layout:1" "no signatures cached"
 if out=$("$PC" bundle import --json --from-containerd "$R/edge/layout:1" 2>/dev/null) &&

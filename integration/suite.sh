@@ -463,7 +463,7 @@ fi
 pgrep -af "containerd-shim-runc-v2.*$id" >/dev/null && ok "the runc shim serves the task" || not_ok "runc shim serves the task"
 pc_ctr tasks kill -s KILL "$id" >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do
-  pc_ctr tasks ls -q 2>/dev/null | grep -qx "$id" || break
+  grep -qx "$id" <<<"$(pc_ctr tasks ls -q 2>/dev/null)" || break
   pc_ctr tasks delete "$id" >/dev/null 2>&1 || true
   sleep 0.1
 done
