@@ -484,15 +484,8 @@ struct Verified {
 /// placed in the cache would block the start forever, a huge file would
 /// exhaust memory); the readers that follow refuse those with a reason.
 fn file_digest(path: &std::path::Path) -> Vec<u8> {
-    use std::io::Read;
-    const LIMIT: u64 = crate::cache::MAX_ENTRY_BYTES;
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() && m.len() <= LIMIT => {}
-        _ => return Vec::new(),
-    }
-    let mut bytes = Vec::new();
-    match std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes)) {
-        Ok(n) if n as u64 <= LIMIT => crate::digest::sha256_hex(&bytes).into_bytes(),
+    match crate::bundle::read_bounded(path, crate::cache::MAX_ENTRY_BYTES) {
+        Ok(Some(bytes)) => crate::digest::sha256_hex(&bytes).into_bytes(),
         _ => Vec::new(),
     }
 }
