@@ -7,7 +7,7 @@
 //!   cargo bench --bench gate            (full)
 //!   cargo bench --bench gate -- --test  (each once, as a check that they run)
 //!
-//! Fixtures: `tests/fixtures/provenance` and `../shared/testdata`.
+//! Fixtures: `tests/fixtures/provenance` and `tests/data`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -27,7 +27,7 @@ fn manifest_dir() -> PathBuf {
 }
 
 fn shared() -> PathBuf {
-    manifest_dir().join("../shared/testdata")
+    manifest_dir().join("tests/data")
 }
 
 fn d(n: u8) -> String {

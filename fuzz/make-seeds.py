@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regenerate fuzz/seeds/<target>/ from the repository's fixtures and
-../shared/testdata. The seeds are committed; run this only to refresh them.
+tests/data. The seeds are committed; run this only to refresh them.
 
     python3 fuzz/make-seeds.py      (from the repository root or fuzz/)
 """
@@ -13,7 +13,7 @@ import shutil
 
 FUZZ = os.path.dirname(os.path.abspath(__file__))
 MAIN = os.path.dirname(FUZZ)
-SHARED = os.path.join(os.path.dirname(MAIN), "shared", "testdata")
+SHARED = os.path.join(MAIN, "tests", "data")
 SEEDS = os.path.join(FUZZ, "seeds")
 BV = os.path.join(SHARED, "sigstore-conformance", "test", "assets", "bundle-verify")
 PROV = os.path.join(MAIN, "tests", "fixtures", "provenance")

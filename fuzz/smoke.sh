@@ -10,9 +10,8 @@
 # fuzz/artifacts/<target>/, logs in fuzz/target/smoke/<target>.log.
 #
 # Needs: rustup stable (cargo-fuzz's -Z flags are enabled with
-# RUSTC_BOOTSTRAP=1, no nightly needed), a C compiler, and the shared test
-# data beside the repository at ../shared (the bundle target reads the
-# Sigstore production trusted root from it).
+# RUSTC_BOOTSTRAP=1, no nightly needed), and a C compiler (the bundle target reads the
+# Sigstore production trusted root from tests/data).
 #
 # Environment: FUZZ_TARGETS="a b" runs a subset; FUZZ_TIMEOUT is libFuzzer's
 # per-input timeout in seconds (default 30); CARGO_BUILD_JOBS limits the build;
@@ -41,9 +40,9 @@ targets="${FUZZ_TARGETS:-$all_targets}"
 per_input_timeout="${FUZZ_TIMEOUT:-30}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 
-trust_root="$repo/../shared/testdata/trust-roots/production/trusted_root.json"
+trust_root="$repo/tests/data/trust-roots/production/trusted_root.json"
 if [ ! -f "$trust_root" ]; then
-    echo "smoke.sh: $trust_root is missing: check out shared/ beside the repository" >&2
+    echo "smoke.sh: $trust_root is missing: it is part of the repository (tests/data)" >&2
     exit 2
 fi
 

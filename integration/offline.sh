@@ -40,8 +40,7 @@ KEYS=$PC_WORK/keys
 A=$PC_WORK/state-a
 B=$PORTCULLIS_STATE_DIR
 RUNTIME=io.containerd.portcullis.v2
-TRUST_FIXTURE=$PC_REPO_ROOT/../shared/testdata/trust-roots/production/trusted_root.json
-[[ -f $TRUST_FIXTURE ]] || TRUST_FIXTURE=/work/shared/testdata/trust-roots/production/trusted_root.json
+TRUST_FIXTURE=$PC_REPO_ROOT/tests/data/trust-roots/production/trusted_root.json
 export CONTAINERD_ADDRESS=$PC_CONTAINERD_SOCK CONTAINERD_NAMESPACE=$PC_NS
 
 finish() {

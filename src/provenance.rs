@@ -1177,13 +1177,12 @@ mod tests {
 
     // ---- in-toto reference vectors -------------------------------------
 
-    /// `/work/shared/testdata/in-toto-vectors`, found beside the checkout (as
-    /// CI lays it out) or where `PORTCULLIS_INTOTO_VECTORS` says.
+    /// `tests/data/in-toto-vectors` in this repository, or where
+    /// `PORTCULLIS_INTOTO_VECTORS` says.
     fn vectors_dir() -> PathBuf {
         let candidates = [
             std::env::var_os("PORTCULLIS_INTOTO_VECTORS").map(PathBuf::from),
-            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/in-toto-vectors")),
-            Some(PathBuf::from("/work/shared/testdata/in-toto-vectors")),
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/in-toto-vectors")),
         ];
         candidates
             .into_iter()

@@ -838,15 +838,9 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 mod tests {
     use super::*;
 
-    /// `shared/testdata/trust-roots`, beside the checkout (as in CI) or at
-    /// its usual place.
+    /// The Sigstore trust roots in `tests/data/trust-roots`.
     fn shared_dir() -> PathBuf {
-        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/trust-roots");
-        if beside.is_dir() {
-            beside
-        } else {
-            PathBuf::from("/work/shared/testdata/trust-roots")
-        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trust-roots")
     }
 
     fn shared(instance: &str) -> PathBuf {

@@ -863,12 +863,12 @@ pub(crate) mod sigstore_tests {
     const ISSUER: &str = "https://token.actions.githubusercontent.com";
 
     pub(crate) fn shared() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
     }
 
     fn root() -> crate::bundle::TrustRoot {
         crate::bundle::TrustRoot::load(&shared().join("trust-roots/production/trusted_root.json"))
-            .expect("the shared production trust root (../shared/testdata) must be present")
+            .expect("the production trust root (tests/data) must be present")
     }
 
     /// Legacy annotations from a v0.1 conformance bundle (what cosign would

@@ -1,7 +1,7 @@
 //! The sigstore-conformance bundle-verify suite, run through the built
 //! `portcullis verify-bundle` exactly as the conformance harness would.
 //!
-//! Every case in `shared/testdata/sigstore-conformance/CASES.json` runs twice
+//! Every case in `tests/data/sigstore-conformance/CASES.json` runs twice
 //! (`argv_path_form` and `argv_digest_form`) from `test/assets`, offline: a
 //! case whose `trusted_root` is null gets `--trusted-root` with its
 //! `trusted_root_offline`. A case named `*_fail` must be refused (exit 1,
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const CASES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/testdata/sigstore-conformance/CASES.json"
+    "/tests/data/sigstore-conformance/CASES.json"
 );
 
 /// Exit code of a negative answer (`portcullis::cli::EXIT_NO`).
@@ -79,7 +79,7 @@ fn sigstore_conformance_bundle_verify() {
     let text = std::fs::read_to_string(CASES).unwrap_or_else(|e| {
         panic!(
             "cannot read the sigstore-conformance suite at {CASES}: {e}; \
-             it is required (shared/ must sit next to the repository), never skipped"
+             it is required (tests/data is part of the repository), never skipped"
         )
     });
     let doc: Value = serde_json::from_str(&text).expect("CASES.json is not JSON");

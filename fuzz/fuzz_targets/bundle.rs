@@ -19,7 +19,7 @@ use portcullis::cosign;
 
 const TRUSTED_ROOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/trust-roots/production/trusted_root.json"
+    "/../tests/data/trust-roots/production/trusted_root.json"
 );
 
 /// sha256 of the conformance suite's `a.txt`, which the seed bundles sign.

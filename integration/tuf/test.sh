@@ -13,8 +13,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 top=$(cd "$here/../.." && pwd -P)
 python=${PYTHON:-python3}
-shared=${PORTCULLIS_SHARED:-$top/../shared}/testdata/trust-roots
-[ -d "$shared" ] || shared=/work/shared/testdata/trust-roots
+shared=$top/tests/data/trust-roots
 
 "$here/install.sh" || { echo "not ok 1 - install python-tuf"; echo "0 passed, 1 failed"; exit 1; }
 if [ -z "${PORTCULLIS_BIN:-}" ]; then
