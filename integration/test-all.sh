@@ -14,6 +14,22 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Build outputs live in the machine's cache, not in the clone: a fresh clone
+# of the repository (as CI makes) then rebuilds only our own crates, never the
+# dependency tree (~5 min debug, ~9 min for the fuzz targets on 2 cores).
+# A `target` that already exists (a developer's checkout) is left alone;
+# PORTCULLIS_BUILD_CACHE=none builds inside the clone.
+BUILD_CACHE=${PORTCULLIS_BUILD_CACHE:-/var/cache/portcullis-build}
+if [[ $BUILD_CACHE != none ]]; then
+  for t in target fuzz/target; do
+    if [[ ! -e $t && ! -L $t ]]; then
+      mkdir -p "$BUILD_CACHE/${t//\//-}"
+      ln -s "$BUILD_CACHE/${t//\//-}" "$t"
+      echo "test-all: $t -> $BUILD_CACHE/${t//\//-} (the machine's build cache)"
+    fi
+  done
+fi
+
 echo "== set-up (Debian packages, journald)"
 bash "$HERE/setup.sh"
 bash "$HERE/attest/install.sh"
