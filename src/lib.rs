@@ -1,51 +1,60 @@
 //! Portcullis: a gate in front of containerd's runtime shim.
 //!
-//! The path of a container start, one module per step:
+//! # The start path, in eight steps
 //!
-//! 1. [`shim`] — the shim v2 command line; only `start` is gated.
+//! 1. [`gate::shim`] — the shim v2 command line; only `start` is gated.
 //! 2. [`containerd`] — container → image → target digest (and this
 //!    platform's manifest when the target is an index).
 //! 3. [`policy`] — which rule governs the image, in which mode.
-//! 4. [`cache`] — the node's signature artifacts, fetched ahead of time.
-//! 5. [`verify`] (with [`cosign`]) — does a rule's signer vouch for this digest?
-//!    Then [`attestation`] (with [`dsse`] and [`provenance`]) — does a signed
-//!    SLSA provenance meet the rule's `[rule.provenance]`?
-//!    Both run in a [`sandbox`]: a forked child without privileges.
-//! 6. [`gate`] — the verdict, fail-closed.
-//! 7. [`journal`] — one structured record per verdict, spooled if journald is away.
-//! 8. back in [`shim`] — `exec` the inner shim, or refuse with one line.
+//! 4. [`state::cache`] — the node's signature artifacts, fetched ahead of time.
+//! 5. [`verify`] (with [`formats::cosign`]) — does a rule's signer vouch for
+//!    this digest? Then [`verify::attestations`] (with [`formats::dsse`] and
+//!    [`formats::provenance`]) — does a signed SLSA provenance meet the rule's
+//!    `[rule.provenance]`? Both run in a [`gate::sandbox`]: a forked child
+//!    without privileges.
+//! 6. [`gate`] — the verdict, fail-closed ([`gate::decide`]).
+//! 7. [`gate::journal`] — one structured record per verdict, spooled if
+//!    journald is away.
+//! 8. back in [`gate::shim`] — `exec` the inner shim, or refuse with one line.
 //!
-//! The CLI ([`cli`]) reuses the same modules: `check` is steps 2–6 without
-//! the `exec`; `fetch` ([`fetch`]) fills the cache; `audit` ([`audit`]) reads
-//! the journal back; `sync` ([`sync`]) fetches as containerd pulls; `doctor`
-//! ([`doctor`]) checks the node's set-up; `bundle` ([`offline`]) carries a
-//! node's signatures to nodes with no registry access; `heartbeat`
-//! ([`heartbeat`]) states the gate's mode, policy and trust roots in the
-//! journal; `evidence` ([`evidence`]) turns all of it into an audit
-//! evidence pack.
+//! # Layers
+//!
+//! The crate is folders by layer; a module imports only from layers below its
+//! own (`tests/layering.rs` fails on an upward edge or a cycle):
+//!
+//! | layer | folder | owns |
+//! |---|---|---|
+//! | 0 | [`base`] | digests, image references, text helpers, the bounded reader, install-time names |
+//! | 1 | [`formats`] | untrusted bytes → typed values: cosign, DSSE, SLSA provenance, public keys |
+//! | 2 | [`state`] | the state directory: signature cache, trust root names |
+//! | 2 | [`containerd`] | the containerd client and the start path's lookups |
+//! | 3 | [`verify`] | trust roots, signers, signatures, attestations, the facts a verdict records |
+//! | 4 | [`policy`] | the policy file and rule selection |
+//! | 5 | [`gate`] | the start path: shim arguments, decide, verdict cache, sandbox, journal |
+//! | 6 | [`ops`] | operator tools: fetch, sync, doctor, heartbeat, audit, bundles, evidence, trust updates |
+//! | 7 | [`cli`] | the `portcullis` command line |
+//!
+//! Nothing under [`gate`] reaches [`ops`] or [`cli`]. The CLI reuses the same
+//! modules: `check` is steps 2–6 without the `exec`.
+//!
+//! The old flat paths (`portcullis::shim`, `portcullis::bundle`, …) remain as
+//! re-exports below, so callers keep compiling during the move.
 
-pub mod attestation;
-pub mod audit;
-pub mod bundle;
-pub mod cache;
+#![warn(missing_docs)]
+
+pub mod base;
 pub mod cli;
 pub mod containerd;
-pub mod cosign;
-pub mod digest;
-pub mod doctor;
-pub mod dsse;
-pub mod evidence;
-pub mod fetch;
+pub mod formats;
 pub mod gate;
-pub mod heartbeat;
-pub mod journal;
-pub mod offline;
+pub mod ops;
 pub mod policy;
-pub mod provenance;
-pub mod reference;
-pub mod sandbox;
-pub mod shim;
-pub mod sync;
-pub mod trust;
-pub mod verdict_cache;
+pub mod state;
 pub mod verify;
+
+pub use base::{digest, reference};
+pub use formats::{cosign, dsse, provenance};
+pub use gate::{journal, sandbox, shim, verdict_cache};
+pub use ops::{audit, doctor, evidence, fetch, heartbeat, offline, sync, trust};
+pub use state::cache;
+pub use verify::{attestations as attestation, sigstore as bundle};

@@ -33,7 +33,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::verify::LoadedSigner;
+use crate::formats::keys::LoadedSigner;
 
 /// Media type of a DSSE envelope (as an OCI layer or referrer artifact).
 pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";

@@ -9,132 +9,37 @@
 //! digest or this platform's manifest digest). A signature made for another
 //! digest never counts.
 
-use std::path::{Path, PathBuf};
-
-use sigstore_verify::crypto::{KeyAlgorithm, SigningScheme, VerificationKey};
-use sigstore_verify::types::{DerPublicKey, SignatureBytes};
+use std::path::PathBuf;
 
 use crate::cache::{Entry, StateDir};
 use crate::cosign;
 use crate::digest::short;
-use crate::policy::{Keyless, Signer};
-
-/// Largest public key file accepted, in bytes.
-pub const MAX_KEY_BYTES: u64 = 64 * 1024;
+use crate::verify::signer::{Keyless, Signer};
 
 /// Errors loading a signer.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The key file could not be read.
-    #[error("cannot read signer key {path}: {source}")]
-    KeyRead {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The key file is not a usable public key.
-    #[error("signer key {path} is not a usable public key: {why}")]
-    KeyInvalid {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
+    /// The key file could not be read, or is not a usable public key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The cache could not be read.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
 }
 
-/// A signer ready to verify: its key parsed once.
-#[derive(Clone)]
-pub struct LoadedSigner {
-    /// How verdicts name it (`key:/path (sha256:… fingerprint)`).
-    pub id: String,
-    keys: std::sync::Arc<Vec<VerificationKey>>,
-}
-
-impl std::fmt::Debug for LoadedSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedSigner")
-            .field("id", &self.id)
-            .finish()
-    }
-}
+pub use crate::formats::keys::{KeyError, LoadedSigner, MAX_KEY_BYTES};
 
 impl LoadedSigner {
     /// Load a key signer. Keyless signers are checked from Sigstore
     /// material instead (see [`crate::gate`]); asking for one here is an error.
     pub fn load(signer: &Signer) -> Result<Self, VerifyError> {
         match signer {
-            Signer::Key { path, .. } => Self::from_key_file(path),
-            Signer::Keyless(k) => Err(VerifyError::KeyInvalid {
+            Signer::Key { path, .. } => Self::from_key_file(path).map_err(Into::into),
+            Signer::Keyless(k) => Err(KeyError::KeyInvalid {
                 path: PathBuf::from(format!("keyless:{}@{}", k.subject, k.issuer)),
                 why: "keyless identities are not verifiable by this version at container start; use a key signer".into(),
-            }),
+            }.into()),
         }
-    }
-
-    /// Load a PEM public key file.
-    pub fn from_key_file(path: &Path) -> Result<Self, VerifyError> {
-        let read = |source| VerifyError::KeyRead {
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(read)?;
-        if meta.len() > MAX_KEY_BYTES {
-            return Err(VerifyError::KeyInvalid {
-                path: path.to_path_buf(),
-                why: format!("{} bytes is too large for a public key", meta.len()),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        Self::from_pem(&text, &path.display().to_string()).map_err(|why| VerifyError::KeyInvalid {
-            path: path.to_path_buf(),
-            why,
-        })
-    }
-
-    /// Parse a PEM `PUBLIC KEY` (SubjectPublicKeyInfo); `label` names it.
-    pub fn from_pem(text: &str, label: &str) -> Result<Self, String> {
-        let der = DerPublicKey::from_pem(text.trim()).map_err(|e| e.to_string())?;
-        let algorithm = KeyAlgorithm::from_spki(&der).map_err(|e| e.to_string())?;
-        // cosign signs with SHA-256 for every ECDSA curve; sigstore's default
-        // for P-384 is SHA-384. Accept both for P-384.
-        let schemes: &[SigningScheme] = match algorithm {
-            KeyAlgorithm::EcdsaP256 => &[SigningScheme::EcdsaP256Sha256],
-            KeyAlgorithm::EcdsaP384 => &[
-                SigningScheme::EcdsaP384Sha256,
-                SigningScheme::EcdsaP384Sha384,
-            ],
-            KeyAlgorithm::Ed25519 => &[SigningScheme::Ed25519],
-            KeyAlgorithm::Rsa => &[SigningScheme::RsaPkcs1Sha256, SigningScheme::RsaPssSha256],
-            other => {
-                return Err(format!(
-                    "key algorithm {other:?} is not supported for cosign signatures"
-                ))
-            }
-        };
-        let keys = schemes
-            .iter()
-            .map(|s| VerificationKey::from_spki_with_scheme(&der, *s).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let fingerprint = crate::digest::sha256_prefixed(der.as_bytes());
-        Ok(Self {
-            id: format!("key:{label} ({fingerprint})"),
-            keys: std::sync::Arc::new(keys),
-        })
-    }
-
-    fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
-        let sig = SignatureBytes::from_bytes(signature);
-        self.keys.iter().any(|k| k.verify(payload, &sig).is_ok())
-    }
-
-    /// Does `signature` verify over exactly `message` with this signer's key?
-    /// No payload format is assumed (DSSE passes its PAE bytes here).
-    pub fn verifies_raw(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.verifies(message, signature)
     }
 }
 
@@ -662,7 +567,7 @@ pub const ARTIFACT_KIND: &str = crate::cache::kind::COSIGN_SIGNATURE;
 mod tests {
     use super::*;
     use crate::cache::{Artifact, Layer, ENTRY_FORMAT};
-    use sigstore_verify::crypto::KeyPair;
+    use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
     use std::collections::BTreeMap;
 
     fn d(n: u8) -> String {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::StateDir;
-use crate::gate::ProvenanceSummary;
+use crate::verify::facts::ProvenanceSummary;
 use crate::verify::SigstoreFacts;
 
 /// How long a cached pass lives at most.

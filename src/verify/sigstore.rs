@@ -18,21 +18,22 @@
 //! - every transparency-log entry must name a log listed in the trusted
 //!   root, so the log ID reported in a verdict is one the operator trusts.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Serialize;
 use sigstore_verify::trust_root::TrustedRoot;
-use sigstore_verify::types::{Bundle, DerPublicKey, KindVersion, MediaType, Sha256Hash};
+use sigstore_verify::types::{Bundle, KindVersion, MediaType, Sha256Hash};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 
 /// Largest `trusted_root.json` accepted, in bytes.
 pub const MAX_TRUST_ROOT_BYTES: u64 = 1024 * 1024;
 /// Largest bundle accepted, in bytes.
 pub const MAX_BUNDLE_BYTES: u64 = 8 * 1024 * 1024;
-/// The cached trusted root, relative to the state directory.
-pub const CACHED_TRUST_ROOT: &str = "trust/trusted_root.json";
+pub use crate::state::trust_names::CACHED_TRUST_ROOT;
+
+pub(crate) use crate::base::fsio::read_bounded;
+pub(crate) use crate::base::text::{hex, one_line};
 /// Trusted-root media types this version reads (protobuf-specs: the v0.2
 /// name, and the v0.1 name clients must still accept).
 pub const TRUST_ROOT_MEDIA_TYPES: &[&str] = &[
@@ -287,7 +288,7 @@ pub enum Expectation {
     },
     /// A policy's keyless signer: issuer and subject matchers (exact or
     /// anchored regular expressions) and Fulcio extension claims.
-    Keyless(Box<crate::policy::Keyless>),
+    Keyless(Box<crate::verify::signer::Keyless>),
 }
 
 /// Where a verified signing time comes from.
@@ -455,7 +456,14 @@ pub fn verify_bundle(
             (r, SignerInfo::Certificate { subject, issuer })
         }
         Expectation::Key { pem_path } => {
-            let key = load_key(pem_path)?;
+            let key = crate::formats::keys::load_der(pem_path).map_err(|e| match e {
+                crate::formats::keys::KeyError::KeyRead { path, source } => {
+                    BundleError::KeyRead { path, source }
+                }
+                crate::formats::keys::KeyError::KeyInvalid { path, why } => {
+                    BundleError::KeyInvalid { path, why }
+                }
+            })?;
             let signer = SignerInfo::Key {
                 fingerprint: crate::digest::sha256_prefixed(key.as_bytes()),
             };
@@ -494,7 +502,7 @@ pub fn verify_bundle(
 }
 
 /// A Fulcio extension claim by its policy name (see
-/// [`crate::policy::FULCIO_EXTENSIONS`]).
+/// [`crate::verify::signer::FULCIO_EXTENSIONS`]).
 pub fn fulcio_claim<'c>(
     c: &'c sigstore_verify::crypto::x509::FulcioCiClaims,
     name: &str,
@@ -584,57 +592,6 @@ fn attribute_times(bundle: &Bundle, verified: &[jiff::Timestamp]) -> Vec<Verifie
         time,
     }));
     out
-}
-
-fn load_key(path: &Path) -> Result<DerPublicKey, BundleError> {
-    let text = read_bounded(path, crate::verify::MAX_KEY_BYTES)
-        .map_err(|source| BundleError::KeyRead {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .ok_or_else(|| BundleError::KeyInvalid {
-            path: path.to_path_buf(),
-            why: "too large for a public key".into(),
-        })?;
-    let invalid = |why: String| BundleError::KeyInvalid {
-        path: path.to_path_buf(),
-        why: one_line(&why),
-    };
-    let text = String::from_utf8(text).map_err(|_| invalid("not UTF-8 text".into()))?;
-    let der = DerPublicKey::from_pem(text.trim()).map_err(|e| invalid(e.to_string()))?;
-    // Refuse here what is not a key at all, so the error names the key file.
-    sigstore_verify::crypto::KeyAlgorithm::from_spki(&der).map_err(|e| invalid(e.to_string()))?;
-    Ok(der)
-}
-
-/// Read at most `max` bytes of `path`; `None` when the file is larger.
-/// Only a regular file is read: the open is non-blocking, so a FIFO placed
-/// where a file was expected is refused at once instead of blocking until a
-/// writer appears (the flag does nothing to a regular file's reads).
-pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut buf = Vec::new();
-    file.take(max + 1).read_to_end(&mut buf)?;
-    Ok((buf.len() as u64 <= max).then_some(buf))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Collapse a message onto one line.
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -830,7 +787,7 @@ mod claim_tests {
     #[test]
     fn every_policy_extension_name_reads_a_claim() {
         let mut c = sigstore_verify::crypto::x509::FulcioCiClaims::default();
-        for name in crate::policy::FULCIO_EXTENSIONS {
+        for name in crate::verify::signer::FULCIO_EXTENSIONS {
             assert_eq!(super::fulcio_claim(&c, name), None, "{name}");
         }
         c.build_signer_uri = Some("a".into());

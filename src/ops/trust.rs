@@ -34,19 +34,16 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use sigstore_trust_root::{TrustedRoot, TufConfig};
 
-use crate::bundle::{self, hex, one_line, TrustRoot, MAX_TRUST_ROOT_BYTES};
+use crate::bundle::{hex, one_line, TrustRoot, MAX_TRUST_ROOT_BYTES};
 use crate::cache::StateDir;
+pub use crate::state::trust_names::{
+    root_path, tuf_cache_dir, NameError, RootName, DEFAULT, MAX_NAME_LEN, ROOT_FILE,
+};
 
 /// The name of Sigstore's public-good instance's root.
 pub const PUBLIC_GOOD: &str = "public-good";
 /// The name of Sigstore's staging instance's root.
 pub const STAGING: &str = "staging";
-/// The name that stands for the default root ([`crate::bundle::CACHED_TRUST_ROOT`]).
-pub const DEFAULT: &str = "default";
-/// The file name of every root.
-pub const ROOT_FILE: &str = "trusted_root.json";
-/// The longest root name accepted.
-pub const MAX_NAME_LEN: usize = 63;
 /// How long one `update` may take, network included.
 pub const UPDATE_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -55,13 +52,8 @@ pub const UPDATE_TIMEOUT: Duration = Duration::from_secs(180);
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     /// A root name that is not `[a-z0-9-]+` or is reserved.
-    #[error("trust root name {name:?} is invalid: {why}; use 1-{MAX_NAME_LEN} lowercase letters, digits and '-'")]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// What is wrong.
-        why: &'static str,
-    },
+    #[error(transparent)]
+    Name(#[from] NameError),
     /// Nothing is cached under this name.
     #[error("no trust root {name:?} cached at {}; run `portcullis trust update{}` (or `portcullis trust import{} FILE` offline)", path.display(), name_flag(name), name_flag(name))]
     NotCached {
@@ -179,87 +171,6 @@ fn name_flag(name: &str) -> String {
     } else {
         format!(" --name {name}")
     }
-}
-
-/// A trust root's name: `default` (the root rules use when they name none),
-/// `public-good`, `staging`, or an operator name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct RootName(String);
-
-impl RootName {
-    /// Validate a name: 1 to [`MAX_NAME_LEN`] of `[a-z0-9-]`, starting with a
-    /// letter or digit; `tuf` is reserved (the TUF cache directory).
-    pub fn parse(name: &str) -> Result<Self, TrustError> {
-        let invalid = |why| TrustError::InvalidName {
-            name: name.to_string(),
-            why,
-        };
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(invalid("wrong length"));
-        }
-        if !name
-            .bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
-        {
-            return Err(invalid("it has a character other than [a-z0-9-]"));
-        }
-        if name.starts_with('-') {
-            return Err(invalid("it starts with '-'"));
-        }
-        if name == "tuf" {
-            return Err(invalid("\"tuf\" is reserved for the TUF metadata cache"));
-        }
-        Ok(Self(name.to_string()))
-    }
-
-    /// The name as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether this is the default root.
-    pub fn is_default(&self) -> bool {
-        self.0 == DEFAULT
-    }
-}
-
-impl Default for RootName {
-    fn default() -> Self {
-        Self(DEFAULT.to_string())
-    }
-}
-
-impl std::fmt::Display for RootName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::str::FromStr for RootName {
-    type Err = TrustError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// Where a root is cached: [`crate::bundle::CACHED_TRUST_ROOT`] for the
-/// default, `trust/<name>/trusted_root.json` otherwise.
-pub fn root_path(state: &StateDir, name: &RootName) -> PathBuf {
-    if name.is_default() {
-        state.root().join(bundle::CACHED_TRUST_ROOT)
-    } else {
-        state
-            .root()
-            .join("trust")
-            .join(name.as_str())
-            .join(ROOT_FILE)
-    }
-}
-
-/// The TUF metadata cache of a root: `trust/tuf/<name>/`.
-pub fn tuf_cache_dir(state: &StateDir, name: &RootName) -> PathBuf {
-    state.root().join("trust").join("tuf").join(name.as_str())
 }
 
 /// Load a cached root for verification. Reads one file; no network.
@@ -870,14 +781,14 @@ mod tests {
             &"a".repeat(MAX_NAME_LEN + 1),
         ] {
             let err = RootName::parse(bad).unwrap_err();
-            assert!(matches!(err, TrustError::InvalidName { .. }), "{bad:?}");
+            assert!(matches!(err, NameError::InvalidName { .. }), "{bad:?}");
             assert!(err.to_string().contains("lowercase letters"), "{err}");
         }
         assert!(RootName::default().is_default());
         let s = StateDir::new("/s");
         assert_eq!(
             root_path(&s, &RootName::default()),
-            Path::new("/s").join(bundle::CACHED_TRUST_ROOT)
+            Path::new("/s").join(crate::bundle::CACHED_TRUST_ROOT)
         );
         assert_eq!(
             root_path(&s, &name("staging")),

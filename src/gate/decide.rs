@@ -18,6 +18,8 @@ use crate::cache::StateDir;
 use crate::containerd::{ImageTarget, LookupError};
 use crate::policy::{Action, DefaultAction, Mode, Policy, PolicyError, Selection, DEFAULT_SHIM};
 use crate::reference::ImageRef;
+pub use crate::state::trust_names::trust_root_path;
+pub use crate::verify::facts::ProvenanceSummary;
 use crate::verify::{self, Rejection};
 
 /// What happens to the start.
@@ -156,25 +158,6 @@ impl Decision {
     }
 }
 
-/// The provenance facts a verdict records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ProvenanceSummary {
-    /// The builder ID.
-    pub builder: String,
-    /// The source repository, if derivable.
-    pub source: Option<String>,
-    /// The source ref, if derivable.
-    pub source_ref: Option<String>,
-    /// The build type.
-    pub build_type: String,
-    /// The predicate type.
-    pub predicate_type: String,
-    /// `sha256:` of the verified statement.
-    pub statement_digest: String,
-    /// Who signed the attestation.
-    pub signer: String,
-}
-
 /// What the shim (or `check`) is deciding about.
 #[derive(Debug, Clone)]
 pub struct Subject {
@@ -302,25 +285,6 @@ fn evaluate(
                 Action::Verify => verify_rule(policy, rule, target, &image, state, d),
             }
         }
-    }
-}
-
-/// Where a rule's trust root lives: the node's default, a named root under
-/// `trust/<name>/`, or a file the policy names.
-pub fn trust_root_path(state: &StateDir, named: Option<&str>) -> std::path::PathBuf {
-    match named {
-        None => crate::trust::root_path(state, &crate::trust::RootName::default()),
-        Some(n) if n.starts_with('/') => std::path::PathBuf::from(n),
-        Some(n) => match crate::trust::RootName::parse(n) {
-            Ok(name) => crate::trust::root_path(state, &name),
-            // Validated by the policy parser; a name it let through but the
-            // trust module refuses cannot name a file we would trust.
-            Err(_) => state
-                .root()
-                .join("trust")
-                .join("invalid-name")
-                .join("trusted_root.json"),
-        },
     }
 }
 

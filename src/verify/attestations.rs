@@ -17,8 +17,8 @@ use std::time::Duration;
 use crate::cache::{kind, Entry};
 use crate::digest::short;
 use crate::dsse::Envelope;
-use crate::policy::ProvenancePolicy;
 use crate::provenance::{self, Pattern, Provenance, Requirement};
+use crate::verify::signer::ProvenancePolicy;
 use crate::verify::{LoadedSigner, RuleSigners, TrustProvider};
 
 /// Media type of DSSE envelope layers.

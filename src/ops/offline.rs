@@ -1310,9 +1310,9 @@ fn referrer_bundles(index: &[u8]) -> Vec<String> {
                 .filter(|m| {
                     m.artifact_type
                         .as_deref()
-                        .is_some_and(|t| crate::fetch::BUNDLE_MEDIA_TYPES.contains(&t))
+                        .is_some_and(|t| crate::formats::referrers::BUNDLE_MEDIA_TYPES.contains(&t))
                 })
-                .take(crate::fetch::MAX_REFERRERS)
+                .take(crate::formats::referrers::MAX_REFERRERS)
                 .map(|m| m.digest)
                 .collect()
         })

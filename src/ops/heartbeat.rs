@@ -14,16 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::cache::StateDir;
 use crate::journal::{message_id, Record, IDENTIFIER};
-use crate::policy::{Action, Policy};
-
-/// Directory (under the state directory) of archived policy versions.
-pub const POLICY_ARCHIVE: &str = "policies";
-/// Directory (under the state directory) of archived trust roots.
-pub const TRUST_ARCHIVE: &str = "trust-roots";
 
 /// Errors archiving what the gate uses.
 #[derive(Debug, thiserror::Error)]
@@ -42,123 +34,10 @@ pub enum HeartbeatError {
     },
 }
 
-/// One rule's enforcement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleState {
-    /// The rule's name.
-    pub name: String,
-    /// verify, allow or deny.
-    pub action: String,
-    /// The mode that applies to it (its own or the policy's).
-    pub mode: String,
-}
-
-/// A trust root a rule uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrustRootState {
-    /// The file.
-    pub path: String,
-    /// `sha256:` of its bytes, `None` when it cannot be read.
-    pub digest: Option<String>,
-    /// The rules that use it.
-    pub rules: Vec<String>,
-}
-
-/// What the gate enforces now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GateState {
-    /// The global mode (`enforce` also when the policy is unusable: every start is refused).
-    pub mode: String,
-    /// The policy file.
-    pub policy_path: String,
-    /// `sha256:` of the policy file, when it could be read.
-    pub policy_digest: Option<String>,
-    /// Why the policy is unusable, if it is.
-    pub policy_error: Option<String>,
-    /// Each rule.
-    pub rules: Vec<RuleState>,
-    /// The trust roots of `verify` rules.
-    pub trust_roots: Vec<TrustRootState>,
-    /// This version of Portcullis.
-    pub version: String,
-}
+pub use crate::policy::summary::{GateState, RuleState, TrustRootState};
+pub use crate::state::archive::{archived, store, POLICY_ARCHIVE, TRUST_ARCHIVE};
 
 impl GateState {
-    /// Observe the gate's configuration: the policy at `policy_path`, the
-    /// trust roots its rules name under `state`.
-    pub fn observe(policy_path: &Path, state: &StateDir) -> GateState {
-        match Policy::load(policy_path) {
-            Ok(p) => Self::of(&p, state),
-            Err(e) => GateState {
-                mode: "enforce".into(),
-                policy_path: policy_path.display().to_string(),
-                policy_digest: std::fs::read(policy_path)
-                    .ok()
-                    .map(|b| crate::digest::sha256_prefixed(&b)),
-                policy_error: Some(e.to_string()),
-                rules: Vec::new(),
-                trust_roots: Vec::new(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        }
-    }
-
-    /// The state of a loaded policy.
-    pub fn of(p: &Policy, state: &StateDir) -> GateState {
-        let mut rules = Vec::new();
-        let mut roots: Vec<TrustRootState> = Vec::new();
-        for r in &p.rules {
-            let action = match r.action {
-                Action::Verify => "verify",
-                Action::Allow => "allow",
-                Action::Deny => "deny",
-            };
-            rules.push(RuleState {
-                name: r.name.clone(),
-                action: action.into(),
-                mode: r.mode.unwrap_or(p.mode).as_str().into(),
-            });
-            if r.action != Action::Verify {
-                continue;
-            }
-            let path = crate::gate::trust_root_path(state, r.trust_root.as_deref());
-            let shown = path.display().to_string();
-            match roots.iter_mut().find(|t| t.path == shown) {
-                Some(t) => t.rules.push(r.name.clone()),
-                None => roots.push(TrustRootState {
-                    digest: std::fs::read(&path)
-                        .ok()
-                        .map(|b| crate::digest::sha256_prefixed(&b)),
-                    path: shown,
-                    rules: vec![r.name.clone()],
-                }),
-            }
-        }
-        GateState {
-            mode: p.mode.as_str().into(),
-            policy_path: p.path.display().to_string(),
-            policy_digest: Some(p.digest.clone()),
-            policy_error: None,
-            rules,
-            trust_roots: roots,
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-
-    /// Is every start subject to enforcement (global and every rule's mode enforce)?
-    pub fn enforcing(&self) -> bool {
-        self.mode == "enforce" && self.rules.iter().all(|r| r.mode == "enforce")
-    }
-
-    /// `name=mode` for each rule, comma-separated.
-    pub fn rule_modes(&self) -> String {
-        self.rules
-            .iter()
-            .map(|r| format!("{}={}", r.name, r.mode))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// The heartbeat record.
     pub fn record(&self) -> Record {
         let digest = self.policy_digest.as_deref().unwrap_or("unreadable");
@@ -248,32 +127,10 @@ pub fn archive(gs: &GateState, state: &StateDir) -> Result<Vec<PathBuf>, Heartbe
     Ok(written)
 }
 
-/// Where the archived copy of `digest` (`sha256:<hex>`) lives.
-pub fn archived(state: &StateDir, dir: &str, digest: &str, ext: &str) -> Option<PathBuf> {
-    let hex = crate::digest::sha256_hex_of(digest).ok()?;
-    Some(state.root().join(dir).join(format!("sha256-{hex}.{ext}")))
-}
-
-/// Write `bytes` as `dir/sha256-<hex>.<ext>` unless present; `Some(path)` when written.
-pub fn store(dir: &Path, bytes: &[u8], ext: &str) -> std::io::Result<Option<PathBuf>> {
-    let path = dir.join(format!("sha256-{}.{ext}", crate::digest::sha256_hex(bytes)));
-    if path.exists() {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    match tmp.persist_noclobber(&path) {
-        Ok(_) => Ok(Some(path)),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
-        Err(e) => Err(e.error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
 
     fn policy(text: &str, dir: &Path) -> Policy {
         Policy::parse(text, &dir.join("policy.toml")).unwrap()

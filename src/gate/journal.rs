@@ -19,6 +19,8 @@ use crate::gate::{Decision, Kind};
 
 /// `SYSLOG_IDENTIFIER` of every record.
 pub const IDENTIFIER: &str = "portcullis";
+/// `SYSLOG_IDENTIFIER` of the records of `portcullis sync`.
+pub const SYNC_IDENTIFIER: &str = "portcullis-sync";
 
 /// `MESSAGE_ID`s, one per kind of verdict (stable: catalog entries and
 /// queries depend on them).
@@ -476,7 +478,7 @@ mod catalog_tests {
 
     #[test]
     fn every_message_id_has_a_catalog_entry() {
-        let catalog = include_str!("../systemd/portcullis.catalog");
+        let catalog = include_str!("../../systemd/portcullis.catalog");
         for id in [
             VERIFIED,
             EXEMPT,

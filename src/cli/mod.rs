@@ -106,6 +106,8 @@ pub struct CheckArgs {
     /// Decide for an existing container instead, exactly as its start would be.
     #[arg(long, conflicts_with = "image")]
     pub container: Option<String>,
+    // The containerd connection (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub containerd: ContainerdArgs,
     /// Policy file.
@@ -1014,6 +1016,8 @@ pub enum BundleCommand {
         /// Also carry the trust root(s) the images' rules use (the importer must accept it by digest).
         #[arg(long)]
         with_trust_root: bool,
+        // The containerd connection (a plain comment: clap reads doc comments).
+        #[allow(missing_docs)]
         #[command(flatten)]
         containerd: ContainerdArgs,
         /// Policy file (selects the rules whose trust roots --with-trust-root carries).
@@ -1037,6 +1041,8 @@ pub enum BundleCommand {
         /// Install the bundled trust root whose digest this is (sha256:…, as `bundle export` printed it); without it a bundled root is never installed.
         #[arg(long, value_name = "SHA256")]
         accept_trust_root: Option<String>,
+        // The containerd connection (a plain comment: clap reads doc comments).
+        #[allow(missing_docs)]
         #[command(flatten)]
         containerd: ContainerdArgs,
         /// Policy file (its rules' signers verify every item).

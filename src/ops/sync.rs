@@ -36,8 +36,7 @@ use crate::cache::StateDir;
 use crate::fetch::{FetchOptions, FetchReport};
 use crate::journal::{Record, Sink};
 
-/// `SYSLOG_IDENTIFIER` of the records of `portcullis sync`.
-pub const IDENTIFIER: &str = "portcullis-sync";
+pub use crate::journal::SYNC_IDENTIFIER as IDENTIFIER;
 
 /// The event filter subscribed to (containerd's filter syntax).
 pub const IMAGE_FILTER: &str = "topic~=\"/images/\"";
@@ -208,7 +207,7 @@ pub struct StartedTask {
 /// The journal record of a task start.
 pub fn task_record(t: &StartedTask) -> Record {
     let runtime = t.runtime.as_deref().unwrap_or("unknown");
-    let gated = runtime == crate::doctor::RUNTIME_TYPE;
+    let gated = runtime == crate::base::names::RUNTIME_TYPE;
     let mut fields = vec![
         (
             "MESSAGE_ID".to_string(),
@@ -768,7 +767,7 @@ mod tests {
         );
         assert!(r.message.contains("not through the Portcullis gate"));
         let r = task_record(&StartedTask {
-            runtime: Some(crate::doctor::RUNTIME_TYPE.into()),
+            runtime: Some(crate::base::names::RUNTIME_TYPE.into()),
             ..t
         });
         assert_eq!(r.field("PORTCULLIS_GATED"), Some("true"));
@@ -875,7 +874,7 @@ mod tests {
 
     #[test]
     fn catalog_has_the_sync_message_id() {
-        let catalog = include_str!("../systemd/portcullis.catalog");
+        let catalog = include_str!("../../systemd/portcullis.catalog");
         assert!(catalog.contains(&format!("-- {}\n", message_id::FETCH_FAILED)));
     }
 }

@@ -960,7 +960,7 @@ pub fn find_gaps(
         let ns = t.s("PORTCULLIS_NAMESPACE");
         let id = t.s("PORTCULLIS_CONTAINER_ID");
         let runtime = t.s("PORTCULLIS_RUNTIME");
-        let gated = runtime == crate::doctor::RUNTIME_TYPE;
+        let gated = runtime == crate::base::names::RUNTIME_TYPE;
         if gated && judged.contains(&(ns.as_str(), id.as_str())) {
             continue;
         }
@@ -969,7 +969,7 @@ pub fn find_gaps(
         } else {
             format!(
                 "containerd started the task under runtime {runtime}, not {}; nothing verified it (image and runtime from the {})",
-                crate::doctor::RUNTIME_TYPE,
+                crate::base::names::RUNTIME_TYPE,
                 t.s("PORTCULLIS_SOURCE")
             )
         };
@@ -985,7 +985,7 @@ pub fn find_gaps(
         });
     }
     for c in containers {
-        if c.runtime == crate::doctor::RUNTIME_TYPE {
+        if c.runtime == crate::base::names::RUNTIME_TYPE {
             continue;
         }
         let Some(created) = c.created_at.filter(|t| period.contains(*t)) else {
@@ -1745,7 +1745,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
             format!("--since={}", secs(period.from)),
             format!("--until={}", secs(until)),
             format!("SYSLOG_IDENTIFIER={}", crate::journal::IDENTIFIER),
-            format!("SYSLOG_IDENTIFIER={}", crate::sync::IDENTIFIER),
+            format!("SYSLOG_IDENTIFIER={}", crate::journal::SYNC_IDENTIFIER),
             "_UID=0".into(),
         ],
         jd,
@@ -1847,9 +1847,9 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
             v.missing = Some("the recorded digest is malformed".into());
             continue;
         };
-        let archived = crate::heartbeat::archived(
+        let archived = crate::state::archive::archived(
             &o.state,
-            crate::heartbeat::POLICY_ARCHIVE,
+            crate::state::archive::POLICY_ARCHIVE,
             &v.digest,
             "toml",
         )
@@ -1875,7 +1875,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
                 v.missing = Some(format!(
                     "no copy in {}/{} and {} has other content; run portcullis-heartbeat.timer so every version is archived",
                     o.state.root().display(),
-                    crate::heartbeat::POLICY_ARCHIVE,
+                    crate::state::archive::POLICY_ARCHIVE,
                     o.policy.display()
                 ))
             }
@@ -1954,16 +1954,20 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         let Some(hex) = rel_hex(&d).map(str::to_string) else {
             continue;
         };
-        let bytes =
-            crate::heartbeat::archived(&o.state, crate::heartbeat::TRUST_ARCHIVE, &d, "json")
-                .and_then(|p| std::fs::read(p).ok())
-                .filter(|b| crate::digest::sha256_prefixed(b) == d)
-                .or_else(|| {
-                    candidates
-                        .iter()
-                        .filter_map(|c| std::fs::read(c).ok())
-                        .find(|b| crate::digest::sha256_prefixed(b) == d)
-                });
+        let bytes = crate::state::archive::archived(
+            &o.state,
+            crate::state::archive::TRUST_ARCHIVE,
+            &d,
+            "json",
+        )
+        .and_then(|p| std::fs::read(p).ok())
+        .filter(|b| crate::digest::sha256_prefixed(b) == d)
+        .or_else(|| {
+            candidates
+                .iter()
+                .filter_map(|c| std::fs::read(c).ok())
+                .find(|b| crate::digest::sha256_prefixed(b) == d)
+        });
         trust_roots.push(match bytes {
             Some(b) => {
                 let rel = format!("trust/sha256-{hex}.json");

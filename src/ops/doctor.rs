@@ -24,8 +24,7 @@ use serde::Serialize;
 use crate::cache::StateDir;
 use crate::policy::{Policy, Signer};
 
-/// The runtime type the shim answers to.
-pub const RUNTIME_TYPE: &str = "io.containerd.portcullis.v2";
+pub use crate::base::names::RUNTIME_TYPE;
 /// The service that keeps the cache filled.
 pub const SYNC_UNIT: &str = "portcullis-sync.service";
 /// journald's native protocol socket.
@@ -162,7 +161,7 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
     };
     checks.push(trust_check(age, &path, policy.as_ref()));
     if let Some(p) = &policy {
-        checks.push(enforcement_check(&crate::heartbeat::GateState::of(
+        checks.push(enforcement_check(&crate::policy::summary::GateState::of(
             p, &state,
         )));
     }
@@ -441,7 +440,7 @@ pub fn policy_check(path: &Path) -> (Check, Option<Policy>) {
 
 /// The `enforcement` check: the mode, policy digest and trust-root digests
 /// in force (the heartbeat's statement); warns when not every rule enforces.
-pub fn enforcement_check(gs: &crate::heartbeat::GateState) -> Check {
+pub fn enforcement_check(gs: &crate::policy::summary::GateState) -> Check {
     let roots = gs
         .trust_roots
         .iter()
@@ -790,12 +789,12 @@ version = 3
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
         let p = policy("mode = \"audit\"\ndefault = \"allow\"\n");
-        let c = enforcement_check(&crate::heartbeat::GateState::of(&p, &state));
+        let c = enforcement_check(&crate::policy::summary::GateState::of(&p, &state));
         assert_eq!(c.status, Status::Warn);
         assert!(c.detail.contains(&p.digest), "{}", c.detail);
         assert!(c.detail.starts_with("mode audit"), "{}", c.detail);
         let p = policy("mode = \"enforce\"\ndefault = \"deny\"\n");
-        let c = enforcement_check(&crate::heartbeat::GateState::of(&p, &state));
+        let c = enforcement_check(&crate::policy::summary::GateState::of(&p, &state));
         assert_eq!(c.status, Status::Ok);
     }
 

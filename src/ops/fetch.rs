@@ -30,8 +30,6 @@ use crate::reference::ImageRef;
 pub const MAX_LAYER_BYTES: i64 = cosign::MAX_PAYLOAD_BYTES as i64;
 /// Largest attestation or bundle layer downloaded, in bytes.
 pub const MAX_ATTESTATION_BYTES: i64 = 4 * 1024 * 1024;
-/// Most referrers examined per digest.
-pub const MAX_REFERRERS: usize = 64;
 /// Longest wait to connect to the registry.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest wait for the next bytes of a registry response.
@@ -41,13 +39,7 @@ pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// fetch (or `portcullis sync`) forever.
 pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Media types of Sigstore bundles (both spellings, v0.1 to v0.3).
-pub const BUNDLE_MEDIA_TYPES: &[&str] = &[
-    "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    "application/vnd.dev.sigstore.bundle+json;version=0.2",
-    "application/vnd.dev.sigstore.bundle+json;version=0.3",
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-];
+pub use crate::formats::referrers::{BUNDLE_MEDIA_TYPES, MAX_REFERRERS};
 
 /// Errors fetching.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,8 @@
+//! Layer 0: helpers that import nothing from the crate — digests, image
+//! references, text helpers, the one bounded file reader, install-time names.
+
+pub mod digest;
+pub mod fsio;
+pub mod names;
+pub mod reference;
+pub mod text;

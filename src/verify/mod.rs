@@ -1,0 +1,12 @@
+//! Layer 3: trust establishment, then signer match. Sigstore bundles and
+//! trust roots ([`sigstore`]), signer types ([`signer`]), cosign signatures
+//! ([`signatures`], re-exported here), attestations ([`attestations`]) and the
+//! facts a verdict records ([`facts`]).
+
+pub mod attestations;
+pub mod facts;
+pub mod signatures;
+pub mod signer;
+pub mod sigstore;
+
+pub use signatures::*;
