@@ -1,25 +1,253 @@
-//! The one bounded reader of regular files.
+//! The one bounded reader of regular files and the one atomic writer.
+//!
+//! [`read`] opens with `O_NONBLOCK | O_CLOEXEC` (and `O_NOFOLLOW` when the
+//! caller refuses symlinks), then checks the *opened* file with `fstat`: a
+//! regular file, within the size bound, and (when the caller asks) with one
+//! link. A FIFO or device placed where a file was expected is refused at once
+//! instead of blocking the start; a file swapped between a check and the open
+//! cannot slip through, because there is no separate check. `O_NONBLOCK` does
+//! nothing to a regular file's reads.
+//!
+//! [`write_atomic`] writes a temporary file in the destination's directory
+//! and renames it into place, so readers see the old bytes or the new, never
+//! a part. Whether it also survives a crash is the caller's explicit choice
+//! ([`Durability`]).
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Read at most `max` bytes of `path`; `None` when the file is larger.
-/// Only a regular file is read: the open is non-blocking, so a FIFO placed
-/// where a file was expected is refused at once instead of blocking until a
-/// writer appears (the flag does nothing to a regular file's reads).
-pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
+/// What a caller accepts of the file it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Largest size accepted, in bytes.
+    pub max: u64,
+    /// Refuse a symlink as the last path component (`O_NOFOLLOW`). Files
+    /// Portcullis writes itself (cache, verdicts) are never symlinks; files
+    /// in `/etc` may legitimately be placed as symlinks by configuration
+    /// management.
+    pub refuse_symlink: bool,
+    /// Refuse a file with more than one hard link (a link placed in a
+    /// directory Portcullis owns, pointing at a file writable elsewhere).
+    pub refuse_hard_links: bool,
+}
+
+impl ReadOptions {
+    /// Regular files up to `max` bytes; symlinks and hard links accepted.
+    pub const fn bounded(max: u64) -> Self {
+        Self {
+            max,
+            refuse_symlink: false,
+            refuse_hard_links: false,
+        }
+    }
+
+    /// Also refuse a symlink as the last path component.
+    pub const fn no_symlink(mut self) -> Self {
+        self.refuse_symlink = true;
+        self
+    }
+
+    /// Also refuse a file with more than one hard link.
+    pub const fn single_link(mut self) -> Self {
+        self.refuse_hard_links = true;
+        self
+    }
+}
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The open or the read failed (`NotFound` included).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Not a regular file: a FIFO, device, directory, socket, or a symlink
+    /// the caller refuses.
+    #[error("not a regular file (a FIFO, device, directory or refused symlink)")]
+    NotRegular,
+    /// Larger than the caller's bound.
+    #[error("{size} bytes, over the {max}-byte limit")]
+    TooLarge {
+        /// The size seen (at least `max + 1`).
+        size: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// More than one hard link, refused by the caller.
+    #[error("the file has {0} hard links")]
+    HardLinks(u64),
+}
+
+impl ReadError {
+    /// Whether the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Read a regular file under the caller's options (see the module doc).
+pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    if opts.refuse_symlink {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symlink.
+        Err(e) if opts.refuse_symlink && e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(ReadError::NotRegular)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if meta.len() > opts.max {
+        return Err(ReadError::TooLarge {
+            size: meta.len(),
+            max: opts.max,
+        });
+    }
+    if opts.refuse_hard_links && meta.nlink() != 1 {
+        return Err(ReadError::HardLinks(meta.nlink()));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    // Bounded: the file may have grown since the fstat.
+    file.take(opts.max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > opts.max {
+        return Err(ReadError::TooLarge {
+            size: buf.len() as u64,
+            max: opts.max,
+        });
+    }
+    Ok(buf)
+}
+
+/// Read at most `max` bytes of the regular file `path`; `None` when the
+/// file is larger. Symlinks are followed. Anything but a regular file is an
+/// `InvalidInput` error, at once.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    match read(path, ReadOptions::bounded(max)) {
+        Ok(b) => Ok(Some(b)),
+        Err(ReadError::TooLarge { .. }) => Ok(None),
+        Err(ReadError::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "not a regular file",
+            e.to_string(),
+        )),
+    }
+}
+
+/// Whether a write must survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync` the file before the rename and the directory after it.
+    Durable,
+    /// Rename only: readers see the old or the new bytes whole, but a crash
+    /// may lose the write (for caches whose loss costs only work).
+    BestEffort,
+}
+
+/// Replace `path` with `bytes` atomically: a temporary file in the same
+/// directory (which must exist), then a rename. On error the temporary file
+/// is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    if durability == Durability::Durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    if durability == Durability::Durable {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Run `f` in a thread; fail (instead of hanging) if it blocks.
+    pub(crate) fn refuses_at_once<T: Send + 'static>(
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: the read blocked on a FIFO"))
+    }
+
+    pub(crate) fn fifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        fifo(&p);
+        let r = refuses_at_once("fsio::read", move || read(&p, ReadOptions::bounded(10)));
+        assert!(matches!(r, Err(ReadError::NotRegular)), "{r:?}");
+    }
+
+    #[test]
+    fn bounds_symlinks_and_links_are_per_caller() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        assert_eq!(read(&p, ReadOptions::bounded(5)).unwrap(), b"12345");
+        assert!(matches!(
+            read(&p, ReadOptions::bounded(4)),
+            Err(ReadError::TooLarge { size: 5, max: 4 })
+        ));
+        assert_eq!(read_bounded(&p, 4).unwrap(), None);
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        assert_eq!(read(&l, ReadOptions::bounded(5)).unwrap(), b"12345");
+        assert!(matches!(
+            read(&l, ReadOptions::bounded(5).no_symlink()),
+            Err(ReadError::NotRegular)
+        ));
+        let h = d.path().join("h");
+        std::fs::hard_link(&p, &h).unwrap();
+        assert!(read(&h, ReadOptions::bounded(5)).is_ok());
+        assert!(matches!(
+            read(&h, ReadOptions::bounded(5).single_link()),
+            Err(ReadError::HardLinks(2))
+        ));
+        assert!(read(&d.path().join("missing"), ReadOptions::bounded(5))
+            .unwrap_err()
+            .is_not_found());
+        assert!(matches!(
+            read(d.path(), ReadOptions::bounded(5)),
+            Err(ReadError::NotRegular)
         ));
     }
-    let mut buf = Vec::new();
-    file.take(max + 1).read_to_end(&mut buf)?;
-    Ok((buf.len() as u64 <= max).then_some(buf))
+
+    #[test]
+    fn write_atomic_replaces_whole_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("out");
+        write_atomic(&p, b"one", Durability::Durable).unwrap();
+        write_atomic(&p, b"two", Durability::BestEffort).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert!(write_atomic(&d.path().join("no/such/dir/f"), b"x", Durability::Durable).is_err());
+    }
 }

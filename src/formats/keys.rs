@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sigstore_verify::crypto::{KeyAlgorithm, SigningScheme, VerificationKey};
 use sigstore_verify::types::{DerPublicKey, SignatureBytes};
 
-use crate::base::fsio::read_bounded;
+use crate::base::fsio::{read_bounded, ReadError, ReadOptions};
 use crate::base::text::one_line;
 
 /// Largest public key file accepted, in bytes.
@@ -57,14 +57,23 @@ impl LoadedSigner {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read)?;
-        if meta.len() > MAX_KEY_BYTES {
-            return Err(KeyError::KeyInvalid {
-                path: path.to_path_buf(),
-                why: format!("{} bytes is too large for a public key", meta.len()),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
+        let bytes = match crate::base::fsio::read(path, ReadOptions::bounded(MAX_KEY_BYTES)) {
+            Ok(b) => b,
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(KeyError::KeyInvalid {
+                    path: path.to_path_buf(),
+                    why: format!("{size} bytes is too large for a public key"),
+                })
+            }
+            Err(ReadError::Io(e)) => return Err(read(e)),
+            Err(e) => return Err(read(std::io::Error::other(e))),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
+        })?;
         Self::from_pem(&text, &path.display().to_string()).map_err(|why| KeyError::KeyInvalid {
             path: path.to_path_buf(),
             why,

@@ -349,14 +349,17 @@ impl Spool {
 }
 
 fn write_atomic(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut text = String::new();
     for l in lines {
-        writeln!(tmp, "{l}")?;
+        text.push_str(l);
+        text.push('\n');
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    // Durable as before: the file is fsynced before the rename.
+    crate::base::fsio::write_atomic(
+        path,
+        text.as_bytes(),
+        crate::base::fsio::Durability::Durable,
+    )
 }
 
 /// Record a verdict: send it, or spool it. Pending spooled records are

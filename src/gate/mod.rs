@@ -5,6 +5,8 @@
 //! records it. Nothing here imports [`crate::ops`] or [`crate::cli`].
 
 mod decide;
+#[cfg(test)]
+mod fifo_tests;
 pub mod journal;
 pub mod sandbox;
 pub mod shim;

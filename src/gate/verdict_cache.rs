@@ -14,7 +14,6 @@
 //! written atomically and an entry that fails to parse, names another key
 //! or has expired is ignored (and re-verified), never trusted.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -87,11 +86,9 @@ fn path(state: &StateDir, key: &Key) -> PathBuf {
 /// A valid cached pass for `key` at `now`, if there is one.
 pub fn lookup(state: &StateDir, key: &Key, now: jiff::Timestamp) -> Option<Hit> {
     let p = path(state, key);
-    let meta = std::fs::symlink_metadata(&p).ok()?;
-    if !meta.file_type().is_file() || meta.len() > MAX_ENTRY_BYTES {
-        return None;
-    }
-    let bytes = std::fs::read(&p).ok()?;
+    // Never a symlink: Portcullis writes every verdict file itself.
+    let opts = crate::base::fsio::ReadOptions::bounded(MAX_ENTRY_BYTES).no_symlink();
+    let bytes = crate::base::fsio::read(&p, opts).ok()?;
     let s: Stored = serde_json::from_slice(&bytes).ok()?;
     (s.format == FORMAT && s.key == key.0 && now < s.not_after).then_some(s.hit)
 }
@@ -122,14 +119,12 @@ pub fn store(
     let Some(dir) = p.parent() else { return };
     let _ = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-        tmp.write_all(&serde_json::to_vec(&stored).map_err(std::io::Error::other)?)?;
+        let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
         // No fsync: rename makes the entry appear whole to readers, and an
         // entry a crash truncated or zeroed fails to parse or names no key,
         // so it is re-verified, never trusted. The benchmark measured the
         // fsync at several milliseconds per cold start on a busy disk.
-        tmp.persist(&p).map_err(|e| e.error)?;
-        Ok(())
+        crate::base::fsio::write_atomic(&p, &bytes, crate::base::fsio::Durability::BestEffort)
     })();
 }
 

@@ -27,7 +27,6 @@
 //! nothing here is reached at container start.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -489,20 +488,8 @@ fn install(
         Ok(Some(old)) => Some(crate::digest::sha256_prefixed(&old)),
         _ => None,
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-    let tmp_path = tmp.path().to_path_buf();
-    tmp.persist(dest).map_err(|e| TrustError::Io {
-        path: tmp_path,
-        source: e.error,
-    })?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::base::fsio::write_atomic(dest, bytes, crate::base::fsio::Durability::Durable)
+        .map_err(io(dest))?;
     let sha256 = crate::digest::sha256_prefixed(bytes);
     Ok(Installed {
         name: name.clone(),

@@ -295,31 +295,25 @@ impl Policy {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if !meta.is_file() {
+        use crate::base::fsio::{self, ReadError, ReadOptions};
+        // Symlinks are followed: /etc files may be placed as symlinks.
+        let bytes = match fsio::read(path, ReadOptions::bounded(MAX_POLICY_BYTES)) {
+            Ok(b) => b,
             // A FIFO or device would block or never end.
-            return Err(read_err(std::io::Error::other(
-                "not a regular file (a FIFO, device or directory)",
-            )));
-        }
-        let too_large = |size| PolicyError::TooLarge {
-            path: path.to_path_buf(),
-            size,
+            Err(ReadError::NotRegular) => {
+                return Err(read_err(std::io::Error::other(
+                    "not a regular file (a FIFO, device or directory)",
+                )))
+            }
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(PolicyError::TooLarge {
+                    path: path.to_path_buf(),
+                    size,
+                })
+            }
+            Err(ReadError::Io(e)) => return Err(read_err(e)),
+            Err(e @ ReadError::HardLinks(_)) => return Err(read_err(std::io::Error::other(e))),
         };
-        if meta.len() > MAX_POLICY_BYTES {
-            return Err(too_large(meta.len()));
-        }
-        // Bounded read: the file may have grown since the metadata call.
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        {
-            use std::io::Read;
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes))
-                .map_err(read_err)?;
-        }
-        if bytes.len() as u64 > MAX_POLICY_BYTES {
-            return Err(too_large(bytes.len() as u64));
-        }
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_path_buf(),
             problems: vec![Problem {

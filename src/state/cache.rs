@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -179,54 +178,34 @@ impl StateDir {
             path: path.clone(),
             why,
         };
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(CacheError::Io { path, source }),
-        };
-        if !meta.file_type().is_file() {
-            return Err(corrupt(
-                "not a regular file (symlink or special file)".into(),
-            ));
-        }
-        if meta.len() > MAX_ENTRY_BYTES {
-            return Err(corrupt(format!(
-                "{} bytes, over the {MAX_ENTRY_BYTES}-byte limit",
-                meta.len()
-            )));
-        }
-        let file = open_nofollow(&path).map_err(|source| CacheError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        use crate::base::fsio::{self, ReadError, ReadOptions};
         // `fetch` always writes a fresh file and renames it into place, so a
-        // genuine entry has exactly one link. A second link means the file
-        // is also reachable (and writable) from somewhere else.
-        let opened = file.metadata().map_err(|source| CacheError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        {
-            use std::os::unix::fs::MetadataExt;
-            if !opened.file_type().is_file() {
+        // genuine entry is a regular file (never a symlink) with exactly one
+        // link. A second link means the file is also reachable (and
+        // writable) from somewhere else.
+        let opts = ReadOptions::bounded(MAX_ENTRY_BYTES)
+            .no_symlink()
+            .single_link();
+        let bytes = match fsio::read(&path, opts) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(ReadError::NotRegular) => {
                 return Err(corrupt(
                     "not a regular file (symlink or special file)".into(),
-                ));
+                ))
             }
-            if opened.nlink() != 1 {
+            Err(ReadError::TooLarge { size, .. }) => {
                 return Err(corrupt(format!(
-                    "the file has {} hard links, a cache entry has exactly one (a hard link placed in the cache)",
-                    opened.nlink()
-                )));
+                    "{size} bytes, over the {MAX_ENTRY_BYTES}-byte limit"
+                )))
             }
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(MAX_ENTRY_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| CacheError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            Err(ReadError::HardLinks(n)) => {
+                return Err(corrupt(format!(
+                    "the file has {n} hard links, a cache entry has exactly one (a hard link placed in the cache)"
+                )))
+            }
+            Err(ReadError::Io(source)) => return Err(CacheError::Io { path, source }),
+        };
         let entry: Entry =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("invalid JSON: {e}")))?;
         validate(&entry, digest).map_err(corrupt)?;
@@ -248,19 +227,11 @@ impl StateDir {
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let bytes = serde_json::to_vec(entry).map_err(|e| CacheError::Invalid(e.to_string()))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?;
-        tmp.write_all(&bytes).map_err(io(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-        tmp.persist(&path).map_err(|e| CacheError::Io {
-            path: path.clone(),
-            source: e.error,
-        })?;
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        crate::base::fsio::write_atomic(&path, &bytes, crate::base::fsio::Durability::Durable)
+            .map_err(|source| CacheError::Io {
+                path: path.clone(),
+                source,
+            })?;
         Ok(path)
     }
 }
@@ -269,18 +240,6 @@ impl StateDir {
 /// against their digests, limits), for entries that arrive another way.
 pub fn check(entry: &Entry) -> Result<(), String> {
     validate(entry, &entry.subject)
-}
-
-/// Open for reading without following a symlink, and without blocking: a
-/// FIFO swapped in after the caller's metadata check opens at once and is
-/// refused by the check on the opened file (a regular file's reads are
-/// unaffected by `O_NONBLOCK`).
-fn open_nofollow(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
 }
 
 fn validate(entry: &Entry, filed_under: &str) -> Result<(), String> {

@@ -168,7 +168,11 @@ impl RuleSigners {
                 k.extensions,
                 k.require_tlog,
                 k.ca.as_ref()
-                    .and_then(|c| std::fs::read(c).ok())
+                    .and_then(|c| {
+                        crate::base::fsio::read_bounded(c, crate::bundle::MAX_TRUST_ROOT_BYTES)
+                            .ok()
+                            .flatten()
+                    })
                     .map(|b| crate::digest::sha256_hex(&b))
                     .unwrap_or_default()
             ));

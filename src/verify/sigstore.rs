@@ -32,7 +32,7 @@ pub const MAX_TRUST_ROOT_BYTES: u64 = 1024 * 1024;
 pub const MAX_BUNDLE_BYTES: u64 = 8 * 1024 * 1024;
 pub use crate::state::trust_names::CACHED_TRUST_ROOT;
 
-pub(crate) use crate::base::fsio::read_bounded;
+pub use crate::base::fsio::read_bounded;
 pub(crate) use crate::base::text::{hex, one_line};
 /// Trusted-root media types this version reads (protobuf-specs: the v0.2
 /// name, and the v0.1 name clients must still accept).
