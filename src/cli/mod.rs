@@ -528,28 +528,25 @@ fn provenance(a: CheckArgs) -> Result<u8, CliError> {
             a.policy.display()
         )));
     };
-    let signers_spec = match &rule.provenance {
-        Some(p) if !p.signers.is_empty() => &p.signers,
-        _ => &rule.signers,
-    };
-    let signers = signers_spec
-        .iter()
-        .map(crate::verify::LoadedSigner::load)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let req = match &rule.provenance {
-        Some(p) => crate::attestation::requirement(p).map_err(CliError::Usage)?,
-        None => crate::provenance::Requirement::default(),
-    };
+    // The same terms and check as `bundle import` (verify::rule): keyless
+    // identities are checked as the gate checks them, not refused.
+    let (signers, req) =
+        crate::verify::rule::provenance_terms(&rule.signers, rule.provenance.as_ref())
+            .map_err(CliError::Usage)?;
+    let root = crate::verify::rule::LazyTrustRoot::new(crate::gate::trust_root_path(
+        &state,
+        rule.trust_root.as_deref(),
+    ));
     let digests = target.digests();
     let entries = crate::verify::read_entries(&state, &digests)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    match crate::attestation::verify_provenance(
+    match crate::verify::rule::check_provenance(
         &entries,
         &digests,
         &signers,
         &req,
+        &root,
         jiff::Timestamp::now(),
     ) {
         Ok(v) => {

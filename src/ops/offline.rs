@@ -1060,34 +1060,16 @@ fn check_item(
             ))
         }
     };
-    let load = |s: &[crate::policy::Signer]| {
-        crate::verify::RuleSigners::load(s).map_err(|e| format!("rule \"{}\": {e}", rule.name))
-    };
-    let signers = load(&rule.signers)?;
-    let att_signers = match &rule.provenance {
-        Some(pp) if !pp.signers.is_empty() => load(&pp.signers)?,
-        _ => signers.clone(),
-    };
-    let req = match &rule.provenance {
-        Some(pp) => crate::attestation::requirement(pp)
-            .map_err(|e| format!("rule \"{}\": {e}", rule.name))?,
-        None => crate::provenance::Requirement::default(),
-    };
-    let root_path = crate::gate::trust_root_path(state, rule.trust_root.as_deref());
-    let root: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
-        std::cell::OnceCell::new();
-    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
-        root.get_or_init(|| {
-            crate::bundle::TrustRoot::load(&root_path).map_err(|e| {
-                format!(
-                    "no usable trust root at {} ({e}); install one (`portcullis trust import`, or --accept-trust-root for a bundled one)",
-                    root_path.display()
-                )
-            })
-        })
-        .as_ref()
-        .map_err(String::clone)
-    };
+    let signers = crate::verify::RuleSigners::load(&rule.signers)
+        .map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let (att_signers, req) =
+        crate::verify::rule::provenance_terms(&rule.signers, rule.provenance.as_ref())
+            .map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let root = crate::verify::rule::LazyTrustRoot::new(crate::gate::trust_root_path(
+        state,
+        rule.trust_root.as_deref(),
+    ));
+    let mut trust = || root.get();
     let digests: Vec<&str> = img.digests.iter().map(String::as_str).collect();
     let mut kept = Vec::new();
     let mut refusals = Vec::new();
@@ -1117,13 +1099,13 @@ fn check_item(
                 Err(crate::verify::Rejection::NoValidSignature { reason, .. }) => Err(reason),
             }
         } else {
-            match crate::attestation::verify_provenance_with(
+            match crate::verify::rule::check_provenance(
                 std::slice::from_ref(&one),
                 &digests,
                 &att_signers,
                 &req,
+                &root,
                 jiff::Timestamp::now(),
-                &mut trust,
             ) {
                 Ok(_) => Ok(()),
                 Err(crate::attestation::ProvenanceRejection::NothingCached) => Err(format!(

@@ -5,6 +5,7 @@
 
 pub mod attestations;
 pub mod facts;
+pub mod rule;
 pub mod signatures;
 pub mod signer;
 pub mod sigstore;
