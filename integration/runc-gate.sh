@@ -139,24 +139,64 @@ run_ctr "$id" rg/unsigned:v1 --runc-binary "$REAL_RUNC"
   ok "--runc-binary $REAL_RUNC runs an unsigned image with no verdict (known bypass, T63)" ||
   not_ok "bypass behaves as documented" "rc=$RC records=$(journal_count "$id"): $OUT"
 
-echo "# binding: what runs must be the container's snapshot"
-# A container from the signed image whose spec roots it somewhere else (T32).
+echo "# binding: what runs must be the container's snapshot (a hostile containerd API client)"
+RAW=("$PC_BIN_DIR/portcullis-rawctr" --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS")
+# binding_case NAME ID PATTERN CMD...: CMD (which creates ID's task) must fail
+# with the runc gate's denial containing PATTERN, and the runc gate's journal
+# record for ID must be a deny whose reason contains PATTERN.
+binding_case() {
+  local name=$1 id=$2 pattern=$3 out rc reason
+  shift 3
+  set +e
+  out=$("$@" 2>&1)
+  rc=$?
+  set -e
+  reason=$(jfield "$id" PORTCULLIS_REASON runc || true)
+  if [[ $rc -ne 0 ]] && grep -qF "portcullis: denied $R/" <<<"$out" && grep -qF -- "$pattern" <<<"$out" &&
+    grep -qF -- "$pattern" <<<"$reason" && [[ $(jfield "$id" PORTCULLIS_VERDICT runc || true) == deny ]]; then
+    ok "$name: refused; client sees: $(grep -o 'portcullis: denied.*' <<<"$out" | head -n 1 | cut -c1-300)"
+  else
+    not_ok "$name" "rc=$rc: $out" "journal reason: $reason"
+  fi
+  pc_ctr tasks delete "$id" >/dev/null 2>&1 || true
+  pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+}
+# T32: the spec's root.path points outside the bundle's rootfs.
 id=$(new_id rg-rootpath)
 mkdir -p "$PC_WORK/elsewhere"
 pc_ctr containers create "$R/rg/signed:v1" "$id" /bin/true >/dev/null
-spec=$(pc_ctr containers info --spec "$id" 2>/dev/null || pc_ctr containers info "$id" | jq .Spec)
+"${RAW[@]}" update "$id" --root-path "$PC_WORK/elsewhere"
+binding_case "T32: config.json root.path elsewhere" "$id" "config.json root.path" pc_ctr tasks start "$id"
+# T32: the record keeps its image but loses its snapshot key.
+id=$(new_id rg-nosnap)
+pc_ctr containers create "$R/rg/signed:v1" "$id" /bin/true >/dev/null
+"${RAW[@]}" update "$id" --clear-snapshot --root-path "$PC_WORK/elsewhere"
+binding_case "T32: image record with an empty snapshot key and root.path elsewhere" "$id" "config.json root.path" pc_ctr tasks start "$id"
+id=$(new_id rg-nosnap2)
+pc_ctr containers create "$R/rg/signed:v1" "$id" /bin/true >/dev/null
+"${RAW[@]}" update "$id" --clear-snapshot
+binding_case "T32: image record with an empty snapshot key" "$id" "no snapshot" pc_ctr tasks start "$id"
+# issue 17 part 2: Tasks.Create with the rootfs of the unsigned image's snapshot.
+id=$(new_id rg-swap)
+other=$(new_id rg-swap-unsigned)
+pc_ctr containers create "$R/rg/signed:v1" "$id" /bin/true >/dev/null
+pc_ctr containers create "$R/rg/unsigned:v1" "$other" /bin/true >/dev/null
+binding_case "Tasks.Create rootfs from another image's snapshot" "$id" "is not the container's snapshot" \
+  "${RAW[@]}" create-task "$id" --rootfs-snapshot "$other"
+pc_ctr containers rm "$other" >/dev/null 2>&1 || true
+# issue 17 part 5: the record says portcullis, Tasks.Create.runtime_path runs the plain runc shim.
+id=$(new_id rg-rtpath)
+pc_ctr containers create --runtime io.containerd.portcullis.v2 "$R/rg/unsigned:v1" "$id" /bin/true >/dev/null
 set +e
-OUT=$(jq --arg p "$PC_WORK/elsewhere" '.root.path = $p' <<<"$spec" >"$PC_WORK/spec-elsewhere.json" &&
-  timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm --config "$PC_WORK/spec-elsewhere.json" \
-    "$R/rg/signed:v1" "$id-c" /bin/true 2>&1)
-RC=$?
+out=$("${RAW[@]}" create-task "$id" --runtime-path "$(command -v containerd-shim-runc-v2)" 2>&1)
+rc=$?
 set -e
-if [[ $RC -ne 0 ]] && grep -qF "portcullis: denied" <<<"$OUT"; then
-  ok "a spec rooted outside the bundle's rootfs is refused: $(grep -o 'portcullis: denied.*' <<<"$OUT" | head -n 1)"
-else
-  not_ok "root.path elsewhere refused" "rc=$RC: $OUT"
-fi
-pc_ctr containers rm "$id" "$id-c" >/dev/null 2>&1 || true
+[[ $rc -ne 0 && $(jfield "$id" PORTCULLIS_GATE || true) == runc && $(jfield "$id" PORTCULLIS_VERDICT runc || true) == deny ]] &&
+  grep -qF "portcullis: denied $R/rg/unsigned:v1@${DIGEST[rg/unsigned:v1]}" <<<"$out" &&
+  ok "runtime_path around the opt-in shim still meets the runc gate: $(grep -o 'portcullis: denied [^ ]*' <<<"$out" | head -n 1)" ||
+  not_ok "runtime_path bypass of the shim" "rc=$rc: $out"
+pc_ctr tasks delete "$id" >/dev/null 2>&1 || true
+pc_ctr containers rm "$id" >/dev/null 2>&1 || true
 
 echo "# the gate's own failures are refusals"
 id=$(new_id rg-nodaemon)

@@ -608,3 +608,268 @@ fn same_dirs(got: &str, want: &str) -> bool {
             .zip(&w)
             .all(|(g, w)| g == w || (!g.starts_with('/') && w.ends_with(&format!("/{g}"))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    const B16: &str = "/run/containerd/io.containerd.runtime.v2.task/default/web";
+
+    #[test]
+    fn parses_containerd_1_6_create() {
+        // go-runc as the containerd 1.6 runc shim writes it.
+        let p = RuncArgs::parse(&args(&format!(
+            "--root /run/containerd/runc/default --log {B16}/log.json --log-format json create --bundle {B16} --pid-file {B16}/init.pid web"
+        )));
+        assert_eq!(p.command.as_deref(), Some("create"));
+        assert_eq!(p.root.as_deref(), Some("/run/containerd/runc/default"));
+        assert_eq!(p.log.as_deref(), Some(&*format!("{B16}/log.json")));
+        assert_eq!(p.log_format.as_deref(), Some("json"));
+        assert_eq!(p.bundle.as_deref(), Some(B16));
+        assert_eq!(p.id.as_deref(), Some("web"));
+        assert!(p.is_gated());
+        assert_eq!(
+            namespace_of(p.root.as_deref(), p.bundle.as_deref(), "web").unwrap(),
+            Some("default".into())
+        );
+    }
+
+    #[test]
+    fn parses_containerd_2x_create_with_equals_and_booleans() {
+        let p = RuncArgs::parse(&args(
+            "--root=/run/containerd/runc/k8s.io --log=/b/log.json --log-format=json --systemd-cgroup create --bundle=/var/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc --pid-file /p --console-socket /s --no-pivot --no-new-keyring abc",
+        ));
+        assert_eq!(p.command.as_deref(), Some("create"));
+        assert_eq!(p.id.as_deref(), Some("abc"));
+        assert_eq!(p.unknown_global, None);
+        assert_eq!(
+            namespace_of(p.root.as_deref(), p.bundle.as_deref(), "abc").unwrap(),
+            Some("k8s.io".into())
+        );
+        let p = RuncArgs::parse(&args(
+            "--debug --criu /usr/sbin/criu restore --image-path /i --work-path /w --bundle /b x",
+        ));
+        assert!(p.is_gated());
+        assert_eq!(p.id.as_deref(), Some("x"));
+        let p = RuncArgs::parse(&args("run -d -b /b x"));
+        assert!(p.is_gated());
+        assert_eq!(p.bundle.as_deref(), Some("/b"));
+    }
+
+    #[test]
+    fn other_commands_are_not_gated() {
+        for c in [
+            "--root /r state x",
+            "--root /r delete --force x",
+            "--root /r start x",
+            "--root /r exec --process /p x",
+            "--version",
+            "--root /r kill x 9",
+        ] {
+            assert!(!RuncArgs::parse(&args(c)).is_gated(), "{c}");
+        }
+        // an exec whose process args say "run" is not a start
+        assert!(!RuncArgs::parse(&args("--root /r exec x sh -c run")).is_gated());
+        // a container named "create" being deleted is not a start
+        assert!(!RuncArgs::parse(&args("--root /r delete create")).is_gated());
+    }
+
+    #[test]
+    fn an_unknown_global_flag_cannot_hide_a_start() {
+        let p = RuncArgs::parse(&args("--newflag value create --bundle /b x"));
+        assert_eq!(p.unknown_global.as_deref(), Some("--newflag"));
+        assert_eq!(p.command.as_deref(), Some("value"));
+        assert!(p.is_gated());
+        assert!(gate_start(&p).unwrap_err().contains("--newflag is unknown"));
+    }
+
+    #[test]
+    fn namespace_and_id_from_the_bundle_and_root() {
+        // a bundle of another container is refused
+        assert!(namespace_of(None, Some(B16), "other").is_err());
+        // bundle and root disagree
+        assert!(namespace_of(Some("/run/containerd/runc/other"), Some(B16), "web").is_err());
+        // only the root known (custom bundle layout)
+        assert_eq!(
+            namespace_of(Some("/run/containerd/runc/ns1"), Some("/tmp/b"), "web").unwrap(),
+            Some("ns1".into())
+        );
+        assert_eq!(namespace_of(None, Some("/tmp/b"), "web").unwrap(), None);
+    }
+
+    #[test]
+    fn containerd_socket_from_the_shim_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let get = env(&[("TTRPC_ADDRESS", "/run/containerd/containerd.sock.ttrpc")]);
+        assert_eq!(
+            containerd_address(&get).as_deref(),
+            Some("/run/containerd/containerd.sock")
+        );
+        let get = env(&[
+            ("TTRPC_ADDRESS", "/a.sock.ttrpc"),
+            ("GRPC_ADDRESS", "/g.sock"),
+        ]);
+        assert_eq!(containerd_address(&get).as_deref(), Some("/g.sock"));
+        let get = env(&[
+            ("TTRPC_ADDRESS", "/a.sock.ttrpc"),
+            ("CONTAINERD_ADDRESS", "/o.sock"),
+        ]);
+        assert_eq!(containerd_address(&get).as_deref(), Some("/o.sock"));
+        assert_eq!(containerd_address(&env(&[])), None);
+    }
+
+    #[test]
+    fn real_runc_skips_the_gate_itself() {
+        let d = tempfile::tempdir().unwrap();
+        let gate_dir = d.path().join("gate");
+        let real_dir = d.path().join("real");
+        std::fs::create_dir_all(&gate_dir).unwrap();
+        std::fs::create_dir_all(&real_dir).unwrap();
+        let gate = d.path().join("portcullis-runc");
+        std::fs::write(&gate, "#!/bin/sh\n").unwrap();
+        let real = real_dir.join("runc");
+        std::fs::write(&real, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&gate, &real] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::symlink(&gate, gate_dir.join("runc")).unwrap();
+        let path = std::env::join_paths([&gate_dir, &real_dir]).unwrap();
+        assert_eq!(real_runc(&gate, None, Some(&path)).unwrap(), real);
+        // only the gate: refused, saying why
+        let only = std::env::join_paths([&gate_dir]).unwrap();
+        let e = real_runc(&gate, None, Some(&only)).unwrap_err();
+        assert!(e.to_string().contains("no real runc found"), "{e}");
+        assert!(real_runc(&gate, None, None).is_err());
+        // the override wins, but never names the gate
+        assert_eq!(
+            real_runc(&gate, Some(real.as_os_str()), Some(&only)).unwrap(),
+            real
+        );
+        let e = real_runc(&gate, Some(gate_dir.join("runc").as_os_str()), Some(&path)).unwrap_err();
+        assert!(e.to_string().contains("the gate itself"), "{e}");
+        assert!(real_runc(&gate, Some(OsStr::new("/nonexistent/runc")), Some(&path)).is_err());
+    }
+
+    #[test]
+    fn the_refusal_is_one_runc_json_log_entry() {
+        let l = log_line(
+            "portcullis: denied a@sha256:1: \"why\"",
+            Some("json"),
+            "2026-01-01T00:00:00Z",
+        );
+        assert!(l.ends_with('\n') && l.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "portcullis: denied a@sha256:1: \"why\"");
+        assert_eq!(v["time"], "2026-01-01T00:00:00Z");
+        let t = log_line("portcullis: denied x", Some("text"), "T");
+        assert_eq!(t, "time=\"T\" level=error msg=\"portcullis: denied x\"\n");
+    }
+
+    fn overlay(lower: &str, upper: &str) -> SnapshotMount {
+        SnapshotMount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                "index=off".into(),
+                "workdir=/s/9/work".into(),
+                format!("upperdir={upper}"),
+                format!("lowerdir={lower}"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_mounted_rootfs_must_be_the_snapshot() {
+        let info = "\
+100 20 0:50 / /b/rootfs rw,relatime - overlay overlay rw,lowerdir=/s/2/fs:/s/1/fs,upperdir=/s/9/fs,workdir=/s/9/work
+101 20 0:51 / /b/rootfs\\040x rw - tmpfs tmpfs rw
+";
+        let m = mount_at(info, Path::new("/b/rootfs/")).unwrap();
+        assert_eq!(m.fstype, "overlay");
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
+        // another snapshot's upper, another chain, a shorter chain
+        for (l, u) in [
+            ("/s/2/fs:/s/1/fs", "/s/8/fs"),
+            ("/s/3/fs:/s/1/fs", "/s/9/fs"),
+            ("/s/2/fs", "/s/9/fs"),
+        ] {
+            let e = compare_mount(&m, &[overlay(l, u)], "k").unwrap_err();
+            assert!(e.contains("is not the container's snapshot k"), "{e}");
+        }
+        // relative lower dirs (containerd's long-option form) match by suffix
+        let rel = "102 20 0:52 / /c/rootfs rw - overlay overlay rw,lowerdir=2/fs:1/fs,upperdir=/s/9/fs,workdir=/s/9/work\n";
+        let m = mount_at(rel, Path::new("/c/rootfs")).unwrap();
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
+        // escaped mount points, topmost mount wins, nothing mounted
+        assert_eq!(
+            mount_at(info, Path::new("/b/rootfs x")).unwrap().fstype,
+            "tmpfs"
+        );
+        let stacked = format!("{info}103 20 0:53 / /b/rootfs rw - tmpfs tmpfs rw\n");
+        let m = mount_at(&stacked, Path::new("/b/rootfs")).unwrap();
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_err());
+        assert!(mount_at(info, Path::new("/elsewhere")).is_none());
+        // no mounts or several: refused
+        assert!(compare_mount(&m, &[], "k").is_err());
+    }
+
+    #[test]
+    fn config_root_must_be_the_bundle_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("config.json");
+        for (root, ok) in [
+            ("rootfs", true),
+            ("./rootfs/", true),
+            (&*d.path().join("rootfs").display().to_string(), true),
+            ("/var/lib/elsewhere", false),
+            ("rootfs/../other", false),
+            ("", false),
+        ] {
+            std::fs::write(
+                &cfg,
+                serde_json::json!({"root": {"path": root}}).to_string(),
+            )
+            .unwrap();
+            assert_eq!(check_config_root(d.path()).is_ok(), ok, "{root}");
+        }
+        std::fs::write(&cfg, "{not json").unwrap();
+        assert!(check_config_root(d.path()).is_err());
+        std::fs::remove_file(&cfg).unwrap();
+        assert!(check_config_root(d.path()).is_err());
+    }
+
+    #[test]
+    fn a_record_without_snapshot_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("config.json"),
+            r#"{"root":{"path":"rootfs"}}"#,
+        )
+        .unwrap();
+        let t = ImageTarget {
+            name: "r/app:1".into(),
+            target_digest: "sha256:1".into(),
+            target_media_type: String::new(),
+            platform_digest: None,
+            snapshot_key: None,
+            snapshotter: None,
+            chain_id: None,
+            snapshot_parent: None,
+        };
+        let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|| Ok(String::new())).unwrap_err();
+        assert!(e.contains("no snapshot"), "{e}");
+    }
+}
