@@ -85,7 +85,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+    /// A check with its status and detail.
+    pub fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
         Check {
             name,
             status,
@@ -94,7 +95,8 @@ impl Check {
         }
     }
 
-    fn fix(mut self, fix: impl Into<String>) -> Self {
+    /// The fix an operator applies.
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
@@ -147,6 +149,7 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
         .or_else(|| listener_pid(Path::new(socket)))
         .and_then(process_path);
     checks.push(shim_check(path.as_deref()));
+    checks.push(crate::runc_gate::node_wide_check(path.as_deref()));
     let (policy_check, policy) = policy_check(&o.policy);
     checks.push(policy_check);
     let state = StateDir::new(&o.state_dir);

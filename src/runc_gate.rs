@@ -609,6 +609,69 @@ fn same_dirs(got: &str, want: &str) -> bool {
             .all(|(g, w)| g == w || (!g.starts_with('/') && w.ends_with(&format!("/{g}"))))
 }
 
+/// Where the package puts `runc -> /usr/bin/portcullis-runc`.
+pub const NODE_WIDE_DIR: &str = "/usr/lib/portcullis/runtime-bin";
+/// The gate's binary name.
+pub const GATE_BINARY: &str = "portcullis-runc";
+
+/// `portcullis doctor`'s `node-wide` check, given containerd's `PATH` when
+/// known: is the first `runc` on it this gate (symlinks resolved), and is a
+/// real runc found behind it?
+pub fn node_wide_check(containerd_path: Option<&str>) -> crate::doctor::Check {
+    use crate::doctor::{Check, Status};
+    const NAME: &str = "node-wide";
+    let enable = format!(
+        "for node-wide enforcement install packaging/containerd/portcullis-node-wide.conf as a containerd.service drop-in (it puts {NODE_WIDE_DIR}, holding runc -> /usr/bin/{GATE_BINARY}, first on containerd's PATH) and restart containerd"
+    );
+    let Some(path) = containerd_path else {
+        return Check::new(
+            NAME,
+            Status::Unknown,
+            "containerd's PATH is unknown (it did not report its pid): cannot tell which runc it runs",
+        )
+        .fix(enable);
+    };
+    let first = crate::doctor::find_on_path(path, "runc");
+    let is_gate = first
+        .as_ref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|c| c.file_name().is_some_and(|n| n == GATE_BINARY));
+    match (first, is_gate) {
+        (None, _) => Check::new(NAME, Status::Fail, format!("no runc on containerd's PATH ({path})"))
+            .fix("install runc"),
+        (Some(p), false) => Check::new(
+            NAME,
+            Status::Warn,
+            format!(
+                "not active: containerd's runc is {} (only containers started with the portcullis runtime are gated)",
+                p.display()
+            ),
+        )
+        .fix(enable),
+        (Some(p), true) => {
+            let target = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            match real_runc(&target, None, Some(OsStr::new(path))) {
+                Ok(real) => Check::new(
+                    NAME,
+                    Status::Ok,
+                    format!(
+                        "active: containerd's runc {} is the gate {}, handing over to {}; a client naming its own runc binary (BinaryName, --runc-binary) still bypasses it and shows as an evidence gap",
+                        p.display(),
+                        target.display(),
+                        real.display()
+                    ),
+                ),
+                Err(e) => Check::new(
+                    NAME,
+                    Status::Fail,
+                    format!("containerd's runc {} is the gate, but {e}", p.display()),
+                )
+                .fix("install runc into /usr/sbin or /usr/bin, after the gate's directory on containerd's PATH"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,6 +912,30 @@ mod tests {
         assert!(check_config_root(d.path()).is_err());
         std::fs::remove_file(&cfg).unwrap();
         assert!(check_config_root(d.path()).is_err());
+    }
+
+    #[test]
+    fn doctor_reports_node_wide_enforcement() {
+        use crate::doctor::Status;
+        let d = tempfile::tempdir().unwrap();
+        let (gate_dir, real_dir) = (d.path().join("gate"), d.path().join("real"));
+        std::fs::create_dir_all(&gate_dir).unwrap();
+        std::fs::create_dir_all(&real_dir).unwrap();
+        let gate = d.path().join(GATE_BINARY);
+        let real = real_dir.join("runc");
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&gate, &real] {
+            std::fs::write(f, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::symlink(&gate, gate_dir.join("runc")).unwrap();
+        let both = format!("{}:{}", gate_dir.display(), real_dir.display());
+        assert_eq!(node_wide_check(Some(&both)).status, Status::Ok);
+        let plain = real_dir.display().to_string();
+        assert_eq!(node_wide_check(Some(&plain)).status, Status::Warn);
+        let only = gate_dir.display().to_string();
+        assert_eq!(node_wide_check(Some(&only)).status, Status::Fail);
+        assert_eq!(node_wide_check(None).status, Status::Unknown);
     }
 
     #[test]
