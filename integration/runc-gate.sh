@@ -35,7 +35,8 @@ export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+SYNC_PID=
+trap 'rc=$?; set +e; [[ -n $SYNC_PID ]] && kill "$SYNC_PID" 2>/dev/null; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 # Node-wide enforcement: runc on containerd's PATH is the gate.
@@ -68,6 +69,14 @@ images = ["$R/rg/*"]
 key = "$KEYS/release.pub"
 EOF
 
+echo "# portcullis sync observes task starts (the evidence of gaps)"
+T0=$(date +%s)
+"$PC" sync --plain-http --address "$PC_CONTAINERD_SOCK" --state-dir "$PORTCULLIS_STATE_DIR" \
+  >"$PC_WORK/logs/sync.log" 2>&1 &
+SYNC_PID=$!
+sleep 1
+GATED_IDS=()
+
 # jfield ID FIELD [GATE]: FIELD of the newest record for ID (from GATE if given).
 jfield() {
   local id=$1 field=$2 gate=${3:-} out
@@ -97,6 +106,7 @@ gate_case() {
   shift
   id=$(new_id rg-signed)
   run_ctr "$id" rg/signed:v1 "$@"
+  GATED_IDS+=("$id")
   [[ $RC -eq 0 && -z $OUT ]] && ok "$label: signed image runs, nothing printed" || not_ok "$label: signed runs" "rc=$RC: $OUT"
   [[ $(jfield "$id" PORTCULLIS_VERDICT runc || true) == allow ]] &&
     ok "$label: journal allow record from PORTCULLIS_GATE=runc" || not_ok "$label: allow record" "$(journal_count "$id") records"
@@ -132,12 +142,34 @@ run_ctr "$id" rg/unsigned:v1 --runtime io.containerd.portcullis.v2
   ok "shim + runc gate: unsigned refused by the shim alone (one record)" || not_ok "shim refuses first" "$OUT"
 
 echo "# a client naming its own runc binary bypasses the gate: a gap"
-T0=$(date +%s)
 id=$(new_id rg-bypass)
+BYPASS_ID=$id
 run_ctr "$id" rg/unsigned:v1 --runc-binary "$REAL_RUNC"
 [[ $RC -eq 0 && $(journal_count "$id") -eq 0 ]] &&
   ok "--runc-binary $REAL_RUNC runs an unsigned image with no verdict (known bypass, T63)" ||
   not_ok "bypass behaves as documented" "rc=$RC records=$(journal_count "$id"): $OUT"
+
+echo "# evidence: the bypass is a gap naming the image digest; runc-gated starts are not gaps"
+for _ in $(seq 1 50); do
+  journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$BYPASS_ID" PORTCULLIS_KIND=task-start 2>/dev/null | grep -q . && break
+  sleep 0.1
+done
+sleep 1.2
+T1=$(date +%s)
+EV=$PC_WORK/evidence
+rm -rf "$EV"
+"$PC" evidence --from "@$T0" --to "@$T1" -o "$EV" --address "$PC_CONTAINERD_SOCK" --this-policy-only >"$PC_WORK/logs/evidence.txt" 2>&1 || true
+gap=$(jq -c --arg c "$BYPASS_ID" '[.gaps[]? | select(.container_id == $c)]' "$EV/evidence.json" 2>/dev/null || echo '[]')
+[[ $(jq -r '.[0].image // empty' <<<"$gap") == "$R/rg/unsigned:v1@${DIGEST[rg/unsigned:v1]}" ]] &&
+  ok "the --runc-binary start is a gap naming $(jq -r '.[0].image' <<<"$gap")" ||
+  not_ok "bypass gap names the digest" "gap: $gap" "$(tail -n 3 "$PC_WORK/logs/evidence.txt")"
+ungapped=0
+for g in "${GATED_IDS[@]}"; do
+  [[ $(jq --arg c "$g" '[.gaps[]? | select(.container_id == $c)] | length' "$EV/evidence.json" 2>/dev/null || echo x) == 0 ]] && ungapped=$((ungapped + 1))
+done
+((ungapped == ${#GATED_IDS[@]})) &&
+  ok "the ${#GATED_IDS[@]} runc-gated starts under io.containerd.runc.v2 are not gaps (their runc verdicts cover them)" ||
+  not_ok "runc-gated starts not gaps" "$ungapped of ${#GATED_IDS[@]}: $(jq -c '.gaps' "$EV/evidence.json" 2>/dev/null)"
 
 echo "# binding: what runs must be the container's snapshot (a hostile containerd API client)"
 RAW=("$PC_BIN_DIR/portcullis-rawctr" --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS")

@@ -369,7 +369,9 @@ pub fn read_content(
     })
 }
 
-async fn resolve_image(
+/// Resolve an image by name on an open channel (its target and, for an
+/// index, this platform's manifest).
+pub async fn resolve_image(
     channel: tonic::transport::Channel,
     namespace: &str,
     name: &str,
