@@ -99,6 +99,9 @@ pub fn admit(
     };
     let started = Instant::now();
     let state = StateDir::from_env();
+    if let Ok(p) = &policy {
+        keep_policy(p, &state);
+    }
     let subject = Subject {
         namespace: req.namespace.clone().unwrap_or_default(),
         container_id: req.id.clone(),
@@ -160,6 +163,32 @@ pub fn admit(
     (admission, tm)
 }
 
+/// Keep a content-addressed copy of the policy this start is decided under
+/// (`policies/sha256-<hex>.toml` in the state directory, the heartbeat's
+/// archive), so an evidence pack never lacks the text of a policy that was
+/// in force. One `stat` when the copy exists; the file is re-read and stored
+/// only when its bytes still hash to the digest decided under. Best effort:
+/// a failure leaves the copy to the next start or heartbeat.
+pub fn keep_policy(policy: &Policy, state: &StateDir) {
+    use crate::heartbeat::{archived, store, POLICY_ARCHIVE};
+    let Some(copy) = archived(state, POLICY_ARCHIVE, &policy.digest, "toml") else {
+        return;
+    };
+    if copy.exists() {
+        return;
+    }
+    let Ok(Some(bytes)) =
+        crate::bundle::read_bounded(&policy.path, crate::policy::MAX_POLICY_BYTES)
+    else {
+        return;
+    };
+    if crate::digest::sha256_prefixed(&bytes) == policy.digest {
+        if let Some(dir) = copy.parent() {
+            let _ = store(dir, &bytes, "toml");
+        }
+    }
+}
+
 /// A warning: to stderr for the shim (containerd logs it); never for the
 /// runc gate, whose streams are the container's.
 fn warn(gate_kind: GateKind, line: &str) {
@@ -184,6 +213,29 @@ fn fail_binding(d: &mut Decision, reason: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_decided_under_is_kept_by_digest() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("policy.toml");
+        std::fs::write(&path, "mode = \"audit\"\ndefault = \"allow\"\n").unwrap();
+        let policy = Policy::load(&path).unwrap();
+        let state = StateDir::new(d.path().join("state"));
+        let copy = crate::heartbeat::archived(
+            &state,
+            crate::heartbeat::POLICY_ARCHIVE,
+            &policy.digest,
+            "toml",
+        )
+        .unwrap();
+        keep_policy(&policy, &state);
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&path).unwrap());
+        // changed on disk since it was decided under: nothing stored under the old digest
+        std::fs::remove_file(&copy).unwrap();
+        std::fs::write(&path, "mode = \"enforce\"\ndefault = \"deny\"\n").unwrap();
+        keep_policy(&policy, &state);
+        assert!(!copy.exists());
+    }
 
     #[test]
     fn gate_names() {
