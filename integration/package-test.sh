@@ -119,7 +119,8 @@ rm -f "$PC_WORK.build.log"
 
 CONTENTS=$(dpkg-deb -c "$DEB")
 missing=()
-for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 \
+for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/portcullis-runc \
+  ./usr/lib/systemd/system/containerd.service.d/portcullis-node-wide.conf \
   ./etc/portcullis/policy.toml ./etc/containerd/conf.d/portcullis-runtime.toml \
   ./usr/lib/systemd/system/portcullis-sync.service \
   ./usr/lib/systemd/system/portcullis-trust-refresh.service \

@@ -54,6 +54,9 @@ bash "$HERE/suite.sh"
 echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
 bash "$HERE/adversarial.sh"
 
+echo "== runc gate: node-wide enforcement at the OCI runtime (runc -> portcullis-runc first on containerd's PATH)"
+bash "$HERE/runc-gate.sh"
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 

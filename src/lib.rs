@@ -54,7 +54,7 @@ pub mod verify;
 
 pub use base::{digest, reference};
 pub use formats::{cosign, dsse, provenance};
-pub use gate::{journal, sandbox, shim, verdict_cache};
+pub use gate::{admission, journal, runc as runc_gate, sandbox, shim, verdict_cache};
 pub use ops::{audit, doctor, evidence, fetch, heartbeat, offline, sync, trust};
 pub use state::cache;
 pub use verify::{attestations as attestation, sigstore as bundle};

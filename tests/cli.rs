@@ -82,6 +82,7 @@ fn doctor_exits_1_with_every_check_in_json() {
             "containerd",
             "cri-runtime",
             "shim",
+            "node-wide",
             "policy",
             "trust-root",
             "journald",

@@ -412,7 +412,7 @@ fn doctor(a: DoctorArgs) -> Result<u8, CliError> {
         containerd_config: a.containerd_config,
         policy: a.policy,
         state_dir: a.state_dir,
-        timeout: crate::shim::lookup_timeout(),
+        timeout: crate::containerd::lookup_timeout(),
     })?;
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -595,7 +595,7 @@ fn provenance(a: CheckArgs) -> Result<u8, CliError> {
 /// What `check` and `provenance` look at: the `--container`'s image, or the
 /// image named on the command line.
 fn lookup_target(a: &CheckArgs) -> Result<containerd::ImageTarget, containerd::LookupError> {
-    let timeout = crate::shim::lookup_timeout();
+    let timeout = crate::containerd::lookup_timeout();
     match (&a.container, &a.image) {
         (Some(id), _) => containerd::lookup_container(
             &a.containerd.address,
@@ -1068,7 +1068,7 @@ fn bundle(command: BundleCommand) -> Result<u8, CliError> {
             json,
         } => {
             let state = StateDir::new(state_dir);
-            let timeout = crate::shim::lookup_timeout();
+            let timeout = crate::containerd::lookup_timeout();
             let mut progress = |line: &str| eprintln!("portcullis: {line}");
             let mut list = Vec::new();
             for image in &images {
@@ -1164,7 +1164,7 @@ fn bundle(command: BundleCommand) -> Result<u8, CliError> {
                     &containerd.address,
                     &containerd.namespace,
                     &from_containerd,
-                    crate::shim::lookup_timeout(),
+                    crate::containerd::lookup_timeout(),
                     &mut progress,
                 )
                 .and_then(|c| offline::import(&c, &state, &policy, &opts, &mut progress)),

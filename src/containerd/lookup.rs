@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, StatSnapshotRequest,
+    snapshots_client::SnapshotsClient, MountsRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
@@ -25,6 +25,17 @@ use containerd_client::with_namespace;
 
 /// Default bound on the whole lookup.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The lookup deadline: `PORTCULLIS_CONTAINERD_TIMEOUT_MS`, else
+/// [`DEFAULT_TIMEOUT`]. One place for every caller (both gates and the CLI).
+pub fn lookup_timeout() -> Duration {
+    std::env::var("PORTCULLIS_CONTAINERD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
 /// Largest index blob read from the content store.
 pub const MAX_INDEX_BYTES: i64 = 4 * 1024 * 1024;
 
@@ -260,6 +271,50 @@ pub fn lookup_container(
     })
 }
 
+/// One mount of a snapshot, as the snapshotter would mount it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMount {
+    /// Filesystem type (`overlay`, `bind`).
+    pub kind: String,
+    /// Source.
+    pub source: String,
+    /// Options (`lowerdir=…`, `upperdir=…`).
+    pub options: Vec<String>,
+}
+
+/// The mounts the snapshotter gives for snapshot `key` (Snapshots `Mounts`).
+pub fn snapshot_mounts(
+    address: &str,
+    namespace: &str,
+    snapshotter: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<Vec<SnapshotMount>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let mounts = SnapshotsClient::new(channel)
+            .mounts(with_namespace!(
+                MountsRequest {
+                    snapshotter: snapshotter.to_string(),
+                    key: key.to_string(),
+                },
+                namespace
+            ))
+            .await
+            .map_err(api("snapshots.Mounts"))?
+            .into_inner()
+            .mounts;
+        Ok(mounts
+            .into_iter()
+            .map(|m| SnapshotMount {
+                kind: m.r#type,
+                source: m.source,
+                options: m.options,
+            })
+            .collect())
+    })
+}
+
 /// Look up an image by name (as `ctr images ls` shows it) and resolve its digests.
 pub fn lookup_image(
     address: &str,
@@ -325,7 +380,9 @@ pub fn read_content(
     })
 }
 
-async fn resolve_image(
+/// Resolve an image by name on an open channel (its target and, for an
+/// index, this platform's manifest).
+pub async fn resolve_image(
     channel: tonic::transport::Channel,
     namespace: &str,
     name: &str,

@@ -84,7 +84,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+    /// A check with its status and detail.
+    pub fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
         Check {
             name,
             status,
@@ -93,7 +94,8 @@ impl Check {
         }
     }
 
-    fn fix(mut self, fix: impl Into<String>) -> Self {
+    /// The fix an operator applies.
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
@@ -146,6 +148,7 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
         .or_else(|| listener_pid(Path::new(socket)))
         .and_then(process_path);
     checks.push(shim_check(path.as_deref()));
+    checks.push(node_wide_check(path.as_deref()));
     let (policy_check, policy) = policy_check(&o.policy);
     checks.push(policy_check);
     let state = StateDir::new(&o.state_dir);
@@ -646,6 +649,68 @@ pub fn sync_check(systemd_pid1: bool, is_active: Option<String>) -> Check {
     }
 }
 
+/// `portcullis doctor`'s `node-wide` check, given containerd's `PATH` when
+/// known: is the first `runc` on it this gate (symlinks resolved), and is a
+/// real runc found behind it?
+pub fn node_wide_check(containerd_path: Option<&str>) -> Check {
+    const NAME: &str = "node-wide";
+    let enable = format!(
+        "for node-wide enforcement install packaging/containerd/portcullis-node-wide.conf as a containerd.service drop-in (it puts {}, holding runc -> /usr/bin/{}, first on containerd's PATH) and restart containerd",
+        crate::gate::runc::NODE_WIDE_DIR,
+        crate::gate::runc::GATE_BINARY
+    );
+    let Some(path) = containerd_path else {
+        return Check::new(
+            NAME,
+            Status::Unknown,
+            "containerd's PATH is unknown (it did not report its pid): cannot tell which runc it runs",
+        )
+        .fix(enable);
+    };
+    let first = find_on_path(path, "runc");
+    let is_gate = first
+        .as_ref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|c| {
+            c.file_name()
+                .is_some_and(|n| n == crate::gate::runc::GATE_BINARY)
+        });
+    match (first, is_gate) {
+        (None, _) => Check::new(NAME, Status::Fail, format!("no runc on containerd's PATH ({path})"))
+            .fix("install runc"),
+        (Some(p), false) => Check::new(
+            NAME,
+            Status::Warn,
+            format!(
+                "not active: containerd's runc is {} (only containers started with the portcullis runtime are gated)",
+                p.display()
+            ),
+        )
+        .fix(enable),
+        (Some(p), true) => {
+            let target = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            match crate::gate::runc::real_runc(&target, None, Some(std::ffi::OsStr::new(path))) {
+                Ok(real) => Check::new(
+                    NAME,
+                    Status::Ok,
+                    format!(
+                        "active: containerd's runc {} is the gate {}, handing over to {}; a client naming its own runc binary (BinaryName, --runc-binary) still bypasses it and shows as an evidence gap",
+                        p.display(),
+                        target.display(),
+                        real.display()
+                    ),
+                ),
+                Err(e) => Check::new(
+                    NAME,
+                    Status::Fail,
+                    format!("containerd's runc {} is the gate, but {e}", p.display()),
+                )
+                .fix("install runc into /usr/sbin or /usr/bin, after the gate's directory on containerd's PATH"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,6 +730,29 @@ version = 3
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.gated]
   runtime_type = "io.containerd.portcullis.v2"
 "#;
+
+    #[test]
+    fn doctor_reports_node_wide_enforcement() {
+        let d = tempfile::tempdir().unwrap();
+        let (gate_dir, real_dir) = (d.path().join("gate"), d.path().join("real"));
+        std::fs::create_dir_all(&gate_dir).unwrap();
+        std::fs::create_dir_all(&real_dir).unwrap();
+        let gate = d.path().join(crate::gate::runc::GATE_BINARY);
+        let real = real_dir.join("runc");
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&gate, &real] {
+            std::fs::write(f, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::symlink(&gate, gate_dir.join("runc")).unwrap();
+        let both = format!("{}:{}", gate_dir.display(), real_dir.display());
+        assert_eq!(node_wide_check(Some(&both)).status, Status::Ok);
+        let plain = real_dir.display().to_string();
+        assert_eq!(node_wide_check(Some(&plain)).status, Status::Warn);
+        let only = gate_dir.display().to_string();
+        assert_eq!(node_wide_check(Some(&only)).status, Status::Fail);
+        assert_eq!(node_wide_check(None).status, Status::Unknown);
+    }
 
     #[test]
     fn finds_our_handlers_in_v2_and_v3_configs() {

@@ -961,7 +961,10 @@ pub fn find_gaps(
         let id = t.s("PORTCULLIS_CONTAINER_ID");
         let runtime = t.s("PORTCULLIS_RUNTIME");
         let gated = runtime == crate::base::names::RUNTIME_TYPE;
-        if gated && judged.contains(&(ns.as_str(), id.as_str())) {
+        // A verdict for the container, from either gate (the shim wrapper or
+        // the runc gate under node-wide enforcement), covers its start; the
+        // record's runtime name proves nothing (Tasks.Create.runtime_path).
+        if judged.contains(&(ns.as_str(), id.as_str())) {
             continue;
         }
         let detail = if gated {
@@ -977,7 +980,13 @@ pub fn find_gaps(
         gaps.push(Gap {
             namespace: ns,
             container_id: id,
-            image: t.get("PORTCULLIS_IMAGE_REF"),
+            image: match (
+                t.get("PORTCULLIS_IMAGE_REF"),
+                t.get("PORTCULLIS_IMAGE_DIGEST"),
+            ) {
+                (Some(r), Some(d)) => Some(format!("{r}@{d}")),
+                (r, _) => r,
+            },
             runtime: Some(runtime).filter(|r| !r.is_empty()),
             time: t.time,
             found_by: "task-start-record".into(),
@@ -985,7 +994,9 @@ pub fn find_gaps(
         });
     }
     for c in containers {
-        if c.runtime == crate::base::names::RUNTIME_TYPE {
+        if c.runtime == crate::base::names::RUNTIME_TYPE
+            || judged.contains(&(c.namespace.as_str(), c.id.as_str()))
+        {
             continue;
         }
         let Some(created) = c.created_at.filter(|t| period.contains(*t)) else {

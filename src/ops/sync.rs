@@ -196,6 +196,8 @@ pub struct StartedTask {
     pub pid: u32,
     /// The image, if known.
     pub image: Option<String>,
+    /// The image's target digest in containerd's image store, if known.
+    pub image_digest: Option<String>,
     /// The runtime, if known.
     pub runtime: Option<String>,
     /// Where image and runtime came from (`create-event`, `container-record`, or why unknown).
@@ -221,6 +223,10 @@ pub fn task_record(t: &StartedTask) -> Record {
         (
             "PORTCULLIS_IMAGE_REF".into(),
             t.image.clone().unwrap_or_default(),
+        ),
+        (
+            "PORTCULLIS_IMAGE_DIGEST".into(),
+            t.image_digest.clone().unwrap_or_default(),
         ),
         ("PORTCULLIS_RUNTIME".into(), runtime.to_string()),
         ("PORTCULLIS_GATED".into(), gated.to_string()),
@@ -587,6 +593,14 @@ async fn stream_once(
                         Err(e) => t.source = format!("unknown: {e}"),
                     },
                 }
+                // A gap must name what ran, not only a (mutable) reference.
+                if let Some(image) = &t.image {
+                    t.image_digest =
+                        crate::containerd::resolve_image(channel.clone(), &t.namespace, image)
+                            .await
+                            .ok()
+                            .map(|i| i.target_digest);
+                }
                 Feed::Record(task_record(&t))
             }
             Ok(None) => match decode(&envelope) {
@@ -755,12 +769,14 @@ mod tests {
             container_id: "c1".into(),
             pid: 7,
             image: Some("r.io/a:1".into()),
+            image_digest: Some("sha256:ab".into()),
             runtime: Some("io.containerd.runc.v2".into()),
             source: "create-event".into(),
             address: "/run/containerd/containerd.sock".into(),
         };
         let r = task_record(&t);
         assert_eq!(r.field("PORTCULLIS_GATED"), Some("false"));
+        assert_eq!(r.field("PORTCULLIS_IMAGE_DIGEST"), Some("sha256:ab"));
         assert_eq!(
             r.field("MESSAGE_ID"),
             Some(crate::journal::message_id::TASK_STARTED)
