@@ -16,6 +16,9 @@ fi
 
 echo "== set-up (Debian packages, journald)"
 bash "$HERE/setup.sh"
+
+echo "== pinned Go-built components (containerd 2.x, crictl, crane/registry, cosign) in /opt/portcullis-tools"
+bash "$HERE/tools.sh"
 bash "$HERE/attest/install.sh"
 bash "$HERE/keyless/install.sh"
 
