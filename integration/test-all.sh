@@ -41,6 +41,20 @@ bash "$HERE/suite.sh"
 echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
 bash "$HERE/adversarial.sh"
 
+# Wall time of each new suite (CI budget: 90 min in all).
+timed() {
+  local t0=$SECONDS rc=0
+  bash "$@" || rc=$?
+  echo "== $(basename "$1"): $((SECONDS - t0)) s wall"
+  return "$rc"
+}
+
+echo "== containerd 2.x (v2.2.9 JSON v3 start, v2.4.2 stdin bootstrap): core cases and an adversarial slice through the shim wrapper"
+timed "$HERE/containerd2.sh"
+
+echo "== CRI with crictl on containerd 1.6 and v2.4.2: packaged handler and node-wide runc gate"
+timed "$HERE/cri.sh"
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 
