@@ -207,6 +207,8 @@ expect_refusal() {
   want="portcullis: denied $R/$spec@${DIGEST[$spec]}: no signatures cached for ${DIGEST[$spec]}"
   ((RC != 0)) || problems+=("the container started")
   grep -qF -- "$want" <<<"$OUT" || problems+=("crictl does not show '$want': $OUT")
+  # Which layer refused: the shim wrapper (start) or the runc gate (create).
+  grep -qF -- "$VIA portcullis: denied $R/$spec@" <<<"$OUT" || problems+=("crictl does not show '$VIA portcullis: denied': $OUT")
   if [[ -n $CID ]]; then
     jv=$(journal_field "$CID" PORTCULLIS_VERDICT || echo "(no record)")
     [[ $jv == deny ]] || problems+=("journal verdict for $CID: $jv")
@@ -226,6 +228,8 @@ kubelet_cases() {
   local v=$1 mode=$2 gated=$3 tag="$1 $2" s jv
   local -a rt=()
   [[ $mode == handler ]] && rt=(--runtime portcullis)
+  VIA="failed to create containerd task: failed to start shim: start failed:"
+  [[ $mode == node ]] && VIA="OCI runtime create failed:"
 
   runp "pod" "${rt[@]}"
   if [[ -n $POD ]]; then
