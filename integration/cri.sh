@@ -125,7 +125,7 @@ use_containerd() {
   fi
   [[ $mode == node ]] && prefix=$GATE_DIR
   PC_CONTAINERD_VERSION=$v PC_CONTAINERD_CRI=1 PC_CONTAINERD_IMPORTS=$imports \
-    PC_CONTAINERD_PATH_PREFIX=$prefix pc_start_containerd
+    PC_CONTAINERD_PATH_PREPEND=$prefix pc_start_containerd
   local spec
   for spec in "${!DIGEST[@]}"; do
     ctr --address "$PC_CONTAINERD_SOCK" -n k8s.io images pull --plain-http "$R/$spec" >/dev/null

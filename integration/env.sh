@@ -408,9 +408,9 @@ EOF
   if [[ ! -x $PC_BIN_DIR/containerd-shim-portcullis-v2 ]]; then
     _pc_log "note: $PC_BIN_DIR/containerd-shim-portcullis-v2 not built yet (runtime io.containerd.portcullis.v2 will fail)"
   fi
-  # PC_CONTAINERD_PATH_PREFIX: directories put first on containerd's PATH
-  # (e.g. one holding runc -> portcullis-runc).
-  env PATH="${PC_CONTAINERD_PATH_PREFIX:+$PC_CONTAINERD_PATH_PREFIX:}$PC_BIN_DIR${shimdir:+:$shimdir}:$PATH" \
+  # PC_CONTAINERD_PATH_PREPEND: directories put first on containerd's PATH
+  # (e.g. one holding runc -> portcullis-runc: node-wide enforcement).
+  env PATH="${PC_CONTAINERD_PATH_PREPEND:+$PC_CONTAINERD_PATH_PREPEND:}$PC_BIN_DIR${shimdir:+:$shimdir}:$PATH" \
     PORTCULLIS_POLICY="$PORTCULLIS_POLICY" \
     PORTCULLIS_STATE_DIR="$PORTCULLIS_STATE_DIR" \
     "$bin" --config "$cfg" </dev/null >>"$log" 2>&1 &
