@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, StatSnapshotRequest,
+    snapshots_client::SnapshotsClient, MountsRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
@@ -257,6 +257,50 @@ pub fn lookup_container(
             target.chain_id = Some(image_chain_id(channel, namespace, &manifest).await?);
         }
         Ok(target)
+    })
+}
+
+/// One mount of a snapshot, as the snapshotter would mount it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMount {
+    /// Filesystem type (`overlay`, `bind`).
+    pub kind: String,
+    /// Source.
+    pub source: String,
+    /// Options (`lowerdir=…`, `upperdir=…`).
+    pub options: Vec<String>,
+}
+
+/// The mounts the snapshotter gives for snapshot `key` (Snapshots `Mounts`).
+pub fn snapshot_mounts(
+    address: &str,
+    namespace: &str,
+    snapshotter: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<Vec<SnapshotMount>, LookupError> {
+    block_on(address, timeout, async {
+        let channel = connect(address).await?;
+        let mounts = SnapshotsClient::new(channel)
+            .mounts(with_namespace!(
+                MountsRequest {
+                    snapshotter: snapshotter.to_string(),
+                    key: key.to_string(),
+                },
+                namespace
+            ))
+            .await
+            .map_err(api("snapshots.Mounts"))?
+            .into_inner()
+            .mounts;
+        Ok(mounts
+            .into_iter()
+            .map(|m| SnapshotMount {
+                kind: m.r#type,
+                source: m.source,
+                options: m.options,
+            })
+            .collect())
     })
 }
 

@@ -24,6 +24,7 @@
 //! journal; `evidence` ([`evidence`]) turns all of it into an audit
 //! evidence pack.
 
+pub mod admission;
 pub mod attestation;
 pub mod audit;
 pub mod bundle;
@@ -43,6 +44,7 @@ pub mod offline;
 pub mod policy;
 pub mod provenance;
 pub mod reference;
+pub mod runc_gate;
 pub mod sandbox;
 pub mod shim;
 pub mod sync;

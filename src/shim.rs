@@ -11,12 +11,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cache::StateDir;
+use crate::admission;
 use crate::containerd;
-use crate::gate::{self, Subject};
-use crate::journal::{self, Journald, Record, Spool};
 use crate::policy::{Policy, DEFAULT_SHIM};
 
 /// Flags of the shim v2 protocol that take a value (containerd 1.6 to 2.x).
@@ -112,23 +110,8 @@ pub enum Plan {
     Refuse(String),
 }
 
-/// Where a gated start's time went, in microseconds (the benchmark's
-/// breakdown, logged with [`log_rusage`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    /// Reading and parsing the policy.
-    pub policy_us: u64,
-    /// The containerd lookup (connect, container, image, manifest, snapshot).
-    pub lookup_us: u64,
-    /// The decision's phases (verdict-cache key, cache read, verification).
-    pub phases: gate::Phases,
-    /// The whole decision.
-    pub decide_us: u64,
-    /// Writing the journal record.
-    pub journal_us: u64,
-    /// From the start of `plan` to the hand-over.
-    pub total_us: u64,
-}
+/// Where a gated start's time went (shared with the runc gate).
+pub use crate::admission::Timings;
 
 /// Decide what to do with `args` (argv without `argv[0]`).
 pub fn plan(args: &[OsString]) -> Plan {
@@ -137,10 +120,9 @@ pub fn plan(args: &[OsString]) -> Plan {
 
 /// [`plan`], and for a gated start where its time went.
 pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
-    let t0 = Instant::now();
     let parsed = ShimArgs::parse(args);
-    let policy = Policy::load(&Policy::default_path());
     if !parsed.is_start() {
+        let policy = Policy::load(&Policy::default_path());
         // delete, -v, -info, anything else: straight through to the shim the
         // policy names (the same one start used), or runc's.
         let shim = policy
@@ -149,58 +131,16 @@ pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
             .unwrap_or_else(|_| DEFAULT_SHIM.to_string());
         return (Plan::Exec(shim), None);
     }
-    // Verification parses registry bytes: only ever in the sandbox.
-    crate::sandbox::require();
-    let mut tm = Timings {
-        policy_us: t0.elapsed().as_micros() as u64,
-        ..Timings::default()
+    // The same sequence as the runc gate's (policy, lookup, decide, record).
+    let req = admission::StartRequest {
+        namespace: parsed.namespace.clone(),
+        id: parsed.id.clone(),
+        address: parsed.address.clone(),
     };
-    let started = Instant::now();
-    let state = StateDir::from_env();
-    let subject = Subject {
-        namespace: parsed.namespace.clone().unwrap_or_default(),
-        container_id: parsed.id.clone(),
-    };
-    let lookup = match (&parsed.namespace, &parsed.id, &parsed.address) {
-        (Some(ns), Some(id), Some(addr)) => {
-            containerd::lookup_container(addr, ns, id, lookup_timeout())
-        }
-        _ => Err(containerd::LookupError::Incomplete(
-            "the shim was started without -namespace, -id and -address".into(),
-        )),
-    };
-    let t_decide = Instant::now();
-    tm.lookup_us = (t_decide - started).as_micros() as u64;
-    let decision = gate::decide(&policy, lookup, &state, &subject, started);
-    let t_journal = Instant::now();
-    tm.decide_us = (t_journal - t_decide).as_micros() as u64;
-    tm.phases = decision.phases;
-    let record = Record::from_decision(&decision);
-    let spool = Spool::new(state.spool_dir());
-    if let Err(e) = journal::record(&Journald, &spool, &record) {
-        // The verdict cannot be recorded anywhere: an unrecorded start is
-        // not allowed in enforce mode.
-        if decision.allows() && decision.mode == crate::policy::Mode::Enforce {
-            return (
-                Plan::Refuse(format!(
-                    "portcullis: denied {}: {e}; free or fix the state directory {}",
-                    decision
-                        .image_ref
-                        .clone()
-                        .unwrap_or_else(|| "container".into()),
-                    state.root().display()
-                )),
-                None,
-            );
-        }
-        eprintln!("portcullis: warning: {e}");
-    }
-    tm.journal_us = t_journal.elapsed().as_micros() as u64;
-    tm.total_us = t0.elapsed().as_micros() as u64;
-    let plan = if decision.allows() {
-        Plan::Exec(decision.shim)
-    } else {
-        Plan::Refuse(decision.denial_line())
+    let (adm, tm) = admission::admit(&req, admission::GateKind::Shim, None);
+    let plan = match adm {
+        admission::Admission::Allow { shim } => Plan::Exec(shim),
+        admission::Admission::Refuse(line) => Plan::Refuse(line),
     };
     (plan, Some(tm))
 }

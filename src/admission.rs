@@ -1,0 +1,193 @@
+//! One gated start, whichever wrapper saw it: policy, containerd lookup,
+//! decision, journal record.
+//!
+//! This module owns the sequence both gates run (the shim wrapper at shim
+//! `start`, the runc gate at `runc create`): load the policy, look the
+//! container up in containerd, [`gate::decide`], apply the caller's binding
+//! checks (what the runc gate sees of the task that the record does not
+//! say), write the verdict with [`journal::record`] tagged with the gate that
+//! took it (`PORTCULLIS_GATE`), and turn the result into an allow (with the
+//! inner shim the policy names) or the one denial line.
+
+use std::time::Instant;
+
+use crate::cache::StateDir;
+use crate::containerd::{self, ImageTarget};
+use crate::gate::{self, Decision, Kind, Outcome, Subject, Verdict};
+use crate::journal::{self, Journald, Record, Spool};
+use crate::policy::{Mode, Policy};
+
+/// Which wrapper took a decision (the journal's `PORTCULLIS_GATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateKind {
+    /// `containerd-shim-portcullis-v2 … start`.
+    Shim,
+    /// `portcullis-runc … create|run|restore`.
+    Runc,
+}
+
+impl GateKind {
+    /// The journal value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateKind::Shim => "shim",
+            GateKind::Runc => "runc",
+        }
+    }
+}
+
+/// The start to decide.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// containerd namespace.
+    pub namespace: Option<String>,
+    /// Container ID.
+    pub id: Option<String>,
+    /// containerd's gRPC socket.
+    pub address: Option<String>,
+}
+
+/// Where a gated start's time went, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Reading and parsing the policy.
+    pub policy_us: u64,
+    /// The containerd lookup (connect, container, image, manifest, snapshot).
+    pub lookup_us: u64,
+    /// The decision's phases (verdict-cache key, cache read, verification).
+    pub phases: gate::Phases,
+    /// The whole decision.
+    pub decide_us: u64,
+    /// Writing the journal record.
+    pub journal_us: u64,
+    /// From the start of the admission to the hand-over.
+    pub total_us: u64,
+}
+
+/// The outcome of an admission.
+#[derive(Debug)]
+pub enum Admission {
+    /// Proceed; the inner shim the policy names (the shim wrapper's target).
+    Allow {
+        /// The policy's inner shim.
+        shim: String,
+    },
+    /// Refuse with this one line.
+    Refuse(String),
+}
+
+/// A check of what will actually run against the looked-up record; `Err`
+/// is the reason the start does not run what was verified.
+pub type Binding<'a> = &'a dyn Fn(&ImageTarget) -> Result<(), String>;
+
+/// Decide one start: the sequence both wrappers share. `binding` runs on a
+/// successful lookup; its failure fails the decision (deny in enforce mode,
+/// warn/audit as the policy's mode says), keeping the image's name and digest
+/// in the denial line.
+pub fn admit(
+    req: &StartRequest,
+    gate_kind: GateKind,
+    binding: Option<Binding<'_>>,
+) -> (Admission, Timings) {
+    let t0 = Instant::now();
+    let policy = Policy::load(&Policy::default_path());
+    // Verification parses registry bytes: only ever in the sandbox.
+    crate::sandbox::require();
+    let mut tm = Timings {
+        policy_us: t0.elapsed().as_micros() as u64,
+        ..Timings::default()
+    };
+    let started = Instant::now();
+    let state = StateDir::from_env();
+    let subject = Subject {
+        namespace: req.namespace.clone().unwrap_or_default(),
+        container_id: req.id.clone(),
+    };
+    let lookup = match (&req.namespace, &req.id, &req.address) {
+        (Some(ns), Some(id), Some(addr)) => {
+            containerd::lookup_container(addr, ns, id, crate::shim::lookup_timeout())
+        }
+        _ => Err(containerd::LookupError::Incomplete(format!(
+            "the {} gate could not tell the namespace, container ID and containerd socket",
+            gate_kind.as_str()
+        ))),
+    };
+    let binding_failure = match (&lookup, binding) {
+        (Ok(t), Some(check)) => check(t).err(),
+        _ => None,
+    };
+    let t_decide = Instant::now();
+    tm.lookup_us = (t_decide - started).as_micros() as u64;
+    let mut decision = gate::decide(&policy, lookup, &state, &subject, started);
+    if let Some(reason) = binding_failure {
+        fail_binding(&mut decision, reason);
+    }
+    let t_journal = Instant::now();
+    tm.decide_us = (t_journal - t_decide).as_micros() as u64;
+    tm.phases = decision.phases;
+    let mut record = Record::from_decision(&decision);
+    record
+        .fields
+        .push(("PORTCULLIS_GATE".into(), gate_kind.as_str().into()));
+    let spool = Spool::new(state.spool_dir());
+    if let Err(e) = journal::record(&Journald, &spool, &record) {
+        // The verdict cannot be recorded anywhere: an unrecorded start is
+        // not allowed in enforce mode.
+        if decision.allows() && decision.mode == Mode::Enforce {
+            return (
+                Admission::Refuse(format!(
+                    "portcullis: denied {}: {e}; free or fix the state directory {}",
+                    decision
+                        .image_ref
+                        .clone()
+                        .unwrap_or_else(|| "container".into()),
+                    state.root().display()
+                )),
+                tm,
+            );
+        }
+        warn(gate_kind, &format!("portcullis: warning: {e}"));
+    }
+    tm.journal_us = t_journal.elapsed().as_micros() as u64;
+    tm.total_us = t0.elapsed().as_micros() as u64;
+    let admission = if decision.allows() {
+        Admission::Allow {
+            shim: decision.shim,
+        }
+    } else {
+        Admission::Refuse(decision.denial_line())
+    };
+    (admission, tm)
+}
+
+/// A warning: to stderr for the shim (containerd logs it); never for the
+/// runc gate, whose streams are the container's.
+fn warn(gate_kind: GateKind, line: &str) {
+    if gate_kind == GateKind::Shim {
+        eprintln!("{line}");
+    }
+}
+
+/// Turn a decision into a failure for `reason` under the decision's mode.
+fn fail_binding(d: &mut Decision, reason: String) {
+    d.outcome = Outcome::Fail;
+    d.reason = reason;
+    let (verdict, kind) = match d.mode {
+        Mode::Enforce => (Verdict::Deny, Kind::Denied),
+        Mode::Warn => (Verdict::Warn, Kind::Warned),
+        Mode::Audit => (Verdict::Allow, Kind::Audited),
+    };
+    d.verdict = verdict;
+    d.kind = kind;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_names() {
+        assert_eq!(GateKind::Shim.as_str(), "shim");
+        assert_eq!(GateKind::Runc.as_str(), "runc");
+    }
+}

@@ -1,0 +1,610 @@
+//! The OCI runtime gate: `portcullis-runc`, a runc-compatible wrapper.
+//!
+//! This module owns runc's command line as the runc shim (go-runc) writes it
+//! (`runc --root DIR --log FILE --log-format json [--systemd-cgroup] create
+//! --bundle DIR --pid-file F [--console-socket S] … ID`), the choice of the
+//! real runc behind the gate, the identification of the container from what
+//! runc receives (ID, namespace, containerd's socket), the binding checks of
+//! what is about to run (the bundle's `config.json` root and the rootfs
+//! mounted at `<bundle>/rootfs` against the container's snapshot), and the
+//! refusal line in runc's `--log` file, which the runc shim reports to the
+//! client as `OCI runtime create failed: portcullis: denied …`.
+//!
+//! `create`, `run` and `restore` are gated through [`crate::admission`] (the
+//! same decision the shim wrapper takes); everything else, and an allowed
+//! start, is handed to the real runc unchanged by `exec`.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use crate::admission::{self, Admission, GateKind, StartRequest};
+use crate::containerd::{self, ImageTarget, SnapshotMount};
+
+/// Largest `config.json` read.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest `/proc/self/mountinfo` read.
+const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
+
+/// runc's commands that start a container's process.
+const GATED: &[&str] = &["create", "run", "restore"];
+
+/// runc's global flags that take a value (runc 1.0 to 1.3).
+const GLOBAL_VALUE_FLAGS: &[&str] = &["root", "log", "log-format", "criu", "rootless"];
+/// runc's global boolean flags.
+const GLOBAL_BOOL_FLAGS: &[&str] = &["debug", "systemd-cgroup", "help", "h", "version", "v"];
+/// Flags of `create`, `run` and `restore` that take a value.
+const COMMAND_VALUE_FLAGS: &[&str] = &[
+    "bundle",
+    "b",
+    "console-socket",
+    "pid-file",
+    "preserve-fds",
+    "image-path",
+    "work-path",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "lsm-profile",
+    "lsm-mount-context",
+    "parent-path",
+    "page-server",
+    "status-fd",
+];
+
+/// Errors of the runc gate.
+#[derive(Debug, thiserror::Error)]
+pub enum RuncGateError {
+    /// No runc to hand over to.
+    #[error("no real runc found on PATH after the gate's own directory ({path}); install runc or set PORTCULLIS_RUNC to its path")]
+    NoRealRunc {
+        /// The PATH searched.
+        path: String,
+    },
+    /// `PORTCULLIS_RUNC` names the gate itself, or nothing runnable.
+    #[error("PORTCULLIS_RUNC={0} is not a runc the gate can hand over to ({1}); point it at the real runc binary")]
+    BadOverride(String, String),
+    /// The command line cannot be read safely.
+    #[error("cannot read runc's command line: {0}")]
+    Args(String),
+}
+
+/// runc's command line, as far as the gate needs it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RuncArgs {
+    /// `--root`.
+    pub root: Option<String>,
+    /// `--log`.
+    pub log: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+    /// The command word (`create`, `state`, `delete` …).
+    pub command: Option<String>,
+    /// `--bundle` / `-b` of the command.
+    pub bundle: Option<String>,
+    /// The last argument (the container ID for create/run/restore).
+    pub id: Option<String>,
+    /// A global flag the gate does not know, when one came before the command.
+    pub unknown_global: Option<String>,
+    /// Whether a gated word appears anywhere: an unexpected layout must never
+    /// route a start around the gate.
+    pub mentions_gated: bool,
+}
+
+fn split_flag(a: &str) -> Option<(&str, Option<&str>)> {
+    let flag = a.strip_prefix("--").or_else(|| a.strip_prefix('-'))?;
+    if flag.is_empty() {
+        return None;
+    }
+    Some(match flag.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (flag, None),
+    })
+}
+
+impl RuncArgs {
+    /// Parse runc's argv (without `argv[0]`); never fails.
+    pub fn parse(args: &[OsString]) -> RuncArgs {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut out = RuncArgs {
+            mentions_gated: args.iter().any(|a| GATED.contains(&a.as_str())),
+            ..RuncArgs::default()
+        };
+        let mut i = 0;
+        // Global flags, up to the command word.
+        while i < args.len() {
+            let a = &args[i];
+            let Some((name, inline)) = split_flag(a) else {
+                if a == "--" {
+                    i += 1;
+                    continue;
+                }
+                out.command = Some(a.clone());
+                i += 1;
+                break;
+            };
+            if GLOBAL_VALUE_FLAGS.contains(&name) {
+                let value = match inline {
+                    Some(v) => Some(v.to_string()),
+                    None => {
+                        i += 1;
+                        args.get(i).cloned()
+                    }
+                };
+                match name {
+                    "root" => out.root = value,
+                    "log" => out.log = value,
+                    "log-format" => out.log_format = value,
+                    _ => {}
+                }
+            } else if !GLOBAL_BOOL_FLAGS.contains(&name) && out.unknown_global.is_none() {
+                out.unknown_global = Some(a.clone());
+            }
+            i += 1;
+        }
+        // The command's flags: the bundle, and the last argument is the ID.
+        let rest = &args[i.min(args.len())..];
+        let mut j = 0;
+        while j < rest.len() {
+            if let Some((name, inline)) = split_flag(&rest[j]) {
+                if COMMAND_VALUE_FLAGS.contains(&name) {
+                    let value = match inline {
+                        Some(v) => Some(v.to_string()),
+                        None => {
+                            j += 1;
+                            rest.get(j).cloned()
+                        }
+                    };
+                    if name == "bundle" || name == "b" {
+                        out.bundle = value;
+                    }
+                }
+            }
+            j += 1;
+        }
+        out.id = rest.last().filter(|a| !a.starts_with('-')).cloned();
+        out
+    }
+
+    /// Does this invocation start a container's process?
+    pub fn is_gated(&self) -> bool {
+        match self.command.as_deref() {
+            Some(c) if GATED.contains(&c) => true,
+            // An unknown global flag may have swallowed the command word:
+            // when a gated word appears at all, treat it as a start.
+            _ => self.unknown_global.is_some() && self.mentions_gated,
+        }
+    }
+}
+
+/// What the gate does with this invocation.
+#[derive(Debug)]
+pub enum Plan {
+    /// Hand over to this runc.
+    Exec(PathBuf),
+    /// Refuse: write this line to the log (or stderr) and exit 1.
+    Refuse(String),
+}
+
+/// The real runc: `PORTCULLIS_RUNC` when set, else the first `runc` on
+/// `path` that is not this binary (symlinks resolved).
+pub fn real_runc(
+    self_exe: &Path,
+    override_: Option<&OsStr>,
+    path: Option<&OsStr>,
+) -> Result<PathBuf, RuncGateError> {
+    let me = identity(self_exe);
+    if let Some(o) = override_.filter(|o| !o.is_empty()) {
+        let p = PathBuf::from(o);
+        return match identity(&p) {
+            None => Err(RuncGateError::BadOverride(
+                p.display().to_string(),
+                "no such executable file".into(),
+            )),
+            Some(id) if Some(id) == me => Err(RuncGateError::BadOverride(
+                p.display().to_string(),
+                "it is the gate itself".into(),
+            )),
+            Some(_) => Ok(p),
+        };
+    }
+    let path = path.unwrap_or_default();
+    for dir in std::env::split_paths(path) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let cand = dir.join("runc");
+        match identity(&cand) {
+            Some(id) if Some(id) != me => return Ok(cand),
+            _ => continue,
+        }
+    }
+    Err(RuncGateError::NoRealRunc {
+        path: path.to_string_lossy().into_owned(),
+    })
+}
+
+/// (device, inode) of an executable regular file, symlinks followed.
+fn identity(p: &Path) -> Option<(u64, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    (m.is_file() && m.mode() & 0o111 != 0).then(|| (m.dev(), m.ino()))
+}
+
+/// The containerd namespace of a start: from the bundle path
+/// (`…/io.containerd.runtime.v2.task/<ns>/<id>`, containerd 1.6 to 2.x) and
+/// from `--root` (`…/runc/<ns>`, the runc shim's root joined with the
+/// namespace). Both must agree when both are known.
+pub fn namespace_of(
+    root: Option<&str>,
+    bundle: Option<&str>,
+    id: &str,
+) -> Result<Option<String>, String> {
+    let from_bundle = bundle.and_then(|b| {
+        let b = Path::new(b);
+        let leaf = b.file_name()?.to_str()?;
+        let ns_dir = b.parent()?;
+        let task = ns_dir.parent()?.file_name()?.to_str()?;
+        (task.ends_with(".task") && task.starts_with("io.containerd.runtime.v2")).then_some(())?;
+        if leaf != id {
+            return Some(Err(format!(
+                "the bundle {} is not the container {id}'s",
+                b.display()
+            )));
+        }
+        Some(Ok(ns_dir.file_name()?.to_str()?.to_string()))
+    });
+    let from_root = root.and_then(|r| {
+        let r = Path::new(r);
+        Some(r.file_name()?.to_str()?.to_string())
+    });
+    match (from_bundle, from_root) {
+        (Some(Err(e)), _) => Err(e),
+        (Some(Ok(b)), Some(r)) if b != r => {
+            Err(format!("the bundle says namespace {b}, --root says {r}"))
+        }
+        (Some(Ok(b)), _) => Ok(Some(b)),
+        (None, Some(r)) => Ok(Some(r)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// containerd's gRPC socket: `CONTAINERD_ADDRESS`, else `GRPC_ADDRESS`,
+/// else `TTRPC_ADDRESS` without its `.ttrpc` suffix (what containerd puts in
+/// every shim's environment, which runc inherits).
+pub fn containerd_address(get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let non_empty = |k: &str| get(k).filter(|v| !v.is_empty());
+    non_empty("CONTAINERD_ADDRESS")
+        .or_else(|| non_empty("GRPC_ADDRESS"))
+        .or_else(|| non_empty("TTRPC_ADDRESS").map(|t| t.trim_end_matches(".ttrpc").to_string()))
+}
+
+/// The denial as one runc log entry, in runc's `--log-format`.
+pub fn log_line(line: &str, format: Option<&str>, time: &str) -> String {
+    if format == Some("text") {
+        return format!(
+            "time=\"{time}\" level=error msg={}\n",
+            serde_json::Value::String(line.to_string())
+        );
+    }
+    let entry = serde_json::json!({"level": "error", "msg": line, "time": time});
+    format!("{entry}\n")
+}
+
+/// Write the refusal where the runc shim reads it: the `--log` file
+/// (appended), or stderr when runc was given no log file.
+pub fn report_refusal(args: &RuncArgs, line: &str) {
+    let now = jiff::Timestamp::now().to_string();
+    let entry = log_line(line, args.log_format.as_deref(), &now);
+    if let Some(log) = &args.log {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            if f.write_all(entry.as_bytes()).is_ok() {
+                return;
+            }
+        }
+    }
+    eprintln!("{line}");
+}
+
+/// Decide what to do with `args` (argv without `argv[0]`).
+pub fn plan(args: &[OsString]) -> (Plan, RuncArgs) {
+    let parsed = RuncArgs::parse(args);
+    let self_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let runc = real_runc(
+        &self_exe,
+        std::env::var_os("PORTCULLIS_RUNC").as_deref(),
+        std::env::var_os("PATH").as_deref(),
+    );
+    let runc = match runc {
+        Ok(r) => r,
+        Err(e) => return (Plan::Refuse(format!("portcullis: {e}")), parsed),
+    };
+    if !parsed.is_gated() {
+        return (Plan::Exec(runc), parsed);
+    }
+    let plan = match gate_start(&parsed) {
+        Ok(()) => Plan::Exec(runc),
+        Err(line) => Plan::Refuse(line),
+    };
+    (plan, parsed)
+}
+
+/// Gate a create/run/restore; `Err` is the denial line.
+fn gate_start(parsed: &RuncArgs) -> Result<(), String> {
+    if let Some(flag) = &parsed.unknown_global {
+        if !parsed
+            .command
+            .as_deref()
+            .is_some_and(|c| GATED.contains(&c))
+        {
+            return Err(format!(
+                "portcullis: denied container start: runc global flag {flag} is unknown to the gate, so the command cannot be read; update portcullis-runc"
+            ));
+        }
+    }
+    let id = parsed.id.clone().ok_or_else(|| {
+        "portcullis: denied container start: runc was given no container ID".to_string()
+    })?;
+    let bundle = match &parsed.bundle {
+        Some(b) => PathBuf::from(b),
+        None => std::env::current_dir().map_err(|e| {
+            format!("portcullis: denied container {id}: cannot tell the bundle directory: {e}")
+        })?,
+    };
+    let bundle_s = bundle.display().to_string();
+    let namespace = namespace_of(parsed.root.as_deref(), Some(&bundle_s), &id)
+        .map_err(|e| format!("portcullis: denied container {id}: {e}"))?;
+    let address = containerd_address(&|k| std::env::var(k).ok());
+    let req = StartRequest {
+        namespace,
+        id: Some(id),
+        address: address.clone(),
+    };
+    let binding = |t: &ImageTarget| {
+        check_binding(
+            &bundle,
+            t,
+            &|snapshotter, key| {
+                containerd::snapshot_mounts(
+                    address.as_deref().unwrap_or_default(),
+                    req.namespace.as_deref().unwrap_or_default(),
+                    snapshotter,
+                    key,
+                    crate::shim::lookup_timeout(),
+                )
+                .map_err(|e| e.to_string())
+            },
+            &read_mountinfo,
+        )
+    };
+    match admission::admit(&req, GateKind::Runc, Some(&binding)).0 {
+        Admission::Allow { .. } => Ok(()),
+        Admission::Refuse(line) => Err(line),
+    }
+}
+
+/// Replace this process with the real runc. Returns only on failure.
+pub fn exec_runc(runc: &Path, args: &[OsString]) -> std::io::Error {
+    let mut cmd = std::process::Command::new(runc);
+    cmd.args(args);
+    // runc re-executes /proc/self/exe; argv[0] stays "runc" for its messages.
+    cmd.arg0("runc");
+    cmd.exec()
+}
+
+/// This process's mount table (the runc shim's mount namespace, where it
+/// mounted the rootfs), bounded and non-blocking.
+fn read_mountinfo() -> Result<String, String> {
+    let p = Path::new("/proc/self/mountinfo");
+    // procfs files report size 0: read through a bounded reader.
+    use std::io::Read;
+    let f = std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    let mut s = String::new();
+    f.take(MAX_MOUNTINFO_BYTES)
+        .read_to_string(&mut s)
+        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    Ok(s)
+}
+
+/// What the snapshotter says the container's rootfs mounts are.
+pub type MountsOf<'a> = &'a dyn Fn(&str, &str) -> Result<Vec<SnapshotMount>, String>;
+/// Reads `/proc/self/mountinfo`.
+pub type ReadMountinfo<'a> = &'a dyn Fn() -> Result<String, String>;
+
+/// Check that what is about to run is the container's snapshot: the
+/// bundle's `config.json` roots the container at `<bundle>/rootfs`, the
+/// record has a snapshot, and what is mounted at `<bundle>/rootfs` is that
+/// snapshot as the snapshotter mounts it.
+pub fn check_binding(
+    bundle: &Path,
+    target: &ImageTarget,
+    mounts_of: MountsOf<'_>,
+    mountinfo: ReadMountinfo<'_>,
+) -> Result<(), String> {
+    check_config_root(bundle)?;
+    let (Some(key), Some(snapshotter)) = (&target.snapshot_key, &target.snapshotter) else {
+        return Err(format!(
+            "the container record names image {} but no snapshot, so its rootfs cannot be tied to the verified image (recreate the container from the image)",
+            target.name
+        ));
+    };
+    let expected = mounts_of(snapshotter, key)
+        .map_err(|e| format!("cannot read snapshot {key}'s mounts: {e}"))?;
+    let rootfs = bundle.join("rootfs");
+    let info = mountinfo()?;
+    let mounted = mount_at(&info, &rootfs).ok_or_else(|| {
+        format!(
+            "nothing is mounted at {}: the rootfs is not the container's snapshot {key}",
+            rootfs.display()
+        )
+    })?;
+    compare_mount(&mounted, &expected, key)
+}
+
+/// `config.json`'s `root.path` must be the bundle's `rootfs`.
+pub fn check_config_root(bundle: &Path) -> Result<(), String> {
+    let path = bundle.join("config.json");
+    let bytes = crate::bundle::read_bounded(&path, MAX_CONFIG_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .ok_or_else(|| format!("{} is larger than {MAX_CONFIG_BYTES} bytes", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let root = v
+        .get("root")
+        .and_then(|r| r.get("path"))
+        .and_then(|p| p.as_str())
+        .unwrap_or_default();
+    let rootfs = bundle.join("rootfs");
+    let root_path = if Path::new(root).is_absolute() {
+        PathBuf::from(root)
+    } else {
+        bundle.join(root)
+    };
+    if normalize(&root_path) != normalize(&rootfs) {
+        return Err(format!(
+            "config.json root.path is {root:?}, not the bundle's rootfs {}: the container would not run its snapshot",
+            rootfs.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Lexical normalization (`.` and trailing slashes; `..` refused by keeping it).
+fn normalize(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+/// A mount as `/proc/self/mountinfo` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountedFs {
+    /// Filesystem type.
+    pub fstype: String,
+    /// Root of the mount within its filesystem.
+    pub root: String,
+    /// Super options.
+    pub options: Vec<String>,
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The topmost mount at `mountpoint` in a mountinfo text.
+pub fn mount_at(mountinfo: &str, mountpoint: &Path) -> Option<MountedFs> {
+    let want = normalize(mountpoint);
+    let mut found = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        if normalize(Path::new(&unescape(pre[4]))) != want {
+            continue;
+        }
+        found = Some(MountedFs {
+            fstype: post[0].to_string(),
+            root: unescape(pre[3]),
+            options: post[2].split(',').map(unescape).collect(),
+        });
+    }
+    found
+}
+
+fn option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
+    opts.iter()
+        .rev()
+        .find_map(|o| o.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The mounted rootfs against the snapshotter's mounts for the key.
+pub fn compare_mount(
+    mounted: &MountedFs,
+    expected: &[SnapshotMount],
+    key: &str,
+) -> Result<(), String> {
+    let [exp] = expected else {
+        return Err(format!(
+            "snapshot {key} mounts as {} mounts; the gate checks exactly one",
+            expected.len()
+        ));
+    };
+    let mismatch = |what: &str| {
+        Err(format!(
+            "the rootfs mounted for this task is not the container's snapshot {key} ({what}): refusing a rootfs the verified image does not describe"
+        ))
+    };
+    match exp.kind.as_str() {
+        "overlay" => {
+            if mounted.fstype != "overlay" {
+                return mismatch(&format!("a {} mount, not overlay", mounted.fstype));
+            }
+            for dirs in ["lowerdir", "upperdir"] {
+                let want = option(&exp.options, dirs).unwrap_or_default();
+                let got = option(&mounted.options, dirs).unwrap_or_default();
+                if !same_dirs(got, want) {
+                    return mismatch(&format!("{dirs} is {got:?}, the snapshot's is {want:?}"));
+                }
+            }
+            Ok(())
+        }
+        "bind" | "rbind" => {
+            // A bind mount shows the source's path inside its filesystem as
+            // the mount's root: it must end with the snapshot's directory.
+            if mounted.root != exp.source && !exp.source.ends_with(&mounted.root) {
+                return mismatch(&format!(
+                    "bind of {:?}, the snapshot is {:?}",
+                    mounted.root, exp.source
+                ));
+            }
+            if mounted.root == "/" {
+                return mismatch("a bind of a whole filesystem");
+            }
+            Ok(())
+        }
+        other => mismatch(&format!(
+            "snapshot mount type {other} is not one the gate can compare"
+        )),
+    }
+}
+
+/// Colon-separated directory lists; a relative entry mounted from a
+/// directory containerd changed into (long option strings) matches an
+/// absolute one ending with it.
+fn same_dirs(got: &str, want: &str) -> bool {
+    let g: Vec<&str> = got.split(':').collect();
+    let w: Vec<&str> = want.split(':').collect();
+    g.len() == w.len()
+        && !want.is_empty()
+        && g.iter()
+            .zip(&w)
+            .all(|(g, w)| g == w || (!g.starts_with('/') && w.ends_with(&format!("/{g}"))))
+}
