@@ -197,6 +197,7 @@ expect_allow() {
   ((RC == 0)) || problems+=("crictl: $OUT")
   jv=$(journal_field "$CID" PORTCULLIS_VERDICT || echo "(no record)")
   [[ $jv == allow ]] || problems+=("journal verdict for $CID: $jv")
+  [[ $(journal_field "$CID" PORTCULLIS_GATE || true) == "$GATE" ]] || problems+=("record not written by the $GATE gate")
   if ((${#problems[@]})); then not_ok "$label" "${problems[@]}"; else ok "$label (allow record for ${CID:0:12})"; fi
 }
 
@@ -212,6 +213,7 @@ expect_refusal() {
   if [[ -n $CID ]]; then
     jv=$(journal_field "$CID" PORTCULLIS_VERDICT || echo "(no record)")
     [[ $jv == deny ]] || problems+=("journal verdict for $CID: $jv")
+    [[ $(journal_field "$CID" PORTCULLIS_GATE || true) == "$GATE" ]] || problems+=("record not written by the $GATE gate")
     [[ $(journal_field "$CID" PORTCULLIS_IMAGE_DIGEST || true) == "${DIGEST[$spec]}" ]] ||
       problems+=("deny record lacks the digest ${DIGEST[$spec]}")
   else
@@ -223,19 +225,21 @@ expect_refusal() {
 }
 
 # The whole kubelet sequence on one containerd, for one way to the gate.
-# GATED_CONTAINERS: whether pod containers (not only the pause) reach the gate.
+# GATED (yes/no): whether pod containers, not only the pause, reach the gate.
 kubelet_cases() {
   local v=$1 mode=$2 gated=$3 tag="$1 $2" s jv
   local -a rt=()
   [[ $mode == handler ]] && rt=(--runtime portcullis)
   VIA="failed to create containerd task: failed to start shim: start failed:"
-  [[ $mode == node ]] && VIA="OCI runtime create failed:"
+  GATE=shim
+  [[ $mode == node ]] && VIA="OCI runtime create failed:" GATE=runc
 
   runp "pod" "${rt[@]}"
   if [[ -n $POD ]]; then
     jv=$(journal_field "$POD" PORTCULLIS_VERDICT || echo "(no record)")
-    [[ $jv == allow && $(journal_field "$POD" PORTCULLIS_IMAGE_DIGEST || true) == "${DIGEST[cri/pause:1]}" ]] &&
-      ok "$tag: pod sandbox runs, the signed pause image passed the gate (allow record for ${POD:0:12})" ||
+    [[ $jv == allow && $(journal_field "$POD" PORTCULLIS_IMAGE_DIGEST || true) == "${DIGEST[cri/pause:1]}" &&
+      $(journal_field "$POD" PORTCULLIS_GATE || true) == "$GATE" ]] &&
+      ok "$tag: pod sandbox runs, the signed pause image passed the $GATE gate (allow record for ${POD:0:12})" ||
       not_ok "$tag: pause container's allow record" "verdict $jv"
   else
     not_ok "$tag: pod sandbox runs" "$OUT"
