@@ -353,17 +353,38 @@ pc_start_containerd() {
   # here (noise); and "opt", which would put its own (empty) bin dir ahead of
   # PC_BIN_DIR on PATH (by default /opt/containerd/bin).
   # PC_CONTAINERD_IMPORTS (files, space-separated): containerd `imports`,
-  # e.g. the installed drop-in; PC_CONTAINERD_CRI=1 keeps the CRI plugin.
-  local imports="" cri='  "io.containerd.grpc.v1.cri",' f
+  # e.g. the installed drop-in; PC_CONTAINERD_CRI=1 keeps the CRI plugin
+  # (restrict_oom_score_adj, sandbox image PC_CRI_SANDBOX_IMAGE, which the
+  # caller pulls into namespace k8s.io). PC_CONTAINERD_VERSION (2.2.9,
+  # 2.4.2...: a containerd from integration/tools.sh; empty or 1.6: the
+  # system's) picks the binary, its runc shim and config version 3.
+  local bin cfgver imports="" cri_off='  "io.containerd.grpc.v1.cri",' cri_cfg="" f shimdir=""
+  bin=$(pc_containerd_bin) || return 1
+  [[ $bin != containerd ]] && shimdir=$(dirname "$bin")
+  cfgver=$([[ -n $shimdir ]] && echo 3 || echo 2)
   for f in ${PC_CONTAINERD_IMPORTS:-}; do imports+="${imports:+, }\"$f\""; done
-  [[ -n ${PC_CONTAINERD_CRI:-} ]] && cri=
+  if [[ -n ${PC_CONTAINERD_CRI:-} ]]; then
+    cri_off=
+    if [[ -z ${PC_CRI_SANDBOX_IMAGE:-} ]]; then
+      : # the CRI plugin's own defaults (package-test.sh: the drop-in's)
+    elif ((cfgver == 2)); then
+      cri_cfg="[plugins.\"io.containerd.grpc.v1.cri\"]
+  restrict_oom_score_adj = true
+  sandbox_image = \"${PC_CRI_SANDBOX_IMAGE:-}\""
+    else
+      cri_cfg="[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = \"${PC_CRI_SANDBOX_IMAGE:-}\""
+    fi
+  fi
   cat >"$cfg" <<EOF || return 1
 ${imports:+imports = [$imports]}
-version = 2
+version = $cfgver
 root = "$dir/root"
 state = "$dir/state"
 disabled_plugins = [
-$cri
+$cri_off
   "io.containerd.internal.v1.opt",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
@@ -382,16 +403,17 @@ $cri
 
 [metrics]
   address = ""
+$cri_cfg
 EOF
   if [[ ! -x $PC_BIN_DIR/containerd-shim-portcullis-v2 ]]; then
     _pc_log "note: $PC_BIN_DIR/containerd-shim-portcullis-v2 not built yet (runtime io.containerd.portcullis.v2 will fail)"
   fi
   # PC_CONTAINERD_PATH_PREPEND: directories put first on containerd's PATH
   # (e.g. one holding runc -> portcullis-runc: node-wide enforcement).
-  env PATH="${PC_CONTAINERD_PATH_PREPEND:+$PC_CONTAINERD_PATH_PREPEND:}$PC_BIN_DIR:$PATH" \
+  env PATH="${PC_CONTAINERD_PATH_PREPEND:+$PC_CONTAINERD_PATH_PREPEND:}$PC_BIN_DIR${shimdir:+:$shimdir}:$PATH" \
     PORTCULLIS_POLICY="$PORTCULLIS_POLICY" \
     PORTCULLIS_STATE_DIR="$PORTCULLIS_STATE_DIR" \
-    containerd --config "$cfg" </dev/null >>"$log" 2>&1 &
+    "$bin" --config "$cfg" </dev/null >>"$log" 2>&1 &
   pid=$!
   disown "$pid" 2>/dev/null || true
   printf '%s\n' "$pid" >"$PC_WORK/run/containerd.pid"
@@ -410,6 +432,24 @@ EOF
     sleep 0.1
   done
   _pc_log "containerd up on $PC_CONTAINERD_SOCK (pid $pid)"
+}
+
+# The containerd binary PC_CONTAINERD_VERSION names: `containerd` (the
+# system's, 1.6 on Debian 12) when empty or 1.*, else
+# $PC_TOOLS/containerd-vX.Y.Z/containerd (installed by integration/tools.sh).
+pc_containerd_bin() {
+  local v=${PC_CONTAINERD_VERSION:-}
+  case $v in
+    '' | 1.*) echo containerd ;;
+    *)
+      local b=${PC_TOOLS:-/opt/portcullis-tools}/containerd-v${v#v}/containerd
+      if [[ ! -x $b ]]; then
+        _pc_err "$b missing for PC_CONTAINERD_VERSION=$v (run integration/tools.sh)"
+        return 1
+      fi
+      echo "$b"
+      ;;
+  esac
 }
 
 # Stops our containerd only: tasks and their shims keep running, data is kept

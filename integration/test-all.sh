@@ -32,6 +32,9 @@ fi
 
 echo "== set-up (Debian packages, journald)"
 bash "$HERE/setup.sh"
+
+echo "== pinned Go-built components (containerd 2.x, crictl, crane/registry, cosign) in /opt/portcullis-tools"
+bash "$HERE/tools.sh"
 bash "$HERE/attest/install.sh"
 bash "$HERE/keyless/install.sh"
 
@@ -54,8 +57,22 @@ bash "$HERE/suite.sh"
 echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
 bash "$HERE/adversarial.sh"
 
+# Wall time of each suite added this turn (CI budget: 90 min in all).
+timed() {
+  local t0=$SECONDS rc=0
+  bash "$@" || rc=$?
+  echo "== $(basename "$1"): $((SECONDS - t0)) s wall"
+  return "$rc"
+}
+
 echo "== runc gate: node-wide enforcement at the OCI runtime (runc -> portcullis-runc first on containerd's PATH)"
-bash "$HERE/runc-gate.sh"
+timed "$HERE/runc-gate.sh"
+
+echo "== containerd 2.x (v2.2.9 JSON v3 start, v2.4.2 stdin bootstrap): core cases and an adversarial slice through the shim wrapper"
+timed "$HERE/containerd2.sh"
+
+echo "== CRI with crictl on containerd 1.6 and v2.4.2: packaged handler and node-wide runc gate"
+timed "$HERE/cri.sh"
 
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
