@@ -299,7 +299,12 @@ fn evaluate(
                     Ok(Kind::Exempt)
                 }
                 Action::Deny => Err(format!("refused by rule \"{}\" (action deny)", rule.name)),
-                Action::Verify => verify_rule(policy, rule, target, &image, state, d),
+                Action::Verify => verify_rule(policy, rule, target, &image, state, d)
+                    .and_then(|k| bind_index_choice(target, d).map(|()| k))
+                    .map_err(|e| match &target.platform_ambiguity {
+                        Some(why) if !e.contains(why.as_str()) => format!("{why} ({e})"),
+                        _ => e,
+                    }),
             }
         }
     }
@@ -337,6 +342,20 @@ fn check_lineage(target: &ImageTarget) -> Result<(), String> {
             parent.as_deref().filter(|p| !p.is_empty()).unwrap_or("none"),
             chain.as_deref().unwrap_or("unknown")
         )),
+    }
+}
+
+/// An index with several candidate manifests for this node passes only on a
+/// signature over the index digest (see [`crate::platform`]).
+fn bind_index_choice(target: &ImageTarget, d: &Decision) -> Result<(), String> {
+    match &target.platform_ambiguity {
+        Some(why) if d.signed_digest.as_deref() != Some(target.target_digest.as_str()) => {
+            Err(format!(
+                "{why} (the signature found is over {})",
+                d.signed_digest.as_deref().unwrap_or("nothing")
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -659,6 +678,7 @@ mod tests {
             target_digest: d(1),
             target_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             platform_digest: None,
+            platform_ambiguity: None,
             snapshot_key: None,
             snapshotter: None,
             chain_id: None,

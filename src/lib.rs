@@ -40,6 +40,7 @@ pub mod gate;
 pub mod heartbeat;
 pub mod journal;
 pub mod offline;
+pub mod platform;
 pub mod policy;
 pub mod provenance;
 pub mod reference;
