@@ -418,3 +418,150 @@ fn collect(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    /// Every shape of `tests/data/platform-oracle.json`: our choice is what
+    /// both real containerds took; where they disagree or failed, the index
+    /// is refused unless signed as a whole (or selection fails).
+    #[test]
+    fn containerd_is_the_oracle() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/platform-oracle.json"
+        );
+        let table: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let label = |digest: &str| table["manifests"][digest].as_str().unwrap().to_string();
+        let nested: HashMap<String, Vec<u8>> = table["nested"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+            .collect();
+        let shapes = table["shapes"].as_array().unwrap();
+        assert!(shapes.len() >= 20, "the oracle table lost shapes");
+        for s in shapes {
+            let name = s["name"].as_str().unwrap();
+            let index = s["index"].as_str().unwrap().as_bytes();
+            let digest = s["index_digest"].as_str().unwrap();
+            let v1 = s["observed"]["containerd-1.6"].as_str().unwrap();
+            let v2 = s["observed"]["containerd-2.4"].as_str().unwrap();
+            let got = select(digest, index, ("linux", "amd64"), &nested);
+            match (v1.starts_with("error"), v2.starts_with("error")) {
+                (true, true) => {
+                    assert!(got.is_err(), "{name}: containerd failed, we chose {got:?}")
+                }
+                (false, false) if v1 == v2 => {
+                    let sel = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(label(&sel.chosen), v1, "{name}");
+                    assert_eq!(
+                        sel.ambiguity(digest).is_some(),
+                        s["ambiguous"].as_bool().unwrap(),
+                        "{name}: candidates {:?}",
+                        sel.candidates
+                    );
+                }
+                _ => {
+                    // containerd 1.6 and 2.x disagree: only an index signature may allow it.
+                    let sel = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(sel.ambiguity(digest).is_some(), "{name}: {v1} vs {v2}");
+                }
+            }
+        }
+    }
+
+    fn entry(n: u8, platform: &str) -> String {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":1{platform}}}"#,
+            d(n)
+        )
+    }
+
+    fn index(entries: &[String]) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+            entries.join(",")
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn normalizes_as_containerd() {
+        let n = |o, a, v| normalize(o, a, v, false);
+        assert_eq!(n("", "x86_64", "").os, "linux");
+        assert_eq!(n("Linux", "X86-64", "V1").arch, "amd64");
+        assert_eq!(n("Linux", "X86-64", "V1").variant, "");
+        assert_eq!(n("linux", "aarch64", "8").arch, "arm64");
+        assert_eq!(n("linux", "aarch64", "8").variant, "");
+        assert_eq!(n("linux", "armhf", "").variant, "v7");
+        assert_eq!(n("linux", "armel", "").variant, "v6");
+        assert_eq!(n("linux", "arm", "").variant, "v7");
+        assert_eq!(n("linux", "i386", "").arch, "386");
+        assert_eq!(n("macos", "arm64", "").os, "darwin");
+    }
+
+    #[test]
+    fn arm64_node_takes_arm64_then_arm_v8() {
+        let idx = index(&[
+            entry(
+                1,
+                r#","platform":{"os":"linux","architecture":"arm","variant":"v8"}"#,
+            ),
+            entry(2, r#","platform":{"os":"linux","architecture":"aarch64"}"#),
+        ]);
+        let s = select(&d(9), &idx, ("linux", "arm64"), &HashMap::new()).unwrap();
+        assert_eq!(s.chosen, d(2));
+        assert!(s.ambiguity(&d(9)).is_some());
+    }
+
+    #[test]
+    fn bounds_fail_closed() {
+        // A nested index not supplied is asked for, not guessed.
+        let inner =
+            r#"{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"DIG","size":1}"#
+                .replace("DIG", &d(7));
+        let idx = index(&[inner.clone()]);
+        assert_eq!(
+            select(&d(9), &idx, ("linux", "amd64"), &HashMap::new()),
+            Err(PlatformError::NeedBlob(d(7)))
+        );
+        // An index that contains itself is cut at the depth bound.
+        let mut nested = HashMap::new();
+        nested.insert(d(7), index(&[inner.replace(&d(7), &d(7))]));
+        assert!(matches!(
+            select(&d(9), &idx, ("linux", "amd64"), &nested),
+            Err(PlatformError::Bounds { .. })
+        ));
+        let wide: Vec<String> = (0..=MAX_ENTRIES)
+            .map(|_| entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#))
+            .collect();
+        assert!(matches!(
+            select(&d(9), &index(&wide), ("linux", "amd64"), &HashMap::new()),
+            Err(PlatformError::Bounds { .. })
+        ));
+        assert!(select(&d(9), b"{", ("linux", "amd64"), &HashMap::new()).is_err());
+        assert!(select(&d(9), &index(&[]), ("linux", "amd64"), &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn ambiguity_names_the_manifest_containerd_runs() {
+        let idx = index(&[
+            entry(2, r#","platform":{"os":"Linux","architecture":"amd64"}"#),
+            entry(1, r#","platform":{"os":"linux","architecture":"amd64"}"#),
+        ]);
+        let s = select(&d(9), &idx, ("linux", "amd64"), &HashMap::new()).unwrap();
+        assert_eq!(s.chosen, d(2));
+        let why = s.ambiguity(&d(9)).unwrap();
+        assert!(
+            why.contains(&format!("containerd runs {} (not {})", d(2), d(1))),
+            "{why}"
+        );
+    }
+}
