@@ -705,6 +705,35 @@ mod tests {
     const VERIFY: &str = "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"demo\"\nimages = [\"127.0.0.1:5000/demo/*\"]\n[[rule.signer]]\nkey = \"/nonexistent/release.pub\"\n";
 
     #[test]
+    fn an_ambiguous_index_passes_only_on_an_index_signature() {
+        let mut t = target("127.0.0.1:5000/demo/a:1");
+        t.target_digest = d(9);
+        t.platform_digest = Some(d(2));
+        t.platform_ambiguity = Some("image index lists 2 manifests".into());
+        let mut dec = run(&policy(VERIFY), Ok(t.clone()));
+        dec.signed_digest = Some(d(2));
+        let why = bind_index_choice(&t, &dec).unwrap_err();
+        assert!(
+            why.contains("lists 2 manifests") && why.contains(&d(2)),
+            "{why}"
+        );
+        dec.signed_digest = Some(d(9));
+        assert!(bind_index_choice(&t, &dec).is_ok());
+        t.platform_ambiguity = None;
+        dec.signed_digest = Some(d(2));
+        assert!(bind_index_choice(&t, &dec).is_ok());
+        // Verification that fails on an ambiguous index says why first.
+        t.platform_ambiguity = Some("image index lists 2 manifests".into());
+        let dec = run(&policy(VERIFY), Ok(t));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(
+            dec.reason.starts_with("image index lists 2 manifests"),
+            "{}",
+            dec.reason
+        );
+    }
+
+    #[test]
     fn invalid_policy_refuses_whatever_the_image() {
         let p = policy("mode = \"audit\"\nbogus = 1\n");
         let dec = run(&p, Ok(target("127.0.0.1:5000/demo/a:1")));
