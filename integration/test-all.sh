@@ -38,6 +38,15 @@ bash "$HERE/suite.sh"
 echo "== adversarial suite (hostile inputs on the real containerd: every case refused with its reason)"
 bash "$HERE/adversarial.sh"
 
+echo "== platform binding (containerd's manifest choice from an index; a .sig signed 65 times), containerd 1.6 then 2.4.2"
+bash "$HERE/platform.sh"
+if [[ -x /opt/portcullis-tools/containerd-v2.4.2/containerd ]]; then
+  PC_PLATFORM_CONTAINERD_DIR=/opt/portcullis-tools/containerd-v2.4.2 bash "$HERE/platform.sh"
+else
+  echo "test-all: /opt/portcullis-tools/containerd-v2.4.2 missing: the platform suite on containerd 2.x did not run" >&2
+  exit 1
+fi
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 
