@@ -238,10 +238,43 @@ async fn fetch_async(
         })
         .unwrap_or_default();
     let platform_digest = if INDEX_TYPES.contains(&media_type.as_str()) {
-        Some(
-            crate::containerd::select_platform(&served, &raw, crate::containerd::node_platform())
-                .map_err(|e| FetchError::Malformed(e.to_string()))?,
-        )
+        // The manifest containerd would take (crate::platform), reading
+        // nested indexes from the registry as the model asks for them.
+        let mut nested = std::collections::HashMap::new();
+        let sel = loop {
+            match crate::platform::select(
+                &served,
+                &raw,
+                crate::containerd::node_platform(),
+                &nested,
+            ) {
+                Err(crate::platform::PlatformError::NeedBlob(d))
+                    if nested.len() < crate::platform::MAX_INDEXES =>
+                {
+                    let at = Reference::with_digest(
+                        reference.registry().to_string(),
+                        reference.repository().to_string(),
+                        d.clone(),
+                    );
+                    let (inner, _) = client
+                        .pull_manifest_raw(&at, &auth, INDEX_TYPES)
+                        .await
+                        .map_err(registry_err(&at, format!("nested index {d}")))?;
+                    let got = crate::digest::sha256_prefixed(&inner);
+                    if got != d {
+                        return Err(FetchError::Malformed(format!(
+                            "nested index {d} hashes to {got}"
+                        )));
+                    }
+                    nested.insert(d, inner.to_vec());
+                }
+                other => break other.map_err(|e| FetchError::Malformed(e.to_string()))?,
+            }
+        };
+        if let Some(why) = sel.ambiguity(&served) {
+            progress(&format!("note: {why}"));
+        }
+        Some(sel.chosen)
     } else {
         None
     };
