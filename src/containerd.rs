@@ -508,6 +508,9 @@ fn platform_error(e: crate::platform::PlatformError) -> LookupError {
         crate::platform::PlatformError::NoMatch { digest, platform } => {
             LookupError::NoPlatform { digest, platform }
         }
+        crate::platform::PlatformError::Malformed { digest, why } => {
+            LookupError::BadIndex { digest, why }
+        }
         other => LookupError::Platform(other),
     }
 }
