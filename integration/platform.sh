@@ -109,7 +109,7 @@ attack arch-x86_64 '{"os":"linux","architecture":"x86_64"}'
 attack os-empty '{"os":"","architecture":"amd64"}'
 INNER=$(put_index plat/app:inner "$(index_of "[$(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$D2")]")")
 DI=$(desc plat/app "$INNER" application/vnd.oci.image.index.v1+json)
-put_index plat/app:nested "$(index_of "[$(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$DI"), $(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$D1")]")" >/dev/null
+NESTED=$(put_index plat/app:nested "$(index_of "[$(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$DI"), $(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$D1")]")")
 
 echo "# the registry-only attack: containerd would run M2 = $M2"
 refuse platform-os-upper-case plat/app:os-upper "containerd runs $M2"
@@ -125,6 +125,9 @@ allow platform-multi-arch-signed-manifest plat/multi:1
 SIGNED_IDX=$(put_index plat/app:signed-index "$(index_of "[$(jq -c --argjson p '{"os":"Linux","architecture":"amd64"}' '. + {platform:$p}' <<<"$D2"), $(jq -c --argjson p "$NATIVE" '. + {platform:$p}' <<<"$D1")]")")
 sign "plat/app@$SIGNED_IDX"
 allow platform-index-signed-whole plat/app:signed-index
+# The same nested index once signed as a whole: fetch follows the inner index, the start runs.
+sign "plat/app@$NESTED"
+allow platform-nested-index-signed-whole plat/app:nested
 
 echo "# part 6: an image signed 65 times (65 .sig layers)"
 R65=$(pc_push_image plat/resigned:1 resigned | tail -n1)
