@@ -98,6 +98,7 @@ fn target() -> ImageTarget {
         target_digest: d(1),
         target_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         platform_digest: None,
+        platform_ambiguity: None,
         snapshot_key: None,
         snapshotter: None,
         chain_id: None,

@@ -74,6 +74,15 @@ timed "$HERE/containerd2.sh"
 echo "== CRI with crictl on containerd 1.6 and v2.4.2: packaged handler and node-wide runc gate"
 timed "$HERE/cri.sh"
 
+echo "== platform binding (containerd's manifest choice from an index; a .sig signed 65 times), containerd 1.6 then 2.4.2"
+timed "$HERE/platform.sh"
+if [[ -x /opt/portcullis-tools/containerd-v2.4.2/containerd ]]; then
+  PC_PLATFORM_CONTAINERD_DIR=/opt/portcullis-tools/containerd-v2.4.2 timed "$HERE/platform.sh"
+else
+  echo "test-all: /opt/portcullis-tools/containerd-v2.4.2 missing: the platform suite on containerd 2.x did not run" >&2
+  exit 1
+fi
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 

@@ -633,6 +633,7 @@ fn lookup_image(
                         target_digest: d.to_string(),
                         target_media_type: String::new(),
                         platform_digest: None,
+                        platform_ambiguity: None,
                         snapshot_key: None,
                         snapshotter: None,
                         chain_id: None,

@@ -104,6 +104,9 @@ pub enum LookupError {
         /// Why.
         why: String,
     },
+    /// containerd's choice from the index cannot be established.
+    #[error(transparent)]
+    Platform(crate::containerd::platform::PlatformError),
     /// The async runtime could not be built.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),
@@ -120,6 +123,10 @@ pub struct ImageTarget {
     pub target_media_type: String,
     /// This platform's manifest digest, when the target is an index.
     pub platform_digest: Option<String>,
+    /// When the index lists more than one candidate manifest for this node:
+    /// why only a signature over the index digest may allow it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_ambiguity: Option<String>,
     /// The container's snapshot key, when looked up from a container.
     pub snapshot_key: Option<String>,
     /// The container's snapshotter.
@@ -409,11 +416,30 @@ pub async fn resolve_image(
         )));
     }
     let media_type = target.media_type.clone();
-    let platform_digest = if INDEX_TYPES.contains(&media_type.as_str()) {
-        let blob = read_blob(channel, namespace, &target.digest, target.size).await?;
-        Some(select_platform(&target.digest, &blob, node_platform())?)
+    let (platform_digest, platform_ambiguity) = if INDEX_TYPES.contains(&media_type.as_str()) {
+        let blob = read_blob(channel.clone(), namespace, &target.digest, target.size).await?;
+        // Nested indexes are read from the content store as the model asks for them.
+        let mut nested = std::collections::HashMap::new();
+        let sel = loop {
+            match crate::containerd::platform::select(
+                &target.digest,
+                &blob,
+                node_platform(),
+                &nested,
+            ) {
+                Err(crate::containerd::platform::PlatformError::NeedBlob(d))
+                    if nested.len() < crate::containerd::platform::MAX_INDEXES =>
+                {
+                    let inner = read_blob(channel.clone(), namespace, &d, 0).await?;
+                    nested.insert(d, inner);
+                }
+                other => break other.map_err(platform_error)?,
+            }
+        };
+        let why = sel.ambiguity(&target.digest);
+        (Some(sel.chosen), why)
     } else if MANIFEST_TYPES.contains(&media_type.as_str()) {
-        None
+        (None, None)
     } else {
         return Err(LookupError::UnknownMediaType(media_type));
     };
@@ -422,6 +448,7 @@ pub async fn resolve_image(
         target_digest: target.digest,
         target_media_type: media_type,
         platform_digest,
+        platform_ambiguity,
         snapshot_key: None,
         snapshotter: None,
         chain_id: None,
@@ -524,60 +551,30 @@ async fn read_blob(
     Ok(data)
 }
 
-/// Pick this platform's manifest from an index blob.
+/// Pick the manifest containerd runs on this node from an index blob (see
+/// [`crate::containerd::platform`]; a nested index is an error here, since only the
+/// outer blob is given: callers that can read blobs use
+/// [`crate::containerd::platform::select`]).
 pub fn select_platform(
     index_digest: &str,
     blob: &[u8],
-    (os, arch): (&str, &str),
+    node: (&str, &str),
 ) -> Result<String, LookupError> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        manifests: Vec<Desc>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Desc {
-        #[serde(rename = "mediaType", default)]
-        media_type: String,
-        digest: String,
-        platform: Option<Platform>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Platform {
-        os: String,
-        architecture: String,
-        variant: Option<String>,
-    }
-    let index: Index = serde_json::from_slice(blob).map_err(|e| LookupError::BadIndex {
-        digest: index_digest.to_string(),
-        why: e.to_string(),
-    })?;
-    let candidates = index.manifests.iter().filter(|m| {
-        (m.media_type.is_empty() || MANIFEST_TYPES.contains(&m.media_type.as_str()))
-            && m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == os && p.architecture == arch)
-    });
-    // Prefer no variant or the baseline variant (arm64/v8).
-    let mut best: Option<&Desc> = None;
-    for m in candidates {
-        let variant = m.platform.as_ref().and_then(|p| p.variant.as_deref());
-        let good = matches!(variant, None | Some("") | Some("v8"));
-        if best.is_none() || good {
-            best = Some(m);
-            if good {
-                break;
-            }
+    crate::containerd::platform::select(index_digest, blob, node, &Default::default())
+        .map(|s| s.chosen)
+        .map_err(platform_error)
+}
+
+fn platform_error(e: crate::containerd::platform::PlatformError) -> LookupError {
+    match e {
+        crate::containerd::platform::PlatformError::NoMatch { digest, platform } => {
+            LookupError::NoPlatform { digest, platform }
         }
+        crate::containerd::platform::PlatformError::Malformed { digest, why } => {
+            LookupError::BadIndex { digest, why }
+        }
+        other => LookupError::Platform(other),
     }
-    let chosen = best.ok_or_else(|| LookupError::NoPlatform {
-        digest: index_digest.to_string(),
-        platform: format!("{os}/{arch}"),
-    })?;
-    crate::digest::sha256_hex_of(&chosen.digest).map_err(|e| LookupError::BadIndex {
-        digest: index_digest.to_string(),
-        why: e.to_string(),
-    })?;
-    Ok(chosen.digest.clone())
 }
 
 #[cfg(test)]

@@ -282,7 +282,12 @@ fn evaluate(
                     Ok(Kind::Exempt)
                 }
                 Action::Deny => Err(format!("refused by rule \"{}\" (action deny)", rule.name)),
-                Action::Verify => verify_rule(policy, rule, target, &image, state, d),
+                Action::Verify => verify_rule(policy, rule, target, &image, state, d)
+                    .and_then(|k| bind_index_choice(target, d).map(|()| k))
+                    .map_err(|e| match &target.platform_ambiguity {
+                        Some(why) if !e.contains(why.as_str()) => format!("{why} ({e})"),
+                        _ => e,
+                    }),
             }
         }
     }
@@ -301,6 +306,20 @@ fn check_lineage(target: &ImageTarget) -> Result<(), String> {
             parent.as_deref().filter(|p| !p.is_empty()).unwrap_or("none"),
             chain.as_deref().unwrap_or("unknown")
         )),
+    }
+}
+
+/// An index with several candidate manifests for this node passes only on a
+/// signature over the index digest (see [`crate::containerd::platform`]).
+fn bind_index_choice(target: &ImageTarget, d: &Decision) -> Result<(), String> {
+    match &target.platform_ambiguity {
+        Some(why) if d.signed_digest.as_deref() != Some(target.target_digest.as_str()) => {
+            Err(format!(
+                "{why} (the signature found is over {})",
+                d.signed_digest.as_deref().unwrap_or("nothing")
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -623,6 +642,7 @@ mod tests {
             target_digest: d(1),
             target_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             platform_digest: None,
+            platform_ambiguity: None,
             snapshot_key: None,
             snapshotter: None,
             chain_id: None,
@@ -647,6 +667,35 @@ mod tests {
     }
 
     const VERIFY: &str = "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"demo\"\nimages = [\"127.0.0.1:5000/demo/*\"]\n[[rule.signer]]\nkey = \"/nonexistent/release.pub\"\n";
+
+    #[test]
+    fn an_ambiguous_index_passes_only_on_an_index_signature() {
+        let mut t = target("127.0.0.1:5000/demo/a:1");
+        t.target_digest = d(9);
+        t.platform_digest = Some(d(2));
+        t.platform_ambiguity = Some("image index lists 2 manifests".into());
+        let mut dec = run(&policy(VERIFY), Ok(t.clone()));
+        dec.signed_digest = Some(d(2));
+        let why = bind_index_choice(&t, &dec).unwrap_err();
+        assert!(
+            why.contains("lists 2 manifests") && why.contains(&d(2)),
+            "{why}"
+        );
+        dec.signed_digest = Some(d(9));
+        assert!(bind_index_choice(&t, &dec).is_ok());
+        t.platform_ambiguity = None;
+        dec.signed_digest = Some(d(2));
+        assert!(bind_index_choice(&t, &dec).is_ok());
+        // Verification that fails on an ambiguous index says why first.
+        t.platform_ambiguity = Some("image index lists 2 manifests".into());
+        let dec = run(&policy(VERIFY), Ok(t));
+        assert_eq!(dec.verdict, Verdict::Deny);
+        assert!(
+            dec.reason.starts_with("image index lists 2 manifests"),
+            "{}",
+            dec.reason
+        );
+    }
 
     #[test]
     fn invalid_policy_refuses_whatever_the_image() {

@@ -873,6 +873,7 @@ mod tests {
             snapshotter: None,
             chain_id: None,
             snapshot_parent: None,
+            platform_ambiguity: None,
         };
         let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|| Ok(String::new())).unwrap_err();
         assert!(e.contains("no snapshot"), "{e}");

@@ -21,7 +21,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Serialize;
 
-use crate::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT, MAX_LAYERS};
+use crate::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT};
 use crate::containerd::{INDEX_TYPES, MANIFEST_TYPES};
 use crate::cosign;
 use crate::reference::ImageRef;
@@ -230,10 +230,43 @@ async fn fetch_async(
         })
         .unwrap_or_default();
     let platform_digest = if INDEX_TYPES.contains(&media_type.as_str()) {
-        Some(
-            crate::containerd::select_platform(&served, &raw, crate::containerd::node_platform())
-                .map_err(|e| FetchError::Malformed(e.to_string()))?,
-        )
+        // The manifest containerd would take (crate::containerd::platform), reading
+        // nested indexes from the registry as the model asks for them.
+        let mut nested = std::collections::HashMap::new();
+        let sel = loop {
+            match crate::containerd::platform::select(
+                &served,
+                &raw,
+                crate::containerd::node_platform(),
+                &nested,
+            ) {
+                Err(crate::containerd::platform::PlatformError::NeedBlob(d))
+                    if nested.len() < crate::containerd::platform::MAX_INDEXES =>
+                {
+                    let at = Reference::with_digest(
+                        reference.registry().to_string(),
+                        reference.repository().to_string(),
+                        d.clone(),
+                    );
+                    let (inner, _) = client
+                        .pull_manifest_raw(&at, &auth, INDEX_TYPES)
+                        .await
+                        .map_err(registry_err(&at, format!("nested index {d}")))?;
+                    let got = crate::digest::sha256_prefixed(&inner);
+                    if got != d {
+                        return Err(FetchError::Malformed(format!(
+                            "nested index {d} hashes to {got}"
+                        )));
+                    }
+                    nested.insert(d, inner.to_vec());
+                }
+                other => break other.map_err(|e| FetchError::Malformed(e.to_string()))?,
+            }
+        };
+        if let Some(why) = sel.ambiguity(&served) {
+            progress(&format!("note: {why}"));
+        }
+        Some(sel.chosen)
     } else {
         None
     };
@@ -338,10 +371,18 @@ async fn fetch_cosign_image(
         Err(e) if is_not_found(&e) => return Ok(None),
         Err(e) => return Err(registry_err(sig_ref, format!("manifest {tag}"))(e)),
     };
-    let layers = fetch_layers(client, sig_ref, &raw, tag, max_layer).await?;
+    let (layers, skipped) = fetch_layers(client, sig_ref, &raw, tag, max_layer).await?;
+    let mut source = format!("{}/{}:{tag}", sig_ref.registry(), sig_ref.repository());
+    if skipped > 0 {
+        source += &format!(
+            " (newest {} of {} layers; the {skipped} older not examined)",
+            layers.len(),
+            layers.len() + skipped
+        );
+    }
     Ok(Some(Artifact {
         kind: artifact_kind.into(),
-        source: format!("{}/{}:{tag}", sig_ref.registry(), sig_ref.repository()),
+        source,
         manifest_digest,
         layers,
     }))
@@ -384,7 +425,7 @@ async fn fetch_referrer_bundles(
                 m.digest
             )));
         }
-        let layers = fetch_layers(client, &r, &raw, &m.digest, MAX_ATTESTATION_BYTES).await?;
+        let (layers, _) = fetch_layers(client, &r, &raw, &m.digest, MAX_ATTESTATION_BYTES).await?;
         out.push(Artifact {
             kind: kind::SIGSTORE_BUNDLE.into(),
             source: format!("{}/{}@{}", r.registry(), r.repository(), m.digest),
@@ -401,17 +442,14 @@ async fn fetch_layers(
     manifest_raw: &[u8],
     what: &str,
     max_layer: i64,
-) -> Result<Vec<Layer>, FetchError> {
+) -> Result<(Vec<Layer>, usize), FetchError> {
     let manifest: OciImageManifest = serde_json::from_slice(manifest_raw)
         .map_err(|e| FetchError::Malformed(format!("manifest {what}: {e}")))?;
-    if manifest.layers.len() > MAX_LAYERS {
-        return Err(FetchError::Malformed(format!(
-            "manifest {what} has {} layers, over the limit of {MAX_LAYERS}",
-            manifest.layers.len()
-        )));
-    }
+    // A `.sig` re-signed often has many layers: examine the newest
+    // MAX_LAYERS, each bounded by `max_layer` bytes, and say so.
+    let (newest, skipped) = crate::cache::newest_layers(&manifest.layers);
     let mut layers = Vec::new();
-    for desc in &manifest.layers {
+    for desc in newest {
         if desc.size < 0 || desc.size > max_layer {
             return Err(FetchError::Malformed(format!(
                 "layer {} of {what} is {} bytes, over the {max_layer}-byte limit",
@@ -436,5 +474,5 @@ async fn fetch_layers(
         }
         layers.push(layer);
     }
-    Ok(layers)
+    Ok((layers, skipped))
 }

@@ -1326,13 +1326,10 @@ fn content_layers(
     let m: M = serde_json::from_slice(&raw).map_err(|e| {
         OfflineError::Usage(format!("manifest {manifest_digest} in containerd: {e}"))
     })?;
-    if m.layers.len() > cache::MAX_LAYERS {
-        return Err(OfflineError::Usage(format!(
-            "manifest {manifest_digest} has {} layers, over the limit of {}",
-            m.layers.len(),
-            cache::MAX_LAYERS
-        )));
-    }
+    // Only the newest cache::MAX_LAYERS layers are examined (a `.sig` gains one per signing).
+    let skipped = cache::newest_layers(&m.layers).1;
+    let mut m = m;
+    m.layers.drain(..skipped);
     let digests: Vec<String> = m.layers.iter().map(|l| l.digest.clone()).collect();
     let blobs = containerd::read_content(address, namespace, &digests, timeout)?;
     Ok(m.layers

@@ -36,6 +36,14 @@ pub mod kind {
 /// Most layers kept per artifact.
 pub const MAX_LAYERS: usize = 64;
 
+/// The layers of an artifact that are examined: the newest [`MAX_LAYERS`]
+/// (cosign appends a layer per `cosign sign`, so the last are the newest),
+/// and how many older ones were left unexamined.
+pub fn newest_layers<T>(layers: &[T]) -> (&[T], usize) {
+    let skipped = layers.len().saturating_sub(MAX_LAYERS);
+    (&layers[skipped..], skipped)
+}
+
 /// Errors reading or writing the cache.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -282,6 +290,16 @@ fn validate(entry: &Entry, filed_under: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resigned_sig_keeps_its_newest_layers() {
+        let layers: Vec<u32> = (0..65).collect();
+        let (kept, skipped) = newest_layers(&layers);
+        assert_eq!((kept.len(), skipped), (MAX_LAYERS, 1));
+        assert_eq!((kept[0], kept[MAX_LAYERS - 1]), (1, 64));
+        let few = [1, 2, 3];
+        assert_eq!(newest_layers(&few), (&few[..], 0));
+    }
 
     fn entry(subject: &str) -> Entry {
         Entry {
