@@ -34,6 +34,39 @@ impl GateKind {
             GateKind::Runc => "runc",
         }
     }
+
+    /// What a start request lacks and how containerd supplies it: the
+    /// refusal's fix when the lookup cannot even be asked.
+    pub fn missing_request_hint(self, req: &StartRequest) -> String {
+        let mut missing = Vec::new();
+        let (ns, id, addr) = match self {
+            GateKind::Shim => ("-namespace", "-id", "-address"),
+            GateKind::Runc => (
+                "the namespace (bundle path or --root)",
+                "the container ID",
+                "containerd's socket (GRPC_ADDRESS/CONTAINERD_ADDRESS)",
+            ),
+        };
+        if req.namespace.is_none() {
+            missing.push(ns);
+        }
+        if req.id.is_none() {
+            missing.push(id);
+        }
+        if req.address.is_none() {
+            missing.push(addr);
+        }
+        match self {
+            GateKind::Shim => format!(
+                "the shim gate was started without {} (containerd passes -namespace, -id and -address; start it only through containerd)",
+                missing.join(", ")
+            ),
+            GateKind::Runc => format!(
+                "the runc gate could not tell {} (containerd's runc shim supplies them; run portcullis-runc only as containerd's runc)",
+                missing.join(", ")
+            ),
+        }
+    }
 }
 
 /// The start to decide.
@@ -110,10 +143,9 @@ pub fn admit(
         (Some(ns), Some(id), Some(addr)) => {
             containerd::lookup_container(addr, ns, id, containerd::lookup_timeout())
         }
-        _ => Err(containerd::LookupError::Incomplete(format!(
-            "the {} gate could not tell the namespace, container ID and containerd socket",
-            gate_kind.as_str()
-        ))),
+        _ => Err(containerd::LookupError::Incomplete(
+            gate_kind.missing_request_hint(req),
+        )),
     };
     let binding_failure = match (&lookup, binding) {
         (Ok(t), Some(check)) => check(t).err(),
@@ -241,5 +273,21 @@ mod tests {
     fn gate_names() {
         assert_eq!(GateKind::Shim.as_str(), "shim");
         assert_eq!(GateKind::Runc.as_str(), "runc");
+    }
+
+    #[test]
+    fn missing_arguments_are_named_with_the_fix() {
+        let none = StartRequest::default();
+        let shim = GateKind::Shim.missing_request_hint(&none);
+        assert!(shim.contains("without -namespace, -id, -address"), "{shim}");
+        assert!(shim.contains("-namespace, -id and -address"), "{shim}");
+        let only_addr = StartRequest {
+            namespace: Some("default".into()),
+            id: Some("web".into()),
+            address: None,
+        };
+        let runc = GateKind::Runc.missing_request_hint(&only_addr);
+        assert!(runc.contains("could not tell containerd's socket"), "{runc}");
+        assert!(!runc.contains("container ID"), "{runc}");
     }
 }
