@@ -739,15 +739,9 @@ async fn stream_once(
     {
         return Ok(());
     }
-    let mut stream = EventsClient::new(channel.clone())
-        .subscribe(Request::new(SubscribeRequest {
-            filters: filters(opts.namespace.as_deref()),
-        }))
-        .await
-        .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
-        .into_inner();
     // T33: snapshots committed before this subscription are scanned once,
-    // beside the stream (commits from now on arrive as events).
+    // beside the stream (commits from now on arrive as events); spawned
+    // before `Subscribe`, which may answer only with the first event.
     {
         let (channel, tx, ns, address) = (
             channel.clone(),
@@ -774,6 +768,13 @@ async fn stream_once(
             }
         });
     }
+    let mut stream = EventsClient::new(channel.clone())
+        .subscribe(Request::new(SubscribeRequest {
+            filters: filters(opts.namespace.as_deref()),
+        }))
+        .await
+        .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
+        .into_inner();
     let mut created: std::collections::HashMap<(String, String), (String, String)> =
         std::collections::HashMap::new();
     loop {
@@ -794,7 +795,12 @@ async fn stream_once(
             }
         };
         match decode_commit(&envelope) {
-            Ok(Some(c)) => {
+            Ok(Some(mut c)) => {
+                // containerd 1.6's event does not name the snapshotter
+                // (field 5 came later): take the default one.
+                if c.snapshotter.is_empty() {
+                    c.snapshotter = SCAN_SNAPSHOTTERS[0].to_string();
+                }
                 if crate::containerd::commits::is_chain_id(&c.name) {
                     let (channel, tx, address) =
                         (channel.clone(), tx.clone(), opts.address.clone());
