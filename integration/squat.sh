@@ -9,8 +9,8 @@
 # `portcullis sync`. Control: genuine pulls (unpacks) while sync runs produce
 # no such record.
 #
-# containerd 1.6 by default; PATH=/opt/portcullis-tools/containerd-v2.4.2:$PATH
-# runs it on containerd 2.4.2. Ends with "N passed, M failed".
+# containerd 1.6 by default; PC_CONTAINERD_VERSION=2.4.2 runs it on
+# containerd 2.4.2 (its ctr first on PATH). Ends with "N passed, M failed".
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -21,6 +21,10 @@ source "$HERE/images.sh"
 R=$PC_REGISTRY
 # shellcheck source=integration/lib.sh
 source "$HERE/lib.sh"
+if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
+  PATH="$(dirname "$(pc_containerd_bin)"):$PATH"
+  export PATH
+fi
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
