@@ -14,6 +14,12 @@
 #
 # PC_PLATFORM_CONTAINERD_DIR=/opt/portcullis-tools/containerd-v2.4.2 runs the
 # same cases on that containerd (its containerd and ctr first on PATH).
+#
+# PC_PLATFORM_GATE=runc runs them through the node-wide runc gate instead:
+# containerd started with runc -> $PC_BIN_DIR/portcullis-runc first on its
+# PATH, and `ctr run --runtime io.containerd.runc.v2` (ctr's default runtime,
+# the plain runc shim); the refusal then reaches ctr as `OCI runtime create
+# failed: portcullis: denied …` and the journal record has PORTCULLIS_GATE=runc.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -28,6 +34,15 @@ source "$HERE/lib.sh"
 if [[ -n ${PC_PLATFORM_CONTAINERD_DIR:-} ]]; then
   export PATH="$PC_PLATFORM_CONTAINERD_DIR:$PATH"
 fi
+PC_PLATFORM_GATE=${PC_PLATFORM_GATE:-shim}
+case $PC_PLATFORM_GATE in
+shim) ;;
+runc) RUNTIME=io.containerd.runc.v2 ;;
+*)
+  echo "platform: PC_PLATFORM_GATE must be shim or runc (got '$PC_PLATFORM_GATE')" >&2
+  exit 1
+  ;;
+esac
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
@@ -39,9 +54,16 @@ echo "# building the workspace"
 trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
+if [[ $PC_PLATFORM_GATE == runc ]]; then
+  # Node-wide enforcement: runc on containerd's PATH is the gate.
+  rm -rf "$PC_WORK/runtime-bin"
+  mkdir -p "$PC_WORK/runtime-bin"
+  ln -s "$PC_BIN_DIR/portcullis-runc" "$PC_WORK/runtime-bin/runc"
+  export PC_CONTAINERD_PATH_PREPEND=$PC_WORK/runtime-bin
+fi
 pc_start_containerd
 mkdir -p "$KEYS" "$PORTCULLIS_STATE_DIR"
-echo "# containerd $(ctr --version | awk '{print $3}')"
+echo "# containerd $(ctr --version | awk '{print $3}'), gate: $PC_PLATFORM_GATE (runtime $RUNTIME)"
 "$SIGN" keygen --scheme ecdsa-p256 --private "$KEYS/release.key" --public "$KEYS/release.pub"
 write_policy <<EOF
 mode = "enforce"
@@ -86,6 +108,12 @@ refuse() {
     reason=$(journal_field "$LAST_ID" PORTCULLIS_REASON || true)
     grep -qF -- "$3" <<<"$reason" ||
       not_ok "$1: journal reason" "PORTCULLIS_REASON lacks '$3': $reason"
+    if [[ $PC_PLATFORM_GATE == runc ]]; then
+      [[ $(journal_field "$LAST_ID" PORTCULLIS_GATE || true) == runc ]] ||
+        not_ok "$1: journal record from PORTCULLIS_GATE=runc" "$(journal_field "$LAST_ID" PORTCULLIS_GATE || true)"
+      grep -qF "OCI runtime create failed: portcullis: denied" <<<"$LAST_OUT" ||
+        not_ok "$1: refused at runc create" "$LAST_OUT"
+    fi
   fi
   printf '#   %s\n' "$(grep -F 'portcullis: denied' <<<"$LAST_OUT" | head -n1)"
 }

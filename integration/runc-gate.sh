@@ -6,8 +6,9 @@
 # portcullis-node-wide.conf sets up), the real runc behind it, the machine's
 # journald and docker-registry on loopback.
 #
-# containerd 1.6 by default; PATH=/opt/portcullis-tools/containerd-v2.4.2:$PATH
-# runs the same suite on containerd 2.4.2 (its containerd, runc shim and ctr).
+# containerd 1.6 by default; PC_CONTAINERD_VERSION=2.4.2 runs the same suite
+# on containerd 2.4.2 from integration/tools.sh (its containerd with config
+# version 3, its runc shim and its ctr first on PATH).
 #
 # Cases: `ctr run` with no runtime flag and with --runtime io.containerd.runc.v2
 # (signed runs, unsigned refused with the exact client text and a journal
@@ -27,6 +28,10 @@ R=$PC_REGISTRY
 RUNTIME=io.containerd.runc.v2
 # shellcheck source=integration/lib.sh
 source "$HERE/lib.sh"
+if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
+  PATH="$(dirname "$(pc_containerd_bin)"):$PATH"
+  export PATH
+fi
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"

@@ -67,6 +67,8 @@ timed() {
 
 echo "== runc gate: node-wide enforcement at the OCI runtime (runc -> portcullis-runc first on containerd's PATH)"
 timed "$HERE/runc-gate.sh"
+echo "== runc gate on containerd 2.4.2 (rootfs, root.path, runtime_path cases on 2.x)"
+PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/runc-gate.sh"
 
 echo "== containerd 2.x (v2.2.9 JSON v3 start, v2.4.2 stdin bootstrap): core cases and an adversarial slice through the shim wrapper"
 timed "$HERE/containerd2.sh"
@@ -82,6 +84,12 @@ else
   echo "test-all: /opt/portcullis-tools/containerd-v2.4.2 missing: the platform suite on containerd 2.x did not run" >&2
   exit 1
 fi
+echo "== platform binding through the node-wide runc gate (ctr run on the plain runc shim), containerd 1.6"
+PC_PLATFORM_GATE=runc timed "$HERE/platform.sh"
+
+echo "== T33: snapshots squatted under a chain ID, detected by portcullis sync, containerd 1.6 then 2.4.2"
+timed "$HERE/squat.sh"
+PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/squat.sh"
 
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"

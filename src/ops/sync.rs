@@ -19,6 +19,15 @@
 //! [`crate::journal::message_id::OBSERVER`] record, so the periods in which
 //! starts were not observed are known.
 //!
+//! It also watches for snapshots squatted under a chain ID (threat T33):
+//! every `/snapshot/commit` event whose name is a chain ID, and at each
+//! subscription's start every committed snapshot so named, is checked for the
+//! traces an image unpack leaves ([`crate::containerd::commits`]); one that
+//! lacks them becomes a [`message_id::SNAPSHOT_SQUAT`] record naming the
+//! snapshot, its chain ID and why. This detects, it does not prevent: the
+//! snapshot exists when the event arrives, and a client holding containerd's
+//! socket can fake both traces.
+//!
 //! Two threads: the subscriber runs the gRPC stream on its own small async
 //! runtime and hands image names over a channel; the caller's thread fetches
 //! them one at a time ([`crate::fetch::fetch`] runs its own runtime).
@@ -45,10 +54,24 @@ pub const IMAGE_FILTER: &str = "topic~=\"/images/\"";
 /// filters in a list are alternatives).
 pub const START_FILTERS: [&str; 2] = ["topic==\"/containers/create\"", "topic==\"/tasks/start\""];
 
+/// The snapshot commits subscribed to (T33).
+pub const COMMIT_FILTER: &str = "topic==\"/snapshot/commit\"";
+
+/// The snapshotters whose committed snapshots are scanned when a
+/// subscription starts (containerd's default on Linux); commits of any
+/// snapshotter are checked as their events arrive.
+pub const SCAN_SNAPSHOTTERS: [&str; 1] = ["overlayfs"];
+
+/// How long after a commit event its check is repeated before a missing
+/// trace is reported: an unpack labels the layer blob just after the commit.
+pub const COMMIT_RECHECKS_MS: [u64; 6] = [0, 250, 500, 1000, 2000, 4000];
+
 /// `MESSAGE_ID`s of `portcullis sync` (catalog entries depend on them).
 pub mod message_id {
     /// Every attempt to cache an image's signatures failed.
     pub const FETCH_FAILED: &str = "4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2";
+    /// A snapshot committed under a chain ID lacks the traces of an unpack (T33).
+    pub const SNAPSHOT_SQUAT: &str = "0b5e8d3f7a2c4e619d4f8a7c2e5b1d93";
 }
 
 /// Errors of `portcullis sync` that stop it.
@@ -183,6 +206,197 @@ pub fn decode_container(envelope: &Envelope) -> Result<Option<ContainerEvent>, S
             any.type_url
         )),
     }
+}
+
+/// A `/snapshot/commit` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEvent {
+    /// containerd namespace.
+    pub namespace: String,
+    /// The snapshotter.
+    pub snapshotter: String,
+    /// The active key it was committed from.
+    pub key: String,
+    /// The committed name.
+    pub name: String,
+}
+
+/// Decode a `/snapshot/commit` envelope; `Ok(None)` for other topics.
+pub fn decode_commit(envelope: &Envelope) -> Result<Option<CommitEvent>, String> {
+    use containerd_client::events::SnapshotCommit;
+    if envelope.topic != "/snapshot/commit" {
+        return Ok(None);
+    }
+    let any = envelope
+        .event
+        .as_ref()
+        .ok_or("event /snapshot/commit has no payload")?;
+    let type_name = any.type_url.rsplit(['/', '.']).next().unwrap_or_default();
+    if type_name != "SnapshotCommit" {
+        return Err(format!(
+            "event /snapshot/commit: unexpected payload type {:?}",
+            any.type_url
+        ));
+    }
+    let e = SnapshotCommit::decode(any.value.as_slice())
+        .map_err(|e| format!("event /snapshot/commit: {e}"))?;
+    Ok(Some(CommitEvent {
+        namespace: envelope.namespace.clone(),
+        snapshotter: e.snapshotter,
+        key: e.key,
+        name: e.name,
+    }))
+}
+
+/// A committed snapshot named by a chain ID that lacks an unpack's traces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Squat {
+    /// containerd namespace.
+    pub namespace: String,
+    /// The snapshotter.
+    pub snapshotter: String,
+    /// The snapshot's name (a chain ID).
+    pub name: String,
+    /// Its parent (empty: none).
+    pub parent: String,
+    /// The key it was committed from (unknown for a scan).
+    pub key: Option<String>,
+    /// What is missing.
+    pub reasons: Vec<String>,
+    /// `commit-event` or `start-up-scan`.
+    pub source: String,
+    /// containerd's socket.
+    pub address: String,
+}
+
+/// The journal record of a suspicious commit.
+pub fn squat_record(s: &Squat) -> Record {
+    let reason = s.reasons.join("; ");
+    let mut fields = vec![
+        (
+            "MESSAGE_ID".to_string(),
+            message_id::SNAPSHOT_SQUAT.to_string(),
+        ),
+        ("SYSLOG_IDENTIFIER".into(), IDENTIFIER.into()),
+        ("PORTCULLIS_KIND".into(), "snapshot-squat".into()),
+        ("PORTCULLIS_NAMESPACE".into(), s.namespace.clone()),
+        ("PORTCULLIS_SNAPSHOTTER".into(), s.snapshotter.clone()),
+        ("PORTCULLIS_SNAPSHOT_NAME".into(), s.name.clone()),
+        ("PORTCULLIS_CHAIN_ID".into(), s.name.clone()),
+        ("PORTCULLIS_SNAPSHOT_PARENT".into(), s.parent.clone()),
+        (
+            "PORTCULLIS_SNAPSHOT_KEY".into(),
+            s.key.clone().unwrap_or_default(),
+        ),
+        ("PORTCULLIS_REASON".into(), reason.clone()),
+        ("PORTCULLIS_SOURCE".into(), s.source.clone()),
+        ("PORTCULLIS_CONTAINERD_ADDRESS".into(), s.address.clone()),
+        (
+            "PORTCULLIS_VERSION".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
+    ];
+    fields.retain(|(_, v)| !v.is_empty());
+    Record {
+        message: format!(
+            "portcullis-sync: snapshot {} ({}/{}) is named by a chain ID but no image unpack made it: {reason}; an image whose layers fold to this chain ID would run its files: remove it (`ctr -n {} snapshots rm {}`) and pull again",
+            s.name, s.namespace, s.snapshotter, s.namespace, s.name
+        ),
+        priority: 3,
+        fields,
+    }
+}
+
+/// Check one committed snapshot, repeating per [`COMMIT_RECHECKS_MS`] while
+/// a trace is missing; `Ok(None)` when it is an unpack's (or gone).
+async fn check_commit(
+    channel: tonic::transport::Channel,
+    c: &CommitEvent,
+    address: &str,
+) -> Result<Option<Squat>, String> {
+    use crate::containerd::commits;
+    let mut last = Vec::new();
+    let mut parent = String::new();
+    for delay in COMMIT_RECHECKS_MS {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        parent = match commits::parent(channel.clone(), &c.namespace, &c.snapshotter, &c.name).await
+        {
+            Ok(p) => p,
+            // Removed already (an unpack that lost a race aborts its own).
+            Err(e) if e.to_string().contains("not found") => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let diff_ids = commits::verified_diff_ids(channel.clone(), &c.namespace)
+            .await
+            .map_err(|e| e.to_string())?;
+        last = commits::reasons(&c.name, &parent, Some(&c.key), &diff_ids);
+        if last.is_empty() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Squat {
+        namespace: c.namespace.clone(),
+        snapshotter: c.snapshotter.clone(),
+        name: c.name.clone(),
+        parent,
+        key: Some(c.key.clone()),
+        reasons: last,
+        source: "commit-event".into(),
+        address: address.to_string(),
+    }))
+}
+
+/// Scan the committed snapshots of [`SCAN_SNAPSHOTTERS`] in `namespace` (or
+/// every namespace) for chain-ID names without an unpack's traces.
+async fn scan_commits(
+    channel: tonic::transport::Channel,
+    namespace: Option<&str>,
+    address: &str,
+) -> Result<Vec<Squat>, String> {
+    use crate::containerd::commits;
+    use containerd_client::services::v1::namespaces_client::NamespacesClient;
+    use containerd_client::services::v1::ListNamespacesRequest;
+    let namespaces = match namespace {
+        Some(ns) => vec![ns.to_string()],
+        None => NamespacesClient::new(channel.clone())
+            .list(ListNamespacesRequest {
+                filter: String::new(),
+            })
+            .await
+            .map_err(|s| format!("namespaces.List: {}", s.message()))?
+            .into_inner()
+            .namespaces
+            .into_iter()
+            .map(|n| n.name)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for ns in namespaces {
+        let diff_ids = commits::verified_diff_ids(channel.clone(), &ns)
+            .await
+            .map_err(|e| format!("namespace {ns}: {e}"))?;
+        for sn in SCAN_SNAPSHOTTERS {
+            let found = commits::committed_chain_ids(channel.clone(), &ns, sn)
+                .await
+                .map_err(|e| format!("namespace {ns}, snapshotter {sn}: {e}"))?;
+            for (name, parent) in found {
+                let reasons = commits::reasons(&name, &parent, None, &diff_ids);
+                if !reasons.is_empty() {
+                    out.push(Squat {
+                        namespace: ns.clone(),
+                        snapshotter: sn.to_string(),
+                        name,
+                        parent,
+                        key: None,
+                        reasons,
+                        source: "start-up-scan".into(),
+                        address: address.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What is known about a started task's container.
@@ -332,6 +546,7 @@ pub struct SyncOptions {
 pub fn filters(namespace: Option<&str>) -> Vec<String> {
     std::iter::once(IMAGE_FILTER)
         .chain(START_FILTERS)
+        .chain(std::iter::once(COMMIT_FILTER))
         .map(|f| match namespace {
             Some(ns) => format!("{f},namespace=={ns:?}"),
             None => f.to_string(),
@@ -524,6 +739,35 @@ async fn stream_once(
     {
         return Ok(());
     }
+    // T33: snapshots committed before this subscription are scanned once,
+    // beside the stream (commits from now on arrive as events); spawned
+    // before `Subscribe`, which may answer only with the first event.
+    {
+        let (channel, tx, ns, address) = (
+            channel.clone(),
+            tx.clone(),
+            opts.namespace.clone(),
+            opts.address.clone(),
+        );
+        tokio::spawn(async move {
+            let msgs = match scan_commits(channel, ns.as_deref(), &address).await {
+                Ok(found) => {
+                    let mut m = vec![Feed::Log(format!(
+                        "start-up scan of committed snapshots: {} named by a chain ID without an unpack's traces",
+                        found.len()
+                    ))];
+                    m.extend(found.iter().map(|s| Feed::Record(squat_record(s))));
+                    m
+                }
+                Err(e) => vec![Feed::Log(format!(
+                    "start-up scan of committed snapshots failed: {e}"
+                ))],
+            };
+            for m in msgs {
+                let _ = tx.send(m);
+            }
+        });
+    }
     let mut stream = EventsClient::new(channel.clone())
         .subscribe(Request::new(SubscribeRequest {
             filters: filters(opts.namespace.as_deref()),
@@ -550,6 +794,41 @@ async fn stream_once(
                 return Err(why);
             }
         };
+        match decode_commit(&envelope) {
+            Ok(Some(mut c)) => {
+                // containerd 1.6's event does not name the snapshotter
+                // (field 5 came later): take the default one.
+                if c.snapshotter.is_empty() {
+                    c.snapshotter = SCAN_SNAPSHOTTERS[0].to_string();
+                }
+                if crate::containerd::commits::is_chain_id(&c.name) {
+                    let (channel, tx, address) =
+                        (channel.clone(), tx.clone(), opts.address.clone());
+                    tokio::spawn(async move {
+                        let msg = match check_commit(channel, &c, &address).await {
+                            Ok(Some(s)) => Feed::Record(squat_record(&s)),
+                            Ok(None) => return,
+                            Err(e) => Feed::Log(format!(
+                                "cannot check the commit of snapshot {} ({}): {e}",
+                                c.name, c.namespace
+                            )),
+                        };
+                        let _ = tx.send(msg);
+                    });
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if tx
+                    .send(Feed::Log(format!("ignoring an undecodable event: {e}")))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
         let msg = match decode_container(&envelope) {
             Ok(Some(ContainerEvent::Created {
                 namespace,
@@ -811,7 +1090,8 @@ mod tests {
             [
                 "topic~=\"/images/\"",
                 "topic==\"/containers/create\"",
-                "topic==\"/tasks/start\""
+                "topic==\"/tasks/start\"",
+                "topic==\"/snapshot/commit\""
             ]
         );
         assert_eq!(
@@ -889,8 +1169,59 @@ mod tests {
     }
 
     #[test]
-    fn catalog_has_the_sync_message_id() {
+    fn catalog_has_the_sync_message_ids() {
         let catalog = include_str!("../../systemd/portcullis.catalog");
         assert!(catalog.contains(&format!("-- {}\n", message_id::FETCH_FAILED)));
+        assert!(catalog.contains(&format!("-- {}\n", message_id::SNAPSHOT_SQUAT)));
+    }
+
+    #[test]
+    fn decodes_snapshot_commits() {
+        use containerd_client::events::SnapshotCommit;
+        let v = SnapshotCommit {
+            key: "squat".into(),
+            name: format!("sha256:{}", "c".repeat(64)),
+            snapshotter: "overlayfs".into(),
+        }
+        .encode_to_vec();
+        let e = envelope("/snapshot/commit", "containerd.events.SnapshotCommit", v);
+        let c = decode_commit(&e).unwrap().unwrap();
+        assert_eq!(
+            (c.key.as_str(), c.snapshotter.as_str()),
+            ("squat", "overlayfs")
+        );
+        assert_eq!(c.namespace, "k8s.io");
+        let e = envelope(
+            "/snapshot/commit",
+            "containerd.events.SnapshotPrepare",
+            vec![],
+        );
+        assert!(decode_commit(&e)
+            .unwrap_err()
+            .contains("unexpected payload type"));
+        let e = envelope("/tasks/start", "containerd.events.TaskStart", vec![]);
+        assert_eq!(decode_commit(&e).unwrap(), None);
+        assert!(filters(None).contains(&COMMIT_FILTER.to_string()));
+    }
+
+    #[test]
+    fn squat_record_names_the_snapshot_and_why() {
+        let name = format!("sha256:{}", "d".repeat(64));
+        let r = squat_record(&Squat {
+            namespace: "default".into(),
+            snapshotter: "overlayfs".into(),
+            name: name.clone(),
+            parent: String::new(),
+            key: Some("squat".into()),
+            reasons: vec!["a".into(), "b".into()],
+            source: "commit-event".into(),
+            address: "/s".into(),
+        });
+        assert_eq!(r.field("MESSAGE_ID"), Some(message_id::SNAPSHOT_SQUAT));
+        assert_eq!(r.field("PORTCULLIS_CHAIN_ID"), Some(name.as_str()));
+        assert_eq!(r.field("PORTCULLIS_SNAPSHOT_KEY"), Some("squat"));
+        assert_eq!(r.field("PORTCULLIS_REASON"), Some("a; b"));
+        assert_eq!(r.field("PORTCULLIS_SNAPSHOT_PARENT"), None);
+        assert!(r.message.contains("snapshots rm"));
     }
 }
