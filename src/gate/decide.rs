@@ -493,42 +493,12 @@ fn verify_rule_uncached(
     );
     let entries = verify::read_entries(state, &digests)
         .map_err(|e| format!("signature cache unusable: {e}"))?;
-    let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
-        std::cell::OnceCell::new();
-    let stale_note: std::cell::OnceCell<String> = std::cell::OnceCell::new();
-    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
-        root_cell
-            .get_or_init(|| {
-                if let Some(max) = policy.trust_root_max_age {
-                    let age = std::fs::metadata(root_path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if let Some(age) = age.filter(|a| *a > max) {
-                        let msg = format!(
-                            "trust root {} is {} days old, older than trust_root_max_age ({} days); run `portcullis trust update`",
-                            root_path.display(),
-                            age.as_secs() / 86_400,
-                            max.as_secs() / 86_400
-                        );
-                        if policy.trust_root_stale == crate::policy::Stale::Refuse {
-                            return Err(msg);
-                        }
-                        let _ = stale_note.set(msg);
-                    }
-                }
-                crate::bundle::TrustRoot::load(root_path).map_err(|e| match e {
-                    crate::bundle::BundleError::TrustRootRead { .. } => format!(
-                        "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
-                        root_path.display()
-                    ),
-                    other => other.to_string(),
-                })
-            })
-            .as_ref()
-            .map_err(String::clone)
-    };
-    match verify::verify_entries_with(&entries, &digests, &signers, &mut trust) {
+    let root = verify::rule::LazyTrustRoot::node(
+        root_path.to_path_buf(),
+        policy.trust_root_max_age,
+        policy.trust_root_stale == crate::policy::Stale::Refuse,
+    );
+    match verify::rule::check_signatures(&entries, &digests, &signers, &root) {
         Ok(v) => {
             d.reason = format!("signature by {} over {}", v.signer, v.digest);
             if let Some(f) = &v.sigstore {
@@ -536,7 +506,7 @@ fn verify_rule_uncached(
                     d.reason.push_str(&format!(" (Rekor log {} index {ix})", &id[..id.len().min(12)]));
                 }
             }
-            if let Some(n) = stale_note.get() {
+            if let Some(n) = root.stale_note() {
                 d.reason.push_str(&format!("; warning: {n}"));
             }
             d.signer = Some(v.signer);
@@ -562,13 +532,13 @@ fn verify_rule_uncached(
     };
     let req = attestation::requirement(pp).map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
     let att_rule_signers = att_signers.unwrap_or(signers);
-    match attestation::verify_provenance_with(
+    match verify::rule::check_provenance(
         &entries,
         &digests,
         &att_rule_signers,
         &req,
+        &root,
         jiff::Timestamp::now(),
-        &mut trust,
     ) {
         Ok(v) => {
             let p = &v.provenance;

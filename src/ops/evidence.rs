@@ -1342,22 +1342,14 @@ pub fn reverify_full(
             .and_then(|t| t.file.as_ref())
             .map(|f| dir.join(f))
     });
-    let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
-        std::cell::OnceCell::new();
-    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
-        root_cell
-            .get_or_init(|| match &root_file {
-                Some(f) => crate::bundle::TrustRoot::load(f).map_err(|e| e.to_string()),
-                None => Err(format!(
-                    "the trust root {} is not in the pack",
-                    rec.trust_root_digest
-                        .as_deref()
-                        .unwrap_or("(none recorded)")
-                )),
-            })
-            .as_ref()
-            .map_err(String::clone)
-    };
+    let root = crate::verify::rule::LazyTrustRoot::pack(root_file.ok_or_else(|| {
+        format!(
+            "the trust root {} is not in the pack",
+            rec.trust_root_digest
+                .as_deref()
+                .unwrap_or("(none recorded)")
+        )
+    }));
     let mut digests: Vec<&str> = vec![image.digest.as_str()];
     if let Some(p) = rec.platform_digest.as_deref() {
         digests.push(p);
@@ -1385,26 +1377,26 @@ pub fn reverify_full(
         Ok(s) => s,
         Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
     };
-    out.signature =
-        match crate::verify::verify_entries_with(&entries, &digests, &signers, &mut trust) {
-            Ok(v) => {
-                if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
-                    CheckResult::fail(format!(
-                        "a signature verifies over {}, but the verdict recorded {}",
-                        v.digest,
-                        rec.signed_digest.as_deref().unwrap_or("")
-                    ))
-                } else {
-                    CheckResult::pass(format!("signature by {} over {}", v.signer, v.digest))
-                }
+    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &signers, &root)
+    {
+        Ok(v) => {
+            if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
+                CheckResult::fail(format!(
+                    "a signature verifies over {}, but the verdict recorded {}",
+                    v.digest,
+                    rec.signed_digest.as_deref().unwrap_or("")
+                ))
+            } else {
+                CheckResult::pass(format!("signature by {} over {}", v.signer, v.digest))
             }
-            Err(crate::verify::Rejection::NothingCached) => {
-                CheckResult::fail("no signature document in the pack".to_string())
-            }
-            Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
-                CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
-            }
-        };
+        }
+        Err(crate::verify::Rejection::NothingCached) => {
+            CheckResult::fail("no signature document in the pack".to_string())
+        }
+        Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
+            CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
+        }
+    };
     out.provenance = match &rule.provenance {
         None => CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name)),
         Some(pp) => {
@@ -1416,8 +1408,8 @@ pub fn reverify_full(
             match (crate::attestation::requirement(pp), att_signers) {
                 (Err(e), _) => CheckResult::fail(e),
                 (_, Err(e)) => CheckResult::fail(e.to_string()),
-                (Ok(req), Ok(att)) => match crate::attestation::verify_provenance_with(
-                    &entries, &digests, &att, &req, rec.time, &mut trust,
+                (Ok(req), Ok(att)) => match crate::verify::rule::check_provenance(
+                    &entries, &digests, &att, &req, &root, rec.time,
                 ) {
                     Ok(v)
                         if rec
