@@ -157,6 +157,9 @@ pub struct VerdictRecord {
     pub rule: String,
     /// Why.
     pub reason: String,
+    /// The class of a failure (`PORTCULLIS_REJECTION`), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<String>,
     /// containerd namespace.
     pub namespace: String,
     /// The container.
@@ -540,6 +543,10 @@ pub struct Summary {
     pub verdict_records: usize,
     /// Denials.
     pub denials: usize,
+    /// Denials by rejection class (`PORTCULLIS_REJECTION`; `unclassified`
+    /// for records written before the class was recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejections: BTreeMap<String, usize>,
     /// Starts allowed in warn or audit mode although verification failed.
     pub unverified_allows: usize,
     /// Exemptions.
@@ -699,6 +706,7 @@ pub fn verdict_record(e: &JEntry) -> Option<VerdictRecord> {
         mode: f("MODE").unwrap_or_default(),
         rule: f("RULE").unwrap_or_default(),
         reason: f("REASON").unwrap_or_default(),
+        rejection: f("REJECTION").filter(|c| !c.is_empty()),
         namespace: f("NAMESPACE").unwrap_or_default(),
         container_id: f("CONTAINER_ID"),
         image_ref: f("IMAGE_REF"),
@@ -1644,6 +1652,16 @@ pub fn judge(p: &Pack) -> Vec<Step> {
     steps
 }
 
+/// Count denials by rejection class.
+pub fn rejection_tally(denials: &[VerdictRecord]) -> BTreeMap<String, usize> {
+    let mut tally = BTreeMap::new();
+    for d in denials {
+        let class = d.rejection.as_deref().unwrap_or("unclassified");
+        *tally.entry(class.to_string()).or_insert(0) += 1;
+    }
+    tally
+}
+
 fn summarize(p: &Pack) -> Summary {
     let passed = p.steps.iter().filter(|s| s.status == "pass").count();
     let re: Vec<&Reverification> = p
@@ -1671,6 +1689,7 @@ fn summarize(p: &Pack) -> Summary {
                 })
                 .count(),
         denials: p.denials.len(),
+        rejections: rejection_tally(&p.denials),
         unverified_allows: p.unverified_allows.len(),
         exemptions: p.exemptions.len(),
         gaps: p.gaps.len(),
