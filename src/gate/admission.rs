@@ -233,6 +233,7 @@ fn warn(gate_kind: GateKind, line: &str) {
 fn fail_binding(d: &mut Decision, reason: String) {
     d.outcome = Outcome::Fail;
     d.reason = reason;
+    d.rejection = Some(crate::verify::rejection::Class::Rootfs);
     let (verdict, kind) = match d.mode {
         Mode::Enforce => (Verdict::Deny, Kind::Denied),
         Mode::Warn => (Verdict::Warn, Kind::Warned),
@@ -267,6 +268,37 @@ mod tests {
         std::fs::write(&path, "mode = \"enforce\"\ndefault = \"deny\"\n").unwrap();
         keep_policy(&policy, &state);
         assert!(!copy.exists());
+    }
+
+    /// A rootfs the runtime is given that is not the one containerd
+    /// prepared fails the decision with its own class, whatever it said.
+    #[test]
+    fn a_rootfs_binding_failure_is_classed_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        let policy = Policy::parse(
+            "mode = \"warn\"\ndefault = \"allow\"\n",
+            &d.path().join("policy.toml"),
+        );
+        let subject = Subject {
+            namespace: "ns".into(),
+            container_id: Some("c1".into()),
+        };
+        let state = StateDir::new(d.path().join("state"));
+        let lookup = Err(containerd::LookupError::Incomplete("test".into()));
+        let mut decision = gate::decide(&policy, lookup, &state, &subject, Instant::now());
+        assert_eq!(
+            decision.rejection,
+            Some(crate::verify::rejection::Class::Lookup)
+        );
+        fail_binding(&mut decision, "rootfs is not the prepared one".into());
+        assert_eq!(
+            (decision.verdict, decision.outcome, decision.rejection),
+            (
+                Verdict::Warn,
+                Outcome::Fail,
+                Some(crate::verify::rejection::Class::Rootfs)
+            )
+        );
     }
 
     #[test]

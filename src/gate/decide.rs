@@ -20,7 +20,11 @@ use crate::policy::{Action, DefaultAction, Mode, Policy, PolicyError, Selection,
 use crate::reference::ImageRef;
 pub use crate::state::trust_names::trust_root_path;
 pub use crate::verify::facts::ProvenanceSummary;
+use crate::verify::rejection::Class;
 use crate::verify::{self, Rejection};
+
+/// A failing check: its class (`PORTCULLIS_REJECTION`) and its one-line reason.
+type Failure = (Class, String);
 
 /// What happens to the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,6 +90,9 @@ pub struct Decision {
     pub rule: String,
     /// Why, in one line.
     pub reason: String,
+    /// The class of a failure (`PORTCULLIS_REJECTION`), `None` on a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Class>,
     /// The signer that vouched, if any.
     pub signer: Option<String>,
     /// The digest signed (index or platform manifest).
@@ -182,6 +189,7 @@ pub fn decide(
         mode: Mode::Enforce,
         rule: "-".into(),
         reason: String::new(),
+        rejection: None,
         signer: None,
         signed_digest: None,
         provenance: None,
@@ -222,7 +230,10 @@ pub fn decide(
     };
     d.reason = match outcome {
         Ok(_) => std::mem::take(&mut d.reason),
-        Err(reason) => reason,
+        Err((class, reason)) => {
+            d.rejection = Some(class);
+            reason
+        }
     };
     d.verdict = verdict;
     d.kind = kind;
@@ -238,7 +249,7 @@ fn evaluate(
     lookup: &Result<ImageTarget, LookupError>,
     state: &StateDir,
     d: &mut Decision,
-) -> Result<Kind, String> {
+) -> Result<Kind, Failure> {
     let policy = match policy {
         Ok(p) => p,
         Err(e) => {
@@ -246,7 +257,10 @@ fn evaluate(
             | PolicyError::TooLarge { path, .. }
             | PolicyError::Invalid { path, .. }) = e;
             d.policy_path = path.display().to_string();
-            return Err(format!("policy unusable, refusing every start: {e}"));
+            return Err((
+                Class::Policy,
+                format!("policy unusable, refusing every start: {e}"),
+            ));
         }
     };
     d.policy_path = policy.path.display().to_string();
@@ -255,11 +269,15 @@ fn evaluate(
     d.shim = policy.shim.clone();
     let target = match lookup {
         Ok(t) => t,
-        Err(e) => return Err(format!("cannot identify the image: {e}")),
+        Err(e) => return Err((Class::Lookup, format!("cannot identify the image: {e}"))),
     };
-    let image = ImageRef::parse(&target.name)
-        .map_err(|e| format!("cannot match the image against the policy: {e}"))?;
-    check_lineage(target)?;
+    let image = ImageRef::parse(&target.name).map_err(|e| {
+        (
+            Class::Reference,
+            format!("cannot match the image against the policy: {e}"),
+        )
+    })?;
+    check_lineage(target).map_err(|e| (Class::Lineage, e))?;
     let selection = policy.select(&image);
     d.mode = policy.mode_for(&selection);
     match selection {
@@ -270,9 +288,9 @@ fn evaluate(
         }
         Selection::Default(DefaultAction::Deny) => {
             d.rule = "default".into();
-            Err(format!(
+            Err((Class::NoRule, format!(
                 "no rule matches {image}; the policy default is deny (add a [[rule]] whose images match it)"
-            ))
+            )))
         }
         Selection::Rule(rule) => {
             d.rule = rule.name.clone();
@@ -281,12 +299,21 @@ fn evaluate(
                     d.reason = format!("exempted by rule \"{}\" (action allow)", rule.name);
                     Ok(Kind::Exempt)
                 }
-                Action::Deny => Err(format!("refused by rule \"{}\" (action deny)", rule.name)),
+                Action::Deny => Err((
+                    Class::DeniedByRule,
+                    format!("refused by rule \"{}\" (action deny)", rule.name),
+                )),
                 Action::Verify => verify_rule(policy, rule, target, &image, state, d)
-                    .and_then(|k| bind_index_choice(target, d).map(|()| k))
-                    .map_err(|e| match &target.platform_ambiguity {
-                        Some(why) if !e.contains(why.as_str()) => format!("{why} ({e})"),
-                        _ => e,
+                    .and_then(|k| {
+                        bind_index_choice(target, d)
+                            .map(|()| k)
+                            .map_err(|e| (Class::Platform, e))
+                    })
+                    .map_err(|(class, e)| match &target.platform_ambiguity {
+                        Some(why) if !e.contains(why.as_str()) => {
+                            (Class::Platform, format!("{why} ({e})"))
+                        }
+                        _ => (class, e),
                     }),
             }
         }
@@ -330,9 +357,10 @@ fn verify_rule(
     image: &ImageRef,
     state: &StateDir,
     d: &mut Decision,
-) -> Result<Kind, String> {
+) -> Result<Kind, Failure> {
     let load = |signers: &[crate::policy::Signer]| {
-        verify::RuleSigners::load(signers).map_err(|e| format!("rule \"{}\": {e}", rule.name))
+        verify::RuleSigners::load(signers)
+            .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))
     };
     let signers = load(&rule.signers)?;
     let att_signers = match &rule.provenance {
@@ -415,7 +443,7 @@ fn verify_rule(
             d.phases.isolation = Some(isolation);
             v
         }
-        Err(e) => return Err(format!("{e} (rule \"{}\")", rule.name)),
+        Err(e) => return Err((Class::Sandbox, format!("{e} (rule \"{}\")", rule.name))),
     };
     let kind = v.result?;
     d.reason = v.reason;
@@ -453,7 +481,7 @@ fn verify_rule(
 #[derive(Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Verified {
-    result: Result<Kind, String>,
+    result: Result<Kind, Failure>,
     reason: String,
     signer: Option<String>,
     signed_digest: Option<String>,
@@ -485,50 +513,20 @@ fn verify_rule_uncached(
     att_signers: Option<verify::RuleSigners>,
     root_path: &std::path::Path,
     valid_until: &mut Option<jiff::Timestamp>,
-) -> Result<Kind, String> {
+) -> Result<Kind, Failure> {
     let digests = target.digests();
     let fetch_hint = format!(
         "run `portcullis fetch {}`",
         image.pinned(&target.target_digest)
     );
     let entries = verify::read_entries(state, &digests)
-        .map_err(|e| format!("signature cache unusable: {e}"))?;
-    let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
-        std::cell::OnceCell::new();
-    let stale_note: std::cell::OnceCell<String> = std::cell::OnceCell::new();
-    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
-        root_cell
-            .get_or_init(|| {
-                if let Some(max) = policy.trust_root_max_age {
-                    let age = std::fs::metadata(root_path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if let Some(age) = age.filter(|a| *a > max) {
-                        let msg = format!(
-                            "trust root {} is {} days old, older than trust_root_max_age ({} days); run `portcullis trust update`",
-                            root_path.display(),
-                            age.as_secs() / 86_400,
-                            max.as_secs() / 86_400
-                        );
-                        if policy.trust_root_stale == crate::policy::Stale::Refuse {
-                            return Err(msg);
-                        }
-                        let _ = stale_note.set(msg);
-                    }
-                }
-                crate::bundle::TrustRoot::load(root_path).map_err(|e| match e {
-                    crate::bundle::BundleError::TrustRootRead { .. } => format!(
-                        "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
-                        root_path.display()
-                    ),
-                    other => other.to_string(),
-                })
-            })
-            .as_ref()
-            .map_err(String::clone)
-    };
-    match verify::verify_entries_with(&entries, &digests, &signers, &mut trust) {
+        .map_err(|e| (Class::Cache, format!("signature cache unusable: {e}")))?;
+    let root = verify::rule::LazyTrustRoot::node(
+        root_path.to_path_buf(),
+        policy.trust_root_max_age,
+        policy.trust_root_stale == crate::policy::Stale::Refuse,
+    );
+    match verify::rule::check_signatures(&entries, &digests, &signers, &root) {
         Ok(v) => {
             d.reason = format!("signature by {} over {}", v.signer, v.digest);
             if let Some(f) = &v.sigstore {
@@ -536,7 +534,7 @@ fn verify_rule_uncached(
                     d.reason.push_str(&format!(" (Rekor log {} index {ix})", &id[..id.len().min(12)]));
                 }
             }
-            if let Some(n) = stale_note.get() {
+            if let Some(n) = root.stale_note() {
                 d.reason.push_str(&format!("; warning: {n}"));
             }
             d.signer = Some(v.signer);
@@ -544,31 +542,32 @@ fn verify_rule_uncached(
             d.sigstore = v.sigstore;
         }
         Err(Rejection::NothingCached) => {
-            return Err(format!(
+            return Err((Class::NothingCached, format!(
                 "no signatures cached for {} on this node; {fetch_hint} (rule \"{}\" requires a signature)",
                 digests.join(" or "),
                 rule.name
-            ))
+            )))
         }
         Err(Rejection::NoValidSignature { examined, reason }) => {
-            return Err(format!(
+            return Err((reason.class(), format!(
                 "{reason} ({examined} cached signature(s) examined, rule \"{}\")",
                 rule.name
-            ))
+            )))
         }
     }
     let Some(pp) = &rule.provenance else {
         return Ok(Kind::Verified);
     };
-    let req = attestation::requirement(pp).map_err(|e| format!("rule \"{}\": {e}", rule.name))?;
+    let req = attestation::requirement(pp)
+        .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
     let att_rule_signers = att_signers.unwrap_or(signers);
-    match attestation::verify_provenance_with(
+    match verify::rule::check_provenance(
         &entries,
         &digests,
         &att_rule_signers,
         &req,
+        &root,
         jiff::Timestamp::now(),
-        &mut trust,
     ) {
         Ok(v) => {
             let p = &v.provenance;
@@ -594,15 +593,15 @@ fn verify_rule_uncached(
             });
             Ok(Kind::Verified)
         }
-        Err(attestation::ProvenanceRejection::NothingCached) => Err(format!(
+        Err(attestation::ProvenanceRejection::NothingCached) => Err((Class::ProvenanceMissing, format!(
             "no provenance attestation cached for {} on this node; {fetch_hint} (rule \"{}\" requires SLSA provenance)",
             digests.join(" or "),
             rule.name
-        )),
-        Err(attestation::ProvenanceRejection::NoneAcceptable { examined, reason }) => Err(format!(
+        ))),
+        Err(attestation::ProvenanceRejection::NoneAcceptable { examined, reason }) => Err((reason.class(), format!(
             "{reason} ({examined} cached attestation(s) examined, rule \"{}\")",
             rule.name
-        )),
+        ))),
     }
 }
 
@@ -695,6 +694,7 @@ mod tests {
             "{}",
             dec.reason
         );
+        assert_eq!(dec.rejection, Some(Class::Platform));
     }
 
     #[test]
@@ -704,6 +704,7 @@ mod tests {
         assert_eq!(dec.verdict, Verdict::Deny);
         assert!(dec.reason.contains("policy unusable"), "{}", dec.reason);
         assert!(dec.reason.contains("bogus"), "{}", dec.reason);
+        assert_eq!(dec.rejection, Some(Class::Policy));
         assert!(dec
             .denial_line()
             .starts_with("portcullis: denied 127.0.0.1:5000/demo/a:1@sha256:0101"));
@@ -720,6 +721,7 @@ mod tests {
         let dec = run(&policy(VERIFY), err());
         assert_eq!(dec.verdict, Verdict::Deny);
         assert!(dec.reason.contains("unreachable"));
+        assert_eq!(dec.rejection, Some(Class::Lookup));
         assert_eq!(
             dec.denial_line(),
             format!("portcullis: denied container default/c1: {}", dec.reason)
@@ -742,6 +744,7 @@ mod tests {
         assert!(dec
             .reason
             .contains("no rule matches docker.io/library/nginx:1"));
+        assert_eq!(dec.rejection, Some(Class::NoRule));
     }
 
     #[test]
@@ -754,6 +757,7 @@ mod tests {
             "{}",
             dec.reason
         );
+        assert_eq!(dec.rejection, Some(Class::Signers));
     }
 
     #[test]
@@ -782,6 +786,7 @@ mod tests {
             "{}",
             dec.reason
         );
+        assert_eq!(dec.rejection, Some(Class::NothingCached));
     }
 
     #[test]
@@ -794,6 +799,7 @@ mod tests {
         );
         let dec = run(&p, Ok(target("x.io/a/b:1")));
         assert_eq!((dec.verdict, dec.rule.as_str()), (Verdict::Deny, "bad"));
+        assert_eq!(dec.rejection, Some(Class::DeniedByRule));
         assert!(dec.policy_digest.is_some());
     }
 
@@ -812,8 +818,11 @@ mod tests {
             "{}",
             dec.reason
         );
+        assert_eq!(dec.rejection, Some(Class::Lineage));
         t.snapshot_parent = Some(d(8));
-        assert_eq!(run(&p, Ok(t)).verdict, Verdict::Allow);
+        let dec = run(&p, Ok(t));
+        assert_eq!(dec.verdict, Verdict::Allow);
+        assert_eq!(dec.rejection, None);
     }
 
     /// The staleness knob: a keyless rule whose trust root was last written
@@ -875,6 +884,7 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(refuse.verdict, Verdict::Deny);
+        assert_eq!(refuse.rejection, Some(Class::NoTrustRoot));
         assert!(
             refuse.reason.contains("older than trust_root_max_age"),
             "{}",

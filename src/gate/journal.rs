@@ -119,6 +119,10 @@ impl Record {
             ("PORTCULLIS_RULE".into(), d.rule.clone()),
             ("PORTCULLIS_MODE".into(), d.mode.as_str().into()),
             ("PORTCULLIS_REASON".into(), d.reason.clone()),
+            (
+                "PORTCULLIS_REJECTION".into(),
+                d.rejection.map(|c| c.as_str()).unwrap_or_default().into(),
+            ),
             ("PORTCULLIS_SIGNER".into(), opt(&d.signer)),
             ("PORTCULLIS_SIGNED_DIGEST".into(), opt(&d.signed_digest)),
             ("PORTCULLIS_POLICY_DIGEST".into(), opt(&d.policy_digest)),

@@ -157,6 +157,9 @@ pub struct VerdictRecord {
     pub rule: String,
     /// Why.
     pub reason: String,
+    /// The class of a failure (`PORTCULLIS_REJECTION`), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<String>,
     /// containerd namespace.
     pub namespace: String,
     /// The container.
@@ -540,6 +543,10 @@ pub struct Summary {
     pub verdict_records: usize,
     /// Denials.
     pub denials: usize,
+    /// Denials by rejection class (`PORTCULLIS_REJECTION`; `unclassified`
+    /// for records written before the class was recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejections: BTreeMap<String, usize>,
     /// Starts allowed in warn or audit mode although verification failed.
     pub unverified_allows: usize,
     /// Exemptions.
@@ -699,6 +706,7 @@ pub fn verdict_record(e: &JEntry) -> Option<VerdictRecord> {
         mode: f("MODE").unwrap_or_default(),
         rule: f("RULE").unwrap_or_default(),
         reason: f("REASON").unwrap_or_default(),
+        rejection: f("REJECTION").filter(|c| !c.is_empty()),
         namespace: f("NAMESPACE").unwrap_or_default(),
         container_id: f("CONTAINER_ID"),
         image_ref: f("IMAGE_REF"),
@@ -1342,22 +1350,14 @@ pub fn reverify_full(
             .and_then(|t| t.file.as_ref())
             .map(|f| dir.join(f))
     });
-    let root_cell: std::cell::OnceCell<Result<crate::bundle::TrustRoot, String>> =
-        std::cell::OnceCell::new();
-    let mut trust = || -> Result<&crate::bundle::TrustRoot, String> {
-        root_cell
-            .get_or_init(|| match &root_file {
-                Some(f) => crate::bundle::TrustRoot::load(f).map_err(|e| e.to_string()),
-                None => Err(format!(
-                    "the trust root {} is not in the pack",
-                    rec.trust_root_digest
-                        .as_deref()
-                        .unwrap_or("(none recorded)")
-                )),
-            })
-            .as_ref()
-            .map_err(String::clone)
-    };
+    let root = crate::verify::rule::LazyTrustRoot::pack(root_file.ok_or_else(|| {
+        format!(
+            "the trust root {} is not in the pack",
+            rec.trust_root_digest
+                .as_deref()
+                .unwrap_or("(none recorded)")
+        )
+    }));
     let mut digests: Vec<&str> = vec![image.digest.as_str()];
     if let Some(p) = rec.platform_digest.as_deref() {
         digests.push(p);
@@ -1385,26 +1385,26 @@ pub fn reverify_full(
         Ok(s) => s,
         Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
     };
-    out.signature =
-        match crate::verify::verify_entries_with(&entries, &digests, &signers, &mut trust) {
-            Ok(v) => {
-                if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
-                    CheckResult::fail(format!(
-                        "a signature verifies over {}, but the verdict recorded {}",
-                        v.digest,
-                        rec.signed_digest.as_deref().unwrap_or("")
-                    ))
-                } else {
-                    CheckResult::pass(format!("signature by {} over {}", v.signer, v.digest))
-                }
+    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &signers, &root)
+    {
+        Ok(v) => {
+            if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
+                CheckResult::fail(format!(
+                    "a signature verifies over {}, but the verdict recorded {}",
+                    v.digest,
+                    rec.signed_digest.as_deref().unwrap_or("")
+                ))
+            } else {
+                CheckResult::pass(format!("signature by {} over {}", v.signer, v.digest))
             }
-            Err(crate::verify::Rejection::NothingCached) => {
-                CheckResult::fail("no signature document in the pack".to_string())
-            }
-            Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
-                CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
-            }
-        };
+        }
+        Err(crate::verify::Rejection::NothingCached) => {
+            CheckResult::fail("no signature document in the pack".to_string())
+        }
+        Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
+            CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
+        }
+    };
     out.provenance = match &rule.provenance {
         None => CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name)),
         Some(pp) => {
@@ -1416,8 +1416,8 @@ pub fn reverify_full(
             match (crate::attestation::requirement(pp), att_signers) {
                 (Err(e), _) => CheckResult::fail(e),
                 (_, Err(e)) => CheckResult::fail(e.to_string()),
-                (Ok(req), Ok(att)) => match crate::attestation::verify_provenance_with(
-                    &entries, &digests, &att, &req, rec.time, &mut trust,
+                (Ok(req), Ok(att)) => match crate::verify::rule::check_provenance(
+                    &entries, &digests, &att, &req, &root, rec.time,
                 ) {
                     Ok(v)
                         if rec
@@ -1652,6 +1652,16 @@ pub fn judge(p: &Pack) -> Vec<Step> {
     steps
 }
 
+/// Count denials by rejection class.
+pub fn rejection_tally(denials: &[VerdictRecord]) -> BTreeMap<String, usize> {
+    let mut tally = BTreeMap::new();
+    for d in denials {
+        let class = d.rejection.as_deref().unwrap_or("unclassified");
+        *tally.entry(class.to_string()).or_insert(0) += 1;
+    }
+    tally
+}
+
 fn summarize(p: &Pack) -> Summary {
     let passed = p.steps.iter().filter(|s| s.status == "pass").count();
     let re: Vec<&Reverification> = p
@@ -1679,6 +1689,7 @@ fn summarize(p: &Pack) -> Summary {
                 })
                 .count(),
         denials: p.denials.len(),
+        rejections: rejection_tally(&p.denials),
         unverified_allows: p.unverified_allows.len(),
         exemptions: p.exemptions.len(),
         gaps: p.gaps.len(),

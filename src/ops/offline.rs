@@ -1096,7 +1096,9 @@ fn check_item(
                 Err(crate::verify::Rejection::NothingCached) => {
                     Err(format!("not a signature (media type {})", layer.media_type))
                 }
-                Err(crate::verify::Rejection::NoValidSignature { reason, .. }) => Err(reason),
+                Err(crate::verify::Rejection::NoValidSignature { reason, .. }) => {
+                    Err(reason.to_string())
+                }
             }
         } else {
             match crate::verify::rule::check_provenance(
@@ -1113,7 +1115,7 @@ fn check_item(
                     layer.media_type
                 )),
                 Err(crate::attestation::ProvenanceRejection::NoneAcceptable { reason, .. }) => {
-                    Err(reason)
+                    Err(reason.to_string())
                 }
             }
         };

@@ -18,6 +18,7 @@ use crate::cache::{kind, Entry};
 use crate::digest::short;
 use crate::dsse::Envelope;
 use crate::provenance::{self, Pattern, Provenance, Requirement};
+use crate::verify::rejection::Rejected;
 use crate::verify::signer::ProvenancePolicy;
 use crate::verify::{LoadedSigner, RuleSigners, TrustProvider};
 
@@ -46,8 +47,8 @@ pub enum ProvenanceRejection {
     NoneAcceptable {
         /// How many envelopes were examined.
         examined: usize,
-        /// The reason.
-        reason: String,
+        /// The most telling reason.
+        reason: Rejected,
     },
 }
 
@@ -112,12 +113,8 @@ pub fn verify_provenance_with<'a>(
 ) -> Result<ProvenanceVerified, ProvenanceRejection> {
     let signers: Vec<LoadedSigner> = rule_signers.keys.iter().map(|k| k.signer.clone()).collect();
     let mut examined = 0usize;
-    let mut best: Option<(u8, String)> = None;
-    let mut note = |rank: u8, msg: String| {
-        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            best = Some((rank, msg));
-        }
-    };
+    let mut best: Option<Rejected> = None;
+    let mut note = |why: Rejected| Rejected::keep_most_telling(&mut best, why);
     let layers = entries
         .iter()
         .flat_map(|e| e.artifacts.iter())
@@ -130,43 +127,46 @@ pub fn verify_provenance_with<'a>(
         let envelope = match Envelope::parse(&blob) {
             Ok(e) => e,
             Err(e) => {
-                note(1, format!("attestation {}: {e}", short(&layer.digest)));
+                note(Rejected::Malformed(format!(
+                    "attestation {}: {e}",
+                    short(&layer.digest)
+                )));
                 continue;
             }
         };
         let verified = match envelope.verify(&signers) {
             Ok(v) => v,
             Err(e) => {
-                note(2, format!("attestation {}: {e}", short(&layer.digest)));
+                note(Rejected::NotTheSigner(format!(
+                    "attestation {}: {e}",
+                    short(&layer.digest)
+                )));
                 continue;
             }
         };
         let prov = match provenance::extract(verified.payload, digests) {
             Ok(p) => p,
             Err(provenance::ProvenanceError::NotProvenance(t)) => {
-                note(
-                    0,
-                    format!(
-                        "attestation {} has predicate type {t:?}, not SLSA provenance",
-                        short(&layer.digest)
-                    ),
-                );
+                note(Rejected::NotProvenance(format!(
+                    "attestation {} has predicate type {t:?}, not SLSA provenance",
+                    short(&layer.digest)
+                )));
                 continue;
             }
             Err(e) => {
-                note(
-                    3,
-                    format!(
-                        "attestation {} by {}: {e}",
-                        short(&layer.digest),
-                        verified.signer
-                    ),
-                );
+                note(Rejected::ProvenanceMismatch(format!(
+                    "attestation {} by {}: {e}",
+                    short(&layer.digest),
+                    verified.signer
+                )));
                 continue;
             }
         };
         if let Err(unmet) = req.check(&prov, now) {
-            note(4, format!("provenance by {}: {unmet}", verified.signer));
+            note(Rejected::ProvenanceUnmet(format!(
+                "provenance by {}: {unmet}",
+                verified.signer
+            )));
             continue;
         }
         let statement = serde_json::from_slice(verified.payload).unwrap_or(serde_json::Value::Null);
@@ -191,39 +191,32 @@ pub fn verify_provenance_with<'a>(
             examined += 1;
             let signer = match rule_signers.verify_bundle(&blob, &entry.subject, trust) {
                 Ok((signer, _)) => signer,
-                Err((rank, why)) => {
-                    note(
-                        rank,
-                        format!("attestation bundle {}: {why}", short(&layer.digest)),
-                    );
+                Err(why) => {
+                    note(why.prefixed(format_args!("attestation bundle {}", short(&layer.digest))));
                     continue;
                 }
             };
             let prov = match provenance::extract(&statement, digests) {
                 Ok(p) => p,
                 Err(provenance::ProvenanceError::NotProvenance(t)) => {
-                    note(
-                        0,
-                        format!(
-                            "attestation bundle {} has predicate type {t:?}, not SLSA provenance",
-                            short(&layer.digest)
-                        ),
-                    );
+                    note(Rejected::NotProvenance(format!(
+                        "attestation bundle {} has predicate type {t:?}, not SLSA provenance",
+                        short(&layer.digest)
+                    )));
                     continue;
                 }
                 Err(e) => {
-                    note(
-                        3,
-                        format!(
-                            "attestation bundle {} by {signer}: {e}",
-                            short(&layer.digest)
-                        ),
-                    );
+                    note(Rejected::ProvenanceMismatch(format!(
+                        "attestation bundle {} by {signer}: {e}",
+                        short(&layer.digest)
+                    )));
                     continue;
                 }
             };
             if let Err(unmet) = req.check(&prov, now) {
-                note(4, format!("provenance by {signer}: {unmet}"));
+                note(Rejected::ProvenanceUnmet(format!(
+                    "provenance by {signer}: {unmet}"
+                )));
                 continue;
             }
             return Ok(ProvenanceVerified {
@@ -239,7 +232,7 @@ pub fn verify_provenance_with<'a>(
     }
     Err(ProvenanceRejection::NoneAcceptable {
         examined,
-        reason: best.map(|(_, m)| m).unwrap_or_default(),
+        reason: best.unwrap_or_else(|| Rejected::Malformed(String::new())),
     })
 }
 
@@ -280,4 +273,135 @@ fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
     // (the same test as `verify::is_signature_bundle`, on the decoded payload).
     let st: Statement = serde_json::from_slice(&payload).ok()?;
     (st.predicate_type != crate::verify::COSIGN_SIGN_PREDICATE).then_some(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each class of a refused attestation comes from its own case.
+    use super::*;
+    use crate::cache::{Artifact, Layer, ENTRY_FORMAT};
+    use crate::verify::rejection::Class;
+    use base64::Engine;
+    use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    fn pem(kp: &KeyPair) -> String {
+        let der = kp.public_key_der().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
+    fn statement(subject: &str, predicate_type: &str) -> Vec<u8> {
+        let hex = subject.strip_prefix("sha256:").unwrap();
+        format!(
+            r#"{{"_type":"{}","subject":[{{"name":"img","digest":{{"sha256":"{hex}"}}}}],"predicateType":"{predicate_type}","predicate":{{"buildDefinition":{{"buildType":"https://example.com/build","externalParameters":{{"a":"b"}}}},"runDetails":{{"builder":{{"id":"https://example.com/builder"}}}}}}}}"#,
+            provenance::STATEMENT_V1
+        )
+        .into_bytes()
+    }
+
+    fn entry(subject: &str, blobs: &[Vec<u8>]) -> Entry {
+        Entry {
+            format: ENTRY_FORMAT,
+            subject: subject.into(),
+            repository: "r".into(),
+            fetched_at: "t".into(),
+            artifacts: vec![Artifact {
+                kind: kind::COSIGN_ATTESTATION.into(),
+                source: "s".into(),
+                manifest_digest: d(0),
+                layers: blobs
+                    .iter()
+                    .map(|b| Layer::new(DSSE_MEDIA_TYPE, Default::default(), b))
+                    .collect(),
+            }],
+        }
+    }
+
+    fn envelope(kp: &KeyPair, payload: &[u8]) -> Vec<u8> {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let pae = crate::dsse::pae(crate::dsse::IN_TOTO_PAYLOAD_TYPE, payload);
+        let sig = kp.sign(&pae).unwrap();
+        format!(
+            r#"{{"payloadType":"{}","payload":"{}","signatures":[{{"keyid":"","sig":"{}"}}]}}"#,
+            crate::dsse::IN_TOTO_PAYLOAD_TYPE,
+            b64(payload),
+            b64(sig.as_bytes())
+        )
+        .into_bytes()
+    }
+
+    fn class_of(
+        blobs: &[Vec<u8>],
+        signer: &LoadedSigner,
+        req: &Requirement,
+    ) -> Result<ProvenanceVerified, Class> {
+        let e = entry(&d(1), blobs);
+        verify_provenance(
+            &[e],
+            &[&d(1)],
+            std::slice::from_ref(signer),
+            req,
+            jiff::Timestamp::now(),
+        )
+        .map_err(|r| match r {
+            ProvenanceRejection::NothingCached => Class::ProvenanceMissing,
+            ProvenanceRejection::NoneAcceptable { reason, .. } => reason.class(),
+        })
+    }
+
+    #[test]
+    fn each_class_comes_from_its_case() {
+        let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let other = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let signer = LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
+        let any = Requirement::default();
+        let good = statement(&d(1), provenance::SLSA_PROVENANCE_V1);
+        assert!(class_of(&[envelope(&kp, &good)], &signer, &any).is_ok());
+        assert_eq!(
+            class_of(&[], &signer, &any).unwrap_err(),
+            Class::ProvenanceMissing
+        );
+        assert_eq!(
+            class_of(&[b"{not json".to_vec()], &signer, &any).unwrap_err(),
+            Class::Malformed
+        );
+        assert_eq!(
+            class_of(&[envelope(&other, &good)], &signer, &any).unwrap_err(),
+            Class::NotTheSigner
+        );
+        let sbom = statement(&d(1), "https://spdx.dev/Document");
+        assert_eq!(
+            class_of(&[envelope(&kp, &sbom)], &signer, &any).unwrap_err(),
+            Class::NotProvenance
+        );
+        let elsewhere = statement(&d(7), provenance::SLSA_PROVENANCE_V1);
+        assert_eq!(
+            class_of(&[envelope(&kp, &elsewhere)], &signer, &any).unwrap_err(),
+            Class::ProvenanceMismatch
+        );
+        let strict = Requirement {
+            builder_ids: vec![Pattern::new("https://other.example/builder").unwrap()],
+            ..Requirement::default()
+        };
+        assert_eq!(
+            class_of(&[envelope(&kp, &good)], &signer, &strict).unwrap_err(),
+            Class::ProvenanceUnmet
+        );
+        // The most telling reason wins, whatever the order met.
+        let mixed = [
+            envelope(&kp, &good),
+            b"{not json".to_vec(),
+            envelope(&other, &good),
+        ];
+        let e = entry(&d(1), &mixed);
+        let r = verify_provenance(&[e], &[&d(1)], &[signer], &strict, jiff::Timestamp::now());
+        assert!(
+            matches!(&r, Err(ProvenanceRejection::NoneAcceptable { examined: 3, reason }) if reason.class() == Class::ProvenanceUnmet && reason.starts_with("provenance by")),
+            "{r:?}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod attestations;
 pub mod facts;
+pub mod rejection;
 pub mod rule;
 pub mod signatures;
 pub mod signer;

@@ -2,48 +2,125 @@
 //! rule's `[rule.provenance]` names (keys and keyless identities alike), the
 //! trust root loaded lazily (only when Sigstore material is met), and the
 //! check of the cached attestations for the digests being started.
-//! `bundle import` ([`crate::ops::offline`]) and `portcullis provenance`
-//! ([`crate::cli`]) call it.
+//! The gate ([`crate::gate::decide`]), `bundle import`
+//! ([`crate::ops::offline`]), evidence re-verification
+//! ([`crate::ops::evidence`]) and `portcullis provenance` ([`crate::cli`])
+//! call it: signatures first, then provenance.
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::formats::provenance::Requirement;
 use crate::state::cache::Entry;
 use crate::verify::attestations::{
     requirement, verify_provenance_with, ProvenanceRejection, ProvenanceVerified,
 };
-use crate::verify::signatures::RuleSigners;
+use crate::verify::signatures::{verify_entries_with, Rejection, RuleSigners, Verified};
 use crate::verify::signer::{ProvenancePolicy, Signer};
-use crate::verify::sigstore::TrustRoot;
+use crate::verify::sigstore::{BundleError, TrustRoot};
 
-/// A rule's trust root, read on first use (once per decision).
+/// Where a rule's trust root comes from; each source words its failure for
+/// the operator who meets it.
+#[derive(Debug)]
+enum Source {
+    /// An installed root read by an operator command (`bundle import`,
+    /// `portcullis provenance`).
+    Installed(PathBuf),
+    /// The node's root read at container start.
+    Node(PathBuf),
+    /// A root shipped in an evidence pack, or why the pack has none.
+    Pack(Result<PathBuf, String>),
+}
+
+/// A rule's trust root, read on first use (once per decision), with its
+/// staleness checked then when a maximum age is set.
 #[derive(Debug)]
 pub struct LazyTrustRoot {
-    path: PathBuf,
+    source: Source,
+    max_age: Option<(Duration, bool)>,
+    stale_note: OnceCell<String>,
     cell: OnceCell<Result<TrustRoot, String>>,
 }
 
 impl LazyTrustRoot {
-    /// The root at `path`, not read yet.
-    pub fn new(path: PathBuf) -> Self {
+    fn with(source: Source) -> Self {
         Self {
-            path,
+            source,
+            max_age: None,
+            stale_note: OnceCell::new(),
             cell: OnceCell::new(),
+        }
+    }
+
+    /// The installed root at `path`, not read yet.
+    pub fn new(path: PathBuf) -> Self {
+        Self::with(Source::Installed(path))
+    }
+
+    /// The node's root at `path` as the gate reads it: older than
+    /// `max_age` it refuses (`refuse_stale`) or verifies with a note
+    /// ([`LazyTrustRoot::stale_note`]).
+    pub fn node(path: PathBuf, max_age: Option<Duration>, refuse_stale: bool) -> Self {
+        let mut r = Self::with(Source::Node(path));
+        r.max_age = max_age.map(|m| (m, refuse_stale));
+        r
+    }
+
+    /// A root shipped in an evidence pack (`Err` says why the pack has none).
+    pub fn pack(file: Result<PathBuf, String>) -> Self {
+        Self::with(Source::Pack(file))
+    }
+
+    /// The staleness warning met while loading, if any.
+    pub fn stale_note(&self) -> Option<&str> {
+        self.stale_note.get().map(String::as_str)
+    }
+
+    fn load(&self) -> Result<TrustRoot, String> {
+        match &self.source {
+            Source::Installed(path) => TrustRoot::load(path).map_err(|e| {
+                format!(
+                    "no usable trust root at {} ({e}); install one (`portcullis trust import`, or --accept-trust-root for a bundled one)",
+                    path.display()
+                )
+            }),
+            Source::Node(path) => {
+                if let Some((max, refuse)) = self.max_age {
+                    let age = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if let Some(age) = age.filter(|a| *a > max) {
+                        let msg = format!(
+                            "trust root {} is {} days old, older than trust_root_max_age ({} days); run `portcullis trust update`",
+                            path.display(),
+                            age.as_secs() / 86_400,
+                            max.as_secs() / 86_400
+                        );
+                        if refuse {
+                            return Err(msg);
+                        }
+                        let _ = self.stale_note.set(msg);
+                    }
+                }
+                TrustRoot::load(path).map_err(|e| match e {
+                    BundleError::TrustRootRead { .. } => format!(
+                        "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
+                        path.display()
+                    ),
+                    other => other.to_string(),
+                })
+            }
+            Source::Pack(Ok(file)) => TrustRoot::load(file).map_err(|e| e.to_string()),
+            Source::Pack(Err(why)) => Err(why.clone()),
         }
     }
 
     /// The root, read now if not already; the error is one line with the fix.
     pub fn get(&self) -> Result<&TrustRoot, String> {
         self.cell
-            .get_or_init(|| {
-                TrustRoot::load(&self.path).map_err(|e| {
-                    format!(
-                        "no usable trust root at {} ({e}); install one (`portcullis trust import`, or --accept-trust-root for a bundled one)",
-                        self.path.display()
-                    )
-                })
-            })
+            .get_or_init(|| self.load())
             .as_ref()
             .map_err(String::clone)
     }
@@ -67,6 +144,18 @@ pub fn provenance_terms(
         None => Requirement::default(),
     };
     Ok((signers, req))
+}
+
+/// Check the cached signatures of `digests` (cosign layers and Sigstore
+/// bundles) against a rule's `signers`; the first that verifies wins.
+pub fn check_signatures(
+    entries: &[Entry],
+    digests: &[&str],
+    signers: &RuleSigners,
+    root: &LazyTrustRoot,
+) -> Result<Verified, Rejection> {
+    let mut trust = || root.get();
+    verify_entries_with(entries, digests, signers, &mut trust)
 }
 
 /// Check the cached attestations of `digests` against `signers` and `req`.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use crate::cache::{Entry, StateDir};
 use crate::cosign;
 use crate::digest::short;
+use crate::verify::rejection::Rejected;
 use crate::verify::signer::{Keyless, Signer};
 
 /// Errors loading a signer.
@@ -65,8 +66,8 @@ pub enum Rejection {
     NoValidSignature {
         /// How many signature layers were examined.
         examined: usize,
-        /// The most specific reason.
-        reason: String,
+        /// The most telling reason.
+        reason: Rejected,
     },
 }
 
@@ -189,7 +190,7 @@ impl RuleSigners {
         blob: &[u8],
         subject: &str,
         trust: &mut TrustProvider<'a>,
-    ) -> Result<(String, crate::bundle::BundleVerified), (u8, String)> {
+    ) -> Result<(String, crate::bundle::BundleVerified), Rejected> {
         use crate::bundle::{verify_bundle, Artifact, Expectation};
         let expectations = self
             .keyless
@@ -202,7 +203,7 @@ impl RuleSigners {
             );
         let mut first_err = None;
         for exp in expectations {
-            let root = trust().map_err(|e| (5, e))?;
+            let root = trust().map_err(Rejected::NoTrustRoot)?;
             match verify_bundle(blob, Artifact::Digest(subject), &exp, root) {
                 Ok(v) => return Ok((signer_label(&v, &exp), v)),
                 Err(e) => {
@@ -210,11 +211,9 @@ impl RuleSigners {
                 }
             }
         }
-        Err((
-            2,
-            first_err
-                .unwrap_or_else(|| "no signer of the rule can verify a Sigstore bundle".into()),
-        ))
+        Err(Rejected::NotTheSigner(first_err.unwrap_or_else(|| {
+            "no signer of the rule can verify a Sigstore bundle".into()
+        })))
     }
 
     /// Names of the signers, for reasons.
@@ -284,12 +283,8 @@ pub fn verify_entries_with<'a>(
     let mut examined = 0usize;
     // Reasons ranked: a replayed signature or a wrong signer says more than
     // a malformed layer.
-    let mut best: Option<(u8, String)> = None;
-    let mut note = |rank: u8, msg: String| {
-        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            best = Some((rank, msg));
-        }
-    };
+    let mut best: Option<Rejected> = None;
+    let mut note = |why: Rejected| Rejected::keep_most_telling(&mut best, why);
     let mut any_cached = false;
     let who = signers.describe();
     for entry in entries {
@@ -311,9 +306,8 @@ pub fn verify_entries_with<'a>(
                                 sigstore: Some(SigstoreFacts::from(&v)),
                             })
                         }
-                        Err((rank, why)) => note(
-                            rank,
-                            format!("Sigstore bundle {}: {why}", short(&layer.digest)),
+                        Err(why) => note(
+                            why.prefixed(format_args!("Sigstore bundle {}", short(&layer.digest))),
                         ),
                     }
                 }
@@ -332,25 +326,28 @@ pub fn verify_entries_with<'a>(
                 let payload = match cosign::parse_payload(&blob) {
                     Ok(p) => p,
                     Err(e) => {
-                        note(1, format!("signature {}: {e}", short(&layer.digest)));
+                        note(Rejected::Malformed(format!(
+                            "signature {}: {e}",
+                            short(&layer.digest)
+                        )));
                         continue;
                     }
                 };
                 let Some(sig_b64) = layer.annotations.get(cosign::SIGNATURE_ANNOTATION) else {
-                    note(
-                        1,
-                        format!(
-                            "signature {}: {}",
-                            short(&layer.digest),
-                            cosign::CosignError::MissingSignature
-                        ),
-                    );
+                    note(Rejected::Malformed(format!(
+                        "signature {}: {}",
+                        short(&layer.digest),
+                        cosign::CosignError::MissingSignature
+                    )));
                     continue;
                 };
                 let signature = match cosign::decode_signature(sig_b64) {
                     Ok(s) => s,
                     Err(e) => {
-                        note(1, format!("signature {}: {e}", short(&layer.digest)));
+                        note(Rejected::Malformed(format!(
+                            "signature {}: {e}",
+                            short(&layer.digest)
+                        )));
                         continue;
                     }
                 };
@@ -361,21 +358,18 @@ pub fn verify_entries_with<'a>(
                 };
                 let (signer, facts) = match outcome {
                     Ok(x) => x,
-                    Err((rank, why)) => {
-                        note(rank, why);
+                    Err(why) => {
+                        note(why);
                         continue;
                     }
                 };
                 // Authentic, but for which image?
                 if !digests.contains(&payload.manifest_digest.as_str()) {
-                    note(
-                        3,
-                        format!(
-                            "a signature by {signer} names {}, not the image being started ({}): a signature replayed from another image never counts",
-                            payload.manifest_digest,
-                            digests.join(" or ")
-                        ),
-                    );
+                    note(Rejected::Replayed(format!(
+                        "a signature by {signer} names {}, not the image being started ({}): a signature replayed from another image never counts",
+                        payload.manifest_digest,
+                        digests.join(" or ")
+                    )));
                     continue;
                 }
                 return Ok(Verified {
@@ -392,13 +386,13 @@ pub fn verify_entries_with<'a>(
     }
     Err(Rejection::NoValidSignature {
         examined,
-        reason: best
-            .map(|(_, m)| m)
-            .unwrap_or_else(|| format!("no signature by {who} in the cached artifacts")),
+        reason: best.unwrap_or_else(|| {
+            Rejected::NoSignature(format!("no signature by {who} in the cached artifacts"))
+        }),
     })
 }
 
-type LayerOutcome = Result<(String, Option<SigstoreFacts>), (u8, String)>;
+type LayerOutcome = Result<(String, Option<SigstoreFacts>), Rejected>;
 
 fn key_layer(
     blob: &[u8],
@@ -412,13 +406,10 @@ fn key_layer(
         .iter()
         .find(|k| k.signer.verifies(blob, signature))
     else {
-        return Err((
-            2,
-            format!(
-                "no signature verifies with the rule's signer(s) {}",
-                signers.describe()
-            ),
-        ));
+        return Err(Rejected::NotTheSigner(format!(
+            "no signature verifies with the rule's signer(s) {}",
+            signers.describe()
+        )));
     };
     if !k.require_tlog {
         return Ok((k.signer.id.clone(), None));
@@ -426,29 +417,30 @@ fn key_layer(
     let bundle = match cosign::legacy_to_bundle(blob, &layer.annotations) {
         Ok(Some(b)) => b,
         Ok(None) => {
-            return Err((
-                2,
+            return Err(Rejected::NotTheSigner(
                 format!(
                     "the signature by {} has no transparency-log entry, and the signer requires one (require_tlog)",
                     k.signer.id
                 ),
             ))
         }
-        Err(e) => return Err((1, format!("signature {}: {e}", short(&layer.digest)))),
+        Err(e) => {
+            return Err(Rejected::Malformed(format!(
+                "signature {}: {e}",
+                short(&layer.digest)
+            )))
+        }
     };
-    let root = trust().map_err(|e| (5, e))?;
+    let root = trust().map_err(Rejected::NoTrustRoot)?;
     let exp = crate::bundle::Expectation::Key {
         pem_path: k.path.clone().unwrap_or_default(),
     };
     match crate::bundle::verify_bundle(&bundle, crate::bundle::Artifact::Bytes(blob), &exp, root) {
         Ok(v) => Ok((k.signer.id.clone(), Some(SigstoreFacts::from(&v)))),
-        Err(e) => Err((
-            2,
-            format!(
-                "transparency-log entry of the signature by {}: {e}",
-                k.signer.id
-            ),
-        )),
+        Err(e) => Err(Rejected::NotTheSigner(format!(
+            "transparency-log entry of the signature by {}: {e}",
+            k.signer.id
+        ))),
     }
 }
 
@@ -459,28 +451,27 @@ fn keyless_layer(
     trust: &mut TrustProvider<'_>,
 ) -> LayerOutcome {
     if signers.keyless.is_empty() {
-        return Err((
-            2,
-            format!(
-                "a keyless signature, but the rule's signer(s) are keys: {}",
-                signers.describe()
-            ),
-        ));
+        return Err(Rejected::NotTheSigner(format!(
+            "a keyless signature, but the rule's signer(s) are keys: {}",
+            signers.describe()
+        )));
     }
     let bundle = match cosign::legacy_to_bundle(blob, &layer.annotations) {
         Ok(Some(b)) => b,
         Ok(None) => {
-            return Err((
-                2,
-                format!(
-                    "keyless signature {} has no Rekor bundle: nothing proves when it was made",
-                    short(&layer.digest)
-                ),
-            ))
+            return Err(Rejected::NotTheSigner(format!(
+                "keyless signature {} has no Rekor bundle: nothing proves when it was made",
+                short(&layer.digest)
+            )))
         }
-        Err(e) => return Err((1, format!("signature {}: {e}", short(&layer.digest)))),
+        Err(e) => {
+            return Err(Rejected::Malformed(format!(
+                "signature {}: {e}",
+                short(&layer.digest)
+            )))
+        }
     };
-    let root = trust().map_err(|e| (5, e))?;
+    let root = trust().map_err(Rejected::NoTrustRoot)?;
     let mut first_err = None;
     for k in &signers.keyless {
         let exp = crate::bundle::Expectation::Keyless(Box::new(k.clone()));
@@ -499,14 +490,11 @@ fn keyless_layer(
             }
         }
     }
-    Err((
-        2,
-        format!(
-            "keyless signature {}: {}",
-            short(&layer.digest),
-            first_err.unwrap_or_default()
-        ),
-    ))
+    Err(Rejected::NotTheSigner(format!(
+        "keyless signature {}: {}",
+        short(&layer.digest),
+        first_err.unwrap_or_default()
+    )))
 }
 
 fn signer_label(v: &crate::bundle::BundleVerified, exp: &crate::bundle::Expectation) -> String {
@@ -635,6 +623,10 @@ mod tests {
             matches!(err, Rejection::NoValidSignature { examined: 1, ref reason } if reason.contains("no signature verifies")),
             "{err:?}"
         );
+        assert!(
+            matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::NotTheSigner),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -646,6 +638,10 @@ mod tests {
         let err = verify_entries(&[e], &[&d(3)], &[signer]).unwrap_err();
         assert!(
             matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("replayed")),
+            "{err:?}"
+        );
+        assert!(
+            matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::Replayed),
             "{err:?}"
         );
     }
@@ -701,6 +697,10 @@ mod tests {
             matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("base64")),
             "{err:?}"
         );
+        assert!(
+            matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::Malformed),
+            "{err:?}"
+        );
         let mut e = signed_entry(&d(1), &d(1), &kp);
         e.artifacts[0].layers[0].annotations.clear();
         assert!(verify_entries(&[e], &[&d(1)], &[signer]).is_err());
@@ -723,6 +723,10 @@ mod tests {
             verify_entries_with(&[e], &[&d(1)], &rs, &mut || Err("unused".into())).unwrap_err();
         assert!(
             matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("no transparency-log entry")),
+            "{err:?}"
+        );
+        assert!(
+            matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::NotTheSigner),
             "{err:?}"
         );
     }
@@ -1008,6 +1012,10 @@ pub(crate) mod sigstore_tests {
         .unwrap_err();
         assert!(
             matches!(err, Rejection::NoValidSignature { ref reason, .. } if reason.contains("trust update")),
+            "{err:?}"
+        );
+        assert!(
+            matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::NoTrustRoot),
             "{err:?}"
         );
     }
