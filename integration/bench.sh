@@ -264,16 +264,18 @@ for temp in cold warm; do
 done
 
 # Where the runc gate's time goes: two cold and two warm gated starts with
-# the gate under `strace -f -ttt` (named with --runc-binary; PORTCULLIS_RUNC
+# the gate under `strace -ttt` (named with --runc-binary; PORTCULLIS_RUNC
 # names the real runc). Its syscalls mark its phases: exec, policy read,
 # containerd connections (lookup, then the binding's snapshot lookup),
-# verdict cache, journald datagram, exec of the real runc. strace slows
-# every syscall: the split is what counts, not the absolute times.
+# verdict cache, sandbox fork, journald datagram, exec of the real runc.
+# No -f: strace would then wait for `runc init`, which waits for `start`
+# (the lookup is on the main thread). strace slows every syscall: the split
+# is what counts, not the absolute times.
 mkdir -p "$PC_WORK/rtrace"
 cat >"$PC_WORK/bin/runc-strace" <<EOF
 #!/bin/sh
 case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
-PORTCULLIS_RUNC=$REAL_RUNC exec strace -f -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e trace=execve,openat,connect,sendmsg,sendto,clone,clone3,wait4,exit_group "$PC_BIN_DIR/portcullis-runc" "\$@"
+PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e trace=execve,openat,connect,sendmsg,sendto,clone,clone3,wait4 "$PC_BIN_DIR/portcullis-runc" "\$@"
 EOF
 chmod +x "$PC_WORK/bin/runc-strace"
 for temp in cold cold warm warm; do
@@ -385,9 +387,9 @@ import glob, re
 def timeline(path):
     first = None; marks = {}
     for l in open(path):
-        m = re.match(r"(\d+)\s+(\d+\.\d+)\s+(.*)", l)
+        m = re.match(r"(?:\d+\s+)?(\d+\.\d+)\s+(.*)", l)
         if not m: continue
-        ts, call = float(m.group(2)), m.group(3)
+        ts, call = float(m.group(1)), m.group(2)
         if first is None: first = ts
         def mark(k):
             marks.setdefault(k, ts)
@@ -398,7 +400,9 @@ def timeline(path):
         if call.startswith("openat(") and "/verdicts" in call: mark("verdict_cache")
         if re.match(r"clone3?\(", call) and "CLONE_THREAD" not in call: mark("sandbox_fork")
         if (call.startswith("connect(") or call.startswith("sendmsg(")) and "journal" in call: mark("journald")
-        if call.startswith("execve(") and os.environ["REAL_RUNC"] in call: mark("exec_real_runc")
+        if call.startswith("execve(") and os.environ["REAL_RUNC"] in call:
+            mark("exec_real_runc")
+            break  # the rest is runc's
     return {k: round((v - first) * 1e6) for k, v in sorted(marks.items(), key=lambda kv: kv[1])} if first else {}
 traces = sorted(glob.glob(os.path.join(os.environ["RTRACE"], "*.txt")), key=os.path.getmtime)
 res["runc_gate_strace_timeline_us"] = [dict(start=("cold" if i < 2 else "warm"), **timeline(t)) for i, t in enumerate(traces)]
@@ -464,7 +468,7 @@ for k, c in C.items():
     p = c["phases_us_median"]
     if p is None: continue
     lines.append(f"| {label.get(k, k)} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
-lines += ["", "The runc gate under `strace -f -ttt` (µs from its exec to each marker; strace inflates syscalls, read the split):", ""]
+lines += ["", "The runc gate under `strace -ttt` (µs from its exec to each marker; strace inflates syscalls, read the split):", ""]
 for tl in res["runc_gate_strace_timeline_us"]:
     lines.append(f"- {tl['start']}: " + ", ".join(f"{k} {v}" for k, v in tl.items() if k != "start"))
 conc_txt = ", ".join(f"{n} {t} → {v['errors']} errors ({v['wall_ms']} ms)" for n, d in res["concurrent"].items() for t, v in d.items())
