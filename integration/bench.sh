@@ -401,7 +401,7 @@ def timeline(path):
             if ts != marks["containerd_connect_1"]: marks["containerd_connect_last"] = ts
         if call.startswith("openat(") and "/verdicts" in call: mark("verdict_cache")
         if re.match(r"clone3?\(", call) and "CLONE_THREAD" not in call: mark("sandbox_fork")
-        if (call.startswith("connect(") or call.startswith("sendmsg(")) and "journal" in call: mark("journald")
+        if call.split("(")[0] in ("connect", "sendmsg", "sendto") and "journal" in call: mark("journald")
         if call.startswith("execve(") and os.environ["REAL_RUNC"] in call:
             mark("exec_real_runc")
             break  # the rest is runc's
