@@ -319,7 +319,10 @@ mod tests {
             address: None,
         };
         let runc = GateKind::Runc.missing_request_hint(&only_addr);
-        assert!(runc.contains("could not tell containerd's socket"), "{runc}");
+        assert!(
+            runc.contains("could not tell containerd's socket"),
+            "{runc}"
+        );
         assert!(!runc.contains("container ID"), "{runc}");
     }
 }
