@@ -10,9 +10,9 @@
 # on containerd 2.4.2 from integration/tools.sh (its containerd with config
 # version 3, its runc shim and its ctr first on PATH).
 #
-# Cases: `ctr run` with no runtime flag and with --runtime io.containerd.runc.v2
-# (signed runs, unsigned refused with the exact client text and a journal
-# record PORTCULLIS_GATE=runc); the opt-in shim runtime plus the runc gate
+# Cases: `ctr run` with no runtime flag and with --runtime io.containerd.runc.v2,
+# `nerdctl run` on its default runtime (signed runs, unsigned refused with the
+# exact client text and a journal # record PORTCULLIS_GATE=runc); the opt-in shim runtime plus the runc gate
 # (one verification: the second decision is a verdict-cache hit); a client
 # naming its own runc binary (bypass: no verdict, reported as an evidence
 # gap); binding checks (a container whose spec roots it outside its
@@ -138,6 +138,49 @@ gate_case() {
 echo "# node-wide: the default runtime and the explicit runc shim both pass the gate"
 gate_case "ctr run (no runtime flag)"
 gate_case "ctr run --runtime io.containerd.runc.v2" --runtime io.containerd.runc.v2
+
+echo "# nerdctl (pinned in tools.sh) on its default runtime: the gate sees its starts too"
+NERDCTL=${PC_NERDCTL:-/opt/portcullis-tools/bin/nerdctl}
+if [[ ! -x $NERDCTL ]]; then
+  not_ok "nerdctl present" "$NERDCTL missing: run integration/tools.sh"
+else
+  # nerd_run IMAGE NAME: nerdctl run on the already pulled image; sets OUT, RC.
+  nerd_run() {
+    set +e
+    OUT=$(timeout 60 "$NERDCTL" --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" \
+      --data-root "$PC_WORK/nerdctl" --snapshotter overlayfs \
+      run --rm --net none --pull never --name "$2" "$R/$1" /bin/true 2>&1)
+    RC=$?
+    set -e
+  }
+  # nerd_record DIGEST SINCE_US: the newest runc-gate verdict for DIGEST written after SINCE_US.
+  nerd_record() {
+    local out
+    for _ in $(seq 1 50); do
+      out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis PORTCULLIS_GATE=runc \
+        "PORTCULLIS_IMAGE_DIGEST=$1" 2>/dev/null |
+        jq -r --arg t "$2" 'select((.__REALTIME_TIMESTAMP | tonumber) > ($t | tonumber)) | .PORTCULLIS_VERDICT' | tail -n 1)
+      [[ -n $out ]] && { printf '%s\n' "$out"; return 0; }
+      sleep 0.1
+    done
+    return 1
+  }
+  since=$(date +%s%6N)
+  nerd_run rg/signed:v1 "$(new_id nerd-signed)"
+  printed=$(grep -v 'level=warning' <<<"$OUT" || true)
+  [[ $RC -eq 0 && -z $printed ]] && ok "nerdctl run: signed image runs, nothing printed" ||
+    not_ok "nerdctl run: signed runs" "rc=$RC: $OUT"
+  [[ $(nerd_record "${DIGEST[rg/signed:v1]}" "$since" || true) == allow ]] &&
+    ok "nerdctl run: journal allow record from PORTCULLIS_GATE=runc" || not_ok "nerdctl run: allow record"
+  nerd_run rg/unsigned:v1 "$(new_id nerd-unsigned)"
+  want="OCI runtime create failed: portcullis: denied $R/rg/unsigned:v1@${DIGEST[rg/unsigned:v1]}:"
+  [[ $RC -ne 0 ]] && grep -qF "$want" <<<"$OUT" &&
+    ok "nerdctl run: unsigned refused; nerdctl prints: $(grep -o 'msg=.*' <<<"$OUT" | head -n 1 | cut -c1-220)" ||
+    not_ok "nerdctl run: unsigned refused with '$want'" "rc=$RC: $OUT"
+  [[ $(nerd_record "${DIGEST[rg/unsigned:v1]}" "$since" || true) == deny ]] &&
+    ok "nerdctl run: journal deny record from PORTCULLIS_GATE=runc" || not_ok "nerdctl run: deny record"
+  echo "# client text: $OUT"
+fi
 
 echo "# the opt-in shim and the runc gate together: verified once"
 id=$(new_id rg-both)

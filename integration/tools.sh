@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the pinned Go-built components the integration suites run for real
 # (never linked into Portcullis, which stays Rust): containerd 2.x beside
-# Debian's 1.6, crictl (CRI client), crane and registry, cosign.
+# Debian's 1.6, crictl (CRI client), crane and registry, cosign, nerdctl.
 #
 #   bash integration/tools.sh          # PC_TOOLS (default /opt/portcullis-tools)
 #
 # Layout:
 #   $PC_TOOLS/containerd-vX.Y.Z/{containerd,containerd-shim-runc-v2,ctr}
-#   $PC_TOOLS/bin/{crictl,crane,registry,cosign}
+#   $PC_TOOLS/bin/{crictl,crane,registry,cosign,nerdctl}
 #   $PC_TOOLS/.stamps/<name>  "MODULE@VERSION" of what is installed
 #
 # A tool already installed at its pinned version is skipped (its stamp, or
@@ -25,6 +25,10 @@ CRI_TOOLS_VERSION=v1.37.0
 GGCR_VERSION=v0.22.1
 # The newest cosign v3 the proxy serves (go list -m -versions github.com/sigstore/cosign/v3).
 COSIGN_VERSION=v3.1.3
+# nerdctl: the proxy refuses nerdctl's version list (so `go install …@v` fails
+# on its deprecation check) and v2's test-only module mod/tigron; v1.7.7 is
+# built from a one-line module that requires it (same versions as go install).
+NERDCTL_VERSION=v1.7.7
 
 say() { printf 'tools: %s\n' "$*"; }
 die() {
@@ -86,4 +90,31 @@ done
 install crictl "$PC_TOOLS/bin" sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" crictl
 install crane "$PC_TOOLS/bin" github.com/google/go-containerregistry "$GGCR_VERSION" crane registry
 install cosign "$PC_TOOLS/bin" github.com/sigstore/cosign/v3 "$COSIGN_VERSION" cosign
+# install_required NAME DIR MODULE VERSION CMD: builds MODULE/cmd/CMD at VERSION
+# from a throwaway module requiring it, for modules whose version list the
+# proxy refuses (go install MODULE@VERSION then stops on its deprecation check).
+install_required() {
+  local name=$1 dir=$2 module=$3 version=$4 cmd=$5 t0 build
+  if installed "$name" "$dir" "$module" "$version" "$cmd"; then
+    say "$name $version already installed ($dir)"
+    return 0
+  fi
+  say "installing $name $version into $dir ($cmd, from a module requiring it) ..."
+  t0=$SECONDS
+  build=$(mktemp -d)
+  (
+    cd "$build" &&
+      go mod init portcullis-tools-build >/dev/null 2>&1 &&
+      go get "$module/cmd/$cmd@$version" >/dev/null &&
+      go build -o "$dir/$cmd" "$module/cmd/$cmd"
+  ) || {
+    rm -rf "$build"
+    die "building $module/cmd/$cmd@$version failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  }
+  rm -rf "$build"
+  printf '%s@%s\n' "$module" "$version" >"$PC_TOOLS/.stamps/$name"
+  say "$name $version installed in $((SECONDS - t0))s"
+}
+install_required nerdctl "$PC_TOOLS/bin" github.com/containerd/nerdctl "$NERDCTL_VERSION" nerdctl
+
 say "all pinned tools present under $PC_TOOLS"
