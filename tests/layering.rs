@@ -38,6 +38,8 @@ const OPS_ALLOWED: &[(&str, &str)] = &[
     // `bundle import` installs the trust roots a bundle carries through
     // `trust::import`, the same checks `portcullis trust import` makes.
     ("offline", "trust"),
+    // `reverify` reads the gate's records back with `audit::parse_lines`.
+    ("reverify", "audit"),
 ];
 
 /// One source file: its module path (`gate/decide`, `policy`, …) and text.

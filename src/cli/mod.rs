@@ -17,6 +17,8 @@ use crate::containerd;
 use crate::gate::{self, Subject};
 use crate::policy::{self, Policy, Severity};
 
+mod reverify;
+
 /// Exit code: the answer is no.
 pub const EXIT_NO: u8 = 1;
 /// Exit code: something failed before an answer could be given.
@@ -75,6 +77,8 @@ pub enum Command {
     /// Offline nodes: export a bundle file of images' signatures, or import one (or what `ctr images import` brought in), verifying every item.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Decide again for every running container under the policy and trust root in force; exits 1 if some would now be refused (stopped under revoked = "stop"), 3 on an error.
+    Reverify(reverify::ReverifyArgs),
 }
 
 /// Where containerd is.
@@ -387,6 +391,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sync(a) => sync(a),
         Command::Doctor(a) => doctor(a),
         Command::Bundle(b) => bundle(b),
+        Command::Reverify(a) => reverify::reverify(a),
     }
 }
 

@@ -164,7 +164,7 @@ pub fn node_platform() -> (&'static str, &'static str) {
 }
 
 /// Run an async lookup on a small current-thread runtime with a deadline.
-fn block_on<T>(
+pub(super) fn block_on<T>(
     address: &str,
     timeout: Duration,
     fut: impl std::future::Future<Output = Result<T, LookupError>>,
@@ -185,7 +185,7 @@ fn block_on<T>(
     })
 }
 
-async fn connect(address: &str) -> Result<tonic::transport::Channel, LookupError> {
+pub(super) async fn connect(address: &str) -> Result<tonic::transport::Channel, LookupError> {
     let path = address.strip_prefix("unix://").unwrap_or(address);
     containerd_client::connect(path)
         .await
@@ -207,7 +207,7 @@ pub fn source_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
+pub(super) fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
     move |s| LookupError::Api {
         call,
         status: format!("{:?}: {}", s.code(), s.message()),

@@ -101,7 +101,8 @@ pub struct Decision {
     pub provenance: Option<ProvenanceSummary>,
     /// Certificate identity and transparency-log facts of a Sigstore-verified signature.
     pub sigstore: Option<verify::SigstoreFacts>,
-    /// `hit` when a cached pass was reused, `miss` when verified now.
+    /// `hit` when a cached pass was reused, `miss` when verified now, `bypass`
+    /// when verified now without the cache (`portcullis reverify`).
     pub verdict_cache: Option<&'static str>,
     /// `sha256:` of the policy file, if it was read.
     pub policy_digest: Option<String>,
@@ -174,6 +175,15 @@ pub struct Subject {
     pub container_id: Option<String>,
 }
 
+/// Whether a decision may reuse (and store) a cached pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheUse {
+    /// The start path: reuse a pass whose inputs are unchanged.
+    Use,
+    /// `portcullis reverify`: verify again, read and write nothing cached.
+    Bypass,
+}
+
 /// Decide. `started` is when the work began (for `duration_us`).
 pub fn decide(
     policy: &Result<Policy, PolicyError>,
@@ -181,6 +191,31 @@ pub fn decide(
     state: &StateDir,
     subject: &Subject,
     started: Instant,
+) -> Decision {
+    decide_with(policy, lookup, state, subject, started, CacheUse::Use)
+}
+
+/// Decide again for a running container (`portcullis reverify`): the same
+/// checks as [`decide`], the verdict cache neither read nor written, so every
+/// signature and attestation is verified now against the policy, signers and
+/// trust root in force.
+pub fn redecide(
+    policy: &Result<Policy, PolicyError>,
+    lookup: Result<ImageTarget, LookupError>,
+    state: &StateDir,
+    subject: &Subject,
+    started: Instant,
+) -> Decision {
+    decide_with(policy, lookup, state, subject, started, CacheUse::Bypass)
+}
+
+fn decide_with(
+    policy: &Result<Policy, PolicyError>,
+    lookup: Result<ImageTarget, LookupError>,
+    state: &StateDir,
+    subject: &Subject,
+    started: Instant,
+    cache: CacheUse,
 ) -> Decision {
     let mut d = Decision {
         verdict: Verdict::Deny,
@@ -216,7 +251,7 @@ pub fn decide(
         d.image_digest = Some(t.target_digest.clone());
         d.platform_digest = t.platform_digest.clone();
     }
-    let outcome = evaluate(policy, &lookup, state, &mut d);
+    let outcome = evaluate(policy, &lookup, state, &mut d, cache);
     let (verdict, kind) = match (&outcome, d.mode) {
         (Ok(k), _) => (Verdict::Allow, *k),
         (Err(_), Mode::Enforce) => (Verdict::Deny, Kind::Denied),
@@ -249,6 +284,7 @@ fn evaluate(
     lookup: &Result<ImageTarget, LookupError>,
     state: &StateDir,
     d: &mut Decision,
+    cache: CacheUse,
 ) -> Result<Kind, Failure> {
     let policy = match policy {
         Ok(p) => p,
@@ -303,7 +339,7 @@ fn evaluate(
                     Class::DeniedByRule,
                     format!("refused by rule \"{}\" (action deny)", rule.name),
                 )),
-                Action::Verify => verify_rule(policy, rule, target, &image, state, d)
+                Action::Verify => verify_rule(policy, rule, target, &image, state, d, cache)
                     .and_then(|k| {
                         bind_index_choice(target, d)
                             .map(|()| k)
@@ -357,6 +393,7 @@ fn verify_rule(
     image: &ImageRef,
     state: &StateDir,
     d: &mut Decision,
+    cache: CacheUse,
 ) -> Result<Kind, Failure> {
     let load = |signers: &[crate::policy::Signer]| {
         verify::RuleSigners::load(signers)
@@ -398,7 +435,10 @@ fn verify_rule(
     let now = jiff::Timestamp::now();
     let t_read = Instant::now();
     d.phases.key_us = (t_read - t_key).as_micros() as u64;
-    let cached = crate::verdict_cache::lookup(state, &key, now);
+    let cached = match cache {
+        CacheUse::Use => crate::verdict_cache::lookup(state, &key, now),
+        CacheUse::Bypass => None,
+    };
     d.phases.cache_read_us = t_read.elapsed().as_micros() as u64;
     if let Some(hit) = cached {
         d.reason = hit.reason;
@@ -452,7 +492,10 @@ fn verify_rule(
     d.sigstore = v.sigstore;
     d.provenance = v.provenance;
     let mut valid_until = v.valid_until;
-    d.verdict_cache = Some("miss");
+    d.verdict_cache = Some(match cache {
+        CacheUse::Use => "miss",
+        CacheUse::Bypass => "bypass",
+    });
     if let Some(max) = policy.trust_root_max_age {
         if let Some(m) = std::fs::metadata(&root_path)
             .ok()
@@ -472,7 +515,9 @@ fn verify_rule(
         sigstore: d.sigstore.clone(),
         provenance: d.provenance.clone(),
     };
-    crate::verdict_cache::store(state, &key, &hit, now, valid_until);
+    if cache == CacheUse::Use {
+        crate::verdict_cache::store(state, &key, &hit, now, valid_until);
+    }
     Ok(kind)
 }
 

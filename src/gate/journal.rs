@@ -21,6 +21,8 @@ use crate::gate::{Decision, Kind};
 pub const IDENTIFIER: &str = "portcullis";
 /// `SYSLOG_IDENTIFIER` of the records of `portcullis sync`.
 pub const SYNC_IDENTIFIER: &str = "portcullis-sync";
+/// `SYSLOG_IDENTIFIER` of the records of `portcullis reverify`.
+pub const REVERIFY_IDENTIFIER: &str = "portcullis-reverify";
 
 /// `MESSAGE_ID`s, one per kind of verdict (stable: catalog entries and
 /// queries depend on them).
@@ -41,6 +43,10 @@ pub mod message_id {
     pub const TASK_STARTED: &str = "8318d2f6b992168aab5504b031ff237c";
     /// `portcullis sync` began or stopped observing containerd's events.
     pub const OBSERVER: &str = "726a6dbc984c74fd633242c1b58a00c0";
+    /// A running container's verdict no longer holds (`portcullis reverify`).
+    pub const REVOKED: &str = "12549d0d798943839163463d23f4104f";
+    /// `portcullis reverify` stopped (or failed to stop) such a container.
+    pub const REVOKED_STOPPED: &str = "fb2c85036a494dc59b8b2d51d032c356";
 }
 
 /// Errors recording a verdict.
@@ -495,6 +501,8 @@ mod catalog_tests {
             HEARTBEAT,
             TASK_STARTED,
             OBSERVER,
+            REVOKED,
+            REVOKED_STOPPED,
         ] {
             assert_eq!(id.len(), 32);
             assert!(

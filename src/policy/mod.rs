@@ -249,6 +249,31 @@ pub struct Policy {
     pub trust_root_max_age: Option<std::time::Duration>,
     /// What a stale trust root means.
     pub trust_root_stale: Stale,
+    /// What `portcullis reverify` does to a running container whose
+    /// verdict no longer holds.
+    pub revoked: Revoked,
+}
+
+/// `revoked`: what `portcullis reverify` does to a running container that
+/// would now be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Revoked {
+    /// Record it in the journal and leave it running (the default).
+    #[default]
+    Report,
+    /// Record it, then stop its task (SIGTERM, SIGKILL after a grace period).
+    Stop,
+}
+
+impl Revoked {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revoked::Report => "report",
+            Revoked::Stop => "stop",
+        }
+    }
 }
 
 /// What a trust root older than `trust_root_max_age` means.
@@ -506,6 +531,7 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
     let mut saw_default = false;
     let mut trust_root_max_age = None;
     let mut trust_root_stale = Stale::Warn;
+    let mut revoked = Revoked::Report;
     const TOP: &[&str] = &[
         "version",
         "mode",
@@ -513,6 +539,7 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
         "shim",
         "trust_root_max_age",
         "trust_root_stale",
+        "revoked",
         "rule",
     ];
     for (k, v) in root.iter() {
@@ -561,6 +588,15 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
                     trust_root_stale = x;
                 }
             }
+            "revoked" => {
+                if let Some(x) = ctx.enum_value(
+                    v,
+                    "revoked",
+                    &[("report", Revoked::Report), ("stop", Revoked::Stop)],
+                ) {
+                    revoked = x;
+                }
+            }
             "rule" => match v.get_ref() {
                 DeValue::Array(items) => {
                     for item in items {
@@ -599,6 +635,7 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
         warnings: Vec::new(),
         trust_root_max_age,
         trust_root_stale,
+        revoked,
     });
     (policy, sort(ctx.problems))
 }
@@ -1190,6 +1227,30 @@ key = "/etc/portcullis/keys/release.pub"
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
         assert_eq!(p.shim, DEFAULT_SHIM);
         assert!(p.digest.starts_with("sha256:") && p.digest.len() == 71);
+    }
+
+    #[test]
+    fn revoked_defaults_to_report_and_accepts_stop_only() {
+        assert_eq!(parse(ISSUE_EXAMPLE).unwrap().revoked, Revoked::Report);
+        let stop = format!("revoked = \"stop\"\n{ISSUE_EXAMPLE}");
+        assert_eq!(parse(&stop).unwrap().revoked, Revoked::Stop);
+        let report = format!("revoked = \"report\"\n{ISSUE_EXAMPLE}");
+        assert_eq!(parse(&report).unwrap().revoked, Revoked::Report);
+        let bad = problems(&format!("revoked = \"kill\"\n{ISSUE_EXAMPLE}"));
+        assert!(
+            bad.iter().any(|p| p.severity == Severity::Error
+                && p.message
+                    .contains("`revoked` is \"kill\"; it must be one of \"report\", \"stop\"")),
+            "{bad:?}"
+        );
+        let not_a_string = problems(&format!("revoked = true\n{ISSUE_EXAMPLE}"));
+        assert!(
+            not_a_string
+                .iter()
+                .any(|p| p.severity == Severity::Error && p.message.contains("revoked")),
+            "{not_a_string:?}"
+        );
+        assert_eq!(Revoked::Stop.as_str(), "stop");
     }
 
     #[test]

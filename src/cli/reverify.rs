@@ -1,0 +1,98 @@
+//! `portcullis reverify`: its arguments, its output and its exit code; the
+//! work is [`crate::ops::reverify`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CliError, EXIT_ERROR, EXIT_NO};
+use crate::ops::reverify::{self, Options};
+use crate::policy;
+
+/// `portcullis reverify`. Exit 0: every running container's verdict still
+/// holds; 1: some would now be refused (reported, or stopped under
+/// `revoked = "stop"`); 3: containerd could not be asked, a stop failed or a
+/// record could not be written.
+#[derive(Debug, Args)]
+pub struct ReverifyArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: String,
+    /// Only this containerd namespace (default: every namespace).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Policy file (its `revoked` = "report" | "stop" says what happens to a container that would now be refused).
+    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
+    pub policy: PathBuf,
+    /// State directory (signature cache, trust roots, journal spool).
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Under revoked = "stop": time between SIGTERM and SIGKILL (`10s`, `1m`).
+    #[arg(long, default_value = "10s")]
+    pub grace: String,
+    /// Read the gate's start records from this journal directory instead of the system journal.
+    #[arg(long)]
+    pub directory: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `portcullis reverify`.
+pub fn reverify(a: ReverifyArgs) -> Result<u8, CliError> {
+    let grace =
+        policy::parse_duration(&a.grace).map_err(|e| CliError::Usage(format!("--grace: {e}")))?;
+    let report = reverify::run(&Options {
+        address: a.address,
+        namespace: a.namespace,
+        policy: a.policy,
+        state_dir: a.state_dir,
+        grace,
+        journal_directory: a.directory,
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        for f in &report.containers {
+            writeln!(out, "{}", f.line())?;
+        }
+        if let Some(e) = &report.policy_error {
+            writeln!(out, "policy unusable (nothing stopped): {e}")?;
+        }
+        if let Some(e) = &report.journal_error {
+            writeln!(
+                out,
+                "gate records unreadable, digests taken from containerd: {e}"
+            )?;
+        }
+        let held = report
+            .containers
+            .iter()
+            .filter(|f| f.status == reverify::Status::Ok)
+            .count();
+        writeln!(
+            out,
+            "{} running container(s) in {} namespace(s): {held} hold, {} no longer hold (revoked = \"{}\"), {} ms",
+            report.containers.len(),
+            report.namespaces.len(),
+            report.containers.len() - held,
+            report.revoked.as_str(),
+            report.elapsed_ms
+        )?;
+    }
+    Ok(if report.has_failures() {
+        EXIT_ERROR
+    } else if report.all_hold() {
+        0
+    } else {
+        EXIT_NO
+    })
+}
