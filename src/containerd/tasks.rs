@@ -98,9 +98,16 @@ pub fn running_tasks(
                     Status::Paused | Status::Pausing => "paused",
                     _ => return None,
                 };
+                // containerd fills the process ID (the container's, for a
+                // task's init) and leaves container_id empty.
+                let container_id = if t.container_id.is_empty() {
+                    t.id
+                } else {
+                    t.container_id
+                };
                 Some(RunningTask {
                     namespace: namespace.to_string(),
-                    container_id: t.container_id,
+                    container_id,
                     pid: t.pid,
                     status,
                 })
