@@ -127,6 +127,8 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/
   ./usr/lib/systemd/system/portcullis-trust-refresh.timer \
   ./usr/lib/systemd/system/portcullis-heartbeat.service \
   ./usr/lib/systemd/system/portcullis-heartbeat.timer \
+  ./usr/lib/systemd/system/portcullis-reverify.service ./usr/lib/systemd/system/portcullis-reverify.timer \
+  ./usr/lib/systemd/system/portcullis-reverify.path ./usr/share/man/man1/portcullis-reverify.1.gz \
   ./usr/share/doc/portcullis/AUDIT.md ./usr/share/doc/portcullis/evidence.schema.json \
   ./usr/lib/systemd/catalog/portcullis.catalog \
   ./usr/share/doc/portcullis/copyright ./usr/share/doc/portcullis/changelog.Debian.gz \
@@ -185,19 +187,20 @@ else
 fi
 
 # ---------------------------------------------------------------- systemd
-if out=$(cd "$ROOT" && systemd-analyze verify systemd/*.service systemd/*.timer 2>&1) && [[ -z $out ]]; then
+if out=$(cd "$ROOT" && systemd-analyze verify systemd/*.service systemd/*.timer systemd/*.path 2>&1) && [[ -z $out ]]; then
   ok "systemd-analyze verify systemd/*.service systemd/*.timer: clean"
 else
   not_ok "systemd-analyze verify" "$out"
 fi
-if out=$(systemd-analyze verify /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-trust-refresh.timer /usr/lib/systemd/system/portcullis-heartbeat.timer 2>&1) && [[ -z $out ]]; then
+if out=$(systemd-analyze verify /usr/lib/systemd/system/portcullis-sync.service /usr/lib/systemd/system/portcullis-trust-refresh.timer /usr/lib/systemd/system/portcullis-heartbeat.timer /usr/lib/systemd/system/portcullis-reverify.timer /usr/lib/systemd/system/portcullis-reverify.path 2>&1) && [[ -z $out ]]; then
   ok "systemd-analyze verify on the installed units: clean"
 else
   not_ok "systemd-analyze verify (installed)" "$out"
 fi
 if [[ -L /etc/systemd/system/multi-user.target.wants/portcullis-sync.service && -L /etc/systemd/system/timers.target.wants/portcullis-trust-refresh.timer &&
-  -L /etc/systemd/system/timers.target.wants/portcullis-heartbeat.timer ]]; then
-  ok "portcullis-sync.service, portcullis-trust-refresh.timer and portcullis-heartbeat.timer enabled"
+  -L /etc/systemd/system/timers.target.wants/portcullis-heartbeat.timer && -L /etc/systemd/system/timers.target.wants/portcullis-reverify.timer &&
+  -L /etc/systemd/system/paths.target.wants/portcullis-reverify.path ]]; then
+  ok "portcullis-sync.service, portcullis-trust-refresh.timer, portcullis-heartbeat.timer, portcullis-reverify.timer and .path enabled"
 else
   not_ok "units enabled" "$(find /etc/systemd/system -name '*portcullis*' 2>&1)"
 fi

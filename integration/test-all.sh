@@ -90,6 +90,8 @@ PC_PLATFORM_GATE=runc timed "$HERE/platform.sh"
 echo "== T33: snapshots squatted under a chain ID, detected by portcullis sync, containerd 1.6 then 2.4.2"
 timed "$HERE/squat.sh"
 PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/squat.sh"
+echo "== revocation reaching running containers: portcullis reverify reports, then stops (containerd 1.6)"
+timed "$HERE/reverify.sh"
 
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
