@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Revocation reaching running containers (`portcullis reverify`) on real
-# parts: a private containerd 1.6 with the shim runtime
+# parts: a private containerd 1.6 (PC_CONTAINERD_VERSION=2.4.2: containerd
+# 2.4.2 from integration/tools.sh) with the shim runtime
 # (io.containerd.portcullis.v2), the machine's journald and docker-registry
 # on loopback, images signed with keys by portcullis-testsign.
 #
@@ -26,6 +27,10 @@ R=$PC_REGISTRY
 RUNTIME=io.containerd.portcullis.v2
 # shellcheck source=integration/lib.sh
 source "$HERE/lib.sh"
+if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
+  PATH="$(dirname "$(pc_containerd_bin)"):$PATH"
+  export PATH
+fi
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
@@ -105,7 +110,7 @@ rv_field() {
 
 # start_detached ID IMAGE: a long-running container through the gate.
 start_detached() {
-  pc_ctr run -d --runtime "$RUNTIME" "$R/$2" "$1" /bin/busybox sleep 3600 >/dev/null
+  pc_ctr run -d --runtime "$RUNTIME" "$R/$2" "$1" /bin/busybox sleep 3600 >/dev/null 2>>"$PC_WORK/logs/ctr.log"
 }
 
 echo "# two containers started through the gate"
