@@ -953,6 +953,87 @@ mod tests {
         assert!(warn.reason.contains("keyless signature"), "{}", warn.reason);
     }
 
+    /// `redecide` (portcullis reverify) verifies again: it neither reads a
+    /// cached pass nor stores one.
+    #[test]
+    fn redecide_bypasses_the_verdict_cache() {
+        use crate::cache::{kind, Artifact, Entry, Layer, ENTRY_FORMAT};
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode(kp.public_key_der().unwrap().as_bytes());
+        let key = dir.path().join("k.pub");
+        std::fs::write(
+            &key,
+            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
+        )
+        .unwrap();
+        let payload = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"127.0.0.1:5000/demo/a"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+            d(1)
+        );
+        let sig = kp.sign(payload.as_bytes()).unwrap();
+        let ann = std::collections::BTreeMap::from([(
+            crate::cosign::SIGNATURE_ANNOTATION.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
+        )]);
+        state
+            .write(&Entry {
+                format: ENTRY_FORMAT,
+                subject: d(1),
+                repository: "127.0.0.1:5000/demo/a".into(),
+                fetched_at: "t".into(),
+                artifacts: vec![Artifact {
+                    kind: kind::COSIGN_SIGNATURE.into(),
+                    source: "s".into(),
+                    manifest_digest: d(2),
+                    layers: vec![Layer::new(
+                        crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                        ann,
+                        payload.as_bytes(),
+                    )],
+                }],
+            })
+            .unwrap();
+        let p = policy(&VERIFY.replace("/nonexistent/release.pub", key.to_str().unwrap()));
+        let t = || Ok(target("127.0.0.1:5000/demo/a:1"));
+        let first = decide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(
+            (first.kind, first.verdict_cache),
+            (Kind::Verified, Some("miss")),
+            "{}",
+            first.reason
+        );
+        // Doctor the stored pass: a decision that reads it says so.
+        let verdicts = state.root().join("verdicts");
+        let stored: Vec<_> = std::fs::read_dir(&verdicts)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(stored.len(), 1);
+        let text = std::fs::read_to_string(&stored[0]).unwrap();
+        std::fs::write(
+            &stored[0],
+            text.replace(&first.reason, "read from the verdict cache"),
+        )
+        .unwrap();
+        let hit = decide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(hit.verdict_cache, Some("hit"));
+        assert_eq!(hit.reason, "read from the verdict cache");
+        let again = redecide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(
+            (again.kind, again.verdict_cache, again.reason.as_str()),
+            (Kind::Verified, Some("bypass"), first.reason.as_str())
+        );
+        // And stores nothing.
+        std::fs::remove_file(&stored[0]).unwrap();
+        let again = redecide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(again.kind, Kind::Verified);
+        assert_eq!(std::fs::read_dir(&verdicts).unwrap().count(), 0);
+    }
+
     #[test]
     fn no_image_container_is_refused() {
         let dec = run(&policy(VERIFY), Err(LookupError::NoImage("c1".into())));
