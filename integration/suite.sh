@@ -60,6 +60,15 @@ source_uris = ["git+https://git.example/acme/*"]
 key = "$KEYS/builder.pub"
 
 [[rule]]
+name = "provonly"
+images = ["$R/provonly/*"]
+[rule.provenance]
+builder_ids = ["https://builder.example/slsa/v1"]
+source_uris = ["https://git.example/acme/app"]
+[[rule.provenance.signer]]
+key = "$KEYS/builder.pub"
+
+[[rule]]
 name = "provsame"
 images = ["$R/provsame/*"]
 [[rule.signer]]
@@ -209,6 +218,13 @@ attest prov/untrusted:1 "$KEYS/other.key" --predicate-version v1 --builder-id $G
 attest prov/payloadtype:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --payload-type text/plain
 attest prov/malformed:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --malform builder-id-number
 attest provsame/v02:1 "$KEYS/release.key" --predicate-version v0.2 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+# provenance alone: attested, never signed
+for spec in provonly/good:1 provonly/wrongbuilder:1 provonly/signedonly:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+done
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/provonly/signedonly:1" >/dev/null
+attest provonly/good:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+attest provonly/wrongbuilder:1 "$KEYS/builder.key" --predicate-version v1 --builder-id https://evil.example/builder --source-uri $GOOD_SOURCE
 # prov/v1's genuine attestation attached to another image
 "$SIGN" attach-attestation --plain-http --envelope "$ATT/prov-v1-1.json" "$R/prov/othersubject@${DIGEST[prov/othersubject:1]}" >/dev/null
 
@@ -347,6 +363,12 @@ start_case untrusted-attestation-signer-refused prov/untrusted:1 refuse deny "DS
 start_case wrong-payload-type-refused prov/payloadtype:1 refuse deny 'DSSE payload type is "text/plain"'
 start_case malformed-predicate-refused prov/malformed:1 refuse deny "predicate.runDetails.builder.id"
 start_case provenance-warn-mode-runs provwarn/none:1 run warn
+start_case provenance-only-rule-runs-unsigned-attested-image provonly/good:1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_SIGNER) == key:$KEYS/builder.pub* && $(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_BUILDER) == "$GOOD_BUILDER" ]] &&
+  ok "provenance-only pass records the attestation's signer and builder" ||
+  not_ok "provenance-only pass record" "$(journal_field "$LAST_ID" PORTCULLIS_SIGNER) $(journal_field "$LAST_ID" PORTCULLIS_REASON)"
+start_case provenance-only-rule-wrong-builder-refused provonly/wrongbuilder:1 refuse deny 'builder id "https://evil.example/builder" is not one of the allowed builder_ids'
+start_case provenance-only-rule-signature-is-no-substitute provonly/signedonly:1 refuse deny "no provenance attestation cached"
 j=$("$PC" provenance --json --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/v1:1")
 [[ $(jq -r .provenance.builder_id <<<"$j") == "$GOOD_BUILDER" && $(jq -r '.statement.subject[0].digest.sha256' <<<"$j") == "${DIGEST[prov/v1:1]#sha256:}" ]] &&
   ok "portcullis provenance --json prints the verified statement" || not_ok "portcullis provenance --json" "$j"

@@ -34,6 +34,8 @@ pub struct ProvenanceVerified {
     pub statement_digest: String,
     /// The signer that vouched for the envelope.
     pub signer: String,
+    /// The digest being started that the statement names as its subject.
+    pub subject: String,
     /// The verified statement itself.
     pub statement: serde_json::Value,
 }
@@ -144,7 +146,7 @@ pub fn verify_provenance_with<'a>(
                 continue;
             }
         };
-        let prov = match provenance::extract(verified.payload, digests) {
+        let (prov, subject) = match provenance::extract_bound(verified.payload, digests) {
             Ok(p) => p,
             Err(provenance::ProvenanceError::NotProvenance(t)) => {
                 note(Rejected::NotProvenance(format!(
@@ -173,6 +175,7 @@ pub fn verify_provenance_with<'a>(
         return Ok(ProvenanceVerified {
             statement_digest: crate::digest::sha256_prefixed(verified.payload),
             signer: verified.signer.clone(),
+            subject: subject.to_string(),
             provenance: prov,
             statement,
         });
@@ -196,7 +199,7 @@ pub fn verify_provenance_with<'a>(
                     continue;
                 }
             };
-            let prov = match provenance::extract(&statement, digests) {
+            let (prov, subject) = match provenance::extract_bound(&statement, digests) {
                 Ok(p) => p,
                 Err(provenance::ProvenanceError::NotProvenance(t)) => {
                     note(Rejected::NotProvenance(format!(
@@ -222,6 +225,7 @@ pub fn verify_provenance_with<'a>(
             return Ok(ProvenanceVerified {
                 statement_digest: crate::digest::sha256_prefixed(&statement),
                 signer,
+                subject: subject.to_string(),
                 provenance: prov,
                 statement: serde_json::from_slice(&statement).unwrap_or(serde_json::Value::Null),
             });
