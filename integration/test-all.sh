@@ -91,6 +91,9 @@ echo "== T33: snapshots squatted under a chain ID, detected by portcullis sync, 
 timed "$HERE/squat.sh"
 PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/squat.sh"
 
+echo "== real cosign (v3, key-based): legacy .sig/.att and new bundle forms, SLSA v1 and v0.2 provenance, on containerd 1.6"
+timed "$HERE/cosign.sh"
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 
