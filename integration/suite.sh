@@ -60,6 +60,15 @@ source_uris = ["git+https://git.example/acme/*"]
 key = "$KEYS/builder.pub"
 
 [[rule]]
+name = "provonly"
+images = ["$R/provonly/*"]
+[rule.provenance]
+builder_ids = ["https://builder.example/slsa/v1"]
+source_uris = ["https://git.example/acme/app"]
+[[rule.provenance.signer]]
+key = "$KEYS/builder.pub"
+
+[[rule]]
 name = "provsame"
 images = ["$R/provsame/*"]
 [[rule.signer]]
@@ -98,6 +107,17 @@ subject = "$KL_ID"
 builder_ids = ["https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.*"]
 source_uris = ["https://github.com/acme/app"]
 source_refs = ["refs/tags/v*"]
+[[rule.provenance.signer]]
+issuer = "$KL_ISS"
+subject_regex = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2[.].+"
+
+[[rule]]
+name = "keyless-att-provenance-only"
+images = ["$R/kprovatt/*"]
+trust_root = "$KL/trusted_root.json"
+[rule.provenance]
+builder_ids = ["https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.*"]
+source_uris = ["https://github.com/acme/app"]
 [[rule.provenance.signer]]
 issuer = "$KL_ISS"
 subject_regex = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2[.].+"
@@ -209,6 +229,13 @@ attest prov/untrusted:1 "$KEYS/other.key" --predicate-version v1 --builder-id $G
 attest prov/payloadtype:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --payload-type text/plain
 attest prov/malformed:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE --malform builder-id-number
 attest provsame/v02:1 "$KEYS/release.key" --predicate-version v0.2 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+# provenance alone: attested, never signed
+for spec in provonly/good:1 provonly/wrongbuilder:1 provonly/signedonly:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+done
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/provonly/signedonly:1" >/dev/null
+attest provonly/good:1 "$KEYS/builder.key" --predicate-version v1 --builder-id $GOOD_BUILDER --source-uri $GOOD_SOURCE
+attest provonly/wrongbuilder:1 "$KEYS/builder.key" --predicate-version v1 --builder-id https://evil.example/builder --source-uri $GOOD_SOURCE
 # prov/v1's genuine attestation attached to another image
 "$SIGN" attach-attestation --plain-http --envelope "$ATT/prov-v1-1.json" "$R/prov/othersubject@${DIGEST[prov/othersubject:1]}" >/dev/null
 
@@ -272,6 +299,24 @@ kprov_attest() { # SPEC SIGNER_IDENTITY
 }
 kprov_attest kprov/good:1 "$GEN_ID"
 kprov_attest kprov/wrongbuilder:1 "https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main"
+# keyless provenance in cosign's legacy .att image (what the SLSA container
+# generator pushes): the stand-in's DSSE bundle laid out as an .att layer with
+# certificate, chain and Rekor bundle annotations; the images are not signed.
+for spec in kprovatt/good:1 kprovatt/otheridentity:1 kprovatt/otherbuilder:1; do
+  DIGEST[$spec]=$(pc_push_image "$spec" "${spec//[:\/]/-}" | tail -n 1)
+  name=${spec//[:\/]/-}
+  builder=$GEN_ID
+  [[ $spec == kprovatt/otherbuilder:1 ]] && builder=https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main
+  jq --arg d "${DIGEST[$spec]#sha256:}" --arg n "$R/${spec%%:*}" --arg b "$builder" \
+    '.subject = [{name: $n, digest: {sha256: $d}}] | .predicate.builder.id = $b' "$KL/kprov-good-1.statement.json" >"$KL/$name.statement.json"
+  signer=$GEN_ID
+  [[ $spec == kprovatt/otheridentity:1 ]] && signer="https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main"
+  node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
+    --subject "$signer" --issuer "$KL_ISS" --out "$KL/$name.att.json" --trusted-root-out "$KL/$name.att-root.json" >/dev/null
+  bash "$HERE/keyless/legacy-att.sh" "$KL/$name.att.json" "$KL/trusted_root.json" "$KL/$name.legacy"
+  python3 "$HERE/keyless/push-legacy-att.py" "$R" "${spec%%:*}" "sha256-${DIGEST[$spec]#sha256:}.att" \
+    "$KL/$name.legacy/envelope.json" "$KL/$name.legacy/annotations.json" >/dev/null
+done
 ca_pem() { # ROOT.json -> the PEM of its first certificate authority
   jq -r '.certificateAuthorities[0].certChain.certificates[].rawBytes' "$1" |
     while read -r b; do printf -- '-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n' "$(fold -w 64 <<<"$b")"; done
@@ -347,6 +392,12 @@ start_case untrusted-attestation-signer-refused prov/untrusted:1 refuse deny "DS
 start_case wrong-payload-type-refused prov/payloadtype:1 refuse deny 'DSSE payload type is "text/plain"'
 start_case malformed-predicate-refused prov/malformed:1 refuse deny "predicate.runDetails.builder.id"
 start_case provenance-warn-mode-runs provwarn/none:1 run warn
+start_case provenance-only-rule-runs-unsigned-attested-image provonly/good:1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_SIGNER) == key:$KEYS/builder.pub* && $(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_BUILDER) == "$GOOD_BUILDER" ]] &&
+  ok "provenance-only pass records the attestation's signer and builder" ||
+  not_ok "provenance-only pass record" "$(journal_field "$LAST_ID" PORTCULLIS_SIGNER) $(journal_field "$LAST_ID" PORTCULLIS_REASON)"
+start_case provenance-only-rule-wrong-builder-refused provonly/wrongbuilder:1 refuse deny 'builder id "https://evil.example/builder" is not one of the allowed builder_ids'
+start_case provenance-only-rule-signature-is-no-substitute provonly/signedonly:1 refuse deny "no provenance attestation cached"
 j=$("$PC" provenance --json --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/prov/v1:1")
 [[ $(jq -r .provenance.builder_id <<<"$j") == "$GOOD_BUILDER" && $(jq -r '.statement.subject[0].digest.sha256' <<<"$j") == "${DIGEST[prov/v1:1]#sha256:}" ]] &&
   ok "portcullis provenance --json prints the verified statement" || not_ok "portcullis provenance --json" "$j"
@@ -375,6 +426,14 @@ start_case keyless-provenance-bundle-runs kprov/good:1 run allow
   ok "provenance signed by the builder's keyless identity is recorded" || not_ok "keyless provenance signer" "$(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER)"
 start_case keyless-provenance-wrong-builder-identity-refused kprov/wrongbuilder:1 refuse deny "does not match the signer's subject"
 start_case keyless-wrong-private-ca-refused keylessca/otherca:1 refuse deny "certificate chain validation failed"
+start_case keyless-legacy-att-provenance-only-runs kprovatt/good:1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER) == "keyless:$GEN_ID (issuer $KL_ISS)" ]] &&
+  ok "keyless .att: provenance signer is the generator's identity" || not_ok "keyless .att provenance signer" "$(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_SIGNER)"
+start_case keyless-legacy-att-other-identity-refused kprovatt/otheridentity:1 refuse deny "does not match the signer's subject"
+start_case keyless-legacy-att-other-builder-refused kprovatt/otherbuilder:1 refuse deny "is not one of the allowed builder_ids"
+j=$("$PC" provenance --json --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" "$R/kprovatt/good:1" 2>&1) || true
+[[ $(jq -r .provenance.builder_id <<<"$j" 2>/dev/null) == "$GEN_ID" && $(jq -r .signer <<<"$j" 2>/dev/null) == "keyless:$GEN_ID (issuer $KL_ISS)" ]] &&
+  ok "portcullis provenance verifies the keyless .att (no 'not a usable public key')" || not_ok "portcullis provenance on a keyless .att" "${j:0:1500}"
 kill "$STANDIN_PID" 2>/dev/null || true
 
 echo "# fail closed"

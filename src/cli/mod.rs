@@ -546,7 +546,7 @@ fn provenance(a: CheckArgs) -> Result<u8, CliError> {
     let entries = crate::verify::read_entries(&state, &digests)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    match crate::verify::rule::check_provenance(
+    match crate::verify::rule::check_provenance_with(
         &entries,
         &digests,
         &signers,

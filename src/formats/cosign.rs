@@ -1,9 +1,12 @@
-//! cosign's legacy registry format for image signatures.
+//! cosign's legacy registry format for image signatures and attestations.
 //!
 //! This module owns the layout cosign uses in a registry: the signature image
 //! at tag `sha256-<hex>.sig`, one layer per signature whose blob is a
 //! "simple signing" JSON payload naming the signed manifest digest, and the
-//! base64 signature in the layer annotation `dev.cosignproject.cosign/signature`.
+//! base64 signature in the layer annotation `dev.cosignproject.cosign/signature`;
+//! keyless layers (signatures, and the DSSE envelopes of the `.att` image)
+//! carry their certificate, chain and Rekor bundle in annotations, which
+//! this module re-expresses as Sigstore bundles v0.1.
 //! It parses and checks payloads; the cryptography lives in
 //! [`crate::verify`].
 
@@ -211,6 +214,89 @@ pub fn legacy_to_bundle(
         .get(SIGNATURE_ANNOTATION)
         .ok_or(CosignError::MissingSignature)?;
     decode_signature(signature)?;
+    let Some(material) = legacy_material(annotations)? else {
+        return Ok(None);
+    };
+    let digest = sigstore_verify::crypto::sha256(payload);
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": material,
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(digest.as_bytes())},
+            "signature": signature.trim(),
+        },
+    });
+    serde_json::to_vec(&bundle)
+        .map(Some)
+        .map_err(|e| CosignError::BadAnnotation {
+            annotation: REKOR_BUNDLE_ANNOTATION,
+            why: e.to_string(),
+        })
+}
+
+/// Re-express a legacy cosign attestation layer (the `sha256-<hex>.att`
+/// image cosign's classic `attest` and the SLSA container generator write:
+/// a DSSE envelope as the blob, the certificate, chain and Rekor bundle in
+/// the same annotations as a signature's) as the equivalent Sigstore bundle
+/// v0.1 with DSSE content. A mapping of fields only, as for
+/// [`legacy_to_bundle`]; `None` when the layer has no Rekor bundle.
+pub fn legacy_attestation_to_bundle(
+    envelope: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Vec<u8>>, CosignError> {
+    #[derive(Deserialize)]
+    struct Env {
+        #[serde(rename = "payloadType")]
+        payload_type: String,
+        payload: String,
+        signatures: Vec<EnvSig>,
+    }
+    #[derive(Deserialize)]
+    struct EnvSig {
+        #[serde(default)]
+        keyid: Option<String>,
+        sig: String,
+    }
+    if envelope.len() > MAX_PAYLOAD_BYTES {
+        return Err(CosignError::PayloadTooLarge(envelope.len()));
+    }
+    let env: Env =
+        serde_json::from_slice(envelope).map_err(|e| CosignError::PayloadJson(e.to_string()))?;
+    if env.signatures.len() != 1 {
+        return Err(CosignError::PayloadJson(format!(
+            "a keyless attestation envelope carries one signature, this one {}",
+            env.signatures.len()
+        )));
+    }
+    let Some(material) = legacy_material(annotations)? else {
+        return Ok(None);
+    };
+    let sig = &env.signatures[0];
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": material,
+        "dsseEnvelope": {
+            "payload": env.payload,
+            "payloadType": env.payload_type,
+            "signatures": [{"sig": sig.sig, "keyid": sig.keyid.clone().unwrap_or_default()}],
+        },
+    });
+    serde_json::to_vec(&bundle)
+        .map(Some)
+        .map_err(|e| CosignError::BadAnnotation {
+            annotation: REKOR_BUNDLE_ANNOTATION,
+            why: e.to_string(),
+        })
+}
+
+/// The verification material of a legacy layer: certificate and chain (or
+/// a public-key hint) and the Rekor entry from its bundle annotation;
+/// `None` without a Rekor bundle.
+fn legacy_material(
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<serde_json::Value>, CosignError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
     let Some(rekor) = annotations.get(REKOR_BUNDLE_ANNOTATION) else {
         return Ok(None);
     };
@@ -234,7 +320,7 @@ pub fn legacy_to_bundle(
             "negative logIndex or integratedTime".into(),
         ));
     }
-    let material = match annotations.get(CERTIFICATE_ANNOTATION) {
+    let mut material = match annotations.get(CERTIFICATE_ANNOTATION) {
         Some(cert) => {
             let mut certs = pem_certificates(cert, CERTIFICATE_ANNOTATION)?;
             if let Some(chain) = annotations.get(CHAIN_ANNOTATION) {
@@ -245,7 +331,6 @@ pub fn legacy_to_bundle(
         }
         None => serde_json::json!({"publicKey": {"hint": ""}}),
     };
-    let mut material = material;
     material["tlogEntries"] = serde_json::json!([{
         "logIndex": rb.payload.log_index.to_string(),
         "logId": {"keyId": b64.encode(&log_id)},
@@ -254,18 +339,7 @@ pub fn legacy_to_bundle(
         "inclusionPromise": {"signedEntryTimestamp": rb.signed_entry_timestamp},
         "canonicalizedBody": rb.payload.body,
     }]);
-    let digest = sigstore_verify::crypto::sha256(payload);
-    let bundle = serde_json::json!({
-        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
-        "verificationMaterial": material,
-        "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(digest.as_bytes())},
-            "signature": signature.trim(),
-        },
-    });
-    serde_json::to_vec(&bundle)
-        .map(Some)
-        .map_err(|e| bad(REKOR_BUNDLE_ANNOTATION, e.to_string()))
+    Ok(Some(material))
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {

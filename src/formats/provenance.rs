@@ -624,9 +624,17 @@ pub struct Provenance {
 /// Parse a verified statement, bind it to the image being started and
 /// extract its provenance, in that order: the one call the gate needs.
 pub fn extract(payload: &[u8], digests: &[&str]) -> Result<Provenance, ProvenanceError> {
+    extract_bound(payload, digests).map(|(p, _)| p)
+}
+
+/// [`extract`], also naming which of `digests` the statement binds.
+pub fn extract_bound<'d>(
+    payload: &[u8],
+    digests: &[&'d str],
+) -> Result<(Provenance, &'d str), ProvenanceError> {
     let statement = Statement::parse(payload)?;
-    statement.subject_for(digests)?;
-    Provenance::from_statement(&statement)
+    let bound = statement.subject_for(digests)?;
+    Ok((Provenance::from_statement(&statement)?, bound))
 }
 
 #[derive(Default)]

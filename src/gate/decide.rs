@@ -395,15 +395,8 @@ fn verify_rule(
     d: &mut Decision,
     cache: CacheUse,
 ) -> Result<Kind, Failure> {
-    let load = |signers: &[crate::policy::Signer]| {
-        verify::RuleSigners::load(signers)
-            .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))
-    };
-    let signers = load(&rule.signers)?;
-    let att_signers = match &rule.provenance {
-        Some(pp) if !pp.signers.is_empty() => Some(load(&pp.signers)?),
-        _ => None,
-    };
+    let terms = verify::rule::Terms::load(&rule.signers, rule.provenance.as_ref())
+        .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
     let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
@@ -415,11 +408,7 @@ fn verify_rule(
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
-        signers.fingerprint(),
-        att_signers
-            .as_ref()
-            .map(|s| s.fingerprint())
-            .unwrap_or_default(),
+        terms.fingerprint(),
         root_digest,
     ];
     for dg in &digests {
@@ -462,8 +451,7 @@ fn verify_rule(
             image,
             state,
             &mut scratch,
-            signers,
-            att_signers,
+            &terms,
             &root_path,
             &mut valid_until,
         );
@@ -554,8 +542,7 @@ fn verify_rule_uncached(
     image: &ImageRef,
     state: &StateDir,
     d: &mut Decision,
-    signers: verify::RuleSigners,
-    att_signers: Option<verify::RuleSigners>,
+    terms: &verify::rule::Terms,
     root_path: &std::path::Path,
     valid_until: &mut Option<jiff::Timestamp>,
 ) -> Result<Kind, Failure> {
@@ -571,8 +558,10 @@ fn verify_rule_uncached(
         policy.trust_root_max_age,
         policy.trust_root_stale == crate::policy::Stale::Refuse,
     );
-    match verify::rule::check_signatures(&entries, &digests, &signers, &root) {
-        Ok(v) => {
+    match verify::rule::check_signatures(&entries, &digests, terms, &root) {
+        // Provenance alone: its signature binds the digest (below).
+        Ok(None) => {}
+        Ok(Some(v)) => {
             d.reason = format!("signature by {} over {}", v.signer, v.digest);
             if let Some(f) = &v.sigstore {
                 if let (Some(id), Some(ix)) = (&f.log_id, f.log_index) {
@@ -600,33 +589,32 @@ fn verify_rule_uncached(
             )))
         }
     }
-    let Some(pp) = &rule.provenance else {
-        return Ok(Kind::Verified);
-    };
-    let req = attestation::requirement(pp)
-        .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
-    let att_rule_signers = att_signers.unwrap_or(signers);
-    match verify::rule::check_provenance(
-        &entries,
-        &digests,
-        &att_rule_signers,
-        &req,
-        &root,
-        jiff::Timestamp::now(),
-    ) {
-        Ok(v) => {
+    match verify::rule::check_provenance(&entries, &digests, terms, &root, jiff::Timestamp::now()) {
+        Ok(None) => Ok(Kind::Verified),
+        Ok(Some(v)) => {
             let p = &v.provenance;
-            if let (Some(max), Some(built)) = (pp.max_age, p.built_on()) {
+            if let (Some(max), Some(built)) = (rule.provenance.as_ref().and_then(|pp| pp.max_age), p.built_on()) {
                 *valid_until = jiff::SignedDuration::try_from(max)
                     .ok()
                     .and_then(|m| built.checked_add(m).ok());
             }
-            d.reason.push_str(&format!(
-                "; provenance by {} from {} ({})",
+            let what = format!(
+                "provenance by {} from {} ({})",
                 p.builder_id,
                 p.source_uri.as_deref().unwrap_or("an unnamed source"),
                 p.predicate_type
-            ));
+            );
+            if terms.signature().is_none() {
+                // Provenance alone: its signer vouched for the digest it names.
+                d.reason = format!("{what}, signed by {} over {} (rule requires provenance alone)", v.signer, v.subject);
+                if let Some(n) = root.stale_note() {
+                    d.reason.push_str(&format!("; warning: {n}"));
+                }
+                d.signer = Some(v.signer.clone());
+                d.signed_digest = Some(v.subject.clone());
+            } else {
+                d.reason.push_str(&format!("; {what}"));
+            }
             d.provenance = Some(ProvenanceSummary {
                 builder: p.builder_id.clone(),
                 source: p.source_uri.clone(),

@@ -416,9 +416,12 @@ pub struct Reverification {
 }
 
 impl Reverification {
-    /// Both parts passed (or provenance was not required).
+    /// Neither part failed and at least one passed (a rule requires a
+    /// signature, provenance, or both; a part not required is no pass).
     pub fn passed(&self) -> bool {
-        self.signature.passed() && self.provenance.status != "fail"
+        self.signature.status != "fail"
+            && self.provenance.status != "fail"
+            && (self.signature.passed() || self.provenance.passed())
     }
 }
 
@@ -1381,13 +1384,15 @@ pub fn reverify_full(
             Err(e) => return fail_both(out, format!("{}: {e}", d.file)),
         }
     }
-    let signers = match crate::verify::RuleSigners::load(&rule.signers) {
-        Ok(s) => s,
+    let terms = match crate::verify::rule::Terms::load(&rule.signers, rule.provenance.as_ref()) {
+        Ok(t) => t,
         Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
     };
-    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &signers, &root)
-    {
-        Ok(v) => {
+    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &terms, &root) {
+        Ok(None) => {
+            CheckResult::not_required(format!("rule \"{}\" requires provenance alone", rule.name))
+        }
+        Ok(Some(v)) => {
             if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
                 CheckResult::fail(format!(
                     "a signature verifies over {}, but the verdict recorded {}",
@@ -1405,59 +1410,44 @@ pub fn reverify_full(
             CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
         }
     };
-    out.provenance = match &rule.provenance {
-        None => CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name)),
-        Some(pp) => {
-            let att_signers = if pp.signers.is_empty() {
-                Ok(signers.clone())
-            } else {
-                crate::verify::RuleSigners::load(&pp.signers)
-            };
-            match (crate::attestation::requirement(pp), att_signers) {
-                (Err(e), _) => CheckResult::fail(e),
-                (_, Err(e)) => CheckResult::fail(e.to_string()),
-                (Ok(req), Ok(att)) => match crate::verify::rule::check_provenance(
-                    &entries, &digests, &att, &req, &root, rec.time,
-                ) {
-                    Ok(v)
-                        if rec
-                            .provenance_digest
-                            .as_deref()
-                            .is_some_and(|d| d != v.statement_digest) =>
-                    {
-                        CheckResult::fail(format!(
-                            "a provenance verifies ({}) but the verdict recorded {}",
-                            v.statement_digest,
-                            rec.provenance_digest.as_deref().unwrap_or("")
-                        ))
-                    }
-                    Ok(v) => CheckResult::pass({
-                        statement = Some(v.statement.clone());
-                        format!(
-                            "{} by {} from {}, signed by {}, statement {}",
-                            v.provenance.predicate_type,
-                            v.provenance.builder_id,
-                            v.provenance
-                                .source_uri
-                                .as_deref()
-                                .unwrap_or("an unnamed source"),
-                            v.signer,
-                            v.statement_digest
-                        )
-                    }),
-                    Err(crate::attestation::ProvenanceRejection::NothingCached) => {
-                        CheckResult::fail("no provenance attestation in the pack".to_string())
-                    }
-                    Err(crate::attestation::ProvenanceRejection::NoneAcceptable {
-                        reason,
-                        examined,
-                    }) => {
-                        CheckResult::fail(format!("{reason} ({examined} attestation(s) examined)"))
-                    }
-                },
+    out.provenance =
+        match crate::verify::rule::check_provenance(&entries, &digests, &terms, &root, rec.time) {
+            Ok(None) => {
+                CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name))
             }
-        }
-    };
+            Ok(Some(v))
+                if rec
+                    .provenance_digest
+                    .as_deref()
+                    .is_some_and(|d| d != v.statement_digest) =>
+            {
+                CheckResult::fail(format!(
+                    "a provenance verifies ({}) but the verdict recorded {}",
+                    v.statement_digest,
+                    rec.provenance_digest.as_deref().unwrap_or("")
+                ))
+            }
+            Ok(Some(v)) => CheckResult::pass({
+                statement = Some(v.statement.clone());
+                format!(
+                    "{} by {} from {}, signed by {}, statement {}",
+                    v.provenance.predicate_type,
+                    v.provenance.builder_id,
+                    v.provenance
+                        .source_uri
+                        .as_deref()
+                        .unwrap_or("an unnamed source"),
+                    v.signer,
+                    v.statement_digest
+                )
+            }),
+            Err(crate::attestation::ProvenanceRejection::NothingCached) => {
+                CheckResult::fail("no provenance attestation in the pack".to_string())
+            }
+            Err(crate::attestation::ProvenanceRejection::NoneAcceptable { reason, examined }) => {
+                CheckResult::fail(format!("{reason} ({examined} attestation(s) examined)"))
+            }
+        };
     Some((out, statement))
 }
 

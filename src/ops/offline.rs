@@ -1085,7 +1085,9 @@ fn check_item(
         let as_signature = artifact.kind == kind::COSIGN_SIGNATURE
             || (artifact.kind == kind::SIGSTORE_BUNDLE
                 && crate::verify::is_signature_bundle(&blob));
-        let verdict = if as_signature {
+        let verdict = if as_signature && rule.signers.is_empty() {
+            Err("the rule requires provenance alone: it names no `[[rule.signer]]` to verify an image signature with".to_string())
+        } else if as_signature {
             match crate::verify::verify_entries_with(
                 std::slice::from_ref(&one),
                 &digests,
@@ -1101,7 +1103,7 @@ fn check_item(
                 }
             }
         } else {
-            match crate::verify::rule::check_provenance(
+            match crate::verify::rule::check_provenance_with(
                 std::slice::from_ref(&one),
                 &digests,
                 &att_signers,

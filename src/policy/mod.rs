@@ -775,16 +775,20 @@ fn parse_rule(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> Op
         );
     }
     let action = action.unwrap_or(Action::Verify);
+    // A rule whose `[rule.provenance]` names its own signers may ask for
+    // provenance alone: the attestation's signature binds the digest.
+    let provenance_only = provenance.as_ref().is_some_and(|p| !p.signers.is_empty());
     // Signers dropped for their own errors are not also reported as missing.
     match action {
         Action::Verify if signers.is_empty() && signers_had_errors => {}
+        Action::Verify if signers.is_empty() && provenance_only => {}
         Action::Verify if signers.is_empty() && !t.contains_key("action") => ctx.error(
             signer_span.unwrap_or(rule_span.clone()),
-            "the rule has no `[[rule.signer]]`: an empty signer list is an error, not a pass; add a signer, or set action = \"allow\" for an exemption",
+            crate::verify::rule::NOTHING_REQUIRED,
         ),
         Action::Verify if signers.is_empty() => ctx.error(
             signer_span.unwrap_or(rule_span.clone()),
-            "action \"verify\" needs at least one `[[rule.signer]]`",
+            "action \"verify\" needs at least one `[[rule.signer]]`, or a `[rule.provenance]` with its own `[[rule.provenance.signer]]` to require provenance alone",
         ),
         Action::Allow | Action::Deny if provenance.is_some() => ctx.error(
             rule_span.clone(),

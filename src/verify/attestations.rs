@@ -3,7 +3,10 @@
 //!
 //! This module owns the order of the provenance checks over what
 //! `portcullis fetch` cached: cosign's `.att` DSSE envelope layers (parsed
-//! by [`crate::dsse`], verified with key signers) and Sigstore bundles with
+//! by [`crate::dsse`], verified with key signers; keyless layers, with
+//! certificate, chain and Rekor bundle annotations, re-expressed as a
+//! Sigstore bundle v0.1 and verified by `sigstore-verify` against the trust
+//! root) and Sigstore bundles with
 //! DSSE content attached as referrers (GitHub artifact attestations, cosign's
 //! new bundle format; verified by `sigstore-verify` for key or keyless
 //! signers). Then: bind the statement to the digest being started, validate
@@ -34,6 +37,8 @@ pub struct ProvenanceVerified {
     pub statement_digest: String,
     /// The signer that vouched for the envelope.
     pub signer: String,
+    /// The digest being started that the statement names as its subject.
+    pub subject: String,
     /// The verified statement itself.
     pub statement: serde_json::Value,
 }
@@ -115,13 +120,15 @@ pub fn verify_provenance_with<'a>(
     let mut examined = 0usize;
     let mut best: Option<Rejected> = None;
     let mut note = |why: Rejected| Rejected::keep_most_telling(&mut best, why);
-    let layers = entries
-        .iter()
-        .flat_map(|e| e.artifacts.iter())
-        .filter(|a| a.kind == kind::COSIGN_ATTESTATION)
-        .flat_map(|a| a.layers.iter())
-        .filter(|l| l.media_type == DSSE_MEDIA_TYPE);
-    for layer in layers {
+    let layers = entries.iter().flat_map(|e| {
+        e.artifacts
+            .iter()
+            .filter(|a| a.kind == kind::COSIGN_ATTESTATION)
+            .flat_map(|a| a.layers.iter())
+            .filter(|l| l.media_type == DSSE_MEDIA_TYPE)
+            .map(move |l| (e.subject.as_str(), l))
+    });
+    for (entry_subject, layer) in layers {
         examined += 1;
         let blob = layer.blob();
         let envelope = match Envelope::parse(&blob) {
@@ -134,17 +141,38 @@ pub fn verify_provenance_with<'a>(
                 continue;
             }
         };
-        let verified = match envelope.verify(&signers) {
-            Ok(v) => v,
-            Err(e) => {
-                note(Rejected::NotTheSigner(format!(
-                    "attestation {}: {e}",
-                    short(&layer.digest)
-                )));
-                continue;
+        // A keyless layer (certificate, chain and Rekor bundle in its
+        // annotations, as cosign's classic `attest` and the SLSA container
+        // generator write it) is checked as the Sigstore bundle it is
+        // equivalent to, by the crate, against the trust root; a key-signed
+        // one against the rule's keys.
+        let keyless = crate::formats::cosign::is_keyless(&layer.annotations)
+            && !rule_signers.keyless.is_empty();
+        let verified = if keyless {
+            match keyless_envelope(&blob, entry_subject, layer, rule_signers, trust) {
+                Ok(signer) => crate::dsse::Verified {
+                    payload: envelope.payload_unverified(),
+                    signer,
+                    keyid: None,
+                },
+                Err(why) => {
+                    note(why);
+                    continue;
+                }
+            }
+        } else {
+            match envelope.verify(&signers) {
+                Ok(v) => v,
+                Err(e) => {
+                    note(Rejected::NotTheSigner(format!(
+                        "attestation {}: {e}",
+                        short(&layer.digest)
+                    )));
+                    continue;
+                }
             }
         };
-        let prov = match provenance::extract(verified.payload, digests) {
+        let (prov, subject) = match provenance::extract_bound(verified.payload, digests) {
             Ok(p) => p,
             Err(provenance::ProvenanceError::NotProvenance(t)) => {
                 note(Rejected::NotProvenance(format!(
@@ -173,6 +201,7 @@ pub fn verify_provenance_with<'a>(
         return Ok(ProvenanceVerified {
             statement_digest: crate::digest::sha256_prefixed(verified.payload),
             signer: verified.signer.clone(),
+            subject: subject.to_string(),
             provenance: prov,
             statement,
         });
@@ -196,7 +225,7 @@ pub fn verify_provenance_with<'a>(
                     continue;
                 }
             };
-            let prov = match provenance::extract(&statement, digests) {
+            let (prov, subject) = match provenance::extract_bound(&statement, digests) {
                 Ok(p) => p,
                 Err(provenance::ProvenanceError::NotProvenance(t)) => {
                     note(Rejected::NotProvenance(format!(
@@ -222,6 +251,7 @@ pub fn verify_provenance_with<'a>(
             return Ok(ProvenanceVerified {
                 statement_digest: crate::digest::sha256_prefixed(&statement),
                 signer,
+                subject: subject.to_string(),
                 provenance: prov,
                 statement: serde_json::from_slice(&statement).unwrap_or(serde_json::Value::Null),
             });
@@ -234,6 +264,44 @@ pub fn verify_provenance_with<'a>(
         examined,
         reason: best.unwrap_or_else(|| Rejected::Malformed(String::new())),
     })
+}
+
+/// Verify a keyless `.att` layer: re-expressed as a Sigstore bundle v0.1
+/// ([`crate::formats::cosign::legacy_attestation_to_bundle`]) and checked by
+/// the crate against the rule's keyless signers and the trust root. The
+/// envelope's payload is then the verified statement (the crate has checked
+/// the DSSE signature over it and the Rekor entry's consistency with it).
+fn keyless_envelope(
+    blob: &[u8],
+    subject: &str,
+    layer: &crate::cache::Layer,
+    rule_signers: &RuleSigners,
+    trust: &mut TrustProvider<'_>,
+) -> Result<String, Rejected> {
+    let bundle =
+        match crate::formats::cosign::legacy_attestation_to_bundle(blob, &layer.annotations) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(Rejected::NotTheSigner(format!(
+                    "keyless attestation {} has no Rekor bundle: nothing proves when it was made",
+                    short(&layer.digest)
+                )))
+            }
+            Err(e) => {
+                return Err(Rejected::Malformed(format!(
+                    "attestation {}: {e}",
+                    short(&layer.digest)
+                )))
+            }
+        };
+    let keyless_only = RuleSigners {
+        keys: Vec::new(),
+        keyless: rule_signers.keyless.clone(),
+    };
+    keyless_only
+        .verify_bundle(&bundle, subject, trust)
+        .map(|(signer, _)| signer)
+        .map_err(|why| why.prefixed(format_args!("keyless attestation {}", short(&layer.digest))))
 }
 
 /// The in-toto statement of a DSSE Sigstore bundle that is an attestation
@@ -403,5 +471,165 @@ mod tests {
             matches!(&r, Err(ProvenanceRejection::NoneAcceptable { examined: 3, reason }) if reason.class() == Class::ProvenanceUnmet && reason.starts_with("provenance by")),
             "{r:?}"
         );
+    }
+
+    mod keyless_att {
+        //! cosign's legacy `.att` layer signed keyless (certificate, chain
+        //! and Rekor bundle in annotations), made by the local Fulcio/Rekor
+        //! stand-in and re-laid out by integration/keyless/legacy-att.sh.
+        use super::*;
+        use crate::verify::signer::{Keyless, Matcher};
+        use std::collections::BTreeMap;
+
+        const ISSUER: &str = "https://token.actions.githubusercontent.com";
+        const GEN: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0";
+
+        fn fixture(name: &str) -> String {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/keyless-att/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        }
+
+        fn entry_with(annotations: BTreeMap<String, String>) -> (Entry, String) {
+            let subject = fixture("subject.txt").trim().to_string();
+            let blob = fixture("envelope.json");
+            let mut e = entry(&subject, &[]);
+            e.artifacts[0].layers = vec![Layer::new(DSSE_MEDIA_TYPE, annotations, blob.as_bytes())];
+            (e, subject)
+        }
+
+        fn annotations() -> BTreeMap<String, String> {
+            serde_json::from_str(&fixture("annotations.json")).unwrap()
+        }
+
+        fn signer(subject: &str) -> RuleSigners {
+            RuleSigners {
+                keys: Vec::new(),
+                keyless: vec![Keyless {
+                    issuer: Matcher::Exact(ISSUER.into()),
+                    subject: Matcher::Exact(subject.into()),
+                    extensions: vec![],
+                    ca: None,
+                    require_tlog: true,
+                }],
+            }
+        }
+
+        fn check(
+            e: &Entry,
+            subject: &str,
+            signers: &RuleSigners,
+            req: &Requirement,
+        ) -> Result<ProvenanceVerified, ProvenanceRejection> {
+            let path = format!(
+                "{}/tests/fixtures/keyless-att/trusted_root.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let root = crate::bundle::TrustRoot::load(std::path::Path::new(&path)).unwrap();
+            let mut trust = || Ok(&root);
+            verify_provenance_with(
+                std::slice::from_ref(e),
+                &[subject],
+                signers,
+                req,
+                jiff::Timestamp::now(),
+                &mut trust,
+            )
+        }
+
+        fn class(r: Result<ProvenanceVerified, ProvenanceRejection>) -> Class {
+            match r {
+                Ok(v) => panic!("expected a refusal, passed: {}", v.signer),
+                Err(ProvenanceRejection::NothingCached) => Class::ProvenanceMissing,
+                Err(ProvenanceRejection::NoneAcceptable { reason, .. }) => reason.class(),
+            }
+        }
+
+        #[test]
+        fn verifies_offline_against_the_trust_root() {
+            let (e, subject) = entry_with(annotations());
+            let req = Requirement {
+                builder_ids: vec![Pattern::new(GEN).unwrap()],
+                source_uris: vec![Pattern::new("https://github.com/acme/app").unwrap()],
+                ..Requirement::default()
+            };
+            let v = check(&e, &subject, &signer(GEN), &req).unwrap();
+            assert_eq!(v.signer, format!("keyless:{GEN} (issuer {ISSUER})"));
+            assert_eq!(v.provenance.builder_id, GEN);
+            assert_eq!(
+                v.provenance.predicate_type,
+                provenance::SLSA_PROVENANCE_V0_2
+            );
+            assert_eq!(v.subject, subject);
+        }
+
+        #[test]
+        fn refused_with_anything_less() {
+            let (e, subject) = entry_with(annotations());
+            let any = Requirement::default();
+            // Another identity.
+            let other =
+                "https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main";
+            assert_eq!(
+                class(check(&e, &subject, &signer(other), &any)),
+                Class::NotTheSigner
+            );
+            // Another builder or source required.
+            let strict = Requirement {
+                builder_ids: vec![Pattern::new("https://other.example/builder").unwrap()],
+                ..Requirement::default()
+            };
+            assert_eq!(
+                class(check(&e, &subject, &signer(GEN), &strict)),
+                Class::ProvenanceUnmet
+            );
+            let source = Requirement {
+                source_uris: vec![Pattern::new("https://github.com/mallory/app").unwrap()],
+                ..Requirement::default()
+            };
+            assert_eq!(
+                class(check(&e, &subject, &signer(GEN), &source)),
+                Class::ProvenanceUnmet
+            );
+            // Another image: the statement names another digest.
+            let (e2, _) = entry_with(annotations());
+            let elsewhere = d(9);
+            let mut e2 = e2;
+            e2.subject = elsewhere.clone();
+            assert_eq!(
+                class(check(&e2, &elsewhere, &signer(GEN), &any)),
+                Class::NotTheSigner
+            );
+            // No Rekor bundle: nothing proves when it was signed.
+            let mut a = annotations();
+            a.remove(crate::formats::cosign::REKOR_BUNDLE_ANNOTATION);
+            let (e3, _) = entry_with(a);
+            assert_eq!(
+                class(check(&e3, &subject, &signer(GEN), &any)),
+                Class::NotTheSigner
+            );
+            // A forged SET.
+            let mut a = annotations();
+            let rb = a
+                .get_mut(crate::formats::cosign::REKOR_BUNDLE_ANNOTATION)
+                .unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(rb).unwrap();
+            v["Payload"]["logIndex"] =
+                serde_json::json!(v["Payload"]["logIndex"].as_i64().unwrap() + 1);
+            *rb = v.to_string();
+            let (e4, _) = entry_with(a);
+            assert_eq!(
+                class(check(&e4, &subject, &signer(GEN), &any)),
+                Class::NotTheSigner
+            );
+            // A rule with key signers only does not take a keyless layer.
+            let keys_only = RuleSigners::default();
+            assert_eq!(
+                class(check(&e, &subject, &keys_only, &any)),
+                Class::NotTheSigner
+            );
+        }
     }
 }

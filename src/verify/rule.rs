@@ -126,10 +126,84 @@ impl LazyTrustRoot {
     }
 }
 
+/// What a rule requires, loaded once: an image signature from `signature`
+/// (`None`: the rule asks for provenance alone), provenance from the
+/// provenance signers meeting the requirement, or both. Built only by
+/// [`Terms::load`], so at least one is always required: an empty
+/// requirement is never a pass.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    signature: Option<RuleSigners>,
+    provenance: Option<(RuleSigners, Requirement)>,
+}
+
+/// Why a rule's terms do not load, in one line with the fix.
+pub const NOTHING_REQUIRED: &str = "the rule names no `[[rule.signer]]` and no `[[rule.provenance.signer]]`: an empty signer list is an error, not a pass; add a `[[rule.signer]]`, or a `[rule.provenance]` with its own `[[rule.provenance.signer]]` to require provenance alone, or set action = \"allow\" for an exemption";
+
+impl Terms {
+    /// Load a rule's signers and requirement: `[[rule.signer]]` asks for a
+    /// signature; `[rule.provenance]` asks for provenance signed by its own
+    /// signers, or by the rule's when it names none. A rule with neither
+    /// (or with provenance and no signer anywhere) is an error.
+    pub fn load(
+        rule_signers: &[Signer],
+        provenance: Option<&ProvenancePolicy>,
+    ) -> Result<Terms, String> {
+        let signature = if rule_signers.is_empty() {
+            None
+        } else {
+            Some(RuleSigners::load(rule_signers).map_err(|e| e.to_string())?)
+        };
+        let provenance = match provenance {
+            None => None,
+            Some(p) if !p.signers.is_empty() => Some((
+                RuleSigners::load(&p.signers).map_err(|e| e.to_string())?,
+                requirement(p)?,
+            )),
+            Some(p) => match &signature {
+                Some(s) => Some((s.clone(), requirement(p)?)),
+                None => return Err(NOTHING_REQUIRED.into()),
+            },
+        };
+        if signature.is_none() && provenance.is_none() {
+            return Err(NOTHING_REQUIRED.into());
+        }
+        Ok(Terms {
+            signature,
+            provenance,
+        })
+    }
+
+    /// The image signers, when the rule asks for an image signature.
+    pub fn signature(&self) -> Option<&RuleSigners> {
+        self.signature.as_ref()
+    }
+
+    /// The provenance signers and requirement, when the rule asks for provenance.
+    pub fn provenance(&self) -> Option<(&RuleSigners, &Requirement)> {
+        self.provenance.as_ref().map(|(s, r)| (s, r))
+    }
+
+    /// Everything that identifies these terms' signers, for the verdict cache key.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut out = b"signature\n".to_vec();
+        if let Some(s) = &self.signature {
+            out.extend(s.fingerprint());
+        }
+        out.extend(b"provenance\n");
+        if let Some((s, _)) = &self.provenance {
+            out.extend(s.fingerprint());
+        }
+        out
+    }
+}
+
 /// Who may sign a rule's provenance, and what it must say: the
 /// `[rule.provenance]` signers (the rule's own signers when it names none)
 /// and its requirement. Keyless identities load like keys; both are checked
-/// the way the gate checks them.
+/// the way the gate checks them. A rule without `[rule.provenance]` is
+/// checked against its signers with no further requirement (`portcullis
+/// provenance` shows any provenance they signed); no signer at all is an error.
 pub fn provenance_terms(
     rule_signers: &[Signer],
     provenance: Option<&ProvenancePolicy>,
@@ -138,6 +212,9 @@ pub fn provenance_terms(
         Some(p) if !p.signers.is_empty() => &p.signers,
         _ => rule_signers,
     };
+    if spec.is_empty() {
+        return Err(NOTHING_REQUIRED.into());
+    }
     let signers = RuleSigners::load(spec).map_err(|e| e.to_string())?;
     let req = match provenance {
         Some(p) => requirement(p)?,
@@ -147,19 +224,41 @@ pub fn provenance_terms(
 }
 
 /// Check the cached signatures of `digests` (cosign layers and Sigstore
-/// bundles) against a rule's `signers`; the first that verifies wins.
+/// bundles) against the rule's image signers; the first that verifies wins.
+/// `Ok(None)`: the rule asks for provenance alone, and
+/// [`check_provenance`] then always has a requirement to check.
 pub fn check_signatures(
     entries: &[Entry],
     digests: &[&str],
-    signers: &RuleSigners,
+    terms: &Terms,
     root: &LazyTrustRoot,
-) -> Result<Verified, Rejection> {
+) -> Result<Option<Verified>, Rejection> {
+    let Some(signers) = &terms.signature else {
+        return Ok(None);
+    };
     let mut trust = || root.get();
-    verify_entries_with(entries, digests, signers, &mut trust)
+    verify_entries_with(entries, digests, signers, &mut trust).map(Some)
 }
 
-/// Check the cached attestations of `digests` against `signers` and `req`.
+/// Check the cached attestations of `digests` against the rule's provenance
+/// signers and requirement. `Ok(None)`: the rule asks for no provenance,
+/// and [`check_signatures`] then always has a signature to check.
 pub fn check_provenance(
+    entries: &[Entry],
+    digests: &[&str],
+    terms: &Terms,
+    root: &LazyTrustRoot,
+    now: jiff::Timestamp,
+) -> Result<Option<ProvenanceVerified>, ProvenanceRejection> {
+    let Some((signers, req)) = terms.provenance() else {
+        return Ok(None);
+    };
+    check_provenance_with(entries, digests, signers, req, root, now).map(Some)
+}
+
+/// Check the cached attestations of `digests` against `signers` and `req`
+/// (`bundle import` and `portcullis provenance`, from [`provenance_terms`]).
+pub fn check_provenance_with(
     entries: &[Entry],
     digests: &[&str],
     signers: &RuleSigners,
@@ -207,7 +306,7 @@ mod tests {
         // and the trust root is never read.
         let root = LazyTrustRoot::new(PathBuf::from("/nonexistent/trusted_root.json"));
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = check_provenance(
+        let r = check_provenance_with(
             &[],
             &[d.as_str()],
             &signers,
@@ -230,5 +329,208 @@ mod tests {
             e.contains("portcullis trust import") && !e.contains('\n'),
             "{e}"
         );
+    }
+
+    mod provenance_only {
+        //! A rule that asks for provenance alone: allowed with a conforming
+        //! attestation, refused with anything less.
+        use super::*;
+        use crate::cache::{kind, Artifact, Layer, ENTRY_FORMAT};
+        use crate::verify::attestations::DSSE_MEDIA_TYPE;
+        use crate::verify::rejection::Class;
+        use base64::Engine;
+        use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
+
+        const BUILDER: &str = "https://ci.example/builder@v1";
+        const SOURCE: &str = "https://git.example/acme/app";
+
+        fn d(n: u8) -> String {
+            format!("sha256:{}", format!("{n:02x}").repeat(32))
+        }
+
+        fn key_file(dir: &std::path::Path, name: &str, kp: &KeyPair) -> Signer {
+            let der = kp.public_key_der().unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+            let path = dir.join(name);
+            std::fs::write(
+                &path,
+                format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
+            )
+            .unwrap();
+            Signer::Key {
+                path,
+                require_tlog: false,
+            }
+        }
+
+        fn statement(subject: &str, builder: &str, source: &str) -> Vec<u8> {
+            let hex = subject.strip_prefix("sha256:").unwrap();
+            serde_json::to_vec(&serde_json::json!({
+                "_type": crate::provenance::STATEMENT_V1,
+                "subject": [{"name": "img", "digest": {"sha256": hex}}],
+                "predicateType": crate::provenance::SLSA_PROVENANCE_V1,
+                "predicate": {
+                    "buildDefinition": {
+                        "buildType": "https://ci.example/build/v1",
+                        "externalParameters": {"a": "b"},
+                        "resolvedDependencies": [{
+                            "uri": format!("git+{source}@refs/heads/main"),
+                            "digest": {"gitCommit": "a".repeat(40)}
+                        }]
+                    },
+                    "runDetails": {"builder": {"id": builder}}
+                }
+            }))
+            .unwrap()
+        }
+
+        fn envelope(kp: &KeyPair, payload: &[u8]) -> Vec<u8> {
+            let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+            let pae = crate::dsse::pae(crate::dsse::IN_TOTO_PAYLOAD_TYPE, payload);
+            let sig = kp.sign(&pae).unwrap();
+            serde_json::to_vec(&serde_json::json!({
+                "payloadType": crate::dsse::IN_TOTO_PAYLOAD_TYPE,
+                "payload": b64(payload),
+                "signatures": [{"keyid": "", "sig": b64(sig.as_bytes())}]
+            }))
+            .unwrap()
+        }
+
+        fn entry(subject: &str, blobs: &[Vec<u8>]) -> Entry {
+            Entry {
+                format: ENTRY_FORMAT,
+                subject: subject.into(),
+                repository: "r".into(),
+                fetched_at: "t".into(),
+                artifacts: vec![Artifact {
+                    kind: kind::COSIGN_ATTESTATION.into(),
+                    source: "s".into(),
+                    manifest_digest: d(0),
+                    layers: blobs
+                        .iter()
+                        .map(|b| Layer::new(DSSE_MEDIA_TYPE, Default::default(), b))
+                        .collect(),
+                }],
+            }
+        }
+
+        fn rule(signer: Signer) -> ProvenancePolicy {
+            ProvenancePolicy {
+                builder_ids: vec![BUILDER.into()],
+                source_uris: vec![SOURCE.into()],
+                signers: vec![signer],
+                ..Default::default()
+            }
+        }
+
+        /// The gate's two calls, as the gate makes them: the class of the
+        /// refusal, or the digest the provenance binds.
+        fn start(terms: &Terms, entries: &[Entry]) -> Result<String, Class> {
+            let root = LazyTrustRoot::new(PathBuf::from("/nonexistent/trusted_root.json"));
+            let digests = [d(1)];
+            let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
+            let sig = check_signatures(entries, &digests, terms, &root).map_err(|e| match e {
+                Rejection::NothingCached => Class::NothingCached,
+                Rejection::NoValidSignature { reason, .. } => reason.class(),
+            })?;
+            assert!(sig.is_none(), "a provenance-only rule checks no signature");
+            let p = check_provenance(entries, &digests, terms, &root, jiff::Timestamp::now())
+                .map_err(|e| match e {
+                    ProvenanceRejection::NothingCached => Class::ProvenanceMissing,
+                    ProvenanceRejection::NoneAcceptable { reason, .. } => reason.class(),
+                })?
+                .expect("a provenance-only rule always checks provenance");
+            Ok(p.subject)
+        }
+
+        #[test]
+        fn allowed_with_a_conforming_attestation_refused_with_anything_less() {
+            let dir = tempfile::tempdir().unwrap();
+            let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let other = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let terms = Terms::load(&[], Some(&rule(key_file(dir.path(), "k.pub", &kp)))).unwrap();
+            assert!(terms.signature().is_none());
+            let good = statement(&d(1), BUILDER, SOURCE);
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[envelope(&kp, &good)])]),
+                Ok(d(1))
+            );
+            let builder = statement(&d(1), "https://ci.example/other-builder@v1", SOURCE);
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[envelope(&kp, &builder)])]),
+                Err(Class::ProvenanceUnmet)
+            );
+            let source = statement(&d(1), BUILDER, "https://git.example/mallory/app");
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[envelope(&kp, &source)])]),
+                Err(Class::ProvenanceUnmet)
+            );
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[envelope(&other, &good)])]),
+                Err(Class::NotTheSigner)
+            );
+            let elsewhere = statement(&d(7), BUILDER, SOURCE);
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[envelope(&kp, &elsewhere)])]),
+                Err(Class::ProvenanceMismatch)
+            );
+            assert_eq!(start(&terms, &[]), Err(Class::ProvenanceMissing));
+            assert_eq!(
+                start(&terms, &[entry(&d(1), &[])]),
+                Err(Class::ProvenanceMissing)
+            );
+        }
+
+        #[test]
+        fn a_rule_with_neither_is_an_error_naming_the_fix() {
+            for pp in [None, Some(ProvenancePolicy::default())] {
+                let e = Terms::load(&[], pp.as_ref()).unwrap_err();
+                assert!(
+                    e.contains("empty signer list is an error, not a pass")
+                        && e.contains("[[rule.provenance.signer]]")
+                        && !e.contains('\n'),
+                    "{e}"
+                );
+                let e = provenance_terms(&[], pp.as_ref()).unwrap_err();
+                assert_eq!(e, NOTHING_REQUIRED);
+            }
+            let p = crate::policy::Policy::parse(
+                "[[rule]]\nname = \"nothing\"\nimages = [\"x.io/*\"]\n[rule.provenance]\nbuilder_ids = [\"b\"]\n",
+                std::path::Path::new("/etc/portcullis/policy.toml"),
+            );
+            let e = p.unwrap_err().to_string();
+            assert!(
+                e.contains("an empty signer list is an error, not a pass")
+                    && e.contains(
+                        "its own `[[rule.provenance.signer]]` to require provenance alone"
+                    ),
+                "{e}"
+            );
+            let p = crate::policy::Policy::parse(
+                "[[rule]]\nname = \"attested\"\nimages = [\"x.io/*\"]\n[rule.provenance]\nbuilder_ids = [\"b\"]\n[[rule.provenance.signer]]\nkey = \"/k.pub\"\n",
+                std::path::Path::new("/etc/portcullis/policy.toml"),
+            )
+            .unwrap();
+            assert!(p.rules[0].signers.is_empty());
+            assert_eq!(p.rules[0].provenance.as_ref().unwrap().signers.len(), 1);
+        }
+
+        #[test]
+        fn a_rule_with_both_checks_both() {
+            let dir = tempfile::tempdir().unwrap();
+            let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let k = key_file(dir.path(), "k.pub", &kp);
+            let terms = Terms::load(std::slice::from_ref(&k), Some(&rule(k.clone()))).unwrap();
+            assert!(terms.signature().is_some() && terms.provenance().is_some());
+            let root = LazyTrustRoot::new(PathBuf::from("/nonexistent/trusted_root.json"));
+            let e = entry(&d(1), &[envelope(&kp, &statement(&d(1), BUILDER, SOURCE))]);
+            // The attestation alone does not stand in for the signature it also asks for.
+            assert_eq!(
+                check_signatures(&[e], &[d(1).as_str()], &terms, &root),
+                Err(Rejection::NothingCached)
+            );
+            let sig_only = Terms::load(std::slice::from_ref(&k), None).unwrap();
+            assert!(sig_only.provenance().is_none());
+        }
     }
 }

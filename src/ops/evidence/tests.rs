@@ -543,3 +543,22 @@ fn derive_classifies_records_and_keeps_the_heartbeat_before() {
     );
     assert_eq!(d.unobserved.len(), 1, "no observer: the whole period");
 }
+
+#[test]
+fn a_provenance_only_reverification_passes_on_provenance_alone() {
+    let r = |sig: CheckResult, prov: CheckResult| Reverification {
+        as_of: t(0),
+        policy_digest: String::new(),
+        rule: "r".into(),
+        trust_root_digest: None,
+        signature: sig,
+        provenance: prov,
+    };
+    let nr = || CheckResult::not_required("-");
+    assert!(r(nr(), CheckResult::pass("p")).passed());
+    assert!(!r(nr(), CheckResult::fail("f")).passed());
+    // Nothing required is never a pass.
+    assert!(!r(nr(), nr()).passed());
+    assert!(r(CheckResult::pass("s"), nr()).passed());
+    assert!(!r(CheckResult::fail("s"), CheckResult::pass("p")).passed());
+}
