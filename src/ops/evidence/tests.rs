@@ -1,5 +1,13 @@
 use super::*;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::cache::Entry;
+use crate::journal::message_id;
+
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
 }

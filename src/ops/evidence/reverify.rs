@@ -1,0 +1,229 @@
+//! Re-verification: each image's cached documents checked again *from the
+//! pack alone*, with the code the gate uses ([`crate::verify`]), as of the
+//! recorded decision time and against the recorded trust root.
+
+use super::*;
+
+use std::path::{Path, PathBuf};
+
+use crate::cache::Entry;
+use crate::policy::{Policy, Signer};
+
+// ------------------------------------------------------------------ re-verification
+
+/// Re-verify an image's documents from the pack alone: the rule of the
+/// recorded policy version (its key and CA paths mapped to the pack's
+/// copies), the trust root of the recorded digest, the cache documents, as
+/// of the recorded decision time.
+pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reverification> {
+    reverify_full(dir, pack, image).map(|(r, _)| r)
+}
+
+/// [`reverify`], with the verified in-toto statement when provenance passed.
+pub fn reverify_full(
+    dir: &Path,
+    pack: &Pack,
+    image: &ImageEvidence,
+) -> Option<(Reverification, Option<serde_json::Value>)> {
+    let rec = image.records.iter().rev().find(|r| r.kind == "verified")?;
+    let policy_digest = rec.policy_digest.clone().unwrap_or_default();
+    let mut out = Reverification {
+        as_of: rec.time,
+        policy_digest: policy_digest.clone(),
+        rule: rec.rule.clone(),
+        trust_root_digest: rec.trust_root_digest.clone(),
+        signature: CheckResult::fail("not checked"),
+        provenance: CheckResult::fail("not checked"),
+    };
+    let fail_both = |mut o: Reverification, why: String| {
+        o.signature = CheckResult::fail(why.clone());
+        o.provenance = CheckResult::fail(why);
+        Some((o, None))
+    };
+    let mut statement = None;
+    let Some(pfile) = pack
+        .policies
+        .iter()
+        .find(|p| p.digest == policy_digest)
+        .and_then(|p| p.file.clone())
+    else {
+        return fail_both(out, format!("the text of policy {policy_digest} is not in the pack; cannot know the rule's signers"));
+    };
+    let text = match std::fs::read_to_string(dir.join(&pfile)) {
+        Ok(t) => t,
+        Err(e) => return fail_both(out, format!("{pfile}: {e}")),
+    };
+    if crate::digest::sha256_prefixed(text.as_bytes()) != policy_digest {
+        return fail_both(
+            out,
+            format!("{pfile} does not have the digest {policy_digest}"),
+        );
+    }
+    let path = pack
+        .policies
+        .iter()
+        .find(|p| p.digest == policy_digest)
+        .and_then(|p| p.paths.first().cloned())
+        .unwrap_or_else(|| "/etc/portcullis/policy.toml".into());
+    let policy = match Policy::parse(&text, Path::new(&path)) {
+        Ok(p) => p,
+        Err(e) => return fail_both(out, format!("policy {policy_digest}: {e}")),
+    };
+    let Some(mut rule) = policy.rules.iter().find(|r| r.name == rec.rule).cloned() else {
+        return fail_both(
+            out,
+            format!("policy {policy_digest} has no rule \"{}\"", rec.rule),
+        );
+    };
+    let map = |p: &Path| -> Result<PathBuf, String> {
+        let shown = p.display().to_string();
+        pack.keys
+            .iter()
+            .find(|k| k.original == shown)
+            .and_then(|k| k.file.as_ref())
+            .map(|f| dir.join(f))
+            .ok_or_else(|| {
+                format!(
+                    "{shown} (named by rule \"{}\") is not in the pack",
+                    rec.rule
+                )
+            })
+    };
+    let remap = |signers: &mut Vec<Signer>| -> Result<(), String> {
+        for s in signers.iter_mut() {
+            match s {
+                Signer::Key { path, .. } => *path = map(path)?,
+                Signer::Keyless(k) => {
+                    if let Some(ca) = &k.ca {
+                        k.ca = Some(map(ca)?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = remap(&mut rule.signers) {
+        return fail_both(out, e);
+    }
+    if let Some(pp) = rule.provenance.as_mut() {
+        if let Err(e) = remap(&mut pp.signers) {
+            return fail_both(out, e);
+        }
+    }
+    let root_file = rec.trust_root_digest.as_ref().and_then(|d| {
+        pack.trust_roots
+            .iter()
+            .find(|t| &t.digest == d)
+            .and_then(|t| t.file.as_ref())
+            .map(|f| dir.join(f))
+    });
+    let root = crate::verify::rule::LazyTrustRoot::pack(root_file.ok_or_else(|| {
+        format!(
+            "the trust root {} is not in the pack",
+            rec.trust_root_digest
+                .as_deref()
+                .unwrap_or("(none recorded)")
+        )
+    }));
+    let mut digests: Vec<&str> = vec![image.digest.as_str()];
+    if let Some(p) = rec.platform_digest.as_deref() {
+        digests.push(p);
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    for d in &image.documents {
+        let p = dir.join(&d.file);
+        match std::fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(e) if e.subject == d.subject && digests.contains(&e.subject.as_str()) => {
+                entries.push(e)
+            }
+            Ok(e) => {
+                return fail_both(
+                    out,
+                    format!("{}: holds {} instead of {}", d.file, e.subject, d.subject),
+                )
+            }
+            Err(e) => return fail_both(out, format!("{}: {e}", d.file)),
+        }
+    }
+    let signers = match crate::verify::RuleSigners::load(&rule.signers) {
+        Ok(s) => s,
+        Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
+    };
+    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &signers, &root)
+    {
+        Ok(v) => {
+            if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
+                CheckResult::fail(format!(
+                    "a signature verifies over {}, but the verdict recorded {}",
+                    v.digest,
+                    rec.signed_digest.as_deref().unwrap_or("")
+                ))
+            } else {
+                CheckResult::pass(format!("signature by {} over {}", v.signer, v.digest))
+            }
+        }
+        Err(crate::verify::Rejection::NothingCached) => {
+            CheckResult::fail("no signature document in the pack".to_string())
+        }
+        Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
+            CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
+        }
+    };
+    out.provenance = match &rule.provenance {
+        None => CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name)),
+        Some(pp) => {
+            let att_signers = if pp.signers.is_empty() {
+                Ok(signers.clone())
+            } else {
+                crate::verify::RuleSigners::load(&pp.signers)
+            };
+            match (crate::attestation::requirement(pp), att_signers) {
+                (Err(e), _) => CheckResult::fail(e),
+                (_, Err(e)) => CheckResult::fail(e.to_string()),
+                (Ok(req), Ok(att)) => match crate::verify::rule::check_provenance(
+                    &entries, &digests, &att, &req, &root, rec.time,
+                ) {
+                    Ok(v)
+                        if rec
+                            .provenance_digest
+                            .as_deref()
+                            .is_some_and(|d| d != v.statement_digest) =>
+                    {
+                        CheckResult::fail(format!(
+                            "a provenance verifies ({}) but the verdict recorded {}",
+                            v.statement_digest,
+                            rec.provenance_digest.as_deref().unwrap_or("")
+                        ))
+                    }
+                    Ok(v) => CheckResult::pass({
+                        statement = Some(v.statement.clone());
+                        format!(
+                            "{} by {} from {}, signed by {}, statement {}",
+                            v.provenance.predicate_type,
+                            v.provenance.builder_id,
+                            v.provenance
+                                .source_uri
+                                .as_deref()
+                                .unwrap_or("an unnamed source"),
+                            v.signer,
+                            v.statement_digest
+                        )
+                    }),
+                    Err(crate::attestation::ProvenanceRejection::NothingCached) => {
+                        CheckResult::fail("no provenance attestation in the pack".to_string())
+                    }
+                    Err(crate::attestation::ProvenanceRejection::NoneAcceptable {
+                        reason,
+                        examined,
+                    }) => {
+                        CheckResult::fail(format!("{reason} ({examined} attestation(s) examined)"))
+                    }
+                },
+            }
+        }
+    };
+    Some((out, statement))
+}
