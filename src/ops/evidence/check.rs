@@ -1,12 +1,21 @@
 //! The offline check, `portcullis evidence verify`: the manifest, each
 //! node pack's re-derivation and re-verification from the pack alone.
 
-use super::*;
-
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use super::coverage::ContainerInfo;
+use super::derive::derive;
+use super::error::EvidenceError;
+use super::judge::{judge, summarize};
+use super::manifest::check_manifest;
+use super::model::{
+    Fleet, ImageEvidence, Pack, CONTAINERS_JSON, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, RECORDS_JSON,
+};
+use super::records::{jentry, JEntry};
+use super::reverify::reverify_full;
 
 // ------------------------------------------------------------------ verify
 

@@ -2,8 +2,6 @@
 //! containerd and the state directory, copying every document a verdict
 //! relied on, then re-verifies, judges and writes it.
 
-use super::*;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +12,19 @@ use jiff::Timestamp;
 use crate::cache::{Entry, StateDir};
 use crate::journal::message_id;
 use crate::policy::{Policy, Signer};
+
+use super::coverage::list_containers;
+use super::derive::{derive, Derived};
+use super::error::{rerr, werr, EvidenceError};
+use super::judge::{judge, summarize};
+use super::manifest::{rel_hex, write_file, write_manifest};
+use super::model::{
+    trusted, Document, ImageEvidence, JournalIntegrity, KeyFile, Observation, Pack, Period,
+    PolicyVersion, Summary, TrustRootFile, VerdictRecord, CONTAINERS_JSON, EVIDENCE_JSON, FORMAT,
+    RECORDS_JSON, REPORT_HTML,
+};
+use super::records::{journalctl, parse_journal, verdict_kind, JEntry};
+use super::reverify::reverify_full;
 
 // ------------------------------------------------------------------ generate
 
@@ -556,7 +567,7 @@ fn write_pack(out: &Path, records: &PeriodRecords, pack: &Pack) -> Result<(), Ev
         EVIDENCE_JSON,
         &serde_json::to_vec_pretty(pack).unwrap_or_default(),
     )?;
-    write_file(out, REPORT_HTML, html::render(pack).as_bytes())?;
+    write_file(out, REPORT_HTML, super::html::render(pack).as_bytes())?;
     write_manifest(out)?;
     Ok(())
 }

@@ -2,13 +2,14 @@
 //! were observed (`portcullis sync` records), containerd's container records,
 //! and the containers that started without a gate verdict (gaps).
 
-use super::*;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use super::model::{Gap, HeartbeatRecord, Interval, Period, VerdictRecord};
+use super::records::JEntry;
 
 // ------------------------------------------------------------------ analysis
 

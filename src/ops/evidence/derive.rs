@@ -2,12 +2,14 @@
 //! and containerd's container records alone ([`Derived`]), computed when the
 //! pack is made and again by `evidence verify`.
 
-use super::*;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::journal::message_id;
+
+use super::coverage::{find_gaps, inactive_periods, observed_intervals, ContainerInfo};
+use super::model::{Gap, HeartbeatRecord, ImageEvidence, Interval, Period, VerdictRecord};
+use super::records::{heartbeat_record, verdict_record, JEntry};
 
 /// Everything a pack states that follows from its journal records and
 /// containerd's container records alone: computed once when the pack is

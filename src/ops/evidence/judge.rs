@@ -1,9 +1,9 @@
 //! Judgement: the audit steps a pack answers (each pass or fail with its
 //! detail and the files that show it), the rejection tally and the summary.
 
-use super::*;
-
 use std::collections::BTreeMap;
+
+use super::model::{ImageEvidence, Pack, Reverification, Step, Summary, VerdictRecord};
 
 // ------------------------------------------------------------------ steps
 

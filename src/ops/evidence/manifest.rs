@@ -1,10 +1,11 @@
 //! The pack's files: writing a file under the pack, listing them, and
 //! `MANIFEST.sha256` (the `sha256sum -c` format), written and checked.
 
-use super::*;
-
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use super::error::{rerr, werr, EvidenceError};
+use super::model::MANIFEST;
 
 // ------------------------------------------------------------------ files
 

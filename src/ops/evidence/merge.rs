@@ -1,59 +1,19 @@
 //! The fleet view, `portcullis evidence merge`: node packs copied side by
 //! side with one fleet-level summary and report.
 
-use super::*;
-
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+
+use super::check::{load_json, verify};
+use super::collect::prepare_out;
+use super::error::{rerr, werr, EvidenceError};
+use super::manifest::{write_file, write_manifest};
+use super::model::{
+    Fleet, FleetNode, FleetStep, Pack, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, REPORT_HTML,
+};
 
 // ------------------------------------------------------------------ merge
-
-/// A node in a fleet pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetNode {
-    /// The node.
-    pub node: String,
-    /// Its pack, relative to the fleet pack.
-    pub dir: String,
-    /// Its period.
-    pub period: Period,
-    /// Its summary.
-    pub summary: Summary,
-    /// Its steps.
-    pub steps: Vec<Step>,
-}
-
-/// A fleet pack (`evidence.json` of `evidence merge`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fleet {
-    /// [`FLEET_FORMAT`].
-    pub format: String,
-    /// When.
-    pub generated_at: Timestamp,
-    /// The Portcullis version that merged.
-    pub portcullis_version: String,
-    /// pass when every node passes every step.
-    pub result: String,
-    /// Per step: how many nodes pass it.
-    pub steps: Vec<FleetStep>,
-    /// The nodes.
-    pub nodes: Vec<FleetNode>,
-}
-
-/// One step across the fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetStep {
-    /// Step ID.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// pass when every node passes.
-    pub status: String,
-    /// Nodes that fail it.
-    pub failing_nodes: Vec<String>,
-}
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), EvidenceError> {
     std::fs::create_dir_all(to).map_err(werr(to))?;
@@ -163,7 +123,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Fleet, EvidenceError> {
         EVIDENCE_JSON,
         &serde_json::to_vec_pretty(&fleet).unwrap_or_default(),
     )?;
-    write_file(out, REPORT_HTML, html::render_fleet(&fleet).as_bytes())?;
+    write_file(
+        out,
+        REPORT_HTML,
+        super::html::render_fleet(&fleet).as_bytes(),
+    )?;
     write_manifest(out)?;
     Ok(fleet)
 }

@@ -19,7 +19,8 @@
 //! The report ([`html`]) is one self-contained HTML file.
 //!
 //! The parts, in the order a pack is made:
-//! - [`model`]: the pack's types, as written to `evidence.json`;
+//! - [`error`]: the one error, [`EvidenceError`];
+//! - [`model`]: the pack's types (node and fleet), as written to `evidence.json`;
 //! - [`records`]: the node's journal records read back;
 //! - [`coverage`]: heartbeats, observed intervals, containerd's records, gaps;
 //! - [`derive`]: what follows from the records alone;
@@ -35,6 +36,7 @@ pub mod check;
 pub mod collect;
 pub mod coverage;
 pub mod derive;
+pub mod error;
 pub mod html;
 pub mod judge;
 pub mod manifest;
@@ -47,78 +49,13 @@ pub use check::*;
 pub use collect::*;
 pub use coverage::*;
 pub use derive::*;
+pub use error::*;
 pub use judge::*;
 pub use manifest::*;
 pub use merge::*;
 pub use model::*;
 pub use records::*;
 pub use reverify::*;
-
-use std::path::{Path, PathBuf};
-
-/// `format` of a node pack's evidence.json.
-pub const FORMAT: &str = "portcullis-evidence/1";
-/// `format` of a fleet pack's evidence.json.
-pub const FLEET_FORMAT: &str = "portcullis-evidence-fleet/1";
-/// The manifest: `<sha256>  <path>` per file, as `sha256sum` writes it.
-pub const MANIFEST: &str = "MANIFEST.sha256";
-/// The machine-readable evidence.
-pub const EVIDENCE_JSON: &str = "evidence.json";
-/// The human-readable report.
-pub const REPORT_HTML: &str = "report.html";
-/// The journal records the pack was built from (journalctl's JSON, one array).
-pub const RECORDS_JSON: &str = "journal/records.json";
-/// containerd's container records when the pack was made.
-pub const CONTAINERS_JSON: &str = "containerd/containers.json";
-
-/// Errors building, checking or merging a pack.
-#[derive(Debug, thiserror::Error)]
-pub enum EvidenceError {
-    /// The request cannot be met as asked.
-    #[error("{0}")]
-    Usage(String),
-    /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// journalctl could not be run or failed.
-    #[error("cannot read the journal: {0}")]
-    Journal(String),
-    /// The directory holds no pack this version understands.
-    #[error("{path} is not an evidence pack: {why}")]
-    NotAPack {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-}
-
-fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
-    move |source| EvidenceError::Write {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn rerr(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
-    move |source| EvidenceError::Read {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{Policy, Signer};
 
+// ------------------------------------------------------------------ layout
+
+/// `format` of a node pack's evidence.json.
+pub const FORMAT: &str = "portcullis-evidence/1";
+/// `format` of a fleet pack's evidence.json.
+pub const FLEET_FORMAT: &str = "portcullis-evidence-fleet/1";
+/// The manifest: `<sha256>  <path>` per file, as `sha256sum` writes it.
+pub const MANIFEST: &str = "MANIFEST.sha256";
+/// The machine-readable evidence.
+pub const EVIDENCE_JSON: &str = "evidence.json";
+/// The human-readable report.
+pub const REPORT_HTML: &str = "report.html";
+/// The journal records the pack was built from (journalctl's JSON, one array).
+pub const RECORDS_JSON: &str = "journal/records.json";
+/// containerd's container records when the pack was made.
+pub const CONTAINERS_JSON: &str = "containerd/containers.json";
+
 /// A closed time interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
@@ -520,4 +537,51 @@ pub struct Pack {
     pub observation: Observation,
     /// journald's integrity check.
     pub journal_integrity: JournalIntegrity,
+}
+
+// ------------------------------------------------------------------ fleet
+
+/// A node in a fleet pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetNode {
+    /// The node.
+    pub node: String,
+    /// Its pack, relative to the fleet pack.
+    pub dir: String,
+    /// Its period.
+    pub period: Period,
+    /// Its summary.
+    pub summary: Summary,
+    /// Its steps.
+    pub steps: Vec<Step>,
+}
+
+/// A fleet pack (`evidence.json` of `evidence merge`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// [`FLEET_FORMAT`].
+    pub format: String,
+    /// When.
+    pub generated_at: Timestamp,
+    /// The Portcullis version that merged.
+    pub portcullis_version: String,
+    /// pass when every node passes every step.
+    pub result: String,
+    /// Per step: how many nodes pass it.
+    pub steps: Vec<FleetStep>,
+    /// The nodes.
+    pub nodes: Vec<FleetNode>,
+}
+
+/// One step across the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStep {
+    /// Step ID.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// pass when every node passes.
+    pub status: String,
+    /// Nodes that fail it.
+    pub failing_nodes: Vec<String>,
 }

@@ -2,14 +2,15 @@
 //! (`journalctl -o json`) and turning each into a [`JEntry`], a
 //! [`VerdictRecord`] or a [`HeartbeatRecord`].
 
-use super::*;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use jiff::Timestamp;
 
 use crate::journal::message_id;
+
+use super::error::EvidenceError;
+use super::model::{HeartbeatRecord, VerdictRecord};
 
 // ------------------------------------------------------------------ journal
 

@@ -2,12 +2,12 @@
 //! pack alone*, with the code the gate uses ([`crate::verify`]), as of the
 //! recorded decision time and against the recorded trust root.
 
-use super::*;
-
 use std::path::{Path, PathBuf};
 
 use crate::cache::Entry;
 use crate::policy::{Policy, Signer};
+
+use super::model::{CheckResult, ImageEvidence, Pack, Reverification};
 
 // ------------------------------------------------------------------ re-verification
 

@@ -1,5 +1,3 @@
-use super::*;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -7,6 +5,8 @@ use jiff::Timestamp;
 
 use crate::cache::Entry;
 use crate::journal::message_id;
+
+use super::*;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()
