@@ -1,5 +1,5 @@
 //! `portcullis policy check`: validate a policy file (the checks are
-//! [`crate::policy::check_file`]).
+//! [`crate::policy::file_check`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,41 +26,10 @@ pub enum PolicyCommand {
 }
 
 pub(super) fn check(file: &PathBuf, json: bool) -> Result<u8, CliError> {
-    let text = std::fs::read(file).map_err(|source| CliError::Read {
+    let problems = policy::file_check::check_file(file).map_err(|source| CliError::Read {
         path: file.clone(),
         source,
     })?;
-    let problems = match String::from_utf8(text) {
-        Ok(t) => {
-            let (policy, mut problems) = policy::check(&t, file);
-            if let Some(p) = &policy {
-                // Keys must exist and parse, or every start under the rule fails.
-                for r in &p.rules {
-                    let prov = r.provenance.iter().flat_map(|p| p.signers.iter());
-                    for s in r.signers.iter().chain(prov) {
-                        if !matches!(s, policy::Signer::Key { .. }) {
-                            continue;
-                        }
-                        if let Err(e) = crate::verify::LoadedSigner::load(s) {
-                            problems.push(policy::Problem {
-                                line: r.line,
-                                column: 1,
-                                message: format!("rule \"{}\": {e}", r.name),
-                                severity: Severity::Error,
-                            });
-                        }
-                    }
-                }
-            }
-            problems
-        }
-        Err(_) => vec![policy::Problem {
-            line: 1,
-            column: 1,
-            message: "the file is not UTF-8 text".into(),
-            severity: Severity::Error,
-        }],
-    };
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

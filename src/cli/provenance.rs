@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::cache::StateDir;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 
 use super::check::{lookup_target, CheckArgs};
 use super::error::{CliError, EXIT_NO};
@@ -13,42 +13,25 @@ pub(super) fn run(a: CheckArgs) -> Result<u8, CliError> {
     let policy = Policy::load(&a.policy.path).map_err(|e| CliError::Usage(e.to_string()))?;
     let state = StateDir::new(&a.state.dir);
     let target = lookup_target(&a).map_err(|e| CliError::Usage(e.to_string()))?;
-    let image = crate::reference::ImageRef::parse(&target.name)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let policy::Selection::Rule(rule) = policy.select(&image) else {
-        return Err(CliError::Usage(format!(
-            "no rule of {} applies to {image}: nothing says who may sign its provenance",
-            a.policy.path.display()
-        )));
-    };
-    // The same terms and check as `bundle import` (verify::rule): keyless
-    // identities are checked as the gate checks them, not refused.
-    let (signers, req) =
-        crate::verify::rule::provenance_terms(&rule.signers, rule.provenance.as_ref())
-            .map_err(CliError::Usage)?;
-    let root = crate::verify::rule::LazyTrustRoot::new(crate::gate::trust_root_path(
+    let checked = crate::ops::provenance::check_cached(
+        &policy,
+        &a.policy.path,
         &state,
-        rule.trust_root.as_deref(),
-    ));
-    let digests = target.digests();
-    let entries = crate::verify::read_entries(&state, &digests)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let mut out = std::io::stdout().lock();
-    match crate::verify::rule::check_provenance(
-        &entries,
-        &digests,
-        &signers,
-        &req,
-        &root,
+        &target,
         jiff::Timestamp::now(),
-    ) {
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let (image, rule) = (&checked.image, &checked.rule);
+    let digests = target.digests();
+    let mut out = std::io::stdout().lock();
+    match checked.outcome {
         Ok(v) => {
             if a.output.json {
                 serde_json::to_writer_pretty(&mut out, &v).map_err(std::io::Error::other)?;
             } else {
                 let p = &v.provenance;
                 writeln!(out, "image:      {image}")?;
-                writeln!(out, "rule:       {}", rule.name)?;
+                writeln!(out, "rule:       {rule}")?;
                 writeln!(out, "signer:     {}", v.signer)?;
                 writeln!(out, "predicate:  {}", p.predicate_type)?;
                 writeln!(out, "builder:    {}", p.builder_id)?;

@@ -8,5 +8,6 @@ pub mod evidence;
 pub mod fetch;
 pub mod heartbeat;
 pub mod offline;
+pub mod provenance;
 pub mod sync;
 pub mod trust;
