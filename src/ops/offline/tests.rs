@@ -7,9 +7,7 @@ use crate::policy::Policy;
 
 use super::*;
 
-fn d(n: u8) -> String {
-    format!("sha256:{}", format!("{n:02x}").repeat(32))
-}
+use crate::base::testing::digest as d;
 
 fn contents_with(items: Vec<(ItemRecord, Vec<u8>)>, images: Vec<ImageRecord>) -> Contents {
     let mut members = BTreeMap::new();
@@ -32,17 +30,7 @@ fn contents_with(items: Vec<(ItemRecord, Vec<u8>)>, images: Vec<ImageRecord>) ->
 }
 
 fn policy(dir: &Path) -> Policy {
-    let key = dir.join("k.pub");
-    let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
-    let b64 = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(kp.public_key_der().unwrap().as_bytes())
-    };
-    std::fs::write(
-        &key,
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
-    )
-    .unwrap();
+    let (_kp, key) = crate::base::testing::write_public_key(dir);
     Policy::parse(
         &format!(
             "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"demo\"\nimages = [\"127.0.0.1:5000/demo/*\"]\n[[rule.signer]]\nkey = \"{}\"\n",
