@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::cache::Entry;
-use crate::policy::{Policy, Signer};
+use crate::policy::{Policy, Rule, Signer};
 
-use super::model::{CheckResult, ImageEvidence, Pack, Reverification};
+use super::model::{CheckResult, ImageEvidence, Pack, Reverification, VerdictRecord};
 
 // ------------------------------------------------------------------ re-verification
 
@@ -20,6 +20,12 @@ pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reveri
 }
 
 /// [`reverify`], with the verified in-toto statement when provenance passed.
+///
+/// The steps: the rule from the pack's copy of the recorded policy version
+/// ([`pack_rule`]), the recorded trust root ([`pack_root`]), the cache
+/// documents ([`pack_entries`]), then the signature check and the provenance
+/// check ([`signature_result`], [`provenance_result`]). A step that cannot
+/// be taken fails both checks with its reason.
 pub fn reverify_full(
     dir: &Path,
     pack: &Pack,
@@ -40,24 +46,52 @@ pub fn reverify_full(
         o.provenance = CheckResult::fail(why);
         Some((o, None))
     };
-    let mut statement = None;
+    let rule = match pack_rule(dir, pack, rec, &policy_digest) {
+        Ok(r) => r,
+        Err(e) => return fail_both(out, e),
+    };
+    let root = pack_root(dir, pack, rec);
+    let mut digests: Vec<&str> = vec![image.digest.as_str()];
+    if let Some(p) = rec.platform_digest.as_deref() {
+        digests.push(p);
+    }
+    let entries = match pack_entries(dir, image, &digests) {
+        Ok(e) => e,
+        Err(e) => return fail_both(out, e),
+    };
+    let signers = match crate::verify::RuleSigners::load(&rule.signers) {
+        Ok(s) => s,
+        Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
+    };
+    out.signature = signature_result(rec, &entries, &digests, &signers, &root);
+    let (provenance, statement) =
+        provenance_result(rec, &rule, &entries, &digests, &signers, &root);
+    out.provenance = provenance;
+    Some((out, statement))
+}
+
+/// The recorded rule, read from the pack's copy of the recorded policy
+/// version (checked against its digest), with every key and CA path mapped
+/// to the pack's copy of that file.
+fn pack_rule(
+    dir: &Path,
+    pack: &Pack,
+    rec: &VerdictRecord,
+    policy_digest: &str,
+) -> Result<Rule, String> {
     let Some(pfile) = pack
         .policies
         .iter()
         .find(|p| p.digest == policy_digest)
         .and_then(|p| p.file.clone())
     else {
-        return fail_both(out, format!("the text of policy {policy_digest} is not in the pack; cannot know the rule's signers"));
+        return Err(format!(
+            "the text of policy {policy_digest} is not in the pack; cannot know the rule's signers"
+        ));
     };
-    let text = match std::fs::read_to_string(dir.join(&pfile)) {
-        Ok(t) => t,
-        Err(e) => return fail_both(out, format!("{pfile}: {e}")),
-    };
+    let text = std::fs::read_to_string(dir.join(&pfile)).map_err(|e| format!("{pfile}: {e}"))?;
     if crate::digest::sha256_prefixed(text.as_bytes()) != policy_digest {
-        return fail_both(
-            out,
-            format!("{pfile} does not have the digest {policy_digest}"),
-        );
+        return Err(format!("{pfile} does not have the digest {policy_digest}"));
     }
     let path = pack
         .policies
@@ -65,15 +99,13 @@ pub fn reverify_full(
         .find(|p| p.digest == policy_digest)
         .and_then(|p| p.paths.first().cloned())
         .unwrap_or_else(|| "/etc/portcullis/policy.toml".into());
-    let policy = match Policy::parse(&text, Path::new(&path)) {
-        Ok(p) => p,
-        Err(e) => return fail_both(out, format!("policy {policy_digest}: {e}")),
-    };
+    let policy = Policy::parse(&text, Path::new(&path))
+        .map_err(|e| format!("policy {policy_digest}: {e}"))?;
     let Some(mut rule) = policy.rules.iter().find(|r| r.name == rec.rule).cloned() else {
-        return fail_both(
-            out,
-            format!("policy {policy_digest} has no rule \"{}\"", rec.rule),
-        );
+        return Err(format!(
+            "policy {policy_digest} has no rule \"{}\"",
+            rec.rule
+        ));
     };
     let map = |p: &Path| -> Result<PathBuf, String> {
         let shown = p.display().to_string();
@@ -102,14 +134,16 @@ pub fn reverify_full(
         }
         Ok(())
     };
-    if let Err(e) = remap(&mut rule.signers) {
-        return fail_both(out, e);
-    }
+    remap(&mut rule.signers)?;
     if let Some(pp) = rule.provenance.as_mut() {
-        if let Err(e) = remap(&mut pp.signers) {
-            return fail_both(out, e);
-        }
+        remap(&mut pp.signers)?;
     }
+    Ok(rule)
+}
+
+/// The pack's copy of the recorded trust root, loaded when a check needs it
+/// (a missing one fails that check with its reason).
+fn pack_root(dir: &Path, pack: &Pack, rec: &VerdictRecord) -> crate::verify::rule::LazyTrustRoot {
     let root_file = rec.trust_root_digest.as_ref().and_then(|d| {
         pack.trust_roots
             .iter()
@@ -117,18 +151,19 @@ pub fn reverify_full(
             .and_then(|t| t.file.as_ref())
             .map(|f| dir.join(f))
     });
-    let root = crate::verify::rule::LazyTrustRoot::pack(root_file.ok_or_else(|| {
+    crate::verify::rule::LazyTrustRoot::pack(root_file.ok_or_else(|| {
         format!(
             "the trust root {} is not in the pack",
             rec.trust_root_digest
                 .as_deref()
                 .unwrap_or("(none recorded)")
         )
-    }));
-    let mut digests: Vec<&str> = vec![image.digest.as_str()];
-    if let Some(p) = rec.platform_digest.as_deref() {
-        digests.push(p);
-    }
+    }))
+}
+
+/// The image's cache documents from the pack, each for the subject it is
+/// listed under and one of `digests`.
+fn pack_entries(dir: &Path, image: &ImageEvidence, digests: &[&str]) -> Result<Vec<Entry>, String> {
     let mut entries: Vec<Entry> = Vec::new();
     for d in &image.documents {
         let p = dir.join(&d.file);
@@ -140,20 +175,27 @@ pub fn reverify_full(
                 entries.push(e)
             }
             Ok(e) => {
-                return fail_both(
-                    out,
-                    format!("{}: holds {} instead of {}", d.file, e.subject, d.subject),
-                )
+                return Err(format!(
+                    "{}: holds {} instead of {}",
+                    d.file, e.subject, d.subject
+                ))
             }
-            Err(e) => return fail_both(out, format!("{}: {e}", d.file)),
+            Err(e) => return Err(format!("{}: {e}", d.file)),
         }
     }
-    let signers = match crate::verify::RuleSigners::load(&rule.signers) {
-        Ok(s) => s,
-        Err(e) => return fail_both(out, format!("rule \"{}\": {e}", rule.name)),
-    };
-    out.signature = match crate::verify::rule::check_signatures(&entries, &digests, &signers, &root)
-    {
+    Ok(entries)
+}
+
+/// The signature check, as the gate makes it, compared with what the verdict
+/// recorded.
+fn signature_result(
+    rec: &VerdictRecord,
+    entries: &[Entry],
+    digests: &[&str],
+    signers: &crate::verify::RuleSigners,
+    root: &crate::verify::rule::LazyTrustRoot,
+) -> CheckResult {
+    match crate::verify::rule::check_signatures(entries, digests, signers, root) {
         Ok(v) => {
             if rec.signed_digest.as_deref().is_some_and(|s| s != v.digest) {
                 CheckResult::fail(format!(
@@ -171,8 +213,21 @@ pub fn reverify_full(
         Err(crate::verify::Rejection::NoValidSignature { reason, examined }) => {
             CheckResult::fail(format!("{reason} ({examined} signature(s) examined)"))
         }
-    };
-    out.provenance = match &rule.provenance {
+    }
+}
+
+/// The provenance check the rule requires, as of the decision time, compared
+/// with what the verdict recorded; with the verified statement when it passed.
+fn provenance_result(
+    rec: &VerdictRecord,
+    rule: &Rule,
+    entries: &[Entry],
+    digests: &[&str],
+    signers: &crate::verify::RuleSigners,
+    root: &crate::verify::rule::LazyTrustRoot,
+) -> (CheckResult, Option<serde_json::Value>) {
+    let mut statement = None;
+    let result = match &rule.provenance {
         None => CheckResult::not_required(format!("rule \"{}\" requires no provenance", rule.name)),
         Some(pp) => {
             let att_signers = if pp.signers.is_empty() {
@@ -184,7 +239,7 @@ pub fn reverify_full(
                 (Err(e), _) => CheckResult::fail(e),
                 (_, Err(e)) => CheckResult::fail(e.to_string()),
                 (Ok(req), Ok(att)) => match crate::verify::rule::check_provenance(
-                    &entries, &digests, &att, &req, &root, rec.time,
+                    entries, digests, &att, &req, root, rec.time,
                 ) {
                     Ok(v)
                         if rec
@@ -225,5 +280,5 @@ pub fn reverify_full(
             }
         }
     };
-    Some((out, statement))
+    (result, statement)
 }
