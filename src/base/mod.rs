@@ -6,3 +6,6 @@ pub mod fsio;
 pub mod names;
 pub mod reference;
 pub mod text;
+
+#[cfg(test)]
+pub mod testing;

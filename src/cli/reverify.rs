@@ -2,10 +2,10 @@
 //! work is [`crate::ops::reverify`].
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::{JsonArg, PolicyArg, StateDirArg};
 use super::{CliError, EXIT_ERROR, EXIT_NO};
 use crate::ops::reverify::{self, Options};
 use crate::policy;
@@ -26,38 +26,39 @@ pub struct ReverifyArgs {
     /// Only this containerd namespace (default: every namespace).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
-    /// Policy file (its `revoked` = "report" | "stop" says what happens to a container that would now be refused).
-    #[arg(long, env = "PORTCULLIS_POLICY", default_value = policy::DEFAULT_POLICY_PATH)]
-    pub policy: PathBuf,
-    /// State directory (signature cache, trust roots, journal spool).
-    #[arg(long, env = "PORTCULLIS_STATE_DIR", default_value = crate::cache::DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
+    /// The policy in force (its `revoked` = "report" | "stop" says what
+    /// happens to a container that would now be refused).
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    /// The state directory.
+    #[command(flatten)]
+    pub state: StateDirArg,
     /// Under revoked = "stop": time between SIGTERM and SIGKILL (`10s`, `1m`).
     #[arg(long, default_value = "10s")]
     pub grace: String,
     /// Read the gate's start records from this journal directory instead of the system journal.
     #[arg(long)]
     pub directory: Option<String>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format.
+    #[command(flatten)]
+    pub output: JsonArg,
 }
 
 /// Run `portcullis reverify`.
-pub fn reverify(a: ReverifyArgs) -> Result<u8, CliError> {
+pub fn run(a: ReverifyArgs) -> Result<u8, CliError> {
     let grace =
         policy::parse_duration(&a.grace).map_err(|e| CliError::Usage(format!("--grace: {e}")))?;
     let report = reverify::run(&Options {
         address: a.address,
         namespace: a.namespace,
-        policy: a.policy,
-        state_dir: a.state_dir,
+        policy: a.policy.path,
+        state_dir: a.state.dir,
         grace,
         journal_directory: a.directory,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if a.output.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
         writeln!(out)?;
     } else {

@@ -202,9 +202,7 @@ pub async fn committed_chain_ids(
 mod tests {
     use super::*;
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
     #[test]
     fn chain_id_and_unpack_key_forms() {

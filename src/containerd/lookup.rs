@@ -581,9 +581,7 @@ fn platform_error(e: crate::containerd::platform::PlatformError) -> LookupError 
 mod tests {
     use super::*;
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
     #[test]
     fn selects_this_platform() {

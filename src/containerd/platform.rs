@@ -423,9 +423,7 @@ fn collect(
 mod tests {
     use super::*;
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
     /// Every shape of `tests/data/platform-oracle.json`: our choice is what
     /// both real containerds took; where they disagree or failed, the index

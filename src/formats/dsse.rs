@@ -279,11 +279,7 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance")
     }
 
-    fn pem(kp: &KeyPair) -> String {
-        let der = kp.public_key_der().unwrap();
-        let b64 = STANDARD.encode(der.as_bytes());
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
-    }
+    use crate::base::testing::public_key_pem as pem;
 
     fn signer(kp: &KeyPair, label: &str) -> LoadedSigner {
         LoadedSigner::from_pem(&pem(kp), label).unwrap()

@@ -643,9 +643,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
     #[test]
     fn verdict_cache_keys_never_open_fifos_or_read_huge_files() {
@@ -796,18 +794,7 @@ mod tests {
     #[test]
     fn nothing_cached_says_which_command_caches_it() {
         let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("k.pub");
-        let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
-        let b64 = {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD
-                .encode(kp.public_key_der().unwrap().as_bytes())
-        };
-        std::fs::write(
-            &key,
-            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
-        )
-        .unwrap();
+        let (_kp, key) = crate::base::testing::write_public_key(dir.path());
         let p = policy(&VERIFY.replace("/nonexistent/release.pub", key.to_str().unwrap()));
         let dec = run(&p, Ok(target("127.0.0.1:5000/demo/a:1")));
         assert_eq!(dec.verdict, Verdict::Deny);

@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod heartbeat;
 pub mod offline;
+pub mod provenance;
 pub mod reverify;
 pub mod sync;
 pub mod trust;

@@ -15,6 +15,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub mod file_check;
 pub mod summary;
 
 pub use crate::verify::signer::{Keyless, Matcher, ProvenancePolicy, Signer, FULCIO_EXTENSIONS};

@@ -320,9 +320,7 @@ mod tests {
         }
     }
 
-    fn digest(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest;
 
     #[test]
     fn round_trip_and_absent() {

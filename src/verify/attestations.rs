@@ -352,15 +352,9 @@ mod tests {
     use base64::Engine;
     use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
-    fn pem(kp: &KeyPair) -> String {
-        let der = kp.public_key_der().unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
-    }
+    use crate::base::testing::public_key_pem as pem;
 
     fn statement(subject: &str, predicate_type: &str) -> Vec<u8> {
         let hex = subject.strip_prefix("sha256:").unwrap();

@@ -562,18 +562,9 @@ mod tests {
     use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
     use std::collections::BTreeMap;
 
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
+    use crate::base::testing::digest as d;
 
-    fn pem(kp: &KeyPair) -> String {
-        let der = kp.public_key_der().unwrap();
-        let b64 = {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
-        };
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
-    }
+    use crate::base::testing::public_key_pem as pem;
 
     fn payload(digest: &str) -> Vec<u8> {
         format!(r#"{{"critical":{{"identity":{{"docker-reference":"r"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#).into_bytes()

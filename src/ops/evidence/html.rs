@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Fleet, Interval, Pack, VerdictRecord};
+use super::model::{Fleet, Interval, Pack, VerdictRecord, MANIFEST, RECORDS_JSON};
 
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {
@@ -415,8 +415,8 @@ pub fn render(p: &Pack) -> String {
     let _ = writeln!(
         o,
         "<h2 id=\"integrity\">Pack integrity</h2><p>Every file of this pack is listed with its SHA-256 in <a href=\"{m}\">{m}</a>. Check it with <code>sha256sum -c {m}</code>, and re-verify every signature and attestation offline, and derive the verdicts, gaps and periods again from the journal records the pack was built from (<a href=\"{r}\">{r}</a>), with <code>portcullis evidence verify DIR</code>.</p></body></html>",
-        m = super::MANIFEST,
-        r = super::RECORDS_JSON
+        m = MANIFEST,
+        r = RECORDS_JSON
     );
     o
 }
@@ -475,6 +475,6 @@ pub fn render_fleet(f: &Fleet) -> String {
         }
         o.push_str("</table>");
     }
-    let _ = writeln!(o, "<p>Every file, node packs included, is listed in <a href=\"{m}\">{m}</a>; <code>portcullis evidence verify DIR</code> checks it and each node pack.</p></body></html>", m = super::MANIFEST);
+    let _ = writeln!(o, "<p>Every file, node packs included, is listed in <a href=\"{m}\">{m}</a>; <code>portcullis evidence verify DIR</code> checks it and each node pack.</p></body></html>", m = MANIFEST);
     o
 }

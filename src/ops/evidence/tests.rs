@@ -1,3 +1,11 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::cache::Entry;
+use crate::journal::message_id;
+
 use super::*;
 
 fn t(s: i64) -> Timestamp {
@@ -394,12 +402,7 @@ fn reverification_uses_only_the_pack() {
     use base64::Engine;
     use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let pem = |kp: &KeyPair| {
-        format!(
-            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            b64(kp.public_key_der().unwrap().as_bytes())
-        )
-    };
+    let pem = crate::base::testing::public_key_pem;
     let digest = format!("sha256:{}", "1".repeat(64));
     let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let payload = format!(

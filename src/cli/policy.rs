@@ -1,0 +1,62 @@
+//! `portcullis policy check`: validate a policy file (the checks are
+//! [`crate::policy::file_check`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::policy::{self, Severity};
+
+use super::args::JsonArg;
+use super::error::{CliError, EXIT_NO};
+
+/// `portcullis policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: every error and warning with its line and column.
+    Check {
+        /// The file.
+        file: PathBuf,
+        // `--json` (a plain comment: clap reads doc comments).
+        #[allow(missing_docs)]
+        #[command(flatten)]
+        output: JsonArg,
+    },
+}
+
+pub(super) fn check(file: &PathBuf, json: bool) -> Result<u8, CliError> {
+    let problems = policy::file_check::check_file(file).map_err(|source| CliError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "valid": errors == 0,
+            "problems": problems,
+        });
+        serde_json::to_writer_pretty(&mut out, &v).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        for p in &problems {
+            writeln!(out, "{}:{p}", file.display())?;
+        }
+        if errors == 0 {
+            writeln!(
+                out,
+                "{}: valid ({} warning(s))",
+                file.display(),
+                problems.len()
+            )?;
+        } else {
+            writeln!(out, "{}: {errors} error(s)", file.display())?;
+        }
+    }
+    Ok(if errors == 0 { 0 } else { EXIT_NO })
+}
