@@ -77,8 +77,11 @@ rm -f "$OUT"/rusage-*.jsonl "$OUT"/wall-*
 
 STANDIN_PID=
 cleanup() {
+  local rc=$?
+  set +e
   [[ -n $STANDIN_PID ]] && kill "$STANDIN_PID" 2>/dev/null
-  pc_stop_all
+  pc_stop_all || { echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; [[ $rc -ne 0 ]] || rc=1; }
+  exit "$rc"
 }
 trap cleanup EXIT
 pc_start_registry

@@ -71,10 +71,18 @@ echo "# building the workspace"
 
 SYNC_PID=
 STANDIN_PID=
+# Keeps the suite's own status: a helper process already gone is not a
+# failure (its `kill` would otherwise end the EXIT trap with status 1 under
+# set -e after every case passed).
 cleanup() {
-  [[ -n $SYNC_PID ]] && kill "$SYNC_PID" 2>/dev/null
+  local rc=$?
+  set +e
+  if [[ -n $SYNC_PID ]] && ! kill "$SYNC_PID" 2>/dev/null; then
+    echo "# portcullis sync (pid $SYNC_PID) had already exited; its log ends: $(tail -n 2 "$PC_WORK/logs/sync.log" 2>/dev/null | tr '\n' ' ')"
+  fi
   [[ -n $STANDIN_PID ]] && kill "$STANDIN_PID" 2>/dev/null
-  pc_stop_all
+  pc_stop_all || { echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; [[ $rc -ne 0 ]] || rc=1; }
+  exit "$rc"
 }
 trap cleanup EXIT
 mkdir -p "$PC_WORK"
