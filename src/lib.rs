@@ -1,8 +1,11 @@
-//! Portcullis: a gate in front of containerd's runtime shim.
+//! Portcullis: a gate in front of every container start containerd makes.
 //!
 //! # The start path, in eight steps
 //!
-//! 1. [`gate::shim`] — the shim v2 command line; only `start` is gated.
+//! 1. [`gate::runc`] — `portcullis-runc`, containerd's `runc` under
+//!    node-wide enforcement: `create`, `run` and `restore` are gated; or
+//!    [`gate::shim`] — the opt-in shim v2 wrapper: `start` is gated. Both
+//!    hand the same request to [`gate::admission`].
 //! 2. [`containerd`] — container → image → target digest (and this
 //!    platform's manifest when the target is an index).
 //! 3. [`policy`] — which rule governs the image, in which mode.
@@ -15,7 +18,8 @@
 //! 6. [`gate`] — the verdict, fail-closed ([`gate::decide`]).
 //! 7. [`gate::journal`] — one structured record per verdict, spooled if
 //!    journald is away.
-//! 8. back in [`gate::shim`] — `exec` the inner shim, or refuse with one line.
+//! 8. back in the binary — `exec` the real runc or the inner shim, or refuse
+//!    with one line naming the image, its digest and the fix.
 //!
 //! # Layers
 //!
@@ -37,8 +41,8 @@
 //! Nothing under [`gate`] reaches [`ops`] or [`cli`]. The CLI reuses the same
 //! modules: `check` is steps 2–6 without the `exec`.
 //!
-//! The old flat paths (`portcullis::shim`, `portcullis::bundle`, …) remain as
-//! re-exports below, so callers keep compiling during the move.
+//! Short paths for the most used modules (`crate::digest`, `crate::cache`,
+//! `crate::journal`, …) are re-exported below.
 
 #![warn(missing_docs)]
 
