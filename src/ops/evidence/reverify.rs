@@ -22,9 +22,9 @@ pub fn reverify(dir: &Path, pack: &Pack, image: &ImageEvidence) -> Option<Reveri
 /// [`reverify`], with the verified in-toto statement when provenance passed.
 ///
 /// The steps: the rule from the pack's copy of the recorded policy version
-/// ([`pack_rule`]), the recorded trust root ([`pack_root`]), the cache
-/// documents ([`pack_entries`]), then the signature check and the provenance
-/// check ([`signature_result`], [`provenance_result`]). A step that cannot
+/// (`pack_rule`), the recorded trust root (`pack_root`), the cache
+/// documents (`pack_entries`), then the signature check and the provenance
+/// check (`signature_result`, `provenance_result`). A step that cannot
 /// be taken fails both checks with its reason.
 pub fn reverify_full(
     dir: &Path,

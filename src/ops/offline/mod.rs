@@ -38,7 +38,7 @@
 //!
 //! The parts: [`manifest`] (the format: manifest, records, limits),
 //! [`archive`] (the tar file, written and read bounded), [`export`],
-//! [`import`] (with its report), [`check`] (one item, in the sandbox),
+//! [`import`] (with its report), `check` (one item, in the sandbox),
 //! [`from_containerd`], and [`error`].
 
 pub mod archive;
