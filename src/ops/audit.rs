@@ -76,7 +76,27 @@ pub fn query(q: &Query) -> Result<Vec<AuditEntry>, AuditError> {
     if let Some(c) = &q.container {
         cmd.arg(format!("PORTCULLIS_CONTAINER_ID={c}"));
     }
-    Ok(parse_lines(&run(cmd)?))
+    Ok(once(parse_lines(&run(cmd)?)))
+}
+
+/// Drop repeated copies of one record: `systemd-journal-upload` resends what
+/// it sent after its last saved cursor when it restarts, and the collector
+/// keeps both copies. A verdict is one (node, container, decision time,
+/// message); records without a decision time are kept as they are.
+pub fn once(entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    let mut seen = std::collections::BTreeSet::new();
+    entries
+        .into_iter()
+        .filter(|e| {
+            e.get("decided_at").is_empty()
+                || seen.insert((
+                    e.node.clone(),
+                    e.get("container_id").to_string(),
+                    e.get("decided_at").to_string(),
+                    e.message.clone(),
+                ))
+        })
+        .collect()
 }
 
 /// The heartbeat records matching `q`'s directory, node and period
@@ -349,6 +369,18 @@ not json
         assert_eq!(e[0].get("reason"), "hi");
         assert_eq!(e[0].time, "2025-11-25T19:46:40Z");
         assert_eq!(e[0].node, "");
+    }
+
+    #[test]
+    fn a_record_uploaded_twice_counts_once_per_node() {
+        let out = br#"{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"_HOSTNAME":"b","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t2","MESSAGE":"m"}
+{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","MESSAGE":"old"}
+{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","MESSAGE":"old"}
+"#;
+        assert_eq!(once(parse_lines(out)).len(), 5);
     }
 
     #[test]
