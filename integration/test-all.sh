@@ -92,6 +92,8 @@ timed "$HERE/squat.sh"
 PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/squat.sh"
 echo "== revocation reaching running containers: portcullis reverify reports, then stops (containerd 1.6)"
 timed "$HERE/reverify.sh"
+echo "== central journal: verdicts of two nodes through systemd-journal-upload to systemd-journal-remote, audit per node"
+timed "$HERE/fleet-journal.sh"
 
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
