@@ -108,6 +108,7 @@ ss -ltnH "sport = :$PORT" | grep -q . && ok "collector listens on 127.0.0.1:$POR
   not_ok "collector listens" "$(cat "$PC_WORK/logs/journal-remote.log")"
 
 echo "# node A uploads its system journal from now on: systemd-journal-upload --follow"
+T0=$(date +%s)
 C0=$(journalctl -n 0 --show-cursor -q --no-pager | sed -n 's/^-- cursor: //p')
 [[ -n $C0 ]] || { echo "fleet-journal: no journal cursor" >&2; exit 1; }
 STATE_A=$PC_WORK/upload-a.state
@@ -220,6 +221,9 @@ for id in "${S_IDS[@]}"; do
 done
 ((sp == 4)) && ok "the 4 replayed records arrive once each, marked PORTCULLIS_SPOOLED=1" || not_ok "spooled records arrive" "$sp/4"
 
+hb_a=$(journalctl --directory="$COLLECTOR" -o json -q --no-pager "MESSAGE_ID=$HEARTBEAT_ID" "_HOSTNAME=$NODE_A" \
+  "PORTCULLIS_POLICY_PATH=$PORTCULLIS_POLICY" | grep -c . || true)
+((hb_a >= 1)) && ok "node A's heartbeat reached the collector ($hb_a)" || not_ok "node A heartbeat forwarded" "none"
 echo "# upload restarted from its saved state: nothing sent twice"
 stop_pid "$UPLOAD_PID"
 UPLOAD_PID=
@@ -242,27 +246,23 @@ echo "# node B: a second journal file (real writer: systemd-journal-remote), upl
 mkdir -p "$PC_WORK/node-b"
 rm -f "$PC_WORK/node-b/node-b.journal"
 OLD_US=$(($(date +%s%6N) - 2 * 3600 * 1000000))
-ids_re=$(IFS='|'; echo "${A_IDS[*]}")
-journalctl -o export --no-pager --after-cursor="$C0" SYSLOG_IDENTIFIER=portcullis _UID=0 |
-  awk -v ids="^PORTCULLIS_CONTAINER_ID=($ids_re)\$" -v hb="MESSAGE_ID=$HEARTBEAT_ID" \
-    -v pol="PORTCULLIS_POLICY_PATH=$PORTCULLIS_POLICY" -v old="$OLD_US" '
-    # one export entry per paragraph; keep ours (verdicts for our ids, our heartbeat)
+# Only our records are exported (journalctl matches: our container ids, or
+# our heartbeat), so no other record's binary fields reach the rewrite.
+id_matches=()
+for id in "${A_IDS[@]}"; do id_matches+=("PORTCULLIS_CONTAINER_ID=$id"); done
+journalctl -o export --no-pager --since="@$T0" SYSLOG_IDENTIFIER=portcullis _UID=0 "${id_matches[@]}" \
+  + SYSLOG_IDENTIFIER=portcullis _UID=0 "MESSAGE_ID=$HEARTBEAT_ID" "PORTCULLIS_POLICY_PATH=$PORTCULLIS_POLICY" |
+  awk -v hb="MESSAGE_ID=$HEARTBEAT_ID" -v old="$OLD_US" '
+    # one export entry per paragraph: node-b, and its heartbeat two hours old
     BEGIN { RS = ""; ORS = "\n\n"; FS = "\n" }
     {
-      mine = 0; beat = 0
-      for (i = 1; i <= NF; i++) {
-        if ($i ~ ids) mine = 1
-        if ($i == hb) beat = 1
-        if ($i == pol) p = 1
-      }
-      if (beat && p) mine = 1
-      p = 0
-      if (!mine) next
+      beat = 0
+      for (i = 1; i <= NF; i++) if ($i == hb) beat = 1
       out = ""
       for (i = 1; i <= NF; i++) {
         f = $i
         if (f ~ /^_HOSTNAME=/) f = "_HOSTNAME=node-b"
-        if (beat && f ~ /^__REALTIME_TIMESTAMP=/) f = "__REALTIME_TIMESTAMP=" old
+        if (beat && f ~ /^(__REALTIME_TIMESTAMP|_SOURCE_REALTIME_TIMESTAMP)=/) f = substr(f, 1, index(f, "=")) old
         out = out (i > 1 ? "\n" : "") f
       }
       print out
