@@ -21,6 +21,8 @@ PACKAGES=(
   strace
   # evidence.sh: report.html rendered headless; evidence.json checked against its schema.
   chromium python3-jsonschema
+  # fleet-journal.sh: the central journal (systemd-journal-remote and -upload).
+  systemd-journal-remote
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d

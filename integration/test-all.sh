@@ -92,6 +92,8 @@ timed "$HERE/squat.sh"
 PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/squat.sh"
 echo "== revocation reaching running containers: portcullis reverify reports, then stops (containerd 1.6)"
 timed "$HERE/reverify.sh"
+echo "== central journal: verdicts of two nodes through systemd-journal-upload to systemd-journal-remote, audit per node"
+timed "$HERE/fleet-journal.sh"
 
 echo "== real cosign (v3, key-based): legacy .sig/.att and new bundle forms, SLSA v1 and v0.2 provenance, on containerd 1.6"
 timed "$HERE/cosign.sh"

@@ -22,9 +22,18 @@ pub struct AuditArgs {
     /// Only this container.
     #[arg(long)]
     pub container: Option<String>,
-    /// Read a journal directory instead of the system journal.
+    /// Read a journal directory instead of the system journal (a collector's `/var/log/journal/remote`).
     #[arg(long)]
     pub directory: Option<String>,
+    /// Only records from this node (`_HOSTNAME`).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// A node whose newest heartbeat is older than this counts as stopped (3x the 5m heartbeat timer).
+    #[arg(long, default_value = "15m")]
+    pub stale_after: String,
+    /// Print the per-node summary (verdicts, denials, heartbeat) instead of the verdicts.
+    #[arg(long)]
+    pub nodes: bool,
     // `--json` (a plain comment: clap reads doc comments).
     #[allow(missing_docs)]
     #[command(flatten)]
@@ -32,38 +41,34 @@ pub struct AuditArgs {
 }
 
 pub(super) fn run(a: AuditArgs) -> Result<u8, CliError> {
-    let entries = crate::audit::query(&crate::audit::Query {
+    let q = crate::audit::Query {
         since: a.since,
         until: a.until,
         verdict: a.verdict,
         container: a.container,
         directory: a.directory,
-    })?;
+        node: a.node,
+    };
+    let entries = crate::audit::query(&q)?;
+    let stale = crate::policy::parse_duration(&a.stale_after).map_err(CliError::Usage)?;
+    let now = jiff::Timestamp::now().as_microsecond();
+    let stale_us = i64::try_from(stale.as_micros()).unwrap_or(i64::MAX);
+    let nodes = crate::audit::fleet(&entries, &crate::audit::heartbeats(&q)?, now, stale_us);
     let mut out = std::io::stdout().lock();
-    if a.output.json {
-        serde_json::to_writer_pretty(&mut out, &entries).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-        return Ok(0);
+    match (a.output.json, a.nodes) {
+        (true, false) => serde_json::to_writer_pretty(&mut out, &entries),
+        (true, true) => serde_json::to_writer_pretty(&mut out, &nodes),
+        (false, false) => {
+            crate::audit::write_table(&mut out, &entries)?;
+            crate::audit::write_nodes(&mut out, &nodes, &a.stale_after)?;
+            return Ok(0);
+        }
+        (false, true) => {
+            crate::audit::write_nodes(&mut out, &nodes, &a.stale_after)?;
+            return Ok(0);
+        }
     }
-    writeln!(
-        out,
-        "{:<20}  {:<7}  {:<8}  {:<14}  {:<12}  {:<40}  REASON",
-        "TIME", "VERDICT", "MODE", "RULE", "CONTAINER", "IMAGE"
-    )?;
-    for e in &entries {
-        let time = e.time.get(..19).unwrap_or(&e.time);
-        writeln!(
-            out,
-            "{:<20}  {:<7}  {:<8}  {:<14}  {:<12}  {:<40}  {}",
-            time,
-            e.get("verdict"),
-            e.get("mode"),
-            e.get("rule"),
-            e.get("container_id"),
-            e.get("image_ref"),
-            e.get("reason")
-        )?;
-    }
-    writeln!(out, "{} verdict(s)", entries.len())?;
+    .map_err(std::io::Error::other)?;
+    writeln!(out)?;
     Ok(0)
 }
