@@ -34,6 +34,9 @@
 #                                       checks the issue's targets, exit 3 if one is missed
 #   bash integration/bench.sh --smoke   2 pairs per case, N = 4 and 8, no target check,
 #                                       debug build (CI: checks every case still runs)
+#   bash integration/bench.sh --policy-scale [RUNS]
+#                                       the policy's cost alone at 10, 1,000 and 10,000
+#                                       rules (below); no containerd, registry or root needed
 #
 # Run as root after setup.sh and tools.sh (and keyless/install.sh,
 # attest/install.sh). Exit status: 0 ok, 1 a start failed or the set-up
@@ -46,7 +49,68 @@ ROOT=$(dirname "$HERE")
 SMOKE=0
 PAIRS=30
 CONC=(16 64)
+
+# Policy scaling: what the policy costs a start, and `portcullis policy
+# check`, as the number of rules grows (fleets write one rule per team or
+# repository). Policies of 10, 1,000 and 10,000 rules, one per team, each
+# with a key signer (the 10,000 fit under the 1 MiB policy limit). The
+# start is the shim wrapper's `start` with nothing behind its containerd
+# socket: the lookup fails at once and the start is refused, so what grows
+# is the policy's load. Median wall time and the largest peak RSS
+# (/usr/bin/time) over RUNS runs (default 5) of each; PC_BIN_DIR selects the
+# binaries (default: a release build). Prints a table, also written to
+# target/bench/policy-scale.md. A measurement, never an assertion.
+policy_scale() {
+  local runs=$1 dir n f cmd i t0 t1 rss wall_ms rss_max walls
+  dir=$(mktemp -d /tmp/pc-policy-scale.XXXXXX)
+  mkdir -p "$dir/state" "$ROOT/target/bench"
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -out "$dir/k.pub" 2>/dev/null
+  local out=("| rules | policy bytes | command | median wall (ms) | peak RSS (MiB) |" "|---|---|---|---|---|")
+  for n in 10 1000 10000; do
+    f=$dir/policy-$n.toml
+    python3 - "$n" >"$f" <<'PY'
+import sys
+n = int(sys.argv[1])
+print('mode = "enforce"\ndefault = "deny"')
+for i in range(n):
+    # the shapes fleets write: a team's repositories, a team's tree, one
+    # repository, a repository prefix
+    img = ["registry.example/t%d/*", "registry.example/t%d/**", "mirror.example/t%d/app", "registry.example/t%d/app-*"][i % 4] % i
+    print(f'[[rule]]\nname = "t{i}"\nimages = ["{img}"]\nsigner = [{{ key = "k.pub" }}]')
+PY
+    for cmd in check start; do
+      walls=() rss_max=0
+      for i in $(seq 1 "$runs"); do
+        t0=$(date +%s%N)
+        if [[ $cmd == check ]]; then
+          /usr/bin/time -f %M -o "$dir/rss" "$PC_BIN_DIR/portcullis" policy check "$f" >/dev/null || true
+        else
+          PORTCULLIS_POLICY=$f PORTCULLIS_STATE_DIR=$dir/state /usr/bin/time -f %M -o "$dir/rss" \
+            "$PC_BIN_DIR/containerd-shim-portcullis-v2" -namespace bench -id scale \
+            -address "$dir/no-containerd.sock" start >/dev/null 2>&1 || true
+        fi
+        t1=$(date +%s%N)
+        walls+=("$(((t1 - t0) / 1000))")
+        rss=$(tail -n 1 "$dir/rss")
+        ((rss > rss_max)) && rss_max=$rss
+      done
+      wall_ms=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}')
+      out+=("| $n | $(stat -c %s "$f") | $([[ $cmd == check ]] && echo '`portcullis policy check`' || echo 'shim `start`, lookup failing') | $wall_ms | $(awk -v k="$rss_max" 'BEGIN {printf "%.1f", k/1024}') |")
+    done
+  done
+  printf '%s\n' "${out[@]}" | tee "$ROOT/target/bench/policy-scale.md"
+  rm -rf "$dir"
+}
 case "${1:-}" in
+--policy-scale)
+  case "${2:-5}" in *[!0-9]* | 0) echo "usage: bench.sh --policy-scale [RUNS]" >&2 && exit 2 ;; esac
+  if [[ -z ${PC_BIN_DIR:-} ]]; then
+    (cd "$ROOT" && cargo build --release --quiet --bins)
+    PC_BIN_DIR=$ROOT/target/release
+  fi
+  policy_scale "${2:-5}"
+  exit 0
+  ;;
 --smoke) SMOKE=1 PAIRS=2 CONC=(4 8) ;;
 '') ;;
 *[!0-9]* | 0) echo "usage: bench.sh [PAIRS | --smoke]" >&2 && exit 2 ;;

@@ -412,7 +412,7 @@ pub fn shim_check(containerd_path: Option<&str>) -> Check {
 /// The `policy` check, and the policy when it is valid.
 pub fn policy_check(path: &Path) -> (Check, Option<Policy>) {
     const NAME: &str = "policy";
-    match Policy::load(path) {
+    match Policy::load_with_lints(path) {
         Ok(p) => {
             let mut c = Check::new(
                 NAME,

@@ -16,7 +16,11 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 pub mod file_check;
+mod index;
+pub mod lint;
 pub mod summary;
+#[cfg(test)]
+mod test_gen;
 
 pub use crate::verify::signer::{Keyless, Matcher, ProvenancePolicy, Signer, FULCIO_EXTENSIONS};
 
@@ -238,7 +242,8 @@ pub struct Policy {
     pub default: DefaultAction,
     /// The inner shim binary (a name looked up on PATH, or an absolute path).
     pub shim: String,
-    /// The rules, in order.
+    /// The rules, in order. Read-only once loaded: [`Policy::select`]
+    /// indexes them on first use.
     pub rules: Vec<Rule>,
     /// `sha256:<hex>` of the file's bytes: recorded with each verdict.
     pub digest: String,
@@ -253,6 +258,9 @@ pub struct Policy {
     /// What `portcullis reverify` does to a running container whose
     /// verdict no longer holds.
     pub revoked: Revoked,
+    /// The rules by the literal prefixes of their patterns, built on the
+    /// first [`Policy::select`].
+    index: std::sync::OnceLock<index::RuleIndex>,
 }
 
 /// `revoked`: what `portcullis reverify` does to a running container that
@@ -352,10 +360,19 @@ impl Policy {
         Self::parse(&text, path)
     }
 
-    /// Validate policy text; `path` is recorded (and used to resolve relative
+    /// [`Policy::load`], with the lints' findings (see [`lint`]) among its
+    /// warnings: for the tools that report them, never for a start.
+    pub fn load_with_lints(path: &Path) -> Result<Policy, PolicyError> {
+        let mut p = Self::load(path)?;
+        p.warnings.extend(lint::lint(&p.rules));
+        p.warnings = sort(std::mem::take(&mut p.warnings));
+        Ok(p)
+    }
+
+    /// Validate policy text (no lints: see [`check`]); `path` is recorded (and used to resolve relative
     /// key paths against the policy's directory).
     pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        let (policy, problems) = parse_collect(text, path);
+        let (policy, problems) = parse_collect(text, path, false);
         let (errors, warnings): (Vec<_>, Vec<_>) = problems
             .into_iter()
             .partition(|p| p.severity == Severity::Error);
@@ -372,7 +389,28 @@ impl Policy {
     }
 
     /// Which rule governs this image: the first that matches, else the default.
+    ///
+    /// Only the rules the index names as candidates are tried (in order), so
+    /// the cost does not grow with the number of rules.
     pub fn select(&self, image: &crate::reference::ImageRef) -> Selection<'_> {
+        let index = self
+            .index
+            .get_or_init(|| index::RuleIndex::build(&self.rules));
+        if index.len() != self.rules.len() {
+            // The rules changed after they were indexed: try them all.
+            return self.select_linear(image);
+        }
+        index
+            .candidates(&[image.normalized(), image.repository_name()])
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .find(|r| r.images.iter().any(|p| p.matches(image)))
+            .map(Selection::Rule)
+            .unwrap_or(Selection::Default(self.default))
+    }
+
+    /// [`Policy::select`] by trying every rule in order.
+    fn select_linear(&self, image: &crate::reference::ImageRef) -> Selection<'_> {
         self.rules
             .iter()
             .find(|r| r.images.iter().any(|p| p.matches(image)))
@@ -389,30 +427,35 @@ impl Policy {
     }
 }
 
-/// Validate `text` fully and return every problem (errors and warnings), in
-/// file order, with the policy when there were no errors. Used by
-/// `portcullis policy check`.
+/// Validate `text` fully and return every problem (errors, warnings and the
+/// lints' findings), in file order, with the policy when there were no
+/// errors. Used by `portcullis policy check`.
 pub fn check(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
-    parse_collect(text, path)
+    parse_collect(text, path, true)
 }
 
 struct Ctx<'t> {
     text: &'t str,
     problems: Vec<Problem>,
+    /// Offsets of the text's newlines, found on the first position asked for.
+    newlines: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl Ctx<'_> {
     fn pos(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before
-            .rsplit('\n')
-            .next()
-            .map(|l| l.chars().count())
-            .unwrap_or(0)
-            + 1;
-        (line, col)
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let newlines = self.newlines.get_or_init(|| {
+            self.text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect()
+        });
+        let before = newlines.partition_point(|&nl| nl < offset);
+        let line_start = before.checked_sub(1).map_or(0, |i| newlines[i] + 1);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        (before + 1, col)
     }
 
     fn push(&mut self, span: Range<usize>, severity: Severity, message: String) {
@@ -508,10 +551,11 @@ fn unknown_key(
     );
 }
 
-fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
+fn parse_collect(text: &str, path: &Path, lints: bool) -> (Option<Policy>, Vec<Problem>) {
     let mut ctx = Ctx {
         text,
         problems: Vec::new(),
+        newlines: std::cell::OnceCell::new(),
     };
     let (root, syntax) = DeTable::parse_recoverable(text);
     for e in &syntax {
@@ -623,7 +667,10 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
     if !saw_default {
         ctx.warn(0..0, "no `default` set: images no rule matches are denied");
     }
-    check_names_and_shadowing(&mut ctx, &rules, text);
+    check_names(&mut ctx, &rules);
+    if lints {
+        ctx.problems.extend(lint::lint(&rules));
+    }
 
     let has_errors = ctx.problems.iter().any(|p| p.severity == Severity::Error);
     let policy = (!has_errors).then(|| Policy {
@@ -637,6 +684,7 @@ fn parse_collect(text: &str, path: &Path) -> (Option<Policy>, Vec<Problem>) {
         trust_root_max_age,
         trust_root_stale,
         revoked,
+        index: std::sync::OnceLock::new(),
     });
     (policy, sort(ctx.problems))
 }
@@ -1127,63 +1175,26 @@ fn parse_signer(ctx: &mut Ctx<'_>, item: &Spanned<DeValue<'_>>, base: &Path) -> 
     }
 }
 
-fn check_names_and_shadowing(ctx: &mut Ctx<'_>, rules: &[Rule], text: &str) {
-    let span_of_line = |line: usize| -> Range<usize> {
-        let off: usize = text
-            .split_inclusive('\n')
-            .take(line.saturating_sub(1))
-            .map(str::len)
-            .sum();
-        off..off
-    };
-    for (i, r) in rules.iter().enumerate() {
-        if let Some(prev) = rules[..i].iter().find(|p| p.name == r.name) {
-            ctx.error(
-                span_of_line(r.line),
-                format!(
-                    "rule name \"{}\" is already used by the rule on line {}; names must be unique",
-                    r.name, prev.line
+/// Rule names are unique: each verdict records the rule's name.
+fn check_names(ctx: &mut Ctx<'_>, rules: &[Rule]) {
+    let mut first: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(rules.len());
+    for r in rules {
+        match first.get(r.name.as_str()) {
+            Some(&prev_line) => ctx.problems.push(Problem {
+                line: r.line,
+                column: 1,
+                message: format!(
+                    "rule name \"{}\" is already used by the rule on line {prev_line}; names must be unique",
+                    r.name
                 ),
-            );
-        }
-        for pat in &r.images {
-            if let Some(prev) = rules[..i]
-                .iter()
-                .find(|p| p.images.iter().any(|pp| shadows(pp, pat)))
-            {
-                ctx.warn(
-                    span_of_line(r.line),
-                    format!(
-                        "pattern `{}` of rule \"{}\" is shadowed by rule \"{}\" (line {}), which matches first",
-                        pat.as_str(),
-                        r.name,
-                        prev.name,
-                        prev.line
-                    ),
-                );
+                severity: Severity::Error,
+            }),
+            None => {
+                first.insert(&r.name, r.line);
             }
         }
     }
-}
-
-/// Conservative shadowing test: `earlier` certainly matches everything `later`
-/// matches when both are equal, or `earlier` is `**`-suffixed and covers
-/// `later`'s literal prefix.
-fn shadows(earlier: &ImagePattern, later: &ImagePattern) -> bool {
-    let e = earlier.as_str();
-    let l = later.as_str();
-    if e == l || e == "**" {
-        return true;
-    }
-    if let Some(prefix) = e.strip_suffix("/**") {
-        let literal = !prefix.contains(['*', '?', '[', '{']);
-        return literal && l.starts_with(&format!("{prefix}/"));
-    }
-    // A literal later pattern that the earlier glob matches is shadowed.
-    if !l.contains(['*', '?', '[', '{']) {
-        return earlier.matches_str(l);
-    }
-    false
 }
 
 #[cfg(test)]
@@ -1356,6 +1367,75 @@ key = "k.pub"
                 .unwrap()
                 .literal
         );
+    }
+
+    /// The index only narrows which rules are tried: over generated
+    /// policies and images, the indexed selection is always the one a scan
+    /// of every rule in order finds.
+    #[test]
+    fn indexed_selection_is_the_first_match_of_a_full_scan() {
+        use test_gen::{image, policy_of, Rng};
+        let mut rng = Rng(0x0c0f_fee5);
+        let (mut matched, mut later_rule, mut defaulted) = (0, 0, 0);
+        for _ in 0..300 {
+            let n = 1 + rng.below(60);
+            let policy = policy_of(&mut rng, n);
+            for _ in 0..40 {
+                let img = image(&mut rng);
+                let want = policy.select_linear(&img);
+                match (policy.select(&img), want) {
+                    (Selection::Rule(got), Selection::Rule(want)) => {
+                        assert!(
+                            std::ptr::eq(got, want),
+                            "{img}: {} vs {}",
+                            got.name,
+                            want.name
+                        );
+                        matched += 1;
+                        if !std::ptr::eq(want, &policy.rules[0]) {
+                            later_rule += 1;
+                        }
+                    }
+                    (Selection::Default(a), Selection::Default(b)) => {
+                        assert_eq!(a, b);
+                        defaulted += 1;
+                    }
+                    (got, want) => panic!("{img}: indexed {got:?}, full scan {want:?}"),
+                }
+            }
+        }
+        // Both outcomes, and first matches past the first rule, were exercised.
+        assert!(
+            matched > 1000 && later_rule > 500 && defaulted > 1000,
+            "{matched} {later_rule} {defaulted}"
+        );
+    }
+
+    #[test]
+    fn rules_changed_after_indexing_are_still_all_tried() {
+        let mut p =
+            parse("[[rule]]\nname = \"a\"\nimages = [\"x.io/a\"]\naction = \"allow\"\n").unwrap();
+        assert!(matches!(p.select(&img("x.io/b:1")), Selection::Default(_)));
+        let mut extra = p.rules[0].clone();
+        extra.name = "b".into();
+        extra.images = vec![ImagePattern::new("x.io/b").unwrap()];
+        p.rules.push(extra);
+        assert!(matches!(p.select(&img("x.io/b:1")), Selection::Rule(r) if r.name == "b"));
+    }
+
+    #[test]
+    fn lints_run_in_check_and_doctor_but_not_on_load() {
+        let text = "mode=\"enforce\"\ndefault=\"deny\"\n[[rule]]\nname = \"a\"\nimages = [\"x.io/**\"]\naction = \"allow\"\n[[rule]]\nname = \"b\"\nimages = [\"x.io/team/app\"]\naction = \"deny\"\n";
+        let shadowed = |ps: &[Problem]| ps.iter().any(|p| p.message.contains("shadowed"));
+        assert!(!shadowed(&parse(text).unwrap().warnings));
+        assert!(shadowed(&problems(text)));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, text).unwrap();
+        assert!(!shadowed(&Policy::load(&f).unwrap().warnings));
+        let p = Policy::load_with_lints(&f).unwrap();
+        assert!(shadowed(&p.warnings), "{:?}", p.warnings);
+        assert_eq!((p.warnings[0].line, p.warnings[0].column), (7, 1));
     }
 
     #[test]
