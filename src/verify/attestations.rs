@@ -162,7 +162,20 @@ pub fn verify_provenance_with<'a>(
             }
         } else {
             match envelope.verify(&signers) {
-                Ok(v) => v,
+                Ok(v) => {
+                    if let Err(why) = key_envelope_tlog(
+                        &blob,
+                        entry_subject,
+                        layer,
+                        &v.signer,
+                        rule_signers,
+                        trust,
+                    ) {
+                        note(why);
+                        continue;
+                    }
+                    v
+                }
                 Err(e) => {
                     note(Rejected::NotTheSigner(format!(
                         "attestation {}: {e}",
@@ -302,6 +315,59 @@ fn keyless_envelope(
         .verify_bundle(&bundle, subject, trust)
         .map(|(signer, _)| signer)
         .map_err(|why| why.prefixed(format_args!("keyless attestation {}", short(&layer.digest))))
+}
+
+/// A key-signed `.att` envelope whose key requires a transparency-log entry
+/// (`require_tlog = true`): the layer's Rekor bundle annotation, re-expressed
+/// as a Sigstore bundle, must verify (entry, SET, key) through the crate
+/// against the trust root. No entry, or one that does not verify, refuses
+/// the layer, as for a `.sig` layer. Keys without the requirement pass.
+fn key_envelope_tlog(
+    blob: &[u8],
+    subject: &str,
+    layer: &crate::cache::Layer,
+    signer_id: &str,
+    rule_signers: &RuleSigners,
+    trust: &mut TrustProvider<'_>,
+) -> Result<(), Rejected> {
+    let Some(k) = rule_signers
+        .keys
+        .iter()
+        .find(|k| k.signer.id == signer_id && k.require_tlog)
+    else {
+        return Ok(());
+    };
+    let bundle = match crate::formats::cosign::legacy_attestation_to_bundle(blob, &layer.annotations)
+    {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err(Rejected::NotTheSigner(format!(
+                "the attestation {} by {} has no transparency-log entry, and the signer requires one (require_tlog)",
+                short(&layer.digest),
+                k.signer.id
+            )))
+        }
+        Err(e) => {
+            return Err(Rejected::Malformed(format!(
+                "attestation {}: {e}",
+                short(&layer.digest)
+            )))
+        }
+    };
+    let this_key = RuleSigners {
+        keys: vec![k.clone()],
+        keyless: Vec::new(),
+    };
+    this_key
+        .verify_bundle(&bundle, subject, trust)
+        .map(|_| ())
+        .map_err(|why| {
+            why.prefixed(format_args!(
+                "transparency-log entry of the attestation {} by {}",
+                short(&layer.digest),
+                k.signer.id
+            ))
+        })
 }
 
 /// The in-toto statement of a DSSE Sigstore bundle that is an attestation
@@ -463,6 +529,39 @@ mod tests {
         let r = verify_provenance(&[e], &[&d(1)], &[signer], &strict, jiff::Timestamp::now());
         assert!(
             matches!(&r, Err(ProvenanceRejection::NoneAcceptable { examined: 3, reason }) if reason.class() == Class::ProvenanceUnmet && reason.starts_with("provenance by")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn require_tlog_refuses_a_key_attestation_without_a_log_entry() {
+        let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let signer = LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
+        let good = statement(&d(1), provenance::SLSA_PROVENANCE_V1);
+        let e = entry(&d(1), &[envelope(&kp, &good)]);
+        let rs = |require_tlog| RuleSigners {
+            keys: vec![crate::verify::KeySigner {
+                signer: signer.clone(),
+                path: None,
+                require_tlog,
+            }],
+            keyless: Vec::new(),
+        };
+        let run = |rs: &RuleSigners| {
+            verify_provenance_with(
+                std::slice::from_ref(&e),
+                &[&d(1)],
+                rs,
+                &Requirement::default(),
+                jiff::Timestamp::now(),
+                &mut || Err("no trust root in this test".into()),
+            )
+        };
+        assert!(run(&rs(false)).is_ok());
+        let r = run(&rs(true));
+        assert!(
+            matches!(&r, Err(ProvenanceRejection::NoneAcceptable { reason, .. })
+                if reason.class() == Class::NotTheSigner && reason.contains("require_tlog")),
             "{r:?}"
         );
     }
