@@ -229,10 +229,7 @@ crafted_statement statement-deep-nesting "t[:-1] + ',\"x\":' + '['*100000 + ']'*
 grep -qF '"id":"https://evil.example/builder","id":' "$ATT/statement-duplicate-keys.statement"
 
 echo "# keyless: Sigstore bundles from the local Fulcio/Rekor/TSA stand-in, attached as referrers"
-node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" >"$PC_WORK/logs/standin.log" 2>&1 &
-STANDIN_PID=$!
-for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
-STANDIN_URL=$(cat "$KL/url")
+pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 keyless_sign() { # NAME SUBJECT ISSUER [sign-image options...]

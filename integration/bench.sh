@@ -168,14 +168,11 @@ python3 "$HERE/attest/make_attestation.py" --key "$K/release.key" --subject-dige
 # keyless: a Sigstore bundle (Fulcio-style certificate chain, Rekor entry)
 # from the local stand-in, attached as a referrer; verified offline at start.
 bash "$HERE/keyless/install.sh" >/dev/null
-node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" \
-  >"$PC_WORK/logs/standin.log" 2>&1 &
-STANDIN_PID=$!
-for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
+pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 pc_manifest_raw bench/keyless:1 >"$KL/manifest"
-node "$HERE/keyless/sign-image.mjs" --standin-url "$(cat "$KL/url")" --artifact "$KL/manifest" \
+node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/manifest" \
   --digest "$kl_digest" --subject "$KL_ID" --issuer "$KL_ISS" --out "$KL/bundle.json" \
   --trusted-root-out "$KL/root.json" --extension repository=acme/app >/dev/null
 "$SIGN" attach-bundle --plain-http --bundle "$KL/bundle.json" "$R/bench/keyless@$kl_digest" >/dev/null

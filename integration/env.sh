@@ -480,6 +480,30 @@ pc_pull() {
 # processes, the registry; unmounts whatever is mounted under PC_WORK; then
 # deletes PC_WORK except logs/ (--purge: everything; PC_KEEP_WORK=1: nothing).
 # Suitable for `trap pc_stop_all EXIT` (the script keeps its exit status).
+# pc_start_standin DIR: starts the local Sigstore stand-in (integration/keyless,
+# mock Fulcio/Rekor/TSA) in the background, its URL in DIR/url and its trusted
+# root in DIR/trusted_root.json; sets STANDIN_PID and STANDIN_URL. Waits up to
+# 60 s; fails, with the stand-in's log, if it exits or is not up by then.
+pc_start_standin() {
+  local dir=$1 log=$PC_WORK/logs/standin.log
+  mkdir -p "$dir" "$PC_WORK/logs"
+  rm -f "$dir/url"
+  node "$PC_REPO_ROOT/integration/keyless/standin.mjs" --url-file "$dir/url" \
+    --trusted-root-out "$dir/trusted_root.json" >"$log" 2>&1 &
+  STANDIN_PID=$!
+  local _
+  for _ in $(seq 1 600); do
+    [[ -s $dir/url && -s $dir/trusted_root.json ]] && break
+    kill -0 "$STANDIN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s $dir/url || ! -s $dir/trusted_root.json ]]; then
+    _pc_err "the Sigstore stand-in (pid $STANDIN_PID) is not up after 60 s or exited; its log: $(tail -n 20 "$log" | tr '\n' ' ')"
+    return 1
+  fi
+  STANDIN_URL=$(cat "$dir/url")
+}
+
 pc_stop_all() {
   local purge=0 rc=0
   [[ ${1:-} == --purge ]] && purge=1

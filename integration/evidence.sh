@@ -108,13 +108,11 @@ python3 "$HERE/attest/make_attestation.py" --key "$KEYS/builder.key" --subject-d
 # records a Rekor log index and a trust-root digest the pack must re-verify against
 KL=$PC_WORK/keyless
 mkdir -p "$KL"
-node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" >"$PC_WORK/logs/standin.log" 2>&1 &
-STANDIN_PID=$!
-for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
+pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 pc_manifest_raw kl/good:1 >"$KL/good.manifest"
-node "$HERE/keyless/sign-image.mjs" --standin-url "$(cat "$KL/url")" --artifact "$KL/good.manifest" \
+node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/good.manifest" \
   --digest "${DIGEST[kl/good:1]}" --subject "$KL_ID" --issuer "$KL_ISS" --out "$KL/good.bundle.json" \
   --trusted-root-out "$KL/good.root.json" >/dev/null
 "$SIGN" attach-bundle --plain-http --bundle "$KL/good.bundle.json" "$R/kl/good@${DIGEST[kl/good:1]}" >/dev/null

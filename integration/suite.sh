@@ -242,10 +242,7 @@ attest provonly/wrongbuilder:1 "$KEYS/builder.key" --predicate-version v1 --buil
 echo "# keyless: Sigstore bundles from a local Fulcio/Rekor stand-in (@sigstore/mock + @sigstore/sign), attached as referrers"
 KL=$PC_WORK/keyless
 mkdir -p "$KL"
-node "$HERE/keyless/standin.mjs" --url-file "$KL/url" --trusted-root-out "$KL/trusted_root.json" >"$PC_WORK/logs/standin.log" 2>&1 &
-STANDIN_PID=$!
-for _ in $(seq 1 100); do [[ -s $KL/url && -s $KL/trusted_root.json ]] && break; sleep 0.1; done
-STANDIN_URL=$(cat "$KL/url")
+pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 keyless_sign() { # SPEC SUBJECT ISSUER [sign-image options...]
