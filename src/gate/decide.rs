@@ -644,6 +644,7 @@ mod tests {
     use std::path::Path;
 
     use crate::base::testing::digest as d;
+    use crate::cache::{kind, Artifact, Entry, Layer, ENTRY_FORMAT};
 
     #[test]
     fn verdict_cache_keys_never_open_fifos_or_read_huge_files() {
@@ -684,6 +685,30 @@ mod tests {
         Subject {
             namespace: "default".into(),
             container_id: Some("c1".into()),
+        }
+    }
+
+    /// A cache entry for `d(1)` holding one cosign signature layer.
+    fn signature_entry(
+        repository: &str,
+        annotations: std::collections::BTreeMap<String, String>,
+        payload: &[u8],
+    ) -> Entry {
+        Entry {
+            format: ENTRY_FORMAT,
+            subject: d(1),
+            repository: repository.into(),
+            fetched_at: "t".into(),
+            artifacts: vec![Artifact {
+                kind: kind::COSIGN_SIGNATURE.into(),
+                source: "s".into(),
+                manifest_digest: d(2),
+                layers: vec![Layer::new(
+                    crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+                    annotations,
+                    payload,
+                )],
+            }],
         }
     }
 
@@ -849,7 +874,6 @@ mod tests {
     /// two days ago, under `trust_root_max_age = "1d"`.
     #[test]
     fn stale_trust_root_refuses_or_warns_as_the_policy_says() {
-        use crate::cache::{kind, Artifact, Entry, Layer, ENTRY_FORMAT};
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
         let root = dir.path().join("root.json");
@@ -873,22 +897,7 @@ mod tests {
             d(1)
         );
         state
-            .write(&Entry {
-                format: ENTRY_FORMAT,
-                subject: d(1),
-                repository: "x.io/app".into(),
-                fetched_at: "t".into(),
-                artifacts: vec![Artifact {
-                    kind: kind::COSIGN_SIGNATURE.into(),
-                    source: "s".into(),
-                    manifest_digest: d(2),
-                    layers: vec![Layer::new(
-                        crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
-                        ann,
-                        payload.as_bytes(),
-                    )],
-                }],
-            })
+            .write(&signature_entry("x.io/app", ann, payload.as_bytes()))
             .unwrap();
         let text = |stale: &str| {
             format!(
@@ -932,7 +941,6 @@ mod tests {
     /// cached pass nor stores one.
     #[test]
     fn redecide_bypasses_the_verdict_cache() {
-        use crate::cache::{kind, Artifact, Entry, Layer, ENTRY_FORMAT};
         use base64::Engine;
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path().join("state"));
@@ -955,22 +963,11 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
         )]);
         state
-            .write(&Entry {
-                format: ENTRY_FORMAT,
-                subject: d(1),
-                repository: "127.0.0.1:5000/demo/a".into(),
-                fetched_at: "t".into(),
-                artifacts: vec![Artifact {
-                    kind: kind::COSIGN_SIGNATURE.into(),
-                    source: "s".into(),
-                    manifest_digest: d(2),
-                    layers: vec![Layer::new(
-                        crate::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
-                        ann,
-                        payload.as_bytes(),
-                    )],
-                }],
-            })
+            .write(&signature_entry(
+                "127.0.0.1:5000/demo/a",
+                ann,
+                payload.as_bytes(),
+            ))
             .unwrap();
         let p = policy(&VERIFY.replace("/nonexistent/release.pub", key.to_str().unwrap()));
         let t = || Ok(target("127.0.0.1:5000/demo/a:1"));

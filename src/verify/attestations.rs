@@ -410,8 +410,9 @@ fn dsse_statement(blob: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Each class of a refused attestation comes from its own case.
+pub(super) mod tests {
+    //! Each class of a refused attestation comes from its own case. The
+    //! entry and envelope fixtures serve `verify::rule`'s tests too.
     use super::*;
     use crate::cache::{Artifact, Layer, ENTRY_FORMAT};
     use crate::verify::rejection::Class;
@@ -431,7 +432,8 @@ mod tests {
         .into_bytes()
     }
 
-    fn entry(subject: &str, blobs: &[Vec<u8>]) -> Entry {
+    /// A cache entry for `subject` holding `blobs` as `.att` DSSE layers.
+    pub(in crate::verify) fn entry(subject: &str, blobs: &[Vec<u8>]) -> Entry {
         Entry {
             format: ENTRY_FORMAT,
             subject: subject.into(),
@@ -449,7 +451,8 @@ mod tests {
         }
     }
 
-    fn envelope(kp: &KeyPair, payload: &[u8]) -> Vec<u8> {
+    /// An in-toto DSSE envelope over `payload`, signed by `kp`.
+    pub(in crate::verify) fn envelope(kp: &KeyPair, payload: &[u8]) -> Vec<u8> {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let pae = crate::dsse::pae(crate::dsse::IN_TOTO_PAYLOAD_TYPE, payload);
         let sig = kp.sign(&pae).unwrap();

@@ -335,28 +335,17 @@ mod tests {
         //! A rule that asks for provenance alone: allowed with a conforming
         //! attestation, refused with anything less.
         use super::*;
-        use crate::cache::{kind, Artifact, Layer, ENTRY_FORMAT};
-        use crate::verify::attestations::DSSE_MEDIA_TYPE;
+        use crate::base::testing::digest as d;
+        use crate::verify::attestations::tests::{entry, envelope};
         use crate::verify::rejection::Class;
-        use base64::Engine;
         use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
 
         const BUILDER: &str = "https://ci.example/builder@v1";
         const SOURCE: &str = "https://git.example/acme/app";
 
-        fn d(n: u8) -> String {
-            format!("sha256:{}", format!("{n:02x}").repeat(32))
-        }
-
         fn key_file(dir: &std::path::Path, name: &str, kp: &KeyPair) -> Signer {
-            let der = kp.public_key_der().unwrap();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
             let path = dir.join(name);
-            std::fs::write(
-                &path,
-                format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
-            )
-            .unwrap();
+            std::fs::write(&path, crate::base::testing::public_key_pem(kp)).unwrap();
             Signer::Key {
                 path,
                 require_tlog: false,
@@ -382,36 +371,6 @@ mod tests {
                 }
             }))
             .unwrap()
-        }
-
-        fn envelope(kp: &KeyPair, payload: &[u8]) -> Vec<u8> {
-            let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-            let pae = crate::dsse::pae(crate::dsse::IN_TOTO_PAYLOAD_TYPE, payload);
-            let sig = kp.sign(&pae).unwrap();
-            serde_json::to_vec(&serde_json::json!({
-                "payloadType": crate::dsse::IN_TOTO_PAYLOAD_TYPE,
-                "payload": b64(payload),
-                "signatures": [{"keyid": "", "sig": b64(sig.as_bytes())}]
-            }))
-            .unwrap()
-        }
-
-        fn entry(subject: &str, blobs: &[Vec<u8>]) -> Entry {
-            Entry {
-                format: ENTRY_FORMAT,
-                subject: subject.into(),
-                repository: "r".into(),
-                fetched_at: "t".into(),
-                artifacts: vec![Artifact {
-                    kind: kind::COSIGN_ATTESTATION.into(),
-                    source: "s".into(),
-                    manifest_digest: d(0),
-                    layers: blobs
-                        .iter()
-                        .map(|b| Layer::new(DSSE_MEDIA_TYPE, Default::default(), b))
-                        .collect(),
-                }],
-            }
         }
 
         fn rule(signer: Signer) -> ProvenancePolicy {
