@@ -10,9 +10,9 @@ use clap::Args;
 use crate::containerd;
 use crate::policy;
 
-/// Where containerd is.
+/// containerd's socket (the commands that read every namespace take only this).
 #[derive(Debug, Args)]
-pub struct ContainerdArgs {
+pub struct AddressArg {
     /// containerd's gRPC socket.
     #[arg(
         long,
@@ -20,6 +20,15 @@ pub struct ContainerdArgs {
         default_value = "/run/containerd/containerd.sock"
     )]
     pub address: String,
+}
+
+/// Where containerd is: its socket and the namespace.
+#[derive(Debug, Args)]
+pub struct ContainerdArgs {
+    // The socket (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub socket: AddressArg,
     /// containerd namespace.
     #[arg(
         long,
@@ -63,15 +72,18 @@ pub fn lookup_image(
     image: &str,
     timeout: std::time::Duration,
 ) -> Result<containerd::ImageTarget, containerd::LookupError> {
-    let first = containerd::lookup_image(&c.address, &c.namespace, image, timeout);
+    let first = containerd::lookup_image(&c.socket.address, &c.namespace, image, timeout);
     let normalized = crate::reference::ImageRef::parse(image).ok();
     match first {
         Err(containerd::LookupError::Api { .. }) => {
             if let Some(r) = &normalized {
                 if r.normalized() != image {
-                    if let Ok(t) =
-                        containerd::lookup_image(&c.address, &c.namespace, r.normalized(), timeout)
-                    {
+                    if let Ok(t) = containerd::lookup_image(
+                        &c.socket.address,
+                        &c.namespace,
+                        r.normalized(),
+                        timeout,
+                    ) {
                         return Ok(t);
                     }
                 }

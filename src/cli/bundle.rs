@@ -97,7 +97,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
                 let index = if target.platform_digest.is_some() {
                     Some(
                         containerd::read_content(
-                            &containerd.address,
+                            &containerd.socket.address,
                             &containerd.namespace,
                             std::slice::from_ref(&target.target_digest),
                             timeout,
@@ -180,7 +180,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             let result = match &file {
                 Some(f) => offline::import_file(f, &state, &policy, &opts, &mut progress),
                 None => offline::from_containerd(
-                    &containerd.address,
+                    &containerd.socket.address,
                     &containerd.namespace,
                     &from_containerd,
                     crate::containerd::lookup_timeout(),

@@ -97,7 +97,7 @@ pub fn lookup_target(a: &CheckArgs) -> Result<containerd::ImageTarget, container
     let timeout = crate::containerd::lookup_timeout();
     match (&a.container, &a.image) {
         (Some(id), _) => containerd::lookup_container(
-            &a.containerd.address,
+            &a.containerd.socket.address,
             &a.containerd.namespace,
             id,
             timeout,

@@ -5,19 +5,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{JsonArg, PolicyArg, StateDirArg};
+use super::args::{AddressArg, JsonArg, PolicyArg, StateDirArg};
 use super::error::{CliError, EXIT_NO};
 
 /// `portcullis doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// containerd's gRPC socket.
-    #[arg(
-        long,
-        env = "CONTAINERD_ADDRESS",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    pub address: String,
+    // containerd's socket (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub containerd: AddressArg,
     /// containerd's configuration file (default: containerd's own default).
     #[arg(long)]
     pub containerd_config: Option<PathBuf>,
@@ -37,7 +34,7 @@ pub struct DoctorArgs {
 
 pub(super) fn run(a: DoctorArgs) -> Result<u8, CliError> {
     let report = crate::doctor::run(&crate::doctor::DoctorOptions {
-        address: a.address,
+        address: a.containerd.address,
         containerd_config: a.containerd_config,
         policy: a.policy.path,
         state_dir: a.state.dir,

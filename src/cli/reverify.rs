@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::args::{JsonArg, PolicyArg, StateDirArg};
+use super::args::{AddressArg, JsonArg, PolicyArg, StateDirArg};
 use super::{CliError, EXIT_ERROR, EXIT_NO};
 use crate::ops::reverify::{self, Options};
 use crate::policy;
@@ -16,13 +16,10 @@ use crate::policy;
 /// record could not be written.
 #[derive(Debug, Args)]
 pub struct ReverifyArgs {
-    /// containerd's gRPC socket.
-    #[arg(
-        long,
-        env = "CONTAINERD_ADDRESS",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    pub address: String,
+    // containerd's socket (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub containerd: AddressArg,
     /// Only this containerd namespace (default: every namespace).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
@@ -49,7 +46,7 @@ pub fn run(a: ReverifyArgs) -> Result<u8, CliError> {
     let grace =
         policy::parse_duration(&a.grace).map_err(|e| CliError::Usage(format!("--grace: {e}")))?;
     let report = reverify::run(&Options {
-        address: a.address,
+        address: a.containerd.address,
         namespace: a.namespace,
         policy: a.policy.path,
         state_dir: a.state.dir,

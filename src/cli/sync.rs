@@ -4,19 +4,16 @@ use clap::Args;
 
 use crate::cache::StateDir;
 
-use super::args::StateDirArg;
+use super::args::{AddressArg, StateDirArg};
 use super::error::CliError;
 
 /// `portcullis sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// containerd's gRPC socket.
-    #[arg(
-        long,
-        env = "CONTAINERD_ADDRESS",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    pub address: String,
+    // containerd's socket (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub containerd: AddressArg,
     /// Only images of this containerd namespace (default: every namespace).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
@@ -34,7 +31,7 @@ pub struct SyncArgs {
 
 pub(super) fn run(a: SyncArgs) -> Result<u8, CliError> {
     let opts = crate::sync::SyncOptions {
-        address: a.address,
+        address: a.containerd.address,
         namespace: a.namespace,
         fetch: crate::fetch::FetchOptions {
             plain_http: a.plain_http,
