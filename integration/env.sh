@@ -452,6 +452,18 @@ pc_containerd_bin() {
   esac
 }
 
+# pc_use_containerd_tools: with PC_CONTAINERD_VERSION naming a 2.x release,
+# puts that release's directory (its ctr, runc shim) first on PATH; nothing
+# for Debian's 1.6.
+pc_use_containerd_tools() {
+  if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
+    local bin
+    bin=$(pc_containerd_bin) || return 1
+    PATH="$(dirname "$bin"):$PATH"
+    export PATH
+  fi
+}
+
 # Stops our containerd only: tasks and their shims keep running, data is kept
 # (a containerd restart).
 pc_stop_containerd() {

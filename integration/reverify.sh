@@ -27,10 +27,7 @@ R=$PC_REGISTRY
 RUNTIME=io.containerd.portcullis.v2
 # shellcheck source=integration/lib.sh
 source "$HERE/lib.sh"
-if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
-  PATH="$(dirname "$(pc_containerd_bin)"):$PATH"
-  export PATH
-fi
+pc_use_containerd_tools
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"

@@ -21,10 +21,7 @@ source "$HERE/images.sh"
 R=$PC_REGISTRY
 # shellcheck source=integration/lib.sh
 source "$HERE/lib.sh"
-if [[ -n ${PC_CONTAINERD_VERSION:-} && $PC_CONTAINERD_VERSION != 1.* ]]; then
-  PATH="$(dirname "$(pc_containerd_bin)"):$PATH"
-  export PATH
-fi
+pc_use_containerd_tools
 
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
