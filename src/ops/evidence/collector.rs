@@ -40,6 +40,10 @@ use super::records::{journalctl, parse_journal, JEntry};
 /// The de-duplication rule, as the pack states it.
 pub const DEDUP_RULE: &str = "one record per original journal entry: __REALTIME_TIMESTAMP, __MONOTONIC_TIMESTAMP and every field but the collector's __CURSOR/__SEQNUM (so _MACHINE_ID, _BOOT_ID and the record's own fields)";
 
+/// How far before the period a node's newest heartbeat is looked for (a
+/// node pack takes the newest at any age; a collector holds every node's).
+pub const HEARTBEAT_LOOKBACK_HOURS: i64 = 7 * 24;
+
 /// What `portcullis evidence --directory DIR --fleet` needs.
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -108,6 +112,15 @@ pub(super) struct NodeRecords {
 }
 
 impl NodeRecords {
+    /// Count a record kept, and its host name.
+    fn note(&mut self, e: &JEntry) {
+        self.read += 1;
+        if let Some(h) = e.get("_HOSTNAME") {
+            let t = self.hostnames.entry(h).or_insert(e.time);
+            *t = (*t).max(e.time);
+        }
+    }
+
     /// The newest `_HOSTNAME`, then the others.
     pub(super) fn names(&self) -> (String, Vec<String>) {
         let mut by_time: Vec<(&Timestamp, &String)> =
@@ -149,47 +162,53 @@ pub(super) fn group(
     before: Vec<(serde_json::Value, JEntry)>,
     inside: Vec<(serde_json::Value, JEntry)>,
 ) -> (BTreeMap<String, NodeRecords>, Vec<serde_json::Value>) {
-    // Only each node's newest heartbeat and observer record before the
-    // period count (copies of one are one).
-    let mut newest: BTreeMap<(String, String), (serde_json::Value, JEntry)> = BTreeMap::new();
-    for (v, e) in before {
-        let k = (node_key(&e), e.s("MESSAGE_ID"));
-        if newest.get(&k).is_none_or(|(_, n)| n.time < e.time) {
-            newest.insert(k, (v, e));
-        }
-    }
-    let before: Vec<(serde_json::Value, JEntry)> = newest.into_values().collect();
-
     // One rule for copies: audit's. The records before the period first,
     // each list in journal order: the first copy is kept.
+    let key = |v: &serde_json::Value| v.as_object().and_then(record_key);
     let tagged: Vec<(bool, serde_json::Value, JEntry)> = before
         .into_iter()
         .map(|(v, e)| (true, v, e))
         .chain(inside.into_iter().map(|(v, e)| (false, v, e)))
         .collect();
-    let (kept, dropped) = once_by(tagged, |(_, v, _)| v.as_object().and_then(record_key));
+    let (kept, dropped) = once_by(tagged, |(_, v, _)| key(v));
+    // Of the records before the period, only each node's newest heartbeat
+    // and observer record count.
+    let mut newest: BTreeMap<(String, String), (serde_json::Value, JEntry)> = BTreeMap::new();
     let mut nodes: BTreeMap<String, NodeRecords> = BTreeMap::new();
-    for (_, _, e) in &dropped {
-        let n = nodes.entry(node_key(e)).or_default();
-        n.read += 1;
-        n.dropped += 1;
-    }
+    let mut used = std::collections::BTreeSet::new();
     for (is_before, v, e) in kept {
-        let n = nodes.entry(node_key(&e)).or_default();
-        n.read += 1;
-        if let Some(h) = e.get("_HOSTNAME") {
-            let t = n.hostnames.entry(h).or_insert(e.time);
-            *t = (*t).max(e.time);
-        }
-        if !is_before {
-            n.entries.push((v, e));
+        if is_before {
+            let k = (node_key(&e), e.s("MESSAGE_ID"));
+            if newest.get(&k).is_none_or(|(_, n)| n.time < e.time) {
+                newest.insert(k, (v, e));
+            }
             continue;
         }
+        used.extend(key(&v));
+        let n = nodes.entry(node_key(&e)).or_default();
+        n.note(&e);
+        n.entries.push((v, e));
+    }
+    for (_, (v, e)) in newest {
+        used.extend(key(&v));
+        let n = nodes.entry(node_key(&e)).or_default();
+        n.note(&e);
         if e.s("MESSAGE_ID") == message_id::HEARTBEAT {
             n.hb_before = Some((v, e));
         } else {
             n.obs_before = Some((v, e));
         }
+    }
+    // Copies of a record the pack holds are counted and kept apart; copies
+    // of a record before the period that does not count go with it.
+    let dropped: Vec<(bool, serde_json::Value, JEntry)> = dropped
+        .into_iter()
+        .filter(|(_, v, _)| key(v).is_some_and(|k| used.contains(&k)))
+        .collect();
+    for (_, _, e) in &dropped {
+        let n = nodes.entry(node_key(e)).or_default();
+        n.read += 1;
+        n.dropped += 1;
     }
     for n in nodes.values_mut() {
         n.entries.sort_by_key(|(_, e)| e.time);
@@ -233,17 +252,17 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
     .into_iter()
     .filter(|(_, e)| period.contains(e.time))
     .collect::<Vec<_>>();
-    // What held when the period began: heartbeats that still cover its
-    // start, and each node's last observer record.
-    let from_grace = jiff::SignedDuration::try_from(grace)
-        .ok()
-        .and_then(|g| period.from.checked_sub(g).ok())
+    // What held when the period began: each node's newest heartbeat (up
+    // to HEARTBEAT_LOOKBACK_HOURS before it) and its last observer record.
+    let lookback = period
+        .from
+        .checked_sub(jiff::SignedDuration::from_hours(HEARTBEAT_LOOKBACK_HOURS))
         .unwrap_or(period.from);
     let mut before = read(
         o,
         &scope,
         &[
-            format!("--since={}", secs(from_grace)),
+            format!("--since={}", secs(lookback)),
             format!("--until={}", secs(period.from)),
             format!("MESSAGE_ID={}", message_id::HEARTBEAT),
         ],
@@ -256,9 +275,13 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
             format!("MESSAGE_ID={}", message_id::OBSERVER),
         ],
     )?);
-    before.retain(|(_, e)| e.time < period.from);
-    let total_read = inside.len() + before.len();
+    // journalctl's --since bisects each file by time; a collector's file
+    // need not be in time order, so the bounds are applied here again.
+    before.retain(|(_, e)| {
+        e.time < period.from && (e.s("MESSAGE_ID") != message_id::HEARTBEAT || e.time >= lookback)
+    });
     let (nodes, duplicates) = group(before, inside);
+    let total_read: usize = nodes.values().map(|n| n.read).sum();
     let dropped_total = duplicates.len();
 
     let local = local_machine_id();

@@ -96,11 +96,20 @@ fn a_record_uploaded_twice_counts_once_and_nodes_group_by_machine_id() {
         deny("m-a", "alpha-renamed", 30, 4, "c3"),
         resent,
     ];
-    let (nodes, dropped) = group(vec![heartbeat("m-a", "alpha", -5, 0)], inside);
-    assert_eq!(dropped.len(), 1, "the resent copy is dropped");
+    let hb = heartbeat("m-a", "alpha", -5, 0);
+    let mut hb_copy = hb.clone();
+    hb_copy.0["__CURSOR"] = json!("s=c;i=98");
+    let older = heartbeat("m-a", "alpha", -50, 97);
+    let mut older_copy = older.clone();
+    older_copy.0["__CURSOR"] = json!("s=c;i=96");
+    let (nodes, dropped) = group(vec![older, older_copy, hb, hb_copy], inside);
+    // the resent verdict and the newest heartbeat before the period count
+    // once each; the older heartbeat (and its copy) does not count at all
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
     assert_eq!(nodes.len(), 2);
     let a = &nodes["m-a"];
-    assert_eq!((a.read, a.dropped, a.entries.len()), (5, 1, 3));
+    assert_eq!((a.read, a.dropped, a.entries.len()), (6, 2, 3));
+    assert_eq!(a.hb_before.as_ref().unwrap().1.time, t(-5));
     assert!(a.hb_before.is_some());
     assert_eq!(
         a.names(),
