@@ -138,7 +138,9 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
         let again = full.map(|(r, _)| r);
         match (&i.reverification, &again) {
             (Some(was), Some(now)) => {
-                *n += 1;
+                if !now.unavailable() {
+                    *n += 1;
+                }
                 if !now.passed() && !now.unavailable() {
                     problems.push(format!(
                         "image {}: re-verification fails: signature: {}; provenance: {}",

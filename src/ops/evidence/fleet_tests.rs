@@ -269,7 +269,9 @@ fn the_judge_flags_a_revoked_container_that_ran_on() {
     ];
     let refs: Vec<&JEntry> = records.iter().collect();
     let list = revoked_containers(period(0, 100), &refs);
-    let step = |list: Vec<RevokedContainer>| {
+    let beat = heartbeat("m", "h", 1, 1).1;
+    let mut heartbeats = vec![heartbeat_record(&beat).unwrap()];
+    let step = |list: Vec<RevokedContainer>, heartbeats: &Vec<HeartbeatRecord>| {
         let p = Pack {
             format: FORMAT.into(),
             node: "n".into(),
@@ -282,7 +284,7 @@ fn the_judge_flags_a_revoked_container_that_ran_on() {
             trust_roots: Vec::new(),
             keys: Vec::new(),
             heartbeat_interval_seconds: 300,
-            heartbeats: Vec::new(),
+            heartbeats: heartbeats.clone(),
             images: Vec::new(),
             denials: Vec::new(),
             unverified_allows: Vec::new(),
@@ -314,7 +316,7 @@ fn the_judge_flags_a_revoked_container_that_ran_on() {
         p2.steps = judge(&p);
         (s, summarize(&p2))
     };
-    let (s, sum) = step(list.clone());
+    let (s, sum) = step(list.clone(), &heartbeats);
     assert_eq!(s.status, "fail");
     assert!(
         s.detail.contains("1 of 2") && s.detail.contains("ns/b"),
@@ -324,8 +326,13 @@ fn the_judge_flags_a_revoked_container_that_ran_on() {
     assert_eq!((sum.revoked, sum.revoked_running), (2, 1));
     let stopped: Vec<RevokedContainer> =
         list.into_iter().filter(|c| c.state == "stopped").collect();
-    assert_eq!(step(stopped).0.status, "pass");
-    assert_eq!(step(Vec::new()).0.status, "pass");
+    assert_eq!(step(stopped, &heartbeats).0.status, "pass");
+    assert_eq!(step(Vec::new(), &heartbeats).0.status, "pass");
+    // without a heartbeat nothing shows a gate ran: no record proves nothing
+    heartbeats.clear();
+    let (s, _) = step(Vec::new(), &heartbeats);
+    assert_eq!(s.status, "fail");
+    assert!(s.detail.contains("no heartbeat"), "{}", s.detail);
 }
 
 #[test]

@@ -199,8 +199,10 @@ pub fn judge(p: &Pack) -> Vec<Step> {
     steps.push(step(
         "revoked-stopped",
         "No container ran on after its verdict stopped holding",
-        running.is_empty(),
-        if p.revoked.is_empty() {
+        running.is_empty() && !p.heartbeats.is_empty(),
+        if p.heartbeats.is_empty() {
+            "no heartbeat: nothing shows a gate ran on this node in the period, so the absence of reverify records shows nothing".into()
+        } else if p.revoked.is_empty() {
             "no reverify record in the period finds a running container whose verdict no longer holds".into()
         } else if running.is_empty() {
             format!(
