@@ -13,8 +13,12 @@
 # a REVOKED journal record with its fields, the container keeps running and
 # the other is untouched; under revoked = "stop" the container is stopped
 # (SIGKILL after the grace period: busybox as PID 1 ignores SIGTERM) and
-# recorded, the other still runs. Then the cost of reverify per running
-# container with 1, 10 and 30 running containers (printed, never asserted).
+# recorded, the other still runs. The other's key is then replaced too
+# (report): `portcullis evidence` lists app as revoked then stopped and
+# other as revoked and still running, fails the step revoked-stopped,
+# verifies and validates against the schema. Then the cost of reverify per
+# running container with 1, 10 and 30 running containers (printed, never
+# asserted).
 # Ends with "N passed, M failed".
 set -euo pipefail
 
