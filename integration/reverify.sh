@@ -249,6 +249,18 @@ if [[ -s $E ]]; then
   grep -q 'id="revoked"' "$EV/report.html" && grep -qF "$APP" "$EV/report.html" && grep -qF "$OTHER" "$EV/report.html" &&
     ok "report.html: the revoked section lists both" || not_ok "report revoked section"
   v=$("$PC" evidence verify "$EV" 2>&1) && ok "evidence verify: $v" || not_ok "evidence verify of the revoked pack" "$v"
+  # other shown as stopped, manifest re-made: the list no longer follows from the records
+  TV=$PC_WORK/evidence-revoked-tampered
+  rm -rf "$TV"
+  cp -r "$EV" "$TV"
+  jq --arg c "$OTHER" '(.revoked[] | select(.container_id == $c) | .state) = "stopped"' "$E" >"$TV/evidence.json"
+  (cd "$TV" && find . -type f ! -name MANIFEST.sha256 | sed 's|^\./||' | sort | xargs sha256sum >MANIFEST.sha256)
+  set +e
+  tv=$("$PC" evidence verify "$TV" 2>&1)
+  trc=$?
+  set -e
+  ((trc == 1)) && grep -q "revoked" <<<"$tv" && ok "evidence verify catches other shown as stopped (manifest re-made)" ||
+    not_ok "revoked list tamper caught" "rc=$trc $tv"
   python3 - "$PC_REPO_ROOT/docs/evidence.schema.json" "$E" <<'PY2' && ok "the pack validates against docs/evidence.schema.json" || not_ok "schema"
 import json, sys
 import jsonschema

@@ -370,3 +370,45 @@ fn an_image_without_documents_is_not_reverifiable_here_never_passed() {
     assert!(r.unavailable() && !r.passed());
     assert!(r.signature.detail.contains("not re-verifiable here"));
 }
+
+#[test]
+fn the_reports_list_revoked_containers_with_their_node_escaped() {
+    let records = [
+        revoked(10, "<web>", "would-refuse"),
+        stop(12, "<web>", true),
+        revoked(20, "db", "would-refuse"),
+    ];
+    let refs: Vec<&JEntry> = records.iter().collect();
+    let list = revoked_containers(period(0, 100), &refs);
+    let mut p: Pack = serde_json::from_value(json!({
+        "format": FORMAT, "node": "n", "generated_at": t(0), "portcullis_version": "0",
+        "period": period(0, 100), "summary": Summary::default(), "steps": [], "policies": [],
+        "trust_roots": [], "keys": [], "heartbeat_interval_seconds": 1, "heartbeats": [],
+        "images": [], "denials": [], "unverified_allows": [], "exemptions": [],
+        "inactive_periods": [], "gaps": [],
+        "observation": {"observed": [], "unobserved": [], "task_starts": 0,
+            "containerd_address": "", "limits": []},
+        "journal_integrity": {"sealing": "unknown", "command": "", "output": ""}
+    }))
+    .unwrap();
+    p.revoked = list.clone();
+    let html = super::html::render(&p);
+    assert!(html.contains("id=\"revoked\""));
+    assert!(html.contains("ns/&lt;web&gt;") && !html.contains("<web>"));
+    assert!(html.contains("<b>stopped</b> (SIGKILL)") && html.contains("<b>running</b>"));
+    let fleet = Fleet {
+        format: FLEET_FORMAT.into(),
+        generated_at: t(0),
+        portcullis_version: "0".into(),
+        result: "fail".into(),
+        steps: Vec::new(),
+        nodes: Vec::new(),
+        collector: None,
+        revoked: fleet_revoked(&[&p]),
+        heartbeat_stopped: Vec::new(),
+    };
+    assert_eq!(fleet.revoked.len(), 2);
+    assert_eq!(fleet.revoked[0].node, "n");
+    let html = super::html::render_fleet(&fleet);
+    assert!(html.contains("<th>node</th>") && html.contains("<td>n</td>"));
+}
