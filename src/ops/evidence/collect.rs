@@ -95,15 +95,17 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
     prepare_out(&o.out)?;
     let records = read_records(o)?;
     let listed = list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT);
-    build(o, &records, listed)
+    build(o, &records, listed, None)
 }
 
-/// Build a pack in `o.out` (created) from the records read and containerd's
-/// container records (or why they could not be read).
+/// Build a pack in `o.out` (created) from the records read, containerd's
+/// container records (or why they could not be read) and, when already
+/// run, journald's integrity check.
 pub(super) fn build(
     o: &GenerateOptions,
     records: &PeriodRecords,
     listed: Result<Vec<super::coverage::ContainerInfo>, String>,
+    integrity: Option<JournalIntegrity>,
 ) -> Result<Pack, EvidenceError> {
     let period = o.period;
     let jd = o.journal_directory.as_deref();
@@ -126,7 +128,8 @@ pub(super) fn build(
         )?;
     }
     let observation = observation(o, &derived, containers.len(), containerd_error);
-    let journal_integrity = journal_integrity(jd);
+    // A fleet pack checks the collector's journal once for all its nodes.
+    let journal_integrity = integrity.unwrap_or_else(|| journal_integrity(jd));
 
     let mut pack = Pack {
         format: FORMAT.into(),

@@ -284,6 +284,7 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
     let total_read: usize = nodes.values().map(|n| n.read).sum();
     let dropped_total = duplicates.len();
 
+    let integrity = super::collect::journal_integrity(Some(&o.directory));
     let local = local_machine_id();
     let mut local_containers: Option<Result<Vec<super::coverage::ContainerInfo>, String>> = None;
     let builder = super::collect::hostname();
@@ -373,6 +374,7 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
                 entries: recs.entries,
             },
             listed,
+            Some(integrity.clone()),
         )?;
         fleet_nodes.push(FleetNode {
             node: name,
