@@ -236,8 +236,8 @@ B=$EB/evidence.json
 [[ -s $A && -s $B ]] || { not_ok "evidence.json written" "A or B missing"; echo "$PASS passed, $FAIL failed"; exit 1; }
 
 steps() { jq -r '.steps[] | "\(.id)=\(.status)"' "$1" | tr '\n' ' '; }
-want_a="signatures-present=pass provenance-present=pass signatures-reverified=pass enforcement-configured=pass verification-logged=pass no-unsigned-deployed=pass "
-want_b="signatures-present=fail provenance-present=fail signatures-reverified=pass enforcement-configured=fail verification-logged=fail no-unsigned-deployed=fail "
+want_a="signatures-present=pass provenance-present=pass signatures-reverified=pass enforcement-configured=pass verification-logged=pass no-unsigned-deployed=pass revoked-stopped=pass "
+want_b="signatures-present=fail provenance-present=fail signatures-reverified=pass enforcement-configured=fail verification-logged=fail no-unsigned-deployed=fail revoked-stopped=pass "
 [[ $(steps "$A") == "$want_a" ]] && ok "pack A: every audit step passes" || not_ok "pack A steps" "$(steps "$A")" "$(jq -c .steps "$A")"
 [[ $(steps "$B") == "$want_b" ]] && ok "pack B: the expected steps fail, re-verification passes" || not_ok "pack B steps" "$(steps "$B")" "$(jq -c .steps "$B")"
 

@@ -3,7 +3,9 @@
 # systemd-journal-upload to a systemd-journal-remote collector on loopback,
 # then read back from the collector's journal files by `portcullis audit`
 # (node column, --node, denials per node, heartbeat stopped) and
-# `portcullis evidence --directory`.
+# `portcullis evidence --directory --fleet`: one pack for both nodes (node
+# column, copies of a re-uploaded record counted once, heartbeats and
+# coverage per node, re-verification from each node's state directory).
 #
 # Node A is this machine: real gate decisions (the shim on a private
 # containerd 1.6, the machine's journald), uploaded by `systemd-journal-upload
@@ -12,9 +14,10 @@
 # journald's socket is hidden) and replayed by `portcullis journal replay`.
 # Node B is a second journal file written by a real journal writer
 # (systemd-journal-remote reading `journalctl -o export` of node A's records
-# with _HOSTNAME=node-b, its heartbeat two hours old), uploaded with
-# `systemd-journal-upload --file`. The uploading and collecting are done by
-# systemd's daemons only.
+# with _HOSTNAME=node-b and its own _MACHINE_ID, its heartbeat two hours
+# old), uploaded with `systemd-journal-upload --file`, then uploaded again
+# (each node B record held twice by the collector). The uploading and
+# collecting are done by systemd's daemons only.
 #
 # Env: PC_WORK, PC_REGISTRY (as every suite), PC_JOURNAL_REMOTE_PORT
 # (default 5342). Ends with "N passed, M failed".
@@ -40,6 +43,8 @@ COLLECTOR=$PC_WORK/collector
 WRAP=$PC_WORK/shim-wrap
 NOJOURNAL=$PC_WORK/hide-journald
 HEARTBEAT_ID=43854a3b0232701f13a057de7bb8bcd5
+NODE_B_MID=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0
+SCHEMA=$PC_REPO_ROOT/docs/evidence.schema.json
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
 for b in "$REMOTE" "$UPLOAD"; do
@@ -133,6 +138,8 @@ run_ctr() {
 }
 
 "$PC" heartbeat >/dev/null && ok "node A: portcullis heartbeat recorded" || not_ok "node A heartbeat"
+HB_T=$(($(date +%s) + 1))
+sleep 1
 
 echo "# node A: real gate decisions (3 signed run, 3 unsigned refused)"
 A_IDS=()
@@ -252,8 +259,8 @@ id_matches=()
 for id in "${A_IDS[@]}"; do id_matches+=("PORTCULLIS_CONTAINER_ID=$id"); done
 journalctl -o export --no-pager --since="@$T0" SYSLOG_IDENTIFIER=portcullis _UID=0 "${id_matches[@]}" \
   + SYSLOG_IDENTIFIER=portcullis _UID=0 "MESSAGE_ID=$HEARTBEAT_ID" "PORTCULLIS_POLICY_PATH=$PORTCULLIS_POLICY" |
-  awk -v hb="MESSAGE_ID=$HEARTBEAT_ID" -v old="$OLD_US" '
-    # one export entry per paragraph: node-b, and its heartbeat two hours old
+  awk -v hb="MESSAGE_ID=$HEARTBEAT_ID" -v old="$OLD_US" -v mid="$NODE_B_MID" '
+    # one export entry per paragraph: node-b (its own machine ID), and its heartbeat two hours old
     BEGIN { RS = ""; ORS = "\n\n"; FS = "\n" }
     {
       beat = 0
@@ -262,6 +269,7 @@ journalctl -o export --no-pager --since="@$T0" SYSLOG_IDENTIFIER=portcullis _UID
       for (i = 1; i <= NF; i++) {
         f = $i
         if (f ~ /^_HOSTNAME=/) f = "_HOSTNAME=node-b"
+        if (f ~ /^_MACHINE_ID=/) f = "_MACHINE_ID=" mid
         if (beat && f ~ /^(__REALTIME_TIMESTAMP|_SOURCE_REALTIME_TIMESTAMP)=/) f = substr(f, 1, index(f, "=")) old
         out = out (i > 1 ? "\n" : "") f
       }
@@ -309,17 +317,126 @@ grep -q "heartbeat stopped on 1: node-b" <<<"$t" && grep -qE "^[0-9T:-]+ +node-b
   not_ok "audit table" "$(tail -n 5 <<<"$t")"
 echo "# $(grep '^node node-b' <<<"$t")"
 
-echo "# portcullis evidence reads the collector's directory"
-rm -rf "$PC_WORK/pack"
+echo "# node B's file uploaded again (as after a restart without saved state): the collector holds each node B record twice"
+timeout 60 "$UPLOAD" --url="$URL" --follow=no --file="$PC_WORK/node-b/node-b.journal" >>"$PC_WORK/logs/upload-b.log" 2>&1 ||
+  not_ok "node B second upload" "$(tail -n 5 "$PC_WORK/logs/upload-b.log")"
+for _ in $(seq 1 50); do
+  (($(journalctl --directory="$COLLECTOR" -o json -q --no-pager _HOSTNAME=node-b | grep -c . || true) >= 2 * B_SENT)) && break
+  sleep 0.1
+done
+B_RAW=$(journalctl --directory="$COLLECTOR" -o json -q --no-pager _HOSTNAME=node-b | grep -c . || true)
+((B_RAW == 2 * B_SENT)) && ok "node B: the collector's files now hold $B_RAW records (each of $B_SENT twice)" ||
+  not_ok "node B re-upload" "raw $B_RAW, sent $B_SENT"
+c=$("$PC" audit --directory "$COLLECTOR" --json --node node-b | jq length)
+((c == 10)) && ok "audit --node node-b still counts 10 verdicts (the one de-dup rule)" || not_ok "audit after re-upload" "$c"
+
+echo "# one evidence pack for both nodes from the collector's journal: portcullis evidence --directory --fleet"
+# The period starts after node A's heartbeat (which covers its start) and
+# ends now; node B's heartbeat (two hours old) is outside it.
+F=$PC_WORK/fleet-pack
+rm -rf "$F"
 set +e
-ev=$("$PC" evidence --directory "$COLLECTOR" --since 1h --out "$PC_WORK/pack" --address "$PC_CONTAINERD_SOCK" \
-  --node fleet --this-policy-only 2>&1)
+ev=$("$PC" evidence --directory "$COLLECTOR" --fleet --from "@$HB_T" --to now --out "$F" \
+  --address "$PC_CONTAINERD_SOCK" --this-policy-only --node-state "node-b=$PORTCULLIS_STATE_DIR" 2>&1)
 evrc=$?
 set -e
-if [[ -f $PC_WORK/pack/evidence.json ]] && grep -q "evidence pack" <<<"$ev"; then
-  ok "evidence --directory <collector> writes a pack (exit $evrc): $(grep -o 'evidence pack.*' <<<"$ev" | head -n 1)"
+echo "$ev" | sed 's/^/#   /'
+E=$F/evidence.json
+if [[ -s $E && $(jq -r .format "$E") == portcullis-evidence-fleet/1 ]]; then
+  ok "one fleet pack written (exit $evrc): $(head -n 1 <<<"$ev")"
 else
-  not_ok "evidence over the collector" "rc=$evrc: $ev"
+  not_ok "fleet pack" "rc=$evrc: $ev"
+  summary
+  exit 1
 fi
+MID_A=$(cat /etc/machine-id)
+nodes=$(jq -c '[.nodes[] | {node, machine_id}] | sort_by(.node)' "$E")
+[[ $(jq length <<<"$nodes") -eq 2 &&
+  $(jq -r --arg a "$NODE_A" --arg ma "$MID_A" --arg mb "$NODE_B_MID" \
+    'map(select((.node == $a and .machine_id == $ma) or (.node == "node-b" and .machine_id == $mb))) | length' <<<"$nodes") -eq 2 ]] &&
+  ok "node column: 2 nodes, grouped by _MACHINE_ID and named by _HOSTNAME: $nodes" || not_ok "fleet nodes" "$nodes"
+node_dir() { jq -r --arg n "$1" '.nodes[] | select(.node == $n) | .dir' "$2"; }
+PA=$F/$(node_dir "$NODE_A" "$E")/evidence.json
+PB=$F/$(node_dir node-b "$E")/evidence.json
+# ours PACK: "records containers" of our containers' verdict records in a
+# node pack (each record once: images' records, and denials of digests
+# never allowed).
+ours() {
+  jq -r --argjson ids "$ids_json" '(.images | map(.digest)) as $imgs
+    | ([.images[].records[]] + [.denials[] | select(.image_digest as $g | $imgs | index($g) | not)])
+    | map(select(.container_id as $c | $ids | index($c)))
+    | [length, (map(.container_id) | unique | length)] | map(tostring) | join(" ")' "$1"
+}
+na=$(ours "$PA")
+nb=$(ours "$PB")
+dup_b=$(jq '.nodes[] | select(.node == "node-b") | .duplicates_dropped' "$E")
+dup_a=$(jq --arg a "$NODE_A" '.nodes[] | select(.node == $a) | .duplicates_dropped' "$E")
+[[ $na == "10 10" && $nb == "10 10" ]] && ok "each node's 10 verdicts are in its own pack, once each (records, containers: $NODE_A $na, node-b $nb)" ||
+  not_ok "verdicts per node" "$NODE_A: $na, node-b: $nb"
+((dup_b == 11)) && ok "node-b: the 11 re-uploaded copies (10 verdicts, and its 2 h old heartbeat, the newest before the period) dropped, each record counted once" ||
+  not_ok "node-b copies dropped" "$dup_b"
+[[ $(jq length "$F/collector/duplicates.json") -eq $(jq .collector.duplicates_dropped "$E") ]] &&
+  ok "collector/duplicates.json keeps the $(jq .collector.duplicates_dropped "$E") dropped copies ($NODE_A: $dup_a, from its upload restart)" ||
+  not_ok "duplicates file" "$(jq -c .collector "$E")"
+den_a=$(jq --arg a "$NODE_A" '.nodes[] | select(.node == $a) | .summary.denials' "$E")
+[[ $(jq '.nodes[] | select(.node == "node-b") | .summary.denials' "$E") -eq 5 && $den_a -ge 5 ]] &&
+  ok "denials per node: node-b 5, $NODE_A $den_a" ||
+  not_ok "denials per node" "$(jq -c '[.nodes[] | {node, d: .summary.denials}]' "$E")"
+hb=$(jq -c '[.nodes[] | {node, heartbeat_stopped, last_heartbeat}]' "$E")
+[[ $(jq -r --arg a "$NODE_A" '.nodes[] | select(.node == $a) | .heartbeat_stopped' "$E") == false &&
+  $(jq -r '.nodes[] | select(.node == "node-b") | .heartbeat_stopped' "$E") == true &&
+  $(jq -r '.heartbeat_stopped | join(",")' "$E") == node-b ]] &&
+  ok "heartbeat per node: $NODE_A live, node-b stopped: $hb" || not_ok "heartbeat per node" "$hb"
+[[ $(jq '.heartbeats | length' "$PA") -ge 1 && $(jq '.inactive_periods | length' "$PA") -eq 0 &&
+  $(jq '[.heartbeats[] | select(.time >= $p[0].period.from)] | length' --slurpfile p "$PB" "$PB") -eq 0 &&
+  $(jq -r '[.inactive_periods[] | select((.reason | startswith("no heartbeat")) and .from == $p[0].period.from and .to == $p[0].period.to)] | length' --slurpfile p "$PB" "$PB") -eq 1 ]] &&
+  ok "coverage per node: $NODE_A's heartbeat covers its period; node-b's only heartbeat is 2 h before it, its whole period uncovered (A's heartbeat is not B's)" ||
+  not_ok "coverage per node" "A: $(jq -c '[(.heartbeats | length), .inactive_periods]' "$PA") B: $(jq -c '[(.heartbeats | length), .inactive_periods]' "$PB")"
+re=$(jq -c '[.images[] | .reverification | select(. != null) | .signature.status] | unique' "$PB")
+[[ $re == '["pass"]' ]] &&
+  ok "node-b's images re-verified from its state directory (--node-state): $re" || not_ok "node-b re-verification" "$re"
+[[ $(jq -r '.observation.containerd_error // ""' "$PB") == *"cannot be asked from here"* && $(jq '.observation.containers_examined' "$PA") != null ]] &&
+  ok "containerd's records are read for this machine only; node-b's pack says why not" ||
+  not_ok "containerd per node" "$(jq -c .observation.containerd_error "$PB")"
+grep -q 'id="nodes"' "$F/report.html" && grep -qF ">node-b<" "$F/report.html" && grep -qF ">$NODE_A<" "$F/report.html" &&
+  ok "report.html: the node table names both nodes" || not_ok "fleet report node table"
+v=$("$PC" evidence verify "$F" 2>&1) && ok "evidence verify: $v" || not_ok "evidence verify of the fleet pack" "$v"
+validate() {
+  python3 - "$SCHEMA" "$1" <<'PYSCHEMA'
+import json, sys
+import jsonschema
+errors = list(jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).iter_errors(json.load(open(sys.argv[2]))))
+for e in errors[:5]:
+    print("/".join(map(str, e.absolute_path)), e.message[:300])
+sys.exit(1 if errors else 0)
+PYSCHEMA
+}
+out=$(validate "$E" && validate "$PA" && validate "$PB" 2>&1) &&
+  ok "the fleet pack and both node packs validate against docs/evidence.schema.json" || not_ok "schema" "$out"
+# A changed statement is caught even with a re-made manifest.
+T=$PC_WORK/fleet-tampered
+rm -rf "$T"
+cp -r "$F" "$T"
+jq '(.nodes[] | select(.node == "node-b") | .heartbeat_stopped) = false | .heartbeat_stopped = []' "$F/evidence.json" >"$T/evidence.json"
+(cd "$T" && find . -type f ! -name MANIFEST.sha256 | sed 's|^\./||' | sort | xargs sha256sum >MANIFEST.sha256)
+set +e
+tv=$("$PC" evidence verify "$T" 2>&1)
+trc=$?
+set -e
+((trc == 1)) && grep -q "heartbeat-stopped flag differs" <<<"$tv" &&
+  ok "evidence verify catches node-b's heartbeat flag changed (manifest re-made)" || not_ok "tamper caught" "rc=$trc $tv"
+
+echo "# without the node's state directory: node-b's images are not re-verifiable here, never passed"
+F2=$PC_WORK/fleet-pack-nostate
+rm -rf "$F2"
+"$PC" evidence --directory "$COLLECTOR" --fleet --from "@$HB_T" --to now --out "$F2" \
+  --address "$PC_CONTAINERD_SOCK" --this-policy-only >/dev/null 2>&1 || true
+PB2=$F2/$(node_dir node-b "$F2/evidence.json")/evidence.json
+st=$(jq -c '[.images[] | .reverification | select(. != null) | .signature.status] | unique' "$PB2")
+[[ $st == '["unavailable"]' && $(jq -r '.steps[] | select(.id == "signatures-reverified") | .status' "$PB2") == fail &&
+  $(jq -r '.nodes[] | select(.node == "node-b") | .documents_from' "$F2/evidence.json") == none* ]] &&
+  ok "node-b without --node-state: re-verification 'unavailable', its step fails, documents_from says the fix" ||
+  not_ok "no state dir" "$st $(jq -c '.nodes[] | select(.node == "node-b") | .documents_from' "$F2/evidence.json")"
+v=$("$PC" evidence verify "$F2" 2>&1) && ok "evidence verify of that pack: $v" || not_ok "verify of the pack without node-b's state" "$v"
 echo "# figures: node A sent 10 (4 of them spooled and replayed), node B sent $B_SENT; decision -> collector ms: ${LAT[*]}"
 summary

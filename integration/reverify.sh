@@ -13,8 +13,12 @@
 # a REVOKED journal record with its fields, the container keeps running and
 # the other is untouched; under revoked = "stop" the container is stopped
 # (SIGKILL after the grace period: busybox as PID 1 ignores SIGTERM) and
-# recorded, the other still runs. Then the cost of reverify per running
-# container with 1, 10 and 30 running containers (printed, never asserted).
+# recorded, the other still runs. The other's key is then replaced too
+# (report): `portcullis evidence` lists app as revoked then stopped and
+# other as revoked and still running, fails the step revoked-stopped,
+# verifies and validates against the schema. Then the cost of reverify per
+# running container with 1, 10 and 30 running containers (printed, never
+# asserted).
 # Ends with "N passed, M failed".
 set -euo pipefail
 
@@ -58,7 +62,7 @@ for spec in rv/app:v1 rv/other:v1; do
   "$PC" fetch --plain-http "$R/$spec" >>"$PC_WORK/logs/fetch.log" 2>&1
 done
 
-# policy APP_KEY [EXTRA TOP-LEVEL LINE]
+# policy APP_KEY [EXTRA TOP-LEVEL LINE] [OTHER_KEY]
 policy() {
   write_policy <<EOF
 mode = "enforce"
@@ -75,7 +79,7 @@ key = "$KEYS/$1.pub"
 name = "other"
 images = ["$R/rv/other"]
 [[rule.signer]]
-key = "$KEYS/other.pub"
+key = "$KEYS/${3:-other}.pub"
 EOF
 }
 policy release ""
@@ -111,6 +115,7 @@ start_detached() {
 }
 
 echo "# two containers started through the gate"
+T_START=$(date +%s)
 APP=$(new_id rv-app)
 OTHER=$(new_id rv-other)
 start_detached "$APP" rv/app:v1
@@ -210,6 +215,64 @@ reverify
 [[ $RC -eq 0 ]] && ok "afterwards every running container holds (exit 0)" || not_ok "exit 0 afterwards" "rc=$RC: $OUT"
 pc_ctr tasks delete "$APP" >/dev/null 2>&1 || true
 pc_ctr containers rm "$APP" >/dev/null 2>&1 || true
+
+echo "# the evidence pack lists the containers that ran on after their verdict stopped holding"
+policy replacement "" replacement
+reverify
+[[ $RC -eq 1 ]] && grep -qF "would refuse: $PC_NS/$OTHER " <<<"$OUT" &&
+  ok "other's key replaced too (revoked = report): other would refuse, keeps running" ||
+  not_ok "other revoked" "rc=$RC: $OUT"
+EV=$PC_WORK/evidence-revoked
+rm -rf "$EV"
+set +e
+"$PC" evidence --from "@$T_START" --to now -o "$EV" --address "$PC_CONTAINERD_SOCK" --this-policy-only \
+  --node rv-node >"$PC_WORK/logs/evidence-revoked.txt" 2>&1
+ev_rc=$?
+set -e
+E=$EV/evidence.json
+if [[ -s $E ]]; then
+  app_j=$(jq -c --arg c "$APP" '[.revoked[] | select(.container_id == $c)]' "$E")
+  other_j=$(jq -c --arg c "$OTHER" '[.revoked[] | select(.container_id == $c)]' "$E")
+  [[ $(jq 'length' <<<"$app_j") -eq 1 &&
+    $(jq -r --arg d "$APP_DIGEST" '.[0] | [.state, .stop, .image_digest == $d, .rejection, .stopped_at == .ran_until, .stopped_at > .since, .rule] | join(" ")' <<<"$app_j") == "stopped SIGKILL true not-the-signer true true app" ]] &&
+    ok "pack: app revoked then stopped (by SIGKILL at $(jq -r '.[0].stopped_at' <<<"$app_j"), no longer held from $(jq -r '.[0].since' <<<"$app_j"))" ||
+    not_ok "pack lists app as stopped" "$app_j"
+  [[ $(jq 'length' <<<"$other_j") -eq 1 &&
+    $(jq -r --arg d "$OTHER_DIGEST" --slurpfile p "$E" '.[0] | [.state, (.stopped_at == null), .image_digest == $d, .ran_until == $p[0].period.to, .records >= 1] | join(" ")' <<<"$other_j") == "running true true true true" ]] &&
+    ok "pack: other revoked and still running (ran until the period's end, $(jq -r '.[0].records' <<<"$other_j") reverify record(s))" ||
+    not_ok "pack lists other as running" "$other_j"
+  [[ $(jq -r '[.summary.revoked, .summary.revoked_running] | join(" ")' "$E") == "2 1" ]] &&
+    ok "pack summary: 2 revoked, 1 still running" || not_ok "revoked summary" "$(jq -c .summary "$E")"
+  [[ $ev_rc -eq 1 && $(jq -r --arg c "$OTHER" '.steps[] | select(.id == "revoked-stopped") | [.status, (.detail | contains($c))] | join(" ")' "$E") == "fail true" ]] &&
+    ok "audit step revoked-stopped fails, naming other (exit 1)" ||
+    not_ok "revoked-stopped step" "rc=$ev_rc $(jq -c '.steps[] | select(.id == "revoked-stopped")' "$E")"
+  grep -q 'id="revoked"' "$EV/report.html" && grep -qF "$APP" "$EV/report.html" && grep -qF "$OTHER" "$EV/report.html" &&
+    ok "report.html: the revoked section lists both" || not_ok "report revoked section"
+  v=$("$PC" evidence verify "$EV" 2>&1) && ok "evidence verify: $v" || not_ok "evidence verify of the revoked pack" "$v"
+  # other shown as stopped, manifest re-made: the list no longer follows from the records
+  TV=$PC_WORK/evidence-revoked-tampered
+  rm -rf "$TV"
+  cp -r "$EV" "$TV"
+  jq --arg c "$OTHER" '(.revoked[] | select(.container_id == $c) | .state) = "stopped"' "$E" >"$TV/evidence.json"
+  (cd "$TV" && find . -type f ! -name MANIFEST.sha256 | sed 's|^\./||' | sort | xargs sha256sum >MANIFEST.sha256)
+  set +e
+  tv=$("$PC" evidence verify "$TV" 2>&1)
+  trc=$?
+  set -e
+  ((trc == 1)) && grep -q "revoked" <<<"$tv" && ok "evidence verify catches other shown as stopped (manifest re-made)" ||
+    not_ok "revoked list tamper caught" "rc=$trc $tv"
+  python3 - "$PC_REPO_ROOT/docs/evidence.schema.json" "$E" <<'PY2' && ok "the pack validates against docs/evidence.schema.json" || not_ok "schema"
+import json, sys
+import jsonschema
+errors = list(jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).iter_errors(json.load(open(sys.argv[2]))))
+for e in errors[:5]:
+    print("/".join(map(str, e.absolute_path)), e.message[:300])
+sys.exit(1 if errors else 0)
+PY2
+else
+  not_ok "evidence pack written" "rc=$ev_rc $(cat "$PC_WORK/logs/evidence-revoked.txt")"
+fi
+policy replacement ""
 
 echo "# cost of reverify per running container (printed, not asserted)"
 BENCH=()

@@ -56,6 +56,12 @@ pub struct EvidenceArgs {
     /// The node's name in the pack (default: the host name).
     #[arg(long)]
     pub node: Option<String>,
+    /// One fleet pack from a collector's journal (--directory): one node pack per _MACHINE_ID under nodes/, copies of a record counted once.
+    #[arg(long, requires = "directory")]
+    pub fleet: bool,
+    /// With --fleet: NODE=DIR, a node's state directory (or an exported copy) for its documents and archived policies; NODE is its host name or machine ID. Repeatable.
+    #[arg(long = "node-state", value_name = "NODE=DIR", requires = "fleet", value_parser = crate::evidence::parse_node_state)]
+    pub node_states: Vec<(String, PathBuf)>,
     /// Only records of gates that use the --policy file, and task starts observed on --address (for a node running several gates, as test machines do).
     #[arg(long)]
     pub this_policy_only: bool,
@@ -162,6 +168,22 @@ pub(super) fn run(a: EvidenceArgs) -> Result<u8, CliError> {
             };
             let interval =
                 policy::parse_duration(&a.heartbeat_interval).map_err(CliError::Usage)?;
+            if a.fleet {
+                return fleet_pack(
+                    &evidence::CollectorOptions {
+                        period,
+                        out: dir.clone(),
+                        directory: a.directory.unwrap_or_default(),
+                        policy: a.policy.path,
+                        address: a.address,
+                        state: StateDir::new(&a.state.dir),
+                        node_states: a.node_states,
+                        heartbeat_interval: interval,
+                        this_policy_only: a.this_policy_only,
+                    },
+                    a.output.json,
+                );
+            }
             let p = evidence::generate(&evidence::GenerateOptions {
                 period,
                 out: dir.clone(),
@@ -210,4 +232,57 @@ pub(super) fn run(a: EvidenceArgs) -> Result<u8, CliError> {
             })
         }
     }
+}
+
+/// `portcullis evidence --directory DIR --fleet`: print the node lines.
+fn fleet_pack(o: &crate::evidence::CollectorOptions, json: bool) -> Result<u8, CliError> {
+    let f = crate::evidence::generate_fleet(o)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &f).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        let c = f.collector.as_ref();
+        writeln!(
+            out,
+            "fleet evidence pack {} from {}: {} node(s), {} record(s) read, {} copy(ies) dropped; result {}",
+            o.out.display(),
+            o.directory,
+            f.nodes.len(),
+            c.map_or(0, |c| c.records_read),
+            c.map_or(0, |c| c.duplicates_dropped),
+            f.result
+        )?;
+        for n in &f.nodes {
+            let k = n.collected.as_ref();
+            writeln!(
+                out,
+                "  node {} ({}): {} verdict(s), {} denial(s), {} revoked still running, last heartbeat {}{}; {}",
+                n.node,
+                n.dir,
+                n.summary.verdict_records,
+                n.summary.denials,
+                n.summary.revoked_running,
+                k.and_then(|k| k.last_heartbeat)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                if k.is_some_and(|k| k.heartbeat_stopped) {
+                    " (HEARTBEAT STOPPED)"
+                } else {
+                    ""
+                },
+                n.summary.result
+            )?;
+        }
+        for s in &f.steps {
+            writeln!(out, "  {:<5} {}", s.status, s.title)?;
+        }
+        writeln!(
+            out,
+            "open {}/report.html; check the pack with `portcullis evidence verify {}`",
+            o.out.display(),
+            o.out.display()
+        )?;
+    }
+    Ok(if f.result == "pass" { 0 } else { EXIT_NO })
 }

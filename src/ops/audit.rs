@@ -58,6 +58,9 @@ pub struct AuditEntry {
     pub fields: BTreeMap<String, String>,
     /// `MESSAGE`.
     pub message: String,
+    /// The original entry's identity ([`record_key`]), for [`once`].
+    #[serde(skip)]
+    pub key: Option<String>,
 }
 
 impl AuditEntry {
@@ -81,22 +84,46 @@ pub fn query(q: &Query) -> Result<Vec<AuditEntry>, AuditError> {
 
 /// Drop repeated copies of one record: `systemd-journal-upload` resends what
 /// it sent after its last saved cursor when it restarts, and the collector
-/// keeps both copies. A verdict is one (node, container, decision time,
-/// message); records without a decision time are kept as they are.
+/// keeps both copies. Two entries are one when [`record_key`] says so;
+/// entries without a key (no journald timestamp) are kept as they are.
 pub fn once(entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    once_by(entries, |e| e.key.clone()).0
+}
+
+/// Keep the first of the items with one key (and every item without one);
+/// the others are returned apart. The one de-duplication of records a
+/// collector holds twice, for `audit` and `evidence`.
+pub fn once_by<T>(items: Vec<T>, key: impl Fn(&T) -> Option<String>) -> (Vec<T>, Vec<T>) {
     let mut seen = std::collections::BTreeSet::new();
-    entries
+    items
         .into_iter()
-        .filter(|e| {
-            e.get("decided_at").is_empty()
-                || seen.insert((
-                    e.node.clone(),
-                    e.get("container_id").to_string(),
-                    e.get("decided_at").to_string(),
-                    e.message.clone(),
-                ))
-        })
-        .collect()
+        .partition(|i| key(i).is_none_or(|k| seen.insert(k)))
+}
+
+/// The identity of the original journal entry behind a record read back
+/// (`journalctl -o json`): its `__REALTIME_TIMESTAMP` and
+/// `__MONOTONIC_TIMESTAMP` with every field that is not a `__` address
+/// field. The sender's fields (`_MACHINE_ID`, `_BOOT_ID`, `_PID`, the
+/// record's own `PORTCULLIS_DECIDED_AT`, `MESSAGE_ID`, `MESSAGE` …) and both
+/// timestamps travel unchanged through `systemd-journal-upload` and
+/// `systemd-journal-remote`; the collector's own `__CURSOR` and `__SEQNUM`
+/// differ between two copies and are left out. `None` without a realtime
+/// timestamp.
+pub fn record_key(obj: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let realtime = obj.get("__REALTIME_TIMESTAMP").and_then(text)?;
+    let monotonic = obj
+        .get("__MONOTONIC_TIMESTAMP")
+        .and_then(text)
+        .unwrap_or_default();
+    let fields: BTreeMap<&str, &serde_json::Value> = obj
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    Some(format!(
+        "{realtime} {monotonic} {}",
+        serde_json::to_string(&fields).unwrap_or_default()
+    ))
 }
 
 /// The heartbeat records matching `q`'s directory, node and period
@@ -349,6 +376,7 @@ fn entry(v: &serde_json::Value) -> Option<AuditEntry> {
         node: obj.get("_HOSTNAME").and_then(text).unwrap_or_default(),
         fields,
         message: obj.get("MESSAGE").and_then(text).unwrap_or_default(),
+        key: record_key(obj),
     })
 }
 
@@ -373,14 +401,22 @@ not json
 
     #[test]
     fn a_record_uploaded_twice_counts_once_per_node() {
-        let out = br#"{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
-{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
-{"_HOSTNAME":"b","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
-{"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t2","MESSAGE":"m"}
+        // Copies differ only in the collector's own __CURSOR / __SEQNUM.
+        let out = br#"{"__CURSOR":"s=1;i=1","__SEQNUM":"1","__REALTIME_TIMESTAMP":"10","__MONOTONIC_TIMESTAMP":"5","_MACHINE_ID":"m1","_BOOT_ID":"b1","_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"__CURSOR":"s=1;i=9","__SEQNUM":"9","__REALTIME_TIMESTAMP":"10","__MONOTONIC_TIMESTAMP":"5","_MACHINE_ID":"m1","_BOOT_ID":"b1","_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"__REALTIME_TIMESTAMP":"10","__MONOTONIC_TIMESTAMP":"5","_MACHINE_ID":"m2","_BOOT_ID":"b1","_HOSTNAME":"b","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"__REALTIME_TIMESTAMP":"10","__MONOTONIC_TIMESTAMP":"6","_MACHINE_ID":"m1","_BOOT_ID":"b1","_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
+{"__REALTIME_TIMESTAMP":"10","__MONOTONIC_TIMESTAMP":"5","_MACHINE_ID":"m1","_BOOT_ID":"b2","_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","PORTCULLIS_CONTAINER_ID":"c","PORTCULLIS_DECIDED_AT":"t1","MESSAGE":"m"}
 {"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","MESSAGE":"old"}
 {"_HOSTNAME":"a","PORTCULLIS_VERDICT":"deny","MESSAGE":"old"}
 "#;
-        assert_eq!(once(parse_lines(out)).len(), 5);
+        // the second line is the first resent; another machine, another
+        // monotonic time, another boot are other entries; entries without
+        // a timestamp cannot be identified and are kept
+        assert_eq!(once(parse_lines(out)).len(), 6);
+        let (kept, dropped) = once_by(parse_lines(out), |e| e.key.clone());
+        assert_eq!((kept.len(), dropped.len()), (6, 1));
+        assert_eq!(dropped[0].key, kept[0].key);
     }
 
     #[test]

@@ -543,6 +543,7 @@ pub fn stopped_record(f: &Finding, outcome: Result<&str, String>) -> Record {
             "PORTCULLIS_REJECTION".into(),
             d.rejection.map(|c| c.as_str()).unwrap_or_default().into(),
         ),
+        ("PORTCULLIS_POLICY_PATH".into(), d.policy_path.clone()),
         (
             "PORTCULLIS_REVOKED_ACTION".into(),
             Revoked::Stop.as_str().into(),

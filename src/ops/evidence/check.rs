@@ -9,10 +9,12 @@ use serde::Serialize;
 use super::coverage::ContainerInfo;
 use super::derive::derive;
 use super::error::EvidenceError;
+use super::fleet::{fleet_revoked, fleet_steps};
 use super::judge::{judge, summarize};
 use super::manifest::check_manifest;
 use super::model::{
-    Fleet, ImageEvidence, Pack, CONTAINERS_JSON, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, RECORDS_JSON,
+    Fleet, ImageEvidence, Pack, CONTAINERS_JSON, DUPLICATES_JSON, EVIDENCE_JSON, FLEET_FORMAT,
+    FORMAT, RECORDS_JSON,
 };
 use super::records::{jentry, JEntry};
 use super::reverify::reverify_full;
@@ -80,6 +82,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, EvidenceError> {
                 path: dir.to_path_buf(),
                 why: format!("{EVIDENCE_JSON}: {e}"),
             })?;
+            check_fleet(dir, &fleet, &mut problems);
             for n in &fleet.nodes {
                 report.nodes += 1;
                 let sub = dir.join(&n.dir);
@@ -135,8 +138,10 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
         let again = full.map(|(r, _)| r);
         match (&i.reverification, &again) {
             (Some(was), Some(now)) => {
-                *n += 1;
-                if !now.passed() {
+                if !now.unavailable() {
+                    *n += 1;
+                }
+                if !now.passed() && !now.unavailable() {
                     problems.push(format!(
                         "image {}: re-verification fails: signature: {}; provenance: {}",
                         i.digest, now.signature.detail, now.provenance.detail
@@ -155,7 +160,11 @@ fn verify_node(dir: &Path, pack: &Pack, problems: &mut Vec<String>, n: &mut usiz
             )),
         }
     }
-    let steps = judge(pack);
+    let mut steps = judge(pack);
+    // A pack made before the revoked-stopped step existed states six steps.
+    if !pack.steps.iter().any(|s| s.id == "revoked-stopped") {
+        steps.retain(|s| s.id != "revoked-stopped");
+    }
     if steps != pack.steps {
         problems.push(
             "the audit steps stated in evidence.json differ from those its contents support".into(),
@@ -217,6 +226,9 @@ fn rederive(dir: &Path, pack: &Pack, problems: &mut Vec<String>) {
     if d.gaps != pack.gaps {
         differ.push("gaps");
     }
+    if d.revoked != pack.revoked {
+        differ.push("revoked");
+    }
     if d.observed != pack.observation.observed
         || d.unobserved != pack.observation.unobserved
         || d.task_starts != pack.observation.task_starts
@@ -245,6 +257,129 @@ fn rederive(dir: &Path, pack: &Pack, problems: &mut Vec<String>) {
         problems.push(format!(
             "evidence.json's {} differ from what {RECORDS_JSON} and {CONTAINERS_JSON} show",
             differ.join(", ")
+        ));
+    }
+}
+
+/// The fleet's own statements against its node packs: each node's summary
+/// and steps, the fleet's steps, its list of revoked containers, and (packs
+/// built from a collector) each node's heartbeat and the copies dropped.
+fn check_fleet(dir: &Path, fleet: &Fleet, problems: &mut Vec<String>) {
+    let mut packs: Vec<Pack> = Vec::new();
+    for n in &fleet.nodes {
+        let sub = dir.join(&n.dir);
+        let Ok(p) = load_json(&sub).and_then(|v| {
+            serde_json::from_value::<Pack>(v).map_err(|e| EvidenceError::NotAPack {
+                path: sub.clone(),
+                why: e.to_string(),
+            })
+        }) else {
+            continue; // reported by the node's own check
+        };
+        if p.summary != n.summary || p.steps != n.steps || p.node != n.node {
+            problems.push(format!(
+                "{}: the fleet's node entry differs from the node's evidence.json",
+                n.dir
+            ));
+        }
+        if let Some(k) = &n.collected {
+            let grace_us = i64::try_from(p.heartbeat_interval_seconds.saturating_mul(2))
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000);
+            let last = p
+                .heartbeats
+                .iter()
+                .map(|h| h.time)
+                .filter(|t| *t <= p.period.to)
+                .max();
+            let stopped = last.is_none_or(|t| {
+                p.period
+                    .to
+                    .as_microsecond()
+                    .saturating_sub(t.as_microsecond())
+                    > grace_us
+            });
+            if last != k.last_heartbeat
+                || stopped != k.heartbeat_stopped
+                || stopped != fleet.heartbeat_stopped.contains(&n.node)
+            {
+                problems.push(format!(
+                    "{}: the node's last heartbeat or heartbeat-stopped flag differs from its heartbeats",
+                    n.dir
+                ));
+            }
+        }
+        packs.push(p);
+    }
+    if fleet_steps(&fleet.nodes) != fleet.steps {
+        problems.push("the fleet's steps differ from its nodes' steps".into());
+    }
+    if packs.len() == fleet.nodes.len()
+        && fleet_revoked(&packs.iter().collect::<Vec<_>>()) != fleet.revoked
+    {
+        problems.push(
+            "the fleet's list of containers that ran on after their verdict stopped holding differs from its nodes' lists".into(),
+        );
+    }
+    if let Some(c) = &fleet.collector {
+        check_duplicates(dir, fleet, c, problems);
+    }
+}
+
+/// Every copy the collector pack dropped is a copy of a record one of its
+/// node packs holds, and the counts add up.
+fn check_duplicates(
+    dir: &Path,
+    fleet: &Fleet,
+    c: &super::model::CollectorSource,
+    problems: &mut Vec<String>,
+) {
+    let read = |p: &Path| -> Option<Vec<serde_json::Value>> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    let Some(dups) = read(&dir.join(DUPLICATES_JSON)) else {
+        return problems.push(format!("{}: missing or not a JSON array", DUPLICATES_JSON));
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    let mut read_total = 0;
+    for n in &fleet.nodes {
+        let recs = read(&dir.join(&n.dir).join(RECORDS_JSON)).unwrap_or_default();
+        read_total += recs.len();
+        keys.extend(
+            recs.iter()
+                .filter_map(|v| v.as_object().and_then(crate::audit::record_key)),
+        );
+    }
+    let orphans = dups
+        .iter()
+        .filter(|v| {
+            v.as_object()
+                .and_then(crate::audit::record_key)
+                .is_none_or(|k| !keys.contains(&k))
+        })
+        .count();
+    let per_node: usize = fleet
+        .nodes
+        .iter()
+        .filter_map(|n| n.collected.as_ref())
+        .map(|k| k.duplicates_dropped)
+        .sum();
+    if orphans > 0 {
+        problems.push(format!(
+            "{}: {orphans} dropped record(s) are copies of no record in the node packs",
+            DUPLICATES_JSON
+        ));
+    }
+    if dups.len() != c.duplicates_dropped
+        || per_node != c.duplicates_dropped
+        || read_total + dups.len() != c.records_read
+    {
+        problems.push(format!(
+            "the collector's counts (read {}, dropped {}) differ from the records in the pack ({} kept, {} dropped)",
+            c.records_read,
+            c.duplicates_dropped,
+            read_total,
+            dups.len()
         ));
     }
 }

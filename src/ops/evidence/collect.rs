@@ -74,7 +74,7 @@ pub(super) fn prepare_out(out: &Path) -> Result<(), EvidenceError> {
     std::fs::create_dir_all(out).map_err(werr(out))
 }
 
-fn secs(t: Timestamp) -> String {
+pub(super) fn secs(t: Timestamp) -> String {
     format!("@{}", t.as_second())
 }
 
@@ -93,10 +93,22 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         ));
     }
     prepare_out(&o.out)?;
-    let jd = o.journal_directory.as_deref();
     let records = read_records(o)?;
-
     let listed = list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT);
+    build(o, &records, listed, None)
+}
+
+/// Build a pack in `o.out` (created) from the records read, containerd's
+/// container records (or why they could not be read) and, when already
+/// run, journald's integrity check.
+pub(super) fn build(
+    o: &GenerateOptions,
+    records: &PeriodRecords,
+    listed: Result<Vec<super::coverage::ContainerInfo>, String>,
+    integrity: Option<JournalIntegrity>,
+) -> Result<Pack, EvidenceError> {
+    let period = o.period;
+    let jd = o.journal_directory.as_deref();
     let (containers, containerd_error) = match listed {
         Ok(c) => (c, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -104,9 +116,9 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
     let grace = o.heartbeat_interval * 2;
     let derived = derive(period, &records.all(), &containers, grace);
 
-    let (policies, parsed_policies) = collect_policies(o, &records)?;
+    let (policies, parsed_policies) = collect_policies(o, records)?;
     let keys = collect_keys(o, &parsed_policies)?;
-    let trust_roots = collect_trust_roots(o, &derived.verdicts, &records, &parsed_policies)?;
+    let trust_roots = collect_trust_roots(o, &derived.verdicts, records, &parsed_policies)?;
     let images = collect_documents(o, &derived.images)?;
     if containerd_error.is_none() {
         write_file(
@@ -116,7 +128,8 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         )?;
     }
     let observation = observation(o, &derived, containers.len(), containerd_error);
-    let journal_integrity = journal_integrity(jd);
+    // A fleet pack checks the collector's journal once for all its nodes.
+    let journal_integrity = integrity.unwrap_or_else(|| journal_integrity(jd));
 
     let mut pack = Pack {
         format: FORMAT.into(),
@@ -137,26 +150,27 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
         exemptions: derived.exemptions.clone(),
         inactive_periods: derived.inactive_periods.clone(),
         gaps: derived.gaps.clone(),
+        revoked: derived.revoked.clone(),
         observation,
         journal_integrity,
     };
     reverify_images(&o.out, &mut pack)?;
     pack.steps = judge(&pack);
     pack.summary = summarize(&pack);
-    write_pack(&o.out, &records, &pack)?;
+    write_pack(&o.out, records, &pack)?;
     Ok(pack)
 }
 
 /// The journal records a pack is made from: the period's own, and the last
 /// heartbeat and observer record before it (they say what held when the
 /// period began).
-struct PeriodRecords {
+pub(super) struct PeriodRecords {
     /// The last heartbeat before the period.
-    hb_before: Option<(serde_json::Value, JEntry)>,
+    pub(super) hb_before: Option<(serde_json::Value, JEntry)>,
     /// The last observer record before the period.
-    obs_before: Option<(serde_json::Value, JEntry)>,
+    pub(super) obs_before: Option<(serde_json::Value, JEntry)>,
     /// The period's records, in scope.
-    entries: Vec<(serde_json::Value, JEntry)>,
+    pub(super) entries: Vec<(serde_json::Value, JEntry)>,
 }
 
 impl PeriodRecords {
@@ -190,7 +204,7 @@ fn bare(a: &str) -> String {
 /// Whether a record belongs to this pack: every record, or with
 /// `this_policy_only` those of gates using `o.policy` and task starts
 /// observed on `o.address`.
-fn in_scope(o: &GenerateOptions, e: &JEntry) -> bool {
+pub(super) fn in_scope(o: &GenerateOptions, e: &JEntry) -> bool {
     if !o.this_policy_only {
         return true;
     }
@@ -214,6 +228,7 @@ fn read_records(o: &GenerateOptions) -> Result<PeriodRecords, EvidenceError> {
             format!("--until={}", secs(until)),
             format!("SYSLOG_IDENTIFIER={}", crate::journal::IDENTIFIER),
             format!("SYSLOG_IDENTIFIER={}", crate::journal::SYNC_IDENTIFIER),
+            format!("SYSLOG_IDENTIFIER={}", crate::journal::REVERIFY_IDENTIFIER),
             "_UID=0".into(),
         ],
         jd,

@@ -8,8 +8,11 @@ use std::time::Duration;
 use crate::journal::message_id;
 
 use super::coverage::{find_gaps, inactive_periods, observed_intervals, ContainerInfo};
-use super::model::{Gap, HeartbeatRecord, ImageEvidence, Interval, Period, VerdictRecord};
+use super::model::{
+    Gap, HeartbeatRecord, ImageEvidence, Interval, Period, RevokedContainer, VerdictRecord,
+};
 use super::records::{heartbeat_record, verdict_record, JEntry};
+use super::revoked::revoked_containers;
 
 /// Everything a pack states that follows from its journal records and
 /// containerd's container records alone: computed once when the pack is
@@ -38,6 +41,8 @@ pub struct Derived {
     pub task_starts: usize,
     /// Containers that bypassed the gate.
     pub gaps: Vec<Gap>,
+    /// Containers that ran on after their verdict stopped holding.
+    pub revoked: Vec<RevokedContainer>,
 }
 
 /// Derive the record-based sections from journal entries (those in the
@@ -122,6 +127,7 @@ pub fn derive(
         inactive_periods: inactive_periods(period, &heartbeats, grace),
         gaps: find_gaps(period, &tasks, &verdicts, containers),
         task_starts: tasks.len(),
+        revoked: revoked_containers(period, &inside),
         observed,
         unobserved,
         images,

@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
-use super::model::{Fleet, Interval, Pack, VerdictRecord, MANIFEST, RECORDS_JSON};
+use super::model::{
+    Fleet, Interval, Pack, RevokedContainer, VerdictRecord, MANIFEST, RECORDS_JSON,
+};
 
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {
@@ -90,6 +92,53 @@ fn intervals(out: &mut String, rs: &[Interval], none: &str) {
             i.from,
             i.to,
             esc(&i.reason)
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// The table of containers that ran on after their verdict stopped holding
+/// (`node`: the node column of a fleet report).
+fn revoked_table(out: &mut String, rows: &[(Option<&str>, &RevokedContainer)]) {
+    let _ = write!(
+        out,
+        "<h2 id=\"revoked\">Containers that ran on after their verdict stopped holding ({})</h2><p>From <code>portcullis reverify</code>'s records: when the verdict was first found no longer holding, why, and whether the container was stopped.</p>",
+        rows.len()
+    );
+    if rows.is_empty() {
+        out.push_str("<p class=\"muted\">None in the period.</p>");
+        return;
+    }
+    let node_col = rows.iter().any(|(n, _)| n.is_some());
+    out.push_str("<table><tr>");
+    if node_col {
+        out.push_str("<th>node</th>");
+    }
+    out.push_str("<th>container</th><th>image</th><th>no longer holds since</th><th>reason</th><th>state</th><th>ran until</th></tr>");
+    for (n, c) in rows {
+        let _ = write!(out, "<tr class=\"revoked {}\">", esc(&c.state));
+        if node_col {
+            let _ = write!(out, "<td>{}</td>", esc(n.unwrap_or("")));
+        }
+        let _ = write!(
+            out,
+            "<td class=\"mono\">{}/{}</td><td class=\"mono\">{}@{}</td><td class=\"mono\">{}</td><td>{}{}</td><td><b>{}</b>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&c.namespace),
+            esc(&c.container_id),
+            opt(&c.image_ref),
+            opt(&c.image_digest),
+            c.since,
+            esc(&c.reason),
+            c.rejection
+                .as_deref()
+                .map(|r| format!(" <span class=\"muted\">({})</span>", esc(r)))
+                .unwrap_or_default(),
+            esc(&c.state),
+            c.stop
+                .as_deref()
+                .map(|x| format!(" ({})", esc(x)))
+                .unwrap_or_default(),
+            c.ran_until
         );
     }
     out.push_str("</table>");
@@ -379,6 +428,9 @@ pub fn render(p: &Pack) -> String {
         }
         o.push_str("</table>");
     }
+    let rows: Vec<(Option<&str>, &RevokedContainer)> =
+        p.revoked.iter().map(|c| (None, c)).collect();
+    revoked_table(&mut o, &rows);
     let ob = &p.observation;
     let _ = write!(
         o,
@@ -447,6 +499,43 @@ pub fn render_fleet(f: &Fleet) -> String {
         );
     }
     o.push_str("</table>");
+    if let Some(c) = &f.collector {
+        let _ = write!(
+            o,
+            "<h2 id=\"nodes\">Nodes</h2><p>Built from the collector's journal <code>{}</code> for <code>{}</code> to <code>{}</code>: {} record(s) read, {} copy(ies) of a record held twice dropped ({}).</p><table><tr><th>node</th><th>machine ID</th><th>verdicts</th><th>denials</th><th>records read</th><th>copies dropped</th><th>last heartbeat</th><th>heartbeat</th><th>documents from</th></tr>",
+            esc(&c.directory),
+            c.period.from,
+            c.period.to,
+            c.records_read,
+            c.duplicates_dropped,
+            esc(&c.dedup_rule)
+        );
+        for n in &f.nodes {
+            let Some(k) = &n.collected else { continue };
+            let _ = write!(
+                o,
+                "<tr class=\"node {}\"><td><a href=\"#node-{}\">{}</a></td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"status\">{}</td><td>{}</td></tr>",
+                if k.heartbeat_stopped { "fail" } else { "pass" },
+                esc(&n.dir.replace('/', "-")),
+                esc(&n.node),
+                esc(&k.machine_id),
+                n.summary.verdict_records,
+                n.summary.denials,
+                k.records_read,
+                k.duplicates_dropped,
+                k.last_heartbeat.map(|t| t.to_string()).unwrap_or_else(|| "none".into()),
+                if k.heartbeat_stopped { "STOPPED" } else { "live" },
+                esc(&k.documents_from)
+            );
+        }
+        o.push_str("</table>");
+    }
+    let rows: Vec<(Option<&str>, &RevokedContainer)> = f
+        .revoked
+        .iter()
+        .map(|r| (Some(r.node.as_str()), &r.container))
+        .collect();
+    revoked_table(&mut o, &rows);
     for n in &f.nodes {
         let _ = write!(
             o,

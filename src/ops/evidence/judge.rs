@@ -193,6 +193,36 @@ pub fn judge(p: &Pack) -> Vec<Step> {
             "denials",
         ],
     ));
+    // 7. revoked verdicts acted on
+    let running: Vec<&super::model::RevokedContainer> =
+        p.revoked.iter().filter(|c| c.state != "stopped").collect();
+    steps.push(step(
+        "revoked-stopped",
+        "No container ran on after its verdict stopped holding",
+        running.is_empty() && !p.heartbeats.is_empty(),
+        if p.heartbeats.is_empty() {
+            "no heartbeat: nothing shows a gate ran on this node in the period, so the absence of reverify records shows nothing".into()
+        } else if p.revoked.is_empty() {
+            "no reverify record in the period finds a running container whose verdict no longer holds".into()
+        } else if running.is_empty() {
+            format!(
+                "{} container(s) found no longer holding, each stopped (see the list)",
+                p.revoked.len()
+            )
+        } else {
+            format!(
+                "{} of {} container(s) whose verdict stopped holding ran on without a recorded stop: {}",
+                running.len(),
+                p.revoked.len(),
+                running
+                    .iter()
+                    .map(|c| format!("{}/{}", c.namespace, c.container_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        &["revoked"],
+    ));
     steps
 }
 
@@ -240,5 +270,7 @@ pub(super) fn summarize(p: &Pack) -> Summary {
         inactive_periods: p.inactive_periods.len(),
         reverified: re.len(),
         reverified_ok: re.iter().filter(|r| r.passed()).count(),
+        revoked: p.revoked.len(),
+        revoked_running: p.revoked.iter().filter(|c| c.state != "stopped").count(),
     }
 }

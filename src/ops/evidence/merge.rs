@@ -8,10 +8,9 @@ use jiff::Timestamp;
 use super::check::{load_json, verify};
 use super::collect::prepare_out;
 use super::error::{rerr, werr, EvidenceError};
+use super::fleet::{fleet_revoked, fleet_steps};
 use super::manifest::{write_file, write_manifest};
-use super::model::{
-    Fleet, FleetNode, FleetStep, Pack, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, REPORT_HTML,
-};
+use super::model::{Fleet, FleetNode, Pack, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, REPORT_HTML};
 
 // ------------------------------------------------------------------ merge
 
@@ -82,29 +81,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Fleet, EvidenceError> {
             period: p.period,
             summary: p.summary.clone(),
             steps: p.steps.clone(),
+            collected: None,
         });
     }
-    let mut steps: Vec<FleetStep> = Vec::new();
-    for n in &nodes {
-        for s in &n.steps {
-            let fs = match steps.iter_mut().find(|f| f.id == s.id) {
-                Some(f) => f,
-                None => {
-                    steps.push(FleetStep {
-                        id: s.id.clone(),
-                        title: s.title.clone(),
-                        status: "pass".into(),
-                        failing_nodes: Vec::new(),
-                    });
-                    steps.last_mut().expect("just pushed")
-                }
-            };
-            if s.status != "pass" {
-                fs.status = "fail".into();
-                fs.failing_nodes.push(format!("{} ({})", n.node, n.dir));
-            }
-        }
-    }
+    let steps = fleet_steps(&nodes);
+    let revoked = fleet_revoked(&packs.iter().map(|(_, p)| p).collect::<Vec<_>>());
     let fleet = Fleet {
         format: FLEET_FORMAT.into(),
         generated_at: Timestamp::now(),
@@ -117,6 +98,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Fleet, EvidenceError> {
         .into(),
         steps,
         nodes,
+        collector: None,
+        revoked,
+        heartbeat_stopped: Vec::new(),
     };
     write_file(
         out,

@@ -23,20 +23,25 @@
 //! - [`model`]: the pack's types (node and fleet), as written to `evidence.json`;
 //! - [`records`]: the node's journal records read back;
 //! - [`coverage`]: heartbeats, observed intervals, containerd's records, gaps;
+//! - [`revoked`]: containers that ran on after their verdict stopped holding;
 //! - [`derive`]: what follows from the records alone;
 //! - [`collect`]: `portcullis evidence`, building a pack;
 //! - [`reverify`]: each image's documents checked again from the pack;
 //! - [`judge`]: the audit steps and the summary;
 //! - [`manifest`]: the pack's files and `MANIFEST.sha256`;
 //! - [`check`]: `portcullis evidence verify`;
+//! - [`fleet`]: what a fleet pack states that follows from its node packs;
 //! - [`merge`]: `portcullis evidence merge`, the fleet view;
+//! - [`collector`]: one fleet pack from a collector's journal directory;
 //! - [`html`]: the report.
 
 pub mod check;
 pub mod collect;
+pub mod collector;
 pub mod coverage;
 pub mod derive;
 pub mod error;
+pub mod fleet;
 pub mod html;
 pub mod judge;
 pub mod manifest;
@@ -44,18 +49,24 @@ pub mod merge;
 pub mod model;
 pub mod records;
 pub mod reverify;
+pub mod revoked;
 
 pub use check::*;
 pub use collect::*;
+pub use collector::*;
 pub use coverage::*;
 pub use derive::*;
 pub use error::*;
+pub use fleet::*;
 pub use judge::*;
 pub use manifest::*;
 pub use merge::*;
 pub use model::*;
 pub use records::*;
 pub use reverify::*;
+pub use revoked::*;
 
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,9 @@ pub const EVIDENCE_JSON: &str = "evidence.json";
 pub const REPORT_HTML: &str = "report.html";
 /// The journal records the pack was built from (journalctl's JSON, one array).
 pub const RECORDS_JSON: &str = "journal/records.json";
+/// The copies a fleet pack built from a collector dropped (journalctl's
+/// JSON, one array).
+pub const DUPLICATES_JSON: &str = "collector/duplicates.json";
 /// containerd's container records when the pack was made.
 pub const CONTAINERS_JSON: &str = "containerd/containers.json";
 
@@ -299,7 +302,8 @@ pub struct Document {
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// pass, fail, or not-required.
+    /// pass, fail, not-required, or unavailable (no document in the pack:
+    /// not re-verifiable here).
     pub status: String,
     /// What was found.
     pub detail: String,
@@ -321,6 +325,12 @@ impl CheckResult {
     pub(super) fn not_required(d: impl Into<String>) -> Self {
         CheckResult {
             status: "not-required".into(),
+            detail: d.into(),
+        }
+    }
+    pub(super) fn unavailable(d: impl Into<String>) -> Self {
+        CheckResult {
+            status: "unavailable".into(),
             detail: d.into(),
         }
     }
@@ -355,6 +365,12 @@ impl Reverification {
         self.signature.status != "fail"
             && self.provenance.status != "fail"
             && (self.signature.passed() || self.provenance.passed())
+    }
+
+    /// Not re-verifiable here: the pack holds no document for the digest
+    /// (never a pass).
+    pub fn unavailable(&self) -> bool {
+        self.signature.status == "unavailable" && self.provenance.status == "unavailable"
     }
 }
 
@@ -495,6 +511,12 @@ pub struct Summary {
     pub reverified: usize,
     /// Re-verifications that passed.
     pub reverified_ok: usize,
+    /// Containers that ran on after their verdict stopped holding.
+    #[serde(default)]
+    pub revoked: usize,
+    /// Of which still running (or not shown stopped) at the period's end.
+    #[serde(default)]
+    pub revoked_running: usize,
 }
 
 /// A node's evidence pack (`evidence.json`).
@@ -538,8 +560,56 @@ pub struct Pack {
     pub gaps: Vec<Gap>,
     /// How starts were observed.
     pub observation: Observation,
+    /// Containers that ran on after their verdict stopped holding
+    /// (`portcullis reverify` records).
+    #[serde(default)]
+    pub revoked: Vec<RevokedContainer>,
     /// journald's integrity check.
     pub journal_integrity: JournalIntegrity,
+}
+
+/// A container that ran on after its verdict stopped holding: what
+/// `portcullis reverify` recorded for it (its REVOKED records and, under
+/// `revoked = "stop"`, the stop record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedContainer {
+    /// containerd namespace.
+    pub namespace: String,
+    /// The container.
+    pub container_id: String,
+    /// The image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<String>,
+    /// The digest its start was allowed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// When `reverify` first found its verdict no longer holds (the
+    /// record's decision time) in the period.
+    pub since: Timestamp,
+    /// The rule decided under.
+    pub rule: String,
+    /// Why it no longer holds.
+    pub reason: String,
+    /// The class of the failure, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<String>,
+    /// `would-refuse` or `no-longer-holds` (warn or audit mode), as first found.
+    pub finding: String,
+    /// REVOKED records for it in the period.
+    pub records: usize,
+    /// `stopped`, `stop-failed` or `running`.
+    pub state: String,
+    /// When it was stopped (or the stop failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Timestamp>,
+    /// The signal that ended it, or why the stop failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+    /// Until when it ran as far as the records show: the stop, or the
+    /// period's end.
+    pub ran_until: Timestamp,
+    /// What the records show, in words.
+    pub detail: String,
 }
 
 // ------------------------------------------------------------------ fleet
@@ -557,6 +627,56 @@ pub struct FleetNode {
     pub summary: Summary,
     /// Its steps.
     pub steps: Vec<Step>,
+    /// What a pack built from a collector's journal states per node
+    /// (absent in packs made by `evidence merge`).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub collected: Option<CollectedNode>,
+}
+
+/// A node as a collector's journal shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectedNode {
+    /// `_MACHINE_ID` of its records (what groups them).
+    pub machine_id: String,
+    /// Other `_HOSTNAME`s its records carry (renamed nodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_hostnames: Vec<String>,
+    /// Records read for it, copies included.
+    pub records_read: usize,
+    /// Copies of one record the collector holds more than once, dropped.
+    pub duplicates_dropped: usize,
+    /// Its newest heartbeat up to the period's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Timestamp>,
+    /// No heartbeat within twice the heartbeat interval before the period's end.
+    pub heartbeat_stopped: bool,
+    /// The state directory its documents were copied from, or why none.
+    pub documents_from: String,
+}
+
+/// One container of a fleet that ran on after its verdict stopped holding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRevoked {
+    /// The node.
+    pub node: String,
+    /// The container, as the node's pack lists it.
+    #[serde(flatten)]
+    pub container: RevokedContainer,
+}
+
+/// Where a fleet pack built from a collector's journal read its records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorSource {
+    /// The collector's journal directory.
+    pub directory: String,
+    /// The period.
+    pub period: Period,
+    /// Records read, copies included.
+    pub records_read: usize,
+    /// Copies dropped (one record held more than once).
+    pub duplicates_dropped: usize,
+    /// The de-duplication rule, in words.
+    pub dedup_rule: String,
 }
 
 /// A fleet pack (`evidence.json` of `evidence merge`).
@@ -574,6 +694,15 @@ pub struct Fleet {
     pub steps: Vec<FleetStep>,
     /// The nodes.
     pub nodes: Vec<FleetNode>,
+    /// Built from a collector's journal: where and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<CollectorSource>,
+    /// Every node's containers that ran on after their verdict stopped holding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<FleetRevoked>,
+    /// Nodes whose heartbeat stopped (collector packs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heartbeat_stopped: Vec<String>,
 }
 
 /// One step across the fleet.

@@ -46,6 +46,12 @@ pub fn reverify_full(
         o.provenance = CheckResult::fail(why);
         Some((o, None))
     };
+    if image.documents.is_empty() {
+        let why = "no signature document for this digest is in the pack (the node's signature cache did not hold it when the pack was made, or the pack was built without the node's state directory): not re-verifiable here";
+        out.signature = CheckResult::unavailable(why);
+        out.provenance = CheckResult::unavailable(why);
+        return Some((out, None));
+    }
     let rule = match pack_rule(dir, pack, rec, &policy_digest) {
         Ok(r) => r,
         Err(e) => return fail_both(out, e),

@@ -248,6 +248,7 @@ fn pack() -> Pack {
         exemptions: Vec::new(),
         inactive_periods: Vec::new(),
         gaps: Vec::new(),
+        revoked: Vec::new(),
         observation: Observation {
             observed: Vec::new(),
             unobserved: Vec::new(),
