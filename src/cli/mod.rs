@@ -23,6 +23,7 @@ pub mod heartbeat;
 pub mod journal;
 pub mod man;
 pub mod policy;
+pub mod policy_dist;
 pub mod provenance;
 pub mod reverify;
 pub mod sync;
@@ -100,9 +101,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Provenance(a) => provenance::run(a),
         Command::Fetch(a) => fetch::run(a),
-        Command::Policy(policy::PolicyCommand::Check { file, output }) => {
-            policy::check(&file, output.json)
-        }
+        Command::Policy(p) => policy::run(p),
         Command::Heartbeat(a) => heartbeat::run(a),
         Command::Evidence(a) => evidence::run(a),
         Command::Audit(a) => audit::run(a),

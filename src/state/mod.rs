@@ -3,4 +3,5 @@
 
 pub mod archive;
 pub mod cache;
+pub mod policy_store;
 pub mod trust_names;

@@ -1,0 +1,277 @@
+//! The registry side of policy distribution (`oci-client`): push the
+//! artifact and its `.sig` image, and read them back, bounded in size and
+//! time, each blob checked against its digest.
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::fetch::{CONNECT_TIMEOUT, READ_TIMEOUT};
+use crate::formats::policy_artifact::{self as art, MANIFEST_MEDIA_TYPE};
+
+/// Longest a whole push or pull may take.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What went wrong talking to the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry could not be reached or did not answer in time.
+    #[error("registry {registry} unreachable: {why}")]
+    Unreachable {
+        /// Which registry.
+        registry: String,
+        /// Why.
+        why: String,
+    },
+    /// The registry answered, but refused or does not hold the artifact.
+    #[error("registry {registry}: {what}: {why}")]
+    Refused {
+        /// Which registry.
+        registry: String,
+        /// What we asked.
+        what: String,
+        /// Its answer.
+        why: String,
+    },
+    /// A blob did not hash to its digest.
+    #[error("{what} from {registry} does not match its digest: {why}")]
+    Digest {
+        /// Which registry.
+        registry: String,
+        /// Which blob.
+        what: String,
+        /// The client's report.
+        why: String,
+    },
+    /// Not a reference, or a runtime failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Registry credentials from `PORTCULLIS_REGISTRY_USERNAME` and
+/// `PORTCULLIS_REGISTRY_PASSWORD`, else anonymous.
+pub fn auth_from_env() -> RegistryAuth {
+    match (
+        std::env::var("PORTCULLIS_REGISTRY_USERNAME"),
+        std::env::var("PORTCULLIS_REGISTRY_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) if !u.is_empty() => RegistryAuth::Basic(u, p),
+        _ => RegistryAuth::Anonymous,
+    }
+}
+
+/// A client and the parsed reference.
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+    /// The artifact's reference.
+    pub reference: Reference,
+}
+
+fn classify(r: &Reference, what: &str) -> impl FnOnce(OciDistributionError) -> RegistryError {
+    let registry = r.registry().to_string();
+    let what = what.to_string();
+    move |e| {
+        let why = crate::base::text::one_line(&e.to_string());
+        match e {
+            OciDistributionError::RequestError(_) => RegistryError::Unreachable { registry, why },
+            OciDistributionError::DigestError(_) => RegistryError::Digest {
+                registry,
+                what,
+                why,
+            },
+            OciDistributionError::ServerError { code, .. } if code >= 500 => {
+                RegistryError::Unreachable { registry, why }
+            }
+            _ => RegistryError::Refused {
+                registry,
+                what,
+                why,
+            },
+        }
+    }
+}
+
+impl Registry {
+    /// A client for `reference` (normalized like an image reference).
+    pub fn new(reference: &str, plain_http: bool) -> Result<Registry, RegistryError> {
+        let ours = crate::reference::ImageRef::parse(reference)
+            .map_err(|e| RegistryError::Other(e.to_string()))?;
+        let reference: Reference = ours
+            .normalized()
+            .parse()
+            .map_err(|e| RegistryError::Other(format!("{reference}: {e}")))?;
+        let client = Client::new(ClientConfig {
+            protocol: if plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            ..Default::default()
+        });
+        Ok(Registry {
+            client,
+            auth: auth_from_env(),
+            reference,
+        })
+    }
+
+    /// `registry/repository`, as cosign names it in a signature payload.
+    pub fn repository(&self) -> String {
+        format!(
+            "{}/{}",
+            self.reference.registry(),
+            self.reference.repository()
+        )
+    }
+
+    fn at_tag(&self, tag: &str) -> Reference {
+        Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag.to_string(),
+        )
+    }
+
+    fn at_digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            digest.to_string(),
+        )
+    }
+
+    /// Push blobs, then `manifest` under `tag` (the reference's own tag when `None`).
+    pub async fn push(
+        &self,
+        blobs: &[&[u8]],
+        manifest: &[u8],
+        tag: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let r = &self.reference;
+        self.client
+            .auth(r, &self.auth, RegistryOperation::Push)
+            .await
+            .map_err(classify(r, "authenticate for push"))?;
+        for b in blobs {
+            let d = crate::digest::sha256_prefixed(b);
+            self.client
+                .push_blob(r, b.to_vec(), &d)
+                .await
+                .map_err(classify(r, &format!("push blob {d}")))?;
+        }
+        let target = match tag {
+            Some(t) => self.at_tag(t),
+            None => r.clone(),
+        };
+        let content_type = MANIFEST_MEDIA_TYPE
+            .parse()
+            .map_err(|_| RegistryError::Other("bad content type".into()))?;
+        self.client
+            .push_manifest_raw(&target, manifest.to_vec(), content_type)
+            .await
+            .map_err(classify(r, "push manifest"))?;
+        Ok(crate::digest::sha256_prefixed(manifest))
+    }
+
+    /// The artifact manifest at the reference: raw bytes and digest (checked).
+    pub async fn manifest(&self) -> Result<(Vec<u8>, String), RegistryError> {
+        let r = &self.reference;
+        let (raw, digest) = self
+            .client
+            .pull_manifest_raw(r, &self.auth, &[MANIFEST_MEDIA_TYPE])
+            .await
+            .map_err(classify(r, "artifact manifest"))?;
+        if raw.len() > art::MAX_MANIFEST_BYTES {
+            return Err(RegistryError::Refused {
+                registry: r.registry().into(),
+                what: "artifact manifest".into(),
+                why: format!("{} bytes, over the limit", raw.len()),
+            });
+        }
+        let served = crate::digest::sha256_prefixed(&raw);
+        if served != digest {
+            return Err(RegistryError::Digest {
+                registry: r.registry().into(),
+                what: "artifact manifest".into(),
+                why: format!("reported {digest}, hashes to {served}"),
+            });
+        }
+        if let Some(pinned) = r.digest() {
+            if pinned != served {
+                return Err(RegistryError::Digest {
+                    registry: r.registry().into(),
+                    what: "artifact manifest".into(),
+                    why: format!("the reference pins {pinned}, the registry served {served}"),
+                });
+            }
+        }
+        Ok((raw.to_vec(), served))
+    }
+
+    /// The `.sig` image of `digest` as a cache artifact, or `None` when unsigned.
+    pub async fn signatures(
+        &self,
+        digest: &str,
+    ) -> Result<Option<crate::cache::Artifact>, RegistryError> {
+        let tag = crate::cosign::signature_tag(digest)
+            .map_err(|e| RegistryError::Other(e.to_string()))?;
+        crate::fetch::fetch_cosign_image(
+            &self.client,
+            &self.auth,
+            &self.at_tag(&tag),
+            &tag,
+            crate::cache::kind::COSIGN_SIGNATURE,
+            crate::fetch::MAX_LAYER_BYTES,
+        )
+        .await
+        // The manifest came from this registry a moment before: a failure
+        // here is the registry's answer, not its absence.
+        .map_err(|e| RegistryError::Refused {
+            registry: self.reference.registry().into(),
+            what: format!("signatures at {tag}"),
+            why: e.to_string(),
+        })
+    }
+
+    /// The layer named by `digest` and `size` (checked by the client, and
+    /// again by the caller).
+    pub async fn layer(&self, digest: &str, size: u64) -> Result<Vec<u8>, RegistryError> {
+        let at = self.at_digest(digest);
+        let desc = OciDescriptor {
+            media_type: art::LAYER_MEDIA_TYPE.into(),
+            digest: digest.into(),
+            size: size as i64,
+            ..Default::default()
+        };
+        let mut out = Vec::with_capacity(size as usize);
+        self.client
+            .pull_blob(&at, &desc, &mut out)
+            .await
+            .map_err(classify(&at, &format!("layer {digest}")))?;
+        Ok(out)
+    }
+}
+
+/// Run `f` on a current-thread runtime, bounded by [`TIMEOUT`].
+pub fn block_on<T>(
+    registry: &str,
+    f: impl std::future::Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RegistryError::Other(format!("cannot start the I/O runtime: {e}")))?;
+    rt.block_on(async {
+        tokio::time::timeout(TIMEOUT, f).await.unwrap_or_else(|_| {
+            Err(RegistryError::Unreachable {
+                registry: registry.to_string(),
+                why: format!("no complete answer within {} s", TIMEOUT.as_secs()),
+            })
+        })
+    })
+}
