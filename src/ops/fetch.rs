@@ -147,7 +147,7 @@ pub fn fetch(
     })
 }
 
-pub(crate) fn registry_err(
+fn registry_err(
     r: &Reference,
     what: impl Into<String>,
 ) -> impl FnOnce(OciDistributionError) -> FetchError {
@@ -160,7 +160,7 @@ pub(crate) fn registry_err(
     }
 }
 
-pub(crate) fn is_not_found(e: &OciDistributionError) -> bool {
+fn is_not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
@@ -355,7 +355,7 @@ async fn fetch_async(
     })
 }
 
-pub(crate) async fn fetch_cosign_image(
+async fn fetch_cosign_image(
     client: &Client,
     auth: &RegistryAuth,
     sig_ref: &Reference,

@@ -4,13 +4,17 @@
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-use crate::fetch::{CONNECT_TIMEOUT, READ_TIMEOUT};
+use crate::cache::{Artifact, Layer};
 use crate::formats::policy_artifact::{self as art, MANIFEST_MEDIA_TYPE};
 
+/// Longest wait to connect to the registry.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait for the next bytes of a registry response.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest a whole push or pull may take.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -59,6 +63,21 @@ pub fn auth_from_env() -> RegistryAuth {
     ) {
         (Ok(u), Ok(p)) if !u.is_empty() => RegistryAuth::Basic(u, p),
         _ => RegistryAuth::Anonymous,
+    }
+}
+
+fn not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
+            matches!(
+                x.code,
+                oci_client::errors::OciErrorCode::ManifestUnknown
+                    | oci_client::errors::OciErrorCode::NotFound
+            )
+        }),
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        _ => false,
     }
 }
 
@@ -214,28 +233,58 @@ impl Registry {
     }
 
     /// The `.sig` image of `digest` as a cache artifact, or `None` when unsigned.
-    pub async fn signatures(
-        &self,
-        digest: &str,
-    ) -> Result<Option<crate::cache::Artifact>, RegistryError> {
+    pub async fn signatures(&self, digest: &str) -> Result<Option<Artifact>, RegistryError> {
         let tag = crate::cosign::signature_tag(digest)
             .map_err(|e| RegistryError::Other(e.to_string()))?;
-        crate::fetch::fetch_cosign_image(
-            &self.client,
-            &self.auth,
-            &self.at_tag(&tag),
-            &tag,
-            crate::cache::kind::COSIGN_SIGNATURE,
-            crate::fetch::MAX_LAYER_BYTES,
-        )
-        .await
-        // The manifest came from this registry a moment before: a failure
-        // here is the registry's answer, not its absence.
-        .map_err(|e| RegistryError::Refused {
+        let at = self.at_tag(&tag);
+        let refused = |why: String| RegistryError::Refused {
             registry: self.reference.registry().into(),
             what: format!("signatures at {tag}"),
-            why: e.to_string(),
-        })
+            why,
+        };
+        let (raw, manifest_digest) = match self
+            .client
+            .pull_manifest_raw(&at, &self.auth, &[MANIFEST_MEDIA_TYPE])
+            .await
+        {
+            Ok(x) => x,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(classify(&at, &format!("signatures at {tag}"))(e)),
+        };
+        let m: OciImageManifest =
+            serde_json::from_slice(&raw).map_err(|e| refused(e.to_string()))?;
+        // A `.sig` re-signed often has many layers: the newest are examined.
+        let (newest, _) = crate::cache::newest_layers(&m.layers);
+        let mut layers = Vec::new();
+        for d in newest {
+            if d.size < 0 || d.size as usize > crate::cosign::MAX_PAYLOAD_BYTES {
+                return Err(refused(format!("layer {} is {} bytes", d.digest, d.size)));
+            }
+            let mut blob = Vec::with_capacity(d.size as usize);
+            self.client
+                .pull_blob(&at, d, &mut blob)
+                .await
+                .map_err(classify(&at, &format!("signature layer {}", d.digest)))?;
+            let layer = Layer::new(
+                &d.media_type,
+                d.annotations.clone().unwrap_or_default(),
+                &blob,
+            );
+            if layer.digest != d.digest {
+                return Err(RegistryError::Digest {
+                    registry: self.reference.registry().into(),
+                    what: format!("signature layer {}", d.digest),
+                    why: format!("hashes to {}", layer.digest),
+                });
+            }
+            layers.push(layer);
+        }
+        Ok(Some(Artifact {
+            kind: crate::cache::kind::COSIGN_SIGNATURE.into(),
+            source: format!("{}:{tag}", self.repository()),
+            manifest_digest,
+            layers,
+        }))
     }
 
     /// The layer named by `digest` and `size` (checked by the client, and
