@@ -28,6 +28,8 @@ pub const CURRENT: &str = "current";
 pub const RELEASES: &str = "releases";
 /// The record inside each release.
 pub const RELEASE_RECORD: &str = "release.json";
+/// Where a node's policy source file is unless `--source` says otherwise.
+pub const DEFAULT_SOURCE: &str = "/etc/portcullis/policy-source.toml";
 /// Releases kept unless the source file says otherwise.
 pub const DEFAULT_KEEP: usize = 5;
 
@@ -86,6 +88,16 @@ impl Release {
         let hex = crate::digest::sha256_hex_of(&self.digest).unwrap_or("unknown");
         format!("{:020}-{}", self.serial, &hex[..hex.len().min(12)])
     }
+}
+
+/// The pulled release a policy file belongs to: `release.json` beside the
+/// file the path resolves to, when there is one. `None` for a policy placed
+/// by hand.
+pub fn release_of(policy_path: &Path) -> Option<Release> {
+    let real = std::fs::canonicalize(policy_path).ok()?;
+    let record = real.parent()?.join(RELEASE_RECORD);
+    let bytes = crate::base::fsio::read_bounded(&record, 64 * 1024).ok()??;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// The policy store of a state directory.

@@ -14,8 +14,7 @@ pub mod publish;
 pub mod pull;
 pub mod registry;
 
-/// Where the source file is unless `--source` says otherwise.
-pub const DEFAULT_SOURCE: &str = "/etc/portcullis/policy-source.toml";
+pub use crate::state::policy_store::DEFAULT_SOURCE;
 /// Largest source file accepted, in bytes.
 pub const MAX_SOURCE_BYTES: u64 = 64 * 1024;
 
