@@ -26,6 +26,7 @@ pub enum PolicyCommand {
     /// Pack a policy and every file it refers to into a signed OCI artifact; push it and/or write it to a file.
     Publish(super::policy_dist::PublishArgs),
     /// Fetch the signed policy artifact the source file names, verify it and install it atomically.
+    #[command(long_about = super::policy_dist::PULL_ABOUT)]
     Pull(super::policy_dist::PullArgs),
 }
 

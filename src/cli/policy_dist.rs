@@ -48,6 +48,20 @@ pub struct PublishArgs {
     pub output: JsonArg,
 }
 
+/// The long help of `policy pull` (its man page's description).
+pub(super) const PULL_ABOUT: &str = "Fetch the signed policy artifact the source file names, verify its \
+signature against the source file's signer (the check images get), refuse a rollback, the same serial \
+with other contents, an expired or a tampered artifact, and install it atomically under \
+STATE_DIR/policy/: releases/<serial>-<digest>/, swapped in by renaming the `current` symlink. Point \
+the gate at STATE_DIR/policy/current/policy.toml (e.g. a symlink from /etc/portcullis/policy.toml).
+
+The source file (TOML):
+  reference = \"REGISTRY/REPO:TAG\"
+  keep = 5   # releases kept
+  [signer]
+  key = \"/etc/portcullis/policy-publisher.pub\"
+  # or a keyless identity: issuer = \"...\", subject = \"...\", trust_root = \"public-good\"";
+
 /// `portcullis policy pull`.
 #[derive(Debug, Args)]
 #[command(
