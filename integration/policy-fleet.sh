@@ -313,6 +313,45 @@ pull "$C" "$C/state"
 pull "$A" "$PORTCULLIS_STATE_DIR"
 refused "node A (publisher key) refuses the cosign-key signature: wrong signer" signature ""
 
+echo "# keyless: a Sigstore bundle by the local stand-in (mock Fulcio, Rekor, TSA), attached as a referrer"
+KL=$PC_WORK/keyless
+D=$PC_WORK/node-d-$RUN
+E=$PC_WORK/node-e-$RUN
+mkdir -p "$KL" "$D/state" "$E/state"
+ID_SUBJECT=https://github.com/acme/fleet/.github/workflows/policy.yml@refs/heads/main
+ID_ISSUER=https://token.actions.githubusercontent.com
+write_central "serial 9, keyless"
+publish 9 --ref "$REF" --no-sign
+D9=$DIGEST
+curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$R/v2/fleet/policy/manifests/$D9" -o "$KL/manifest.json"
+set +e
+S=$(timeout 120 node "$PC_REPO_ROOT/integration/keyless/sign-image.mjs" --artifact "$KL/manifest.json" --digest "$D9" \
+  --subject "$ID_SUBJECT" --issuer "$ID_ISSUER" --tsa yes --out "$KL/bundle.json" --trusted-root-out "$KL/trusted_root.json" 2>&1 &&
+  "$SIGN" attach-bundle --plain-http --bundle "$KL/bundle.json" "$R/fleet/policy@$D9" 2>&1)
+SRC=$?
+set -e
+[[ $SRC -eq 0 ]] && ok "keyless bundle made for serial 9 and attached as a referrer" || not_ok "keyless sign" "rc=$SRC: $S"
+# keyless_source FILE SUBJECT
+keyless_source() {
+  cat >"$1" <<EOF
+reference = "$REF"
+plain_http = true
+[signer]
+issuer = "$ID_ISSUER"
+subject = "$2"
+trust_root = "$KL/trusted_root.json"
+EOF
+}
+keyless_source "$D/policy-source.toml" "$ID_SUBJECT"
+keyless_source "$E/policy-source.toml" "https://github.com/acme/other/.github/workflows/x.yml@refs/heads/main"
+pull "$D" "$D/state"
+[[ $RC -eq 0 ]] && grep -qF "serial 9 ($D9)" <<<"$OUT" && grep -qF "keyless" <<<"$OUT" &&
+  ok "policy pull accepts the keyless-signed artifact (issuer + subject + trust root in the source file)" ||
+  not_ok "pull keyless" "rc=$RC: $OUT"
+pull "$E" "$E/state"
+[[ $RC -eq 1 ]] && grep -qF "refused (signature)" <<<"$OUT" && [[ $(installed "$E/state") == none ]] &&
+  ok "another keyless identity is refused: $(cut -c1-150 <<<"$OUT")" || not_ok "keyless wrong identity" "rc=$RC: $OUT"
+
 echo "# heartbeat and doctor"
 set +e
 HB=$(timeout 60 "$PC" heartbeat --json 2>&1)

@@ -136,6 +136,8 @@ struct Fetched {
     manifest: Vec<u8>,
     digest: String,
     signatures: Option<Artifact>,
+    /// Sigstore bundles attached as referrers (registry only).
+    bundles: Vec<Artifact>,
 }
 
 fn refused(kind: Refusal, message: String) -> PullError {
@@ -241,6 +243,7 @@ pub fn pull(o: &PullOptions) -> Result<PullReport, PullError> {
                 manifest: manifest.to_vec(),
                 digest,
                 signatures,
+                bundles: Vec::new(),
             };
             layout = Some(l);
             f
@@ -255,10 +258,13 @@ pub fn pull(o: &PullOptions) -> Result<PullReport, PullError> {
             let reg = Registry::new(reference, o.source.plain_http)
                 .map_err(|e| registry_refusal(e, &installed))?;
             let name = reg.reference.registry().to_string();
-            let (manifest, digest, signatures) = block_on(&name, async {
+            let (manifest, digest, signatures, bundles) = block_on(&name, async {
                 let (m, d) = reg.manifest().await?;
                 let s = reg.signatures(&d).await?;
-                Ok((m, d, s))
+                // Referrers are a second place signatures may be; a registry
+                // that cannot list them leaves the `.sig` image to decide.
+                let b = reg.bundles(&d).await.unwrap_or_default();
+                Ok((m, d, s, b))
             })
             .map_err(|e| registry_refusal(e, &installed))?;
             let f = Fetched {
@@ -267,6 +273,7 @@ pub fn pull(o: &PullOptions) -> Result<PullReport, PullError> {
                 manifest,
                 digest,
                 signatures,
+                bundles,
             };
             registry = Some(reg);
             f
@@ -375,7 +382,7 @@ fn verify(o: &PullOptions, f: &Fetched) -> Result<String, PullError> {
         subject: f.digest.clone(),
         repository: f.repository.clone(),
         fetched_at: o.now.to_string(),
-        artifacts: f.signatures.iter().cloned().collect(),
+        artifacts: f.signatures.iter().chain(&f.bundles).cloned().collect(),
     };
     let sign_hint = format!(
         "sign it with the signer {} names ({}): `portcullis policy publish --key KEY` or `cosign sign --key KEY {}@{}`",
@@ -390,7 +397,7 @@ fn verify(o: &PullOptions, f: &Fetched) -> Result<String, PullError> {
         Err(Rejection::NothingCached) => Err(refused(
             Refusal::Signature,
             format!(
-                "{}@{} is not signed (no {}); {sign_hint}",
+                "{}@{} is not signed (no {}, no Sigstore bundle referring to it); {sign_hint}",
                 f.origin,
                 f.digest,
                 crate::cosign::signature_tag(&f.digest).unwrap_or_default()

@@ -15,6 +15,8 @@ use crate::formats::policy_artifact::{self as art, MANIFEST_MEDIA_TYPE};
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest wait for the next bytes of a registry response.
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Largest Sigstore bundle layer read, in bytes.
+pub const MAX_BUNDLE_BYTES: i64 = 4 * 1024 * 1024;
 /// Longest a whole push or pull may take.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -285,6 +287,90 @@ impl Registry {
             manifest_digest,
             layers,
         }))
+    }
+
+    /// Sigstore bundles attached to `digest` as OCI 1.1 referrers (the
+    /// referrers API, or the tag schema `sha256-<hex>` where the registry
+    /// lacks it), as cache artifacts: how `cosign sign` with the new bundle
+    /// format, or a keyless signer, attaches its signature.
+    pub async fn bundles(&self, digest: &str) -> Result<Vec<Artifact>, RegistryError> {
+        let subject = self.at_digest(digest);
+        self.client
+            .store_auth_if_needed(subject.resolve_registry(), &self.auth)
+            .await;
+        let index = self
+            .client
+            .pull_referrers(&subject, None)
+            .await
+            .map_err(classify(&subject, "referrers"))?;
+        let mut out = Vec::new();
+        for m in index
+            .manifests
+            .iter()
+            .take(crate::formats::referrers::MAX_REFERRERS)
+        {
+            let is_bundle = m
+                .artifact_type
+                .as_deref()
+                .is_some_and(|t| crate::formats::referrers::BUNDLE_MEDIA_TYPES.contains(&t));
+            if !is_bundle {
+                continue;
+            }
+            let at = self.at_digest(&m.digest);
+            let (raw, got) = self
+                .client
+                .pull_manifest_raw(&at, &self.auth, &[MANIFEST_MEDIA_TYPE])
+                .await
+                .map_err(classify(&at, &format!("referrer {}", m.digest)))?;
+            if crate::digest::sha256_prefixed(&raw) != m.digest || got != m.digest {
+                return Err(RegistryError::Digest {
+                    registry: self.reference.registry().into(),
+                    what: format!("referrer {}", m.digest),
+                    why: format!("served as {got}"),
+                });
+            }
+            let man: OciImageManifest =
+                serde_json::from_slice(&raw).map_err(|e| RegistryError::Refused {
+                    registry: self.reference.registry().into(),
+                    what: format!("referrer {}", m.digest),
+                    why: e.to_string(),
+                })?;
+            let mut layers = Vec::new();
+            for d in man.layers.iter().take(crate::cache::MAX_LAYERS) {
+                if d.size < 0 || d.size > MAX_BUNDLE_BYTES {
+                    return Err(RegistryError::Refused {
+                        registry: self.reference.registry().into(),
+                        what: format!("bundle layer {}", d.digest),
+                        why: format!("{} bytes, over the {MAX_BUNDLE_BYTES}-byte limit", d.size),
+                    });
+                }
+                let mut blob = Vec::with_capacity(d.size as usize);
+                self.client
+                    .pull_blob(&at, d, &mut blob)
+                    .await
+                    .map_err(classify(&at, &format!("bundle layer {}", d.digest)))?;
+                let layer = Layer::new(
+                    &d.media_type,
+                    d.annotations.clone().unwrap_or_default(),
+                    &blob,
+                );
+                if layer.digest != d.digest {
+                    return Err(RegistryError::Digest {
+                        registry: self.reference.registry().into(),
+                        what: format!("bundle layer {}", d.digest),
+                        why: format!("hashes to {}", layer.digest),
+                    });
+                }
+                layers.push(layer);
+            }
+            out.push(Artifact {
+                kind: crate::cache::kind::SIGSTORE_BUNDLE.into(),
+                source: format!("{}@{}", self.repository(), m.digest),
+                manifest_digest: m.digest.clone(),
+                layers,
+            });
+        }
+        Ok(out)
     }
 
     /// The layer named by `digest` and `size` (checked by the client, and
