@@ -47,8 +47,9 @@ UNREACHABLE_ID=6a307f9343344c26a68137fbe3d4a202
 REF=$R/fleet/policy:prod
 RUN=$RANDOM$RANDOM
 
-echo "# building the workspace"
+echo "# building the workspace; the keyless stand-in's npm packages (no-op when up to date)"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
+bash "$HERE/keyless/install.sh" >/dev/null
 
 trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
 mkdir -p "$PC_WORK"

@@ -292,6 +292,16 @@ impl PolicyStore {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        // A symlink a crash left before its rename (the lock is held).
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(".current-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -365,6 +375,35 @@ mod tests {
             .filter(|n| n.starts_with(".current-") || n.starts_with(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_crash_before_either_rename_leaves_the_old_release_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PolicyStore::new(&StateDir::new(dir.path()));
+        store.install(&release(1, 1), &files("# 1\n"), 3).unwrap();
+        // What a crash leaves: a half-written release under its temporary
+        // name, and a new symlink not yet renamed over `current`.
+        let tmp = store.root().join("releases/.tmp-crashed");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("policy.toml"), "# half").unwrap();
+        std::os::unix::fs::symlink("releases/.tmp-crashed", store.root().join(".current-1"))
+            .unwrap();
+        assert_eq!(store.installed().unwrap().unwrap().serial, 1);
+        assert_eq!(
+            std::fs::read_to_string(store.policy_path()).unwrap(),
+            "# 1\n"
+        );
+        assert_eq!(
+            store.releases().len(),
+            1,
+            "temporary names are not releases"
+        );
+        // The next install cleans both up.
+        store.install(&release(2, 2), &files("# 2\n"), 3).unwrap();
+        assert!(!tmp.exists());
+        assert!(std::fs::symlink_metadata(store.root().join(".current-1")).is_err());
+        assert_eq!(store.installed().unwrap().unwrap().serial, 2);
     }
 
     #[test]
