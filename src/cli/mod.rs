@@ -5,7 +5,8 @@
 //!
 //! Exit codes scripts can rely on: 0 success (for `check`: the start would
 //! be allowed), 1 a negative answer (denied, invalid policy, records left in
-//! the spool), 2 usage error, 3 an operational error (registry, journal).
+//! the spool), 2 usage error, 3 an operational error (registry, journal);
+//! `policy pull` adds 4: the registry is unreachable, the last good policy stays.
 
 use std::path::PathBuf;
 

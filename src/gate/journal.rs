@@ -512,6 +512,9 @@ mod catalog_tests {
             TASK_STARTED,
             OBSERVER,
             REVOKED,
+            POLICY_INSTALLED,
+            POLICY_REFUSED,
+            POLICY_UNREACHABLE,
             REVOKED_STOPPED,
         ] {
             assert_eq!(id.len(), 32);
