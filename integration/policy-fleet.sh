@@ -20,8 +20,13 @@
 #   MESSAGE_ID; air-gapped: publish --out, pull --from-file on B, a tampered
 #   file refused; cosign interop both ways: `cosign verify --key` accepts
 #   portcullis's signature, and pull accepts an artifact signed by
-#   `cosign sign --key` (a cosign generate-key-pair key) after publish --no-sign;
-#   heartbeat and doctor report the serial and digest in force.
+#   `cosign sign --key` (a cosign generate-key-pair key) after publish --no-sign
+#   (and `cosign verify` with another key refuses); keyless: a Sigstore bundle
+#   made by the local stand-in (integration/keyless: mock Fulcio, Rekor, TSA)
+#   and attached as a referrer is accepted by a node whose source file names
+#   that issuer and subject with the stand-in's trusted root, and refused by
+#   a node naming another subject; heartbeat and doctor report the serial and
+#   digest in force.
 # Ends with "N passed, M failed".
 set -euo pipefail
 
@@ -297,6 +302,12 @@ VRC=$?
 set -e
 [[ $VRC -eq 0 ]] && grep -qF "$D2" <<<"$V" && ok "cosign verify --key accepts the signature portcullis made (serial 2)" ||
   not_ok "cosign verify" "rc=$VRC: $V"
+set +e
+V=$(timeout 120 "$COSIGN" verify --key "$KEYS/impostor.pub" --insecure-ignore-tlog=true --allow-http-registry \
+  --new-bundle-format=false "$R/fleet/policy@$D2" 2>&1)
+VRC=$?
+set -e
+[[ $VRC -ne 0 ]] && ok "cosign verify with another key refuses it (exit $VRC)" || not_ok "cosign verify, other key" "$V"
 (cd "$KEYS" && "$COSIGN" generate-key-pair --output-key-prefix cosign >/dev/null 2>&1)
 source_file "$C/policy-source.toml" "$KEYS/cosign.pub"
 write_central "serial 8, signed by cosign"
