@@ -129,6 +129,8 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/
   ./usr/lib/systemd/system/portcullis-heartbeat.timer \
   ./usr/lib/systemd/system/portcullis-reverify.service ./usr/lib/systemd/system/portcullis-reverify.timer \
   ./usr/lib/systemd/system/portcullis-reverify.path ./usr/share/man/man1/portcullis-reverify.1.gz \
+  ./usr/lib/systemd/system/portcullis-policy-pull.service ./usr/lib/systemd/system/portcullis-policy-pull.timer \
+  ./usr/share/man/man1/portcullis-policy-pull.1.gz ./usr/share/man/man1/portcullis-policy-publish.1.gz \
   ./usr/share/doc/portcullis/AUDIT.md ./usr/share/doc/portcullis/evidence.schema.json \
   ./usr/lib/systemd/catalog/portcullis.catalog \
   ./usr/share/doc/portcullis/copyright ./usr/share/doc/portcullis/changelog.Debian.gz \

@@ -94,6 +94,8 @@ echo "== revocation reaching running containers: portcullis reverify reports, th
 timed "$HERE/reverify.sh"
 echo "== central journal: verdicts of two nodes through systemd-journal-upload to systemd-journal-remote, audit per node"
 timed "$HERE/fleet-journal.sh"
+echo "== policy as a signed OCI artifact: publish, pull on two nodes, six refusals, unreachable, air-gapped, cosign both ways (containerd 1.6)"
+timed "$HERE/policy-fleet.sh"
 
 echo "== real cosign (v3, key-based): legacy .sig/.att and new bundle forms, SLSA v1 and v0.2 provenance, on containerd 1.6"
 timed "$HERE/cosign.sh"

@@ -29,13 +29,13 @@
 //! | layer | folder | owns |
 //! |---|---|---|
 //! | 0 | [`base`] | digests, image references, text helpers, the bounded reader, install-time names |
-//! | 1 | [`formats`] | untrusted bytes → typed values: cosign, DSSE, SLSA provenance, public keys |
-//! | 2 | [`state`] | the state directory: signature cache, trust root names |
+//! | 1 | [`formats`] | untrusted bytes → typed values: cosign, DSSE, SLSA provenance, public keys, the policy artifact |
+//! | 2 | [`state`] | the state directory: signature cache, trust root names, pulled policy releases |
 //! | 2 | [`containerd`] | the containerd client and the start path's lookups |
 //! | 3 | [`verify`] | trust roots, signers, signatures, attestations, the facts a verdict records |
 //! | 4 | [`policy`] | the policy file and rule selection |
 //! | 5 | [`gate`] | the start path: shim arguments, decide, verdict cache, sandbox, journal |
-//! | 6 | [`ops`] | operator tools: fetch, sync, doctor, heartbeat, audit, bundles, evidence, trust updates |
+//! | 6 | [`ops`] | operator tools: fetch, sync, doctor, heartbeat, audit, bundles, evidence, trust updates, policy publish / pull |
 //! | 7 | [`cli`] | the `portcullis` command line |
 //!
 //! Nothing under [`gate`] reaches [`ops`] or [`cli`]. The CLI reuses the same

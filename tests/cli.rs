@@ -85,6 +85,7 @@ fn doctor_exits_1_with_every_check_in_json() {
             "node-wide",
             "policy",
             "trust-root",
+            "policy-source",
             "journald",
             "state-dir",
             "sync-service"

@@ -5,7 +5,8 @@
 //!
 //! Exit codes scripts can rely on: 0 success (for `check`: the start would
 //! be allowed), 1 a negative answer (denied, invalid policy, records left in
-//! the spool), 2 usage error, 3 an operational error (registry, journal).
+//! the spool), 2 usage error, 3 an operational error (registry, journal);
+//! `policy pull` adds 4: the registry is unreachable, the last good policy stays.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub mod heartbeat;
 pub mod journal;
 pub mod man;
 pub mod policy;
+pub mod policy_dist;
 pub mod provenance;
 pub mod reverify;
 pub mod sync;
@@ -100,9 +102,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Provenance(a) => provenance::run(a),
         Command::Fetch(a) => fetch::run(a),
-        Command::Policy(policy::PolicyCommand::Check { file, output }) => {
-            policy::check(&file, output.json)
-        }
+        Command::Policy(p) => policy::run(p),
         Command::Heartbeat(a) => heartbeat::run(a),
         Command::Evidence(a) => evidence::run(a),
         Command::Audit(a) => audit::run(a),

@@ -23,6 +23,19 @@ pub enum PolicyCommand {
         #[command(flatten)]
         output: JsonArg,
     },
+    /// Pack a policy and every file it refers to into a signed OCI artifact; push it and/or write it to a file.
+    Publish(super::policy_dist::PublishArgs),
+    /// Fetch the signed policy artifact the source file names, verify it and install it atomically.
+    #[command(long_about = super::policy_dist::PULL_ABOUT)]
+    Pull(super::policy_dist::PullArgs),
+}
+
+pub(super) fn run(c: PolicyCommand) -> Result<u8, CliError> {
+    match c {
+        PolicyCommand::Check { file, output } => check(&file, output.json),
+        PolicyCommand::Publish(a) => super::policy_dist::run_publish(a),
+        PolicyCommand::Pull(a) => super::policy_dist::run_pull(a),
+    }
 }
 
 pub(super) fn check(file: &PathBuf, json: bool) -> Result<u8, CliError> {

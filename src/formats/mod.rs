@@ -5,5 +5,6 @@
 pub mod cosign;
 pub mod dsse;
 pub mod keys;
+pub mod policy_artifact;
 pub mod provenance;
 pub mod referrers;

@@ -47,7 +47,17 @@ pub mod message_id {
     pub const REVOKED: &str = "12549d0d798943839163463d23f4104f";
     /// `portcullis reverify` stopped (or failed to stop) such a container.
     pub const REVOKED_STOPPED: &str = "fb2c85036a494dc59b8b2d51d032c356";
+    /// `portcullis policy pull` installed a signed policy artifact.
+    pub const POLICY_INSTALLED: &str = "c2038a3cc8564ecfad1d389e5d29488e";
+    /// `portcullis policy pull` refused an artifact (rollback, expired,
+    /// signature, tampered, invalid); the policy in force is unchanged.
+    pub const POLICY_REFUSED: &str = "981466927d7f42fe9cc109b54f838001";
+    /// `portcullis policy pull` could not reach the registry; the last good
+    /// policy stays in force.
+    pub const POLICY_UNREACHABLE: &str = "6a307f9343344c26a68137fbe3d4a202";
 }
+/// `SYSLOG_IDENTIFIER` of the records of `portcullis policy pull`.
+pub const POLICY_PULL_IDENTIFIER: &str = "portcullis-policy-pull";
 
 /// Errors recording a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -502,6 +512,9 @@ mod catalog_tests {
             TASK_STARTED,
             OBSERVER,
             REVOKED,
+            POLICY_INSTALLED,
+            POLICY_REFUSED,
+            POLICY_UNREACHABLE,
             REVOKED_STOPPED,
         ] {
             assert_eq!(id.len(), 32);

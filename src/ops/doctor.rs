@@ -73,7 +73,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// Stable name (`containerd`, `cri-runtime`, `shim`, `policy`,
-    /// `trust-root`, `journald`, `state-dir`, `sync-service`).
+    /// `trust-root`, `policy-source`, `journald`, `state-dir`, `sync-service`).
     pub name: &'static str,
     /// The outcome.
     pub status: Status,
@@ -168,6 +168,11 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
             p, &state,
         )));
     }
+    checks.push(policy_source_check(
+        &o.policy,
+        Path::new(crate::state::policy_store::DEFAULT_SOURCE).exists(),
+        jiff::Timestamp::now(),
+    ));
     checks.push(journald_check(Path::new(JOURNAL_SOCKET)));
     checks.push(state_dir_check(&o.state_dir));
     let systemd = Path::new("/run/systemd/system").is_dir();
@@ -537,6 +542,69 @@ pub fn trust_check(
     }
 }
 
+/// `policy-source`: where the policy in force came from. A pulled release
+/// (`portcullis policy pull`) is reported with its serial, digest, source
+/// and age; an expired one is a warning (the node keeps enforcing it until a
+/// newer serial arrives).
+pub fn policy_source_check(policy: &Path, source_configured: bool, now: jiff::Timestamp) -> Check {
+    const NAME: &str = "policy-source";
+    let Some(r) = crate::state::policy_store::release_of(policy) else {
+        if source_configured {
+            return Check::new(
+                NAME,
+                Status::Warn,
+                format!(
+                    "{} exists but the policy in force ({}) was not pulled",
+                    crate::state::policy_store::DEFAULT_SOURCE,
+                    policy.display()
+                ),
+            )
+            .fix("run `portcullis policy pull`, then `ln -sf STATE_DIR/policy/current/policy.toml /etc/portcullis/policy.toml`");
+        }
+        return Check::new(
+            NAME,
+            Status::Ok,
+            format!("{} is placed by hand (no policy source)", policy.display()),
+        );
+    };
+    let age = |t: &str| {
+        t.parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| human_age(now.as_second() - t.as_second()))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let detail = format!(
+        "serial {} ({}) from {}, published {} ago, installed {} ago, expires {}",
+        r.serial,
+        r.digest,
+        r.source,
+        age(&r.created),
+        age(&r.installed_at),
+        r.expires
+    );
+    let expired = r
+        .expires
+        .parse::<jiff::Timestamp>()
+        .map(|e| e <= now)
+        .unwrap_or(true);
+    if expired {
+        Check::new(NAME, Status::Warn, format!("EXPIRED: {detail}"))
+            .fix("publish a newer serial (`portcullis policy publish --serial N`) and let the nodes pull it; the expired policy stays in force until then")
+    } else {
+        Check::new(NAME, Status::Ok, detail)
+    }
+}
+
+fn human_age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 /// The `journald` check: its socket takes connections.
 pub fn journald_check(socket: &Path) -> Check {
     const NAME: &str = "journald";
@@ -864,6 +932,47 @@ version = 3
         let c = sync_check(true, Some("inactive".into()));
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("inactive"));
+    }
+
+    #[test]
+    fn policy_source_reports_serial_age_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let hand = dir.path().join("p.toml");
+        std::fs::write(&hand, "").unwrap();
+        let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        assert_eq!(policy_source_check(&hand, false, now).status, Status::Ok);
+        assert_eq!(policy_source_check(&hand, true, now).status, Status::Warn);
+        let store =
+            crate::state::policy_store::PolicyStore::new(&StateDir::new(dir.path().join("s")));
+        let mut r = crate::state::policy_store::Release {
+            serial: 4,
+            digest: crate::base::testing::digest(4),
+            policy_digest: crate::base::testing::digest(5),
+            source: "r.io/p:prod".into(),
+            signer: "key:k".into(),
+            created: "2026-05-31T21:00:00Z".into(),
+            expires: "2026-07-01T00:00:00Z".into(),
+            installed_at: "2026-05-31T23:59:00Z".into(),
+        };
+        let files = [crate::formats::policy_artifact::File {
+            path: "policy.toml".into(),
+            bytes: b"x".to_vec(),
+        }];
+        store.install(&r, &files, 2).unwrap();
+        let c = policy_source_check(&store.policy_path(), true, now);
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(
+            c.detail.contains("serial 4") && c.detail.contains("published 3h ago"),
+            "{}",
+            c.detail
+        );
+        r.serial = 5;
+        r.digest = crate::base::testing::digest(6);
+        r.expires = "2026-05-31T23:00:00Z".into();
+        store.install(&r, &files, 2).unwrap();
+        let c = policy_source_check(&store.policy_path(), true, now);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.starts_with("EXPIRED"), "{}", c.detail);
     }
 
     #[test]

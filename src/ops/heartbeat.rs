@@ -46,17 +46,23 @@ impl GateState {
                 "heartbeat: policy {} unusable, every start is refused: {e}",
                 self.policy_path
             ),
-            None => format!(
-                "heartbeat: mode {}{} policy {} ({digest}), {} trust root(s)",
-                self.mode,
-                if self.enforcing() {
-                    ""
-                } else {
-                    " (not every rule enforces)"
-                },
-                self.policy_path,
-                self.trust_roots.len()
-            ),
+            None => {
+                format!(
+                    "heartbeat: mode {}{} policy {} ({digest}), {} trust root(s)",
+                    self.mode,
+                    if self.enforcing() {
+                        ""
+                    } else {
+                        " (not every rule enforces)"
+                    },
+                    self.policy_path,
+                    self.trust_roots.len()
+                ) + &self
+                    .policy_artifact
+                    .as_ref()
+                    .map(|a| format!(", pulled policy serial {} ({})", a.serial, a.digest))
+                    .unwrap_or_default()
+            }
         };
         let roots = self
             .trust_roots
@@ -90,6 +96,13 @@ impl GateState {
             ("PORTCULLIS_TRUST_ROOT_DIGEST".into(), root_digests),
             ("PORTCULLIS_VERSION".into(), self.version.clone()),
         ];
+        if let Some(a) = &self.policy_artifact {
+            fields.extend([
+                ("PORTCULLIS_POLICY_SERIAL".to_string(), a.serial.to_string()),
+                ("PORTCULLIS_POLICY_ARTIFACT".into(), a.digest.clone()),
+                ("PORTCULLIS_POLICY_SOURCE".into(), a.source.clone()),
+            ]);
+        }
         fields.retain(|(_, v)| !v.is_empty());
         Record {
             message,

@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod heartbeat;
 pub mod offline;
+pub mod policy_dist;
 pub mod provenance;
 pub mod reverify;
 pub mod sync;

@@ -18,6 +18,7 @@ use toml::Spanned;
 pub mod file_check;
 mod index;
 pub mod lint;
+pub mod references;
 pub mod summary;
 #[cfg(test)]
 mod test_gen;
@@ -330,8 +331,13 @@ impl Policy {
             source,
         };
         use crate::base::fsio::{self, ReadError, ReadOptions};
-        // Symlinks are followed: /etc files may be placed as symlinks.
-        let bytes = match fsio::read(path, ReadOptions::bounded(MAX_POLICY_BYTES)) {
+        // Symlinks are followed: /etc files may be placed as symlinks. The
+        // path is resolved once, and the file and every relative path in it
+        // are read from that one directory: a pulled policy's release
+        // directory, which `policy pull` swaps in by a symlink rename, is
+        // never mixed with the next one (see `crate::state::policy_store`).
+        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let bytes = match fsio::read(&resolved, ReadOptions::bounded(MAX_POLICY_BYTES)) {
             Ok(b) => b,
             // A FIFO or device would block or never end.
             Err(ReadError::NotRegular) => {
@@ -357,7 +363,15 @@ impl Policy {
                 severity: Severity::Error,
             }],
         })?;
-        Self::parse(&text, path)
+        let mut p = Self::parse(&text, &resolved).map_err(|e| match e {
+            PolicyError::Invalid { problems, .. } => PolicyError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            },
+            other => other,
+        })?;
+        p.path = path.to_path_buf();
+        Ok(p)
     }
 
     /// [`Policy::load`], with the lints' findings (see [`lint`]) among its

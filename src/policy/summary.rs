@@ -46,6 +46,9 @@ pub struct GateState {
     pub rules: Vec<RuleState>,
     /// The trust roots of `verify` rules.
     pub trust_roots: Vec<TrustRootState>,
+    /// The pulled policy artifact in force (`portcullis policy pull`), when
+    /// the policy file belongs to one.
+    pub policy_artifact: Option<crate::state::policy_store::Release>,
     /// This version of Portcullis.
     pub version: String,
 }
@@ -65,6 +68,7 @@ impl GateState {
                 policy_error: Some(e.to_string()),
                 rules: Vec::new(),
                 trust_roots: Vec::new(),
+                policy_artifact: crate::state::policy_store::release_of(policy_path),
                 version: env!("CARGO_PKG_VERSION").into(),
             },
         }
@@ -108,6 +112,8 @@ impl GateState {
             policy_error: None,
             rules,
             trust_roots: roots,
+            policy_artifact: crate::state::policy_store::release_of(&p.path)
+                .filter(|r| r.policy_digest == p.digest),
             version: env!("CARGO_PKG_VERSION").into(),
         }
     }
