@@ -1,6 +1,6 @@
 //! Which manifest of an image index a container's rootfs was unpacked from.
 //!
-//! This module owns the observation behind multi-arch admission (threat T38
+//! This module owns the observation behind multi-arch admission (threat T75
 //! in docs/THREAT-MODEL.md). [`crate::containerd::platform`] models the
 //! manifest containerd picks by default; an operator can take another one
 //! (`ctr run --platform linux/arm64`, a `--platform` pull, a CRI runtime
