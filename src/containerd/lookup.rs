@@ -284,7 +284,17 @@ pub fn lookup_container(
                         &blob,
                         &info.parent,
                         |d| local_blob(channel.clone(), namespace, d),
-                        |m| local_chain(channel.clone(), namespace, m),
+                        // The default pick's chain is known: not read twice.
+                        |m| {
+                            let known = (m == pick).then(|| default_chain.clone());
+                            let channel = channel.clone();
+                            async move {
+                                match known {
+                                    Some(c) => Ok(c),
+                                    None => local_chain(channel, namespace, m).await,
+                                }
+                            }
+                        },
                     )
                     .await?;
                     let s = super::origin::settle(
