@@ -143,10 +143,17 @@ cosign_do sign "sig/index-signed@$I_S"
 multiarch sig/platform-signed platform-signed
 I_P=$IDX A_P=$AMD C_P=$ARM
 cosign_do sign "sig/platform-signed@$A_P"
+multiarch sig/arm-signed arm-signed
+I_R=$IDX A_R=$AMD C_R=$ARM
+cosign_do sign "sig/arm-signed@$C_R"
 multiarch att/index-attested index-attested
-I_A=$IDX A_A=$AMD
+I_A=$IDX A_A=$AMD C_A=$ARM
 predicate "$GOOD_BUILDER" "$GOOD_SOURCE" "$PC_WORK/good.json"
 cosign_do attest "att/index-attested@$I_A" --type slsaprovenance1 --predicate "$PC_WORK/good.json"
+multiarch att/index-other-builder index-other-builder
+I_B=$IDX
+predicate https://evil.example/builder "$GOOD_SOURCE" "$PC_WORK/evil.json"
+cosign_do attest "att/index-other-builder@$I_B" --type slsaprovenance1 --predicate "$PC_WORK/evil.json"
 # Provenance made for another index, copied under this index's .att tag.
 multiarch att/other-index other-index
 I_O=$IDX
@@ -190,12 +197,31 @@ START_OPTS=()
 platform_is multiarch-platform-signed-sibling-refused "$C_P"
 echo "#   $(grep -F 'portcullis: denied' <<<"$LAST_OUT" | head -n1)"
 
+echo "# signature over the other platform's manifest (arm64) only"
+prepare sig/arm-signed
+"$PC" fetch --plain-http "$R/sig/arm-signed@$C_R" >>"$PC_WORK/logs/fetch.log" 2>&1 || true
+start_case multiarch-arm-signed-this-platform-refused sig/arm-signed:1 refuse deny "$A_R"
+prepare sig/arm-signed linux/arm64
+START_OPTS=(--platform linux/arm64)
+start_case multiarch-arm-signed-with-platform-arm64-runs sig/arm-signed:1 run allow
+START_OPTS=()
+platform_is multiarch-arm-signed-with-platform-arm64-runs "$C_R"
+signed_is multiarch-arm-signed-with-platform-arm64-runs "$C_R"
+
 echo "# provenance with subject = the index digest (provenance-only rule)"
 prepare att/index-attested
 start_case multiarch-index-attested-provenance-only-runs att/index-attested:1 run allow
 signed_is multiarch-index-attested-provenance-only-runs "$I_A"
 pb=$(journal_field "$LAST_ID" PORTCULLIS_PROVENANCE_BUILDER || true)
 [[ $pb == "$GOOD_BUILDER" ]] && ok "multiarch-index-attested: the record names builder $pb" || not_ok "multiarch-index-attested builder" "$pb"
+prepare att/index-attested linux/arm64
+START_OPTS=(--platform linux/arm64)
+start_case multiarch-index-attested-other-platform-runs att/index-attested:1 run allow
+START_OPTS=()
+platform_is multiarch-index-attested-other-platform-runs "$C_A"
+prepare att/index-other-builder
+start_case multiarch-index-attested-other-builder-refused att/index-other-builder:1 refuse deny \
+  'builder id "https://evil.example/builder" is not one of the allowed builder_ids'
 prepare att/other-index
 start_case multiarch-provenance-of-another-index-refused att/other-index:1 refuse deny "${I_X#sha256:}"
 echo "#   $(grep -F 'portcullis: denied' <<<"$LAST_OUT" | head -n1)"
