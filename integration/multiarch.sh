@@ -2,8 +2,8 @@
 # Issue 14 item 5: multi-arch images signed or attested on the index, with
 # the real cosign (v3, integration/tools.sh) and crane (go-containerregistry
 # v0.22.1), on real parts: Debian's docker-registry on loopback, containerd
-# (1.6 by default; PC_CONTAINERD_VERSION=2.4.2 for the pinned 2.x) with runc,
-# journald, through --runtime io.containerd.portcullis.v2, mode = "enforce",
+# (1.6 by default; PC_CONTAINERD_VERSION=2.4.2 for the pinned 2.x; test-all
+# runs both) with runc, journald, through --runtime io.containerd.portcullis.v2, mode = "enforce",
 # default = "deny".
 #
 # Each index lists a linux/amd64 manifest (runs here) and a linux/arm64 one,
@@ -19,7 +19,8 @@
 # with --platform: the signer vouched for every manifest the index lists);
 # a signature over one platform manifest admits that manifest only.
 #
-# Ends with "N passed, M failed".
+# 25 checks, about 70 s on containerd 1.6.20 and 35 s on 2.4.2 (loaded 2-core
+# machine). Ends with "N passed, M failed".
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
