@@ -411,7 +411,15 @@ pub fn verify_bundle(
                             v.ignored_timestamps = ignored;
                             Ok(v)
                         }
-                        Err(BundleError::Rejected(e)) => {
+                        // Nothing else to date the signature: say which timestamps were set aside.
+                        Err(BundleError::Rejected(e))
+                            if matches!(
+                                e,
+                                sigstore_verify::Error::Timestamp(
+                                    sigstore_verify::TimestampError::NoVerifiedTimestamp(_)
+                                )
+                            ) =>
+                        {
                             Err(BundleError::RejectedWithoutUnknownTsa { ignored, source: e })
                         }
                         Err(e) => Err(e),

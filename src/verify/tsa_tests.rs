@@ -151,3 +151,16 @@ fn a_tampered_timestamp_of_a_listed_tsa_is_refused() {
     let e = verify_bundle(&tampered, Artifact::Bytes(&a), &exp, &prod).unwrap_err();
     assert!(matches!(e, BundleError::Rejected(_)), "{e}");
 }
+
+#[test]
+fn an_unknown_tsa_does_not_hide_another_failure() {
+    // The wrong key: refused for the key, not for the timestamp.
+    let (b, _, a) = managed_key();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pem_path) = crate::base::testing::write_public_key(dir.path());
+    let exp = Expectation::Key { pem_path };
+    let other = root_with_tsas_of(PRODUCTION, STAGING);
+    let e = verify_bundle(&b, Artifact::Bytes(&a), &exp, &other).unwrap_err();
+    assert!(matches!(e, BundleError::Rejected(_)), "{e}");
+    assert!(!e.to_string().contains("timestamp authority"), "{e}");
+}
