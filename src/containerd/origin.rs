@@ -11,9 +11,11 @@
 //! content store (containerd cannot have unpacked or configured a container
 //! from one that is not), and returns those whose layer chain is the
 //! container's. [`settle`] turns that into the manifest the gate binds:
-//! exactly one match is the manifest that runs; several (manifests sharing
-//! their layers and differing in their configuration, which is not
-//! observable) leave only the index signature able to vouch for what ran.
+//! containerd's default pick when it has those layers (the platform model's
+//! verdict then stands), else the one match (another platform was chosen);
+//! several other matches (manifests sharing their layers and differing in
+//! their configuration, which is not observable) leave only the index
+//! signature able to vouch for what ran.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -56,6 +58,17 @@ pub fn settle(
     observed: &Observed,
 ) -> Settled {
     let m = &observed.matches;
+    // containerd's default pick has the container's layers: it is what the
+    // platform model says containerd runs, and the model's verdict stands.
+    // (A sibling of another platform with the very same layers is not told
+    // apart: the residual of T75.)
+    if m.contains(default_pick) {
+        return Settled {
+            platform_digest: default_pick.to_string(),
+            chain_id: Some(parent.to_string()),
+            ambiguity: model_ambiguity,
+        };
+    }
     if !observed.complete {
         return Settled {
             platform_digest: default_pick.to_string(),
@@ -72,24 +85,16 @@ pub fn settle(
             chain_id: default_chain,
             ambiguity: model_ambiguity,
         },
-        // containerd's default pick ran: the platform model's verdict stands.
-        1 if m.contains(default_pick) => Settled {
-            platform_digest: default_pick.to_string(),
-            chain_id: Some(parent.to_string()),
-            ambiguity: model_ambiguity,
-        },
         // Another platform was chosen (`--platform`): that manifest is what runs.
         1 => Settled {
             platform_digest: m.iter().next().cloned().unwrap_or_default(),
             chain_id: Some(parent.to_string()),
             ambiguity: None,
         },
+        // Another platform was chosen and several of its manifests have the
+        // container's layers (differing only in a configuration).
         _ => {
-            let ran = if m.contains(default_pick) {
-                default_pick.to_string()
-            } else {
-                m.iter().next().cloned().unwrap_or_default()
-            };
+            let ran = m.iter().next().cloned().unwrap_or_default();
             let list: Vec<&str> = m.iter().map(String::as_str).collect();
             Settled {
                 platform_digest: ran,
@@ -256,18 +261,22 @@ mod tests {
 
     #[test]
     fn shared_layers_leave_only_the_index_signature() {
-        let s = settle(&d(1), &d(2), Some(d(9)), None, &d(9), &obs(&[d(2), d(3)]));
-        assert_eq!(s.platform_digest, d(2));
-        let why = s.ambiguity.unwrap();
-        assert!(
-            why.contains(&d(3)) && why.contains("signature over the index"),
-            "{why}"
-        );
-        // Neither is the default pick: one of them, still ambiguous.
+        // Another platform ran and two of the index's manifests have its layers.
         let s = settle(&d(1), &d(2), None, None, &d(9), &obs(&[d(3), d(4)]));
         assert!(s.platform_digest == d(3) || s.platform_digest == d(4));
-        assert!(s.ambiguity.is_some());
-        // The platform model's reason, when it has one, is kept.
+        let why = s.ambiguity.unwrap();
+        assert!(why.contains(&d(3)) && why.contains(&d(4)), "{why}");
+        assert!(why.contains("signature over the index"), "{why}");
+    }
+
+    #[test]
+    fn the_default_pick_among_shared_layers_keeps_the_model_verdict() {
+        // containerd 2.x keeps every platform's manifest and config after a
+        // pull: a sibling with the same layers is local too. The default
+        // pick is bound, with the platform model's verdict (T75 residual).
+        let s = settle(&d(1), &d(2), Some(d(9)), None, &d(9), &obs(&[d(2), d(3)]));
+        assert_eq!(s.platform_digest, d(2));
+        assert_eq!(s.ambiguity, None);
         let s = settle(
             &d(1),
             &d(2),
@@ -283,7 +292,7 @@ mod tests {
     fn an_incomplete_walk_leaves_only_the_index_signature() {
         let mut o = obs(&[d(3)]);
         o.complete = false;
-        let s = settle(&d(1), &d(2), Some(d(9)), None, &d(9), &o);
+        let s = settle(&d(1), &d(2), Some(d(7)), None, &d(9), &o);
         assert_eq!(s.platform_digest, d(2));
         assert!(s.ambiguity.unwrap().contains("more than 64 manifests"));
     }
