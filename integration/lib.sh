@@ -33,7 +33,8 @@ check() {
 # journal_field ID FIELD: the FIELD of the newest verdict record for container ID.
 journal_field() {
   local id=$1 field=$2 out
-  for _ in $(seq 1 50); do
+  # Up to 20 s: journald is shared and lags under load (records seen after 5 s).
+  for _ in $(seq 1 200); do
     out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$id" 2>/dev/null |
       tail -n 1 | jq -r --arg f "$field" '.[$f] // empty')
     if [[ -n $out ]]; then
@@ -60,8 +61,9 @@ start_case() {
   local name=$1 image=$2 expect=$3 verdict=$4 pattern=${5:-} id out rc jv problems=()
   id=$(new_id "$name")
   set +e
+  # START_OPTS: extra `ctr run` options the caller sets (e.g. --platform linux/arm64).
   out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm \
-    --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
+    ${START_OPTS[@]+"${START_OPTS[@]}"} --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
   rc=$?
   set -e
   case $expect in

@@ -100,6 +100,10 @@ timed "$HERE/policy-fleet.sh"
 echo "== real cosign (v3, key-based): legacy .sig/.att and new bundle forms, SLSA v1 and v0.2 provenance, on containerd 1.6"
 timed "$HERE/cosign.sh"
 
+echo "== multi-arch images signed or attested on the index (crane + cosign), ctr run --platform, containerd 1.6 then 2.4.2"
+timed "$HERE/multiarch.sh"
+PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/multiarch.sh"
+
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
 

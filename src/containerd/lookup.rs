@@ -104,6 +104,9 @@ pub enum LookupError {
         /// Why.
         why: String,
     },
+    /// The index cannot be walked for the manifest the rootfs came from.
+    #[error(transparent)]
+    Origin(#[from] crate::containerd::origin::OriginError),
     /// containerd's choice from the index cannot be established.
     #[error(transparent)]
     Platform(crate::containerd::platform::PlatformError),
@@ -267,12 +270,50 @@ pub fn lookup_container(
         target.snapshot_key = snapshot_key;
         target.snapshotter = snapshotter;
         if let Some(info) = info? {
-            target.snapshot_parent = Some(info.parent);
-            let manifest = target
-                .platform_digest
-                .clone()
-                .unwrap_or_else(|| target.target_digest.clone());
-            target.chain_id = Some(image_chain_id(channel, namespace, &manifest).await?);
+            target.snapshot_parent = Some(info.parent.clone());
+            match target.platform_digest.clone() {
+                // An index: which of its manifests the rootfs came from
+                // (`--platform` may have taken another than the default pick).
+                Some(pick) => {
+                    let default_chain =
+                        local_chain(channel.clone(), namespace, pick.clone()).await?;
+                    let blob =
+                        read_blob(channel.clone(), namespace, &target.target_digest, 0).await?;
+                    let observed = super::origin::observe(
+                        &target.target_digest,
+                        &blob,
+                        &info.parent,
+                        |d| local_blob(channel.clone(), namespace, d),
+                        // The default pick's chain is known: not read twice.
+                        |m| {
+                            let known = (m == pick).then(|| default_chain.clone());
+                            let channel = channel.clone();
+                            async move {
+                                match known {
+                                    Some(c) => Ok(c),
+                                    None => local_chain(channel, namespace, m).await,
+                                }
+                            }
+                        },
+                    )
+                    .await?;
+                    let s = super::origin::settle(
+                        &target.target_digest,
+                        &pick,
+                        default_chain,
+                        target.platform_ambiguity.take(),
+                        &info.parent,
+                        &observed,
+                    );
+                    target.platform_digest = Some(s.platform_digest);
+                    target.chain_id = s.chain_id;
+                    target.platform_ambiguity = s.ambiguity;
+                }
+                None => {
+                    target.chain_id =
+                        Some(image_chain_id(channel, namespace, &target.target_digest).await?);
+                }
+            }
         }
         Ok(target)
     })
@@ -490,6 +531,39 @@ async fn image_chain_id(
     let raw = read_blob(channel, namespace, &m.config.digest, m.config.size).await?;
     let c: Config = serde_json::from_slice(&raw).map_err(|e| bad(format!("image config: {e}")))?;
     chain_id(&c.rootfs.diff_ids).map_err(bad)
+}
+
+fn not_found(e: &LookupError) -> bool {
+    matches!(e, LookupError::Api { status, .. } if status.starts_with("NotFound"))
+}
+
+/// A blob from the content store, `None` when containerd does not have it.
+async fn local_blob(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    digest: String,
+) -> Result<Option<Vec<u8>>, LookupError> {
+    match read_blob(channel, namespace, &digest, 0).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The layer chain of a manifest in the content store; `None` when the
+/// manifest or its config is not local or it is not an image (an artifact).
+async fn local_chain(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    manifest: String,
+) -> Result<Option<String>, LookupError> {
+    match image_chain_id(channel, namespace, &manifest).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if not_found(&e) => Ok(None),
+        // Not an image manifest (no image config with diff IDs): never unpacked.
+        Err(LookupError::BadIndex { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fold diff IDs into a chain ID: `ChainID(L0) = DiffID(L0)`,

@@ -567,6 +567,9 @@ fn verify_rule_uncached(
                 if let (Some(id), Some(ix)) = (&f.log_id, f.log_index) {
                     d.reason.push_str(&format!(" (Rekor log {} index {ix})", &id[..id.len().min(12)]));
                 }
+                if let Some(n) = f.ignored_timestamps {
+                    d.reason.push_str(&format!("; {n} RFC 3161 timestamp(s) from a timestamp authority not in the trust root ignored"));
+                }
             }
             if let Some(n) = root.stale_note() {
                 d.reason.push_str(&format!("; warning: {n}"));

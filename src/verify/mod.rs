@@ -10,5 +10,8 @@ pub mod rule;
 pub mod signatures;
 pub mod signer;
 pub mod sigstore;
+pub mod tsa;
+#[cfg(test)]
+mod tsa_tests;
 
 pub use signatures::*;

@@ -246,6 +246,10 @@ pub struct SigstoreFacts {
     pub time_source: Option<String>,
     /// The authenticated signing time.
     pub signed_at: Option<String>,
+    /// RFC 3161 timestamps set aside: no timestamp authority of the trust
+    /// root signed them (see [`crate::verify::tsa`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_timestamps: Option<usize>,
 }
 
 impl SigstoreFacts {
@@ -264,6 +268,7 @@ impl SigstoreFacts {
             log_index: v.log_entries.first().map(|e| e.log_index),
             time_source: first_time.map(|t| t.source.as_str().to_string()),
             signed_at: v.signing_time.map(|t| t.to_string()),
+            ignored_timestamps: Some(v.ignored_timestamps).filter(|n| *n > 0),
         }
     }
 }

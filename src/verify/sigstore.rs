@@ -126,6 +126,14 @@ pub enum BundleError {
     /// The policy asks for something this version cannot check.
     #[error("{0}")]
     Unsupported(String),
+    /// Refused once the timestamps of unknown authorities were set aside.
+    #[error("{source} (after ignoring {ignored} RFC 3161 timestamp(s) from a timestamp authority the trust root does not list: add that authority to the trust root, or sign with a transparency-log entry)")]
+    RejectedWithoutUnknownTsa {
+        /// How many timestamps were set aside.
+        ignored: usize,
+        /// Why the rest did not verify.
+        source: sigstore_verify::Error,
+    },
 }
 
 /// Trust material for bundle verification, parsed and checked once.
@@ -202,6 +210,11 @@ impl TrustRoot {
             root,
             verifier,
         })
+    }
+
+    /// The parsed trusted root.
+    pub fn trusted_root(&self) -> &TrustedRoot {
+        &self.root
     }
 
     /// This root with its certificate authorities replaced by the CA
@@ -364,10 +377,23 @@ pub struct BundleVerified {
     /// The earliest authenticated signing time; none only for a managed-key
     /// bundle whose log entries carry no authenticated time.
     pub signing_time: Option<jiff::Timestamp>,
+    /// RFC 3161 timestamps ignored because no timestamp authority of the
+    /// trust root signed them ([`crate::verify::tsa`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ignored_timestamps: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Verify `bundle_json` for `artifact`, signed as `expectation` says, against
 /// `root`.
+///
+/// A bundle refused while it carries RFC 3161 timestamps from a timestamp
+/// authority the trust root does not list is verified once more without
+/// them ([`crate::verify::tsa`]): it passes only if its other time sources
+/// verify on their own, and the result says how many were ignored.
 pub fn verify_bundle(
     bundle_json: &[u8],
     artifact: Artifact<'_>,
@@ -375,6 +401,42 @@ pub fn verify_bundle(
     root: &TrustRoot,
 ) -> Result<BundleVerified, BundleError> {
     let bundle = parse_bundle(bundle_json)?;
+    match verify_parsed(&bundle, artifact, expectation, root) {
+        Err(BundleError::Rejected(first)) => {
+            match crate::verify::tsa::without_unknown_authorities(&bundle, &root.root) {
+                None => Err(BundleError::Rejected(first)),
+                Some((stripped, ignored)) => {
+                    match verify_parsed(&stripped, artifact, expectation, root) {
+                        Ok(mut v) => {
+                            v.ignored_timestamps = ignored;
+                            Ok(v)
+                        }
+                        // Nothing else to date the signature: say which timestamps were set aside.
+                        Err(BundleError::Rejected(e))
+                            if matches!(
+                                e,
+                                sigstore_verify::Error::Timestamp(
+                                    sigstore_verify::TimestampError::NoVerifiedTimestamp(_)
+                                )
+                            ) =>
+                        {
+                            Err(BundleError::RejectedWithoutUnknownTsa { ignored, source: e })
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        }
+        other => other,
+    }
+}
+
+fn verify_parsed(
+    bundle: &Bundle,
+    artifact: Artifact<'_>,
+    expectation: &Expectation,
+    root: &TrustRoot,
+) -> Result<BundleVerified, BundleError> {
     let digest;
     let artifact: sigstore_verify::types::Artifact<'_> = match artifact {
         Artifact::Bytes(b) => b.into(),
@@ -390,7 +452,7 @@ pub fn verify_bundle(
             let policy = VerificationPolicy::new(subject.as_str(), issuer.as_str());
             let r = root
                 .verifier
-                .verify(artifact, &bundle, &policy)
+                .verify(artifact, bundle, &policy)
                 .map_err(BundleError::Rejected)?;
             // The crate has matched both claims exactly; report what it read.
             let signer = SignerInfo::Certificate {
@@ -417,7 +479,7 @@ pub fn verify_bundle(
                 None => (&root.verifier, VerificationPolicy::any_identity()),
             };
             let r = verifier
-                .verify(artifact, &bundle, &policy)
+                .verify(artifact, bundle, &policy)
                 .map_err(BundleError::Rejected)?;
             let subject = r
                 .identity()
@@ -470,7 +532,7 @@ pub fn verify_bundle(
             let policy = PublicKeyVerificationPolicy::new(key);
             let r = root
                 .verifier
-                .verify(artifact, &bundle, &policy)
+                .verify(artifact, bundle, &policy)
                 .map_err(BundleError::Rejected)?;
             (r, signer)
         }
@@ -490,7 +552,7 @@ pub fn verify_bundle(
             kind: format!("{}/{}", e.kind_version.kind(), e.kind_version.version()),
         });
     }
-    let timestamps = attribute_times(&bundle, result.verified_timestamps());
+    let timestamps = attribute_times(bundle, result.verified_timestamps());
     let signing_time = timestamps.iter().map(|t| t.time).min();
     Ok(BundleVerified {
         media_type: bundle.media_type().as_str().to_string(),
@@ -498,6 +560,7 @@ pub fn verify_bundle(
         log_entries,
         timestamps,
         signing_time,
+        ignored_timestamps: 0,
     })
 }
 
