@@ -21,7 +21,8 @@
 # under enforce and are refused with another key; each attestation is also
 # refused with another builder and another source. `portcullis check`,
 # `portcullis provenance` and `bundle export` / `bundle import` (into an
-# empty state directory, then `check` there) run on each form.
+# empty state directory, then `check` there) run on each form, and the
+# evidence pack re-verifies the forms that ran from the pack alone.
 #
 # The bundle forms made offline carry no transparency-log entry and no RFC
 # 3161 timestamp. sigstore-verify 0.15.1 refuses them: with the policy
@@ -31,7 +32,8 @@
 # timestamp ("bundle must have at least one tlog entry or timestamp
 # verification data", tried by hand). So they do NOT verify offline: the
 # suite asserts that refusal (fail closed) at the gate, in check, provenance
-# and bundle import, and says so. A timestamp would need
+# and bundle import, and says so. The evidence pack re-verifies the legacy
+# forms that ran from the pack alone. A timestamp would need
 # a TSA cosign can reach: the keyless stand-in's TSA takes JSON requests
 # only, cosign sends DER (HTTP 400).
 #
@@ -311,6 +313,17 @@ for spec in sig/bundle:1 att/bundle-v1-good:1 att/bundle-v02-good:1; do
     ok "bundle import $spec: refused for the same reason (exit 1, nothing stored)" ||
     not_ok "bundle import $spec refused" "exit $rc" "${out:0:1500}"
 done
+
+echo "# the evidence pack re-verifies each form that ran, from the pack alone"
+EV=$PC_WORK/evidence
+"$PC" evidence --since 30m -o "$EV" --address "$PC_CONTAINERD_SOCK" --this-policy-only >"$PC_WORK/logs/evidence.txt" 2>&1 || true
+for spec in sig/legacy:1 att/legacy-v1-good:1 att/legacy-v02-good:1; do
+  kind=signature && [[ $spec == att/* ]] && kind=provenance
+  st=$(jq -r --arg d "${DIGEST[$spec]}" --arg k "$kind" '[.images[] | select(.digest == $d) | .reverification[$k].status] | first // "absent"' "$EV/evidence.json" 2>/dev/null)
+  [[ $st == pass ]] && ok "evidence pack: $spec's $kind re-verified from the pack (cosign's form)" ||
+    not_ok "evidence pack: $spec's $kind re-verified" "status: ${st:-no evidence.json}" "$(tail -n 5 "$PC_WORK/logs/evidence.txt")"
+done
+check "evidence verify passes on the pack" "$PC" evidence verify "$EV"
 
 echo "# NOT COVERED here: keyless cosign signing (needs Fulcio; see suite.sh for keyless bundles from the stand-in), the OCI 1.1 referrers API (above)"
 summary
