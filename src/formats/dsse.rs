@@ -4,7 +4,9 @@
 //! This module owns the envelope format and its signature check: strict
 //! parsing of `{payloadType, payload, signatures: [{keyid?, sig}]}`, the
 //! pre-authentication encoding (PAE) that DSSE signs, and the verification of
-//! an envelope's signatures against the policy's signers. The cryptography is
+//! an envelope's signatures against the policy's signers. It also finds the envelope
+//! of a key-signed Sigstore bundle that carries nothing for a log
+//! ([`OfflineKeyBundle`]). The cryptography is
 //! `sigstore-crypto`'s, reached through [`LoadedSigner::verifies_raw`]; what
 //! the statement inside says is [`crate::provenance`]'s business.
 //!
@@ -137,6 +139,75 @@ pub struct Verified<'a> {
     pub signer: String,
     /// The `keyid` hint of the signature that verified (informational).
     pub keyid: Option<String>,
+}
+
+/// The DSSE envelope of a Sigstore bundle that a key signed and that
+/// carries nothing to check in a log: a public-key hint, no transparency-log
+/// entry and no RFC 3161 timestamp (cosign's new bundle format signed with a
+/// key and a signing config naming no service). Parsing only: which keys may
+/// verify it is the caller's decision.
+#[derive(Debug)]
+pub struct OfflineKeyBundle {
+    /// The bundle's media type.
+    pub media_type: String,
+    /// The `dsseEnvelope` member, as envelope JSON for [`Envelope::parse`].
+    pub envelope: Vec<u8>,
+}
+
+impl OfflineKeyBundle {
+    /// `Some` only for a bundle of exactly that shape; `None` for anything
+    /// else (a message signature, a certificate, any log entry or timestamp,
+    /// unparseable JSON), which the Sigstore verifier then judges alone.
+    pub fn parse(blob: &[u8]) -> Option<OfflineKeyBundle> {
+        #[derive(serde::Deserialize)]
+        struct Bundle {
+            #[serde(rename = "mediaType")]
+            media_type: String,
+            #[serde(rename = "verificationMaterial")]
+            material: Material,
+            #[serde(rename = "dsseEnvelope")]
+            envelope: Option<serde_json::Value>,
+            #[serde(rename = "messageSignature")]
+            message_signature: Option<serde_json::Value>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Material {
+            #[serde(rename = "publicKey")]
+            public_key: Option<serde_json::Value>,
+            certificate: Option<serde_json::Value>,
+            #[serde(rename = "x509CertificateChain")]
+            chain: Option<serde_json::Value>,
+            #[serde(rename = "tlogEntries", default)]
+            tlog_entries: Vec<serde_json::Value>,
+            #[serde(rename = "timestampVerificationData")]
+            timestamps: Option<Timestamps>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Timestamps {
+            #[serde(rename = "rfc3161Timestamps", default)]
+            rfc3161: Vec<serde_json::Value>,
+        }
+        if blob.len() > MAX_ENVELOPE_BYTES {
+            return None;
+        }
+        let b: Bundle = serde_json::from_slice(blob).ok()?;
+        let m = &b.material;
+        let no_time = m.timestamps.as_ref().is_none_or(|t| t.rfc3161.is_empty());
+        if m.public_key.is_none()
+            || m.certificate.is_some()
+            || m.chain.is_some()
+            || !m.tlog_entries.is_empty()
+            || !no_time
+            || b.message_signature.is_some()
+        {
+            return None;
+        }
+        let envelope = serde_json::to_vec(&b.envelope?).ok()?;
+        Some(OfflineKeyBundle {
+            media_type: b.media_type,
+            envelope,
+        })
+    }
 }
 
 /// The DSSE pre-authentication encoding:

@@ -192,6 +192,10 @@ impl RuleSigners {
         trust: &mut TrustProvider<'a>,
     ) -> Result<(String, crate::bundle::BundleVerified), Rejected> {
         use crate::bundle::{verify_bundle, Artifact, Expectation};
+        // Before the trust root is needed: a key-only deployment may have none.
+        if let Some(found) = self.key_bundle_without_log(blob, subject) {
+            return found;
+        }
         let expectations = self
             .keyless
             .iter()
@@ -214,6 +218,73 @@ impl RuleSigners {
         Err(Rejected::NotTheSigner(first_err.unwrap_or_else(|| {
             "no signer of the rule can verify a Sigstore bundle".into()
         })))
+    }
+
+    /// A bundle signed with a key and carrying no log entry and no
+    /// timestamp at all (cosign's new bundle format signed offline, with a
+    /// signing config naming no service), for the rule's keys that do not
+    /// require the log: checked as the DSSE envelope it holds, by the same
+    /// code as a legacy `.att` envelope, and bound to `subject` through its
+    /// statement. The crate refuses such a bundle outright (v0.3 requires an
+    /// inclusion proof); a key signer with `require_tlog = false` already
+    /// accepts the same signature without a log in the legacy forms.
+    /// `None` when this does not apply, and the crate judges the bundle: a
+    /// bundle with any log entry, timestamp or certificate, a message
+    /// signature, or no key without the log requirement (the crate then
+    /// refuses a bundle with nothing to check in a log).
+    fn key_bundle_without_log(
+        &self,
+        blob: &[u8],
+        subject: &str,
+    ) -> Option<Result<(String, crate::bundle::BundleVerified), Rejected>> {
+        let offline = crate::dsse::OfflineKeyBundle::parse(blob)?;
+        let keys: Vec<&KeySigner> = self.keys.iter().filter(|k| !k.require_tlog).collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let loaded: Vec<LoadedSigner> = keys.iter().map(|k| k.signer.clone()).collect();
+        let envelope = match crate::dsse::Envelope::parse(&offline.envelope) {
+            Ok(e) => e,
+            Err(e) => {
+                return Some(Err(Rejected::Malformed(format!(
+                    "bundle's DSSE envelope: {e}"
+                ))))
+            }
+        };
+        let verified = match envelope.verify(&loaded) {
+            Ok(v) => v,
+            Err(e) => {
+                return Some(Err(Rejected::NotTheSigner(format!(
+                    "a bundle without a log entry (checked with the key signers that do not require one, {}): {e}",
+                    loaded.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ))))
+            }
+        };
+        let bound = crate::provenance::Statement::parse(verified.payload)
+            .ok()
+            .is_some_and(|st| st.subject_for(&[subject]).is_ok());
+        if !bound {
+            return Some(Err(Rejected::NotTheSigner(format!(
+                "a bundle signed by {} names another subject than {subject}",
+                verified.signer
+            ))));
+        }
+        let k = keys.iter().find(|k| k.signer.id == verified.signer)?;
+        let fingerprint = match k.path.as_deref().map(crate::formats::keys::load_der) {
+            Some(Ok(der)) => crate::digest::sha256_prefixed(der.as_bytes()),
+            _ => String::new(),
+        };
+        Some(Ok((
+            verified.signer.clone(),
+            crate::bundle::BundleVerified {
+                media_type: offline.media_type,
+                signer: crate::bundle::SignerInfo::Key { fingerprint },
+                log_entries: Vec::new(),
+                timestamps: Vec::new(),
+                signing_time: None,
+                ignored_timestamps: 0,
+            },
+        )))
     }
 
     /// Names of the signers, for reasons.
@@ -623,6 +694,78 @@ mod tests {
             matches!(&err, Rejection::NoValidSignature { reason, .. } if reason.class() == crate::verify::rejection::Class::NotTheSigner),
             "{err:?}"
         );
+    }
+
+    /// cosign's new bundle format signed with a key offline: a v0.3 bundle
+    /// with a public-key hint, a DSSE envelope of cosign's signing statement
+    /// and nothing for a log.
+    fn offline_key_bundle(kp: &KeyPair, subject: &str, material: &str) -> Vec<u8> {
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"img","digest":{{"sha256":"{}"}}}}],"predicateType":"{COSIGN_SIGN_PREDICATE}","predicate":{{}}}}"#,
+            subject.trim_start_matches("sha256:")
+        );
+        let env = crate::verify::attestations::tests::envelope(kp, statement.as_bytes());
+        format!(
+            r#"{{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{material},"dsseEnvelope":{}}}"#,
+            String::from_utf8(env).unwrap()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn offline_key_bundle_verifies_only_for_a_key_without_the_log_requirement() {
+        let kp = KeyPair::generate_ecdsa_p256().unwrap();
+        let other = KeyPair::generate_ecdsa_p256().unwrap();
+        let hint = r#"{"publicKey":{"hint":"x"}}"#;
+        let signers = |kp: &KeyPair, require_tlog: bool| RuleSigners {
+            keys: vec![KeySigner {
+                signer: LoadedSigner::from_pem(&pem(kp), "k").unwrap(),
+                path: None,
+                require_tlog,
+            }],
+            keyless: Vec::new(),
+        };
+        let mut no_root = || Err::<&crate::bundle::TrustRoot, String>("no trust root here".into());
+        let b = offline_key_bundle(&kp, &d(1), hint);
+        // the right key, no log required: verified, by the key, with no log facts
+        let (signer, v) = signers(&kp, false)
+            .verify_bundle(&b, &d(1), &mut no_root)
+            .unwrap();
+        assert!(signer.starts_with("key:k"), "{signer}");
+        assert!(v.log_entries.is_empty() && v.signing_time.is_none());
+        // another key: refused, naming why
+        let err = signers(&other, false)
+            .verify_bundle(&b, &d(1), &mut no_root)
+            .unwrap_err();
+        assert!(err.to_string().contains("without a log entry"), "{err}");
+        // the statement names another image: refused
+        let err = signers(&kp, false)
+            .verify_bundle(&b, &d(2), &mut no_root)
+            .unwrap_err();
+        assert!(err.to_string().contains("another subject"), "{err}");
+        // a key that requires the log: the Sigstore verifier judges it (here
+        // without a trust root, which is the reason)
+        assert!(signers(&kp, true)
+            .verify_bundle(&b, &d(1), &mut no_root)
+            .is_err());
+        // any log entry, timestamp or certificate: never taken by this path
+        for material in [
+            r#"{"publicKey":{"hint":"x"},"tlogEntries":[{"logIndex":"1"}]}"#,
+            r#"{"publicKey":{"hint":"x"},"timestampVerificationData":{"rfc3161Timestamps":[{"signedTimestamp":"AA=="}]}}"#,
+            r#"{"certificate":{"rawBytes":"AA=="}}"#,
+        ] {
+            let b = offline_key_bundle(&kp, &d(1), material);
+            assert!(
+                crate::dsse::OfflineKeyBundle::parse(&b).is_none(),
+                "{material}"
+            );
+            assert!(
+                signers(&kp, false)
+                    .verify_bundle(&b, &d(1), &mut no_root)
+                    .is_err(),
+                "{material}"
+            );
+        }
     }
 
     #[test]

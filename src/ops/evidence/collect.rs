@@ -81,7 +81,7 @@ pub(super) fn secs(t: Timestamp) -> String {
 /// Build a node's pack in `o.out`. Returns the pack (also written as evidence.json).
 ///
 /// The steps, in order: read the period's records (`read_records`), list
-/// containerd's containers, [`derive`] what follows from both, copy the policy
+/// containerd's containers, [`derive`](mod@super::derive) what follows from both, copy the policy
 /// versions, the key and CA files, the trust roots and the cached documents
 /// the records name into the pack, describe the observation, re-verify each
 /// image from the pack, judge, and write the pack's files and manifest.

@@ -24,14 +24,14 @@
 //! - [`records`]: the node's journal records read back;
 //! - [`coverage`]: heartbeats, observed intervals, containerd's records, gaps;
 //! - [`revoked`]: containers that ran on after their verdict stopped holding;
-//! - [`derive`]: what follows from the records alone;
+//! - [`derive`](mod@derive): what follows from the records alone;
 //! - [`collect`]: `portcullis evidence`, building a pack;
-//! - [`reverify`]: each image's documents checked again from the pack;
-//! - [`judge`]: the audit steps and the summary;
+//! - [`reverify`](mod@reverify): each image's documents checked again from the pack;
+//! - [`judge`](mod@judge): the audit steps and the summary;
 //! - [`manifest`]: the pack's files and `MANIFEST.sha256`;
 //! - [`check`]: `portcullis evidence verify`;
 //! - [`fleet`]: what a fleet pack states that follows from its node packs;
-//! - [`merge`]: `portcullis evidence merge`, the fleet view;
+//! - [`merge`](mod@merge): `portcullis evidence merge`, the fleet view;
 //! - [`collector`]: one fleet pack from a collector's journal directory;
 //! - [`html`]: the report.
 

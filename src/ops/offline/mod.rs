@@ -38,8 +38,8 @@
 //!
 //! The parts: [`manifest`] (the format: manifest, records, limits),
 //! [`archive`] (the tar file, written and read bounded), [`export`],
-//! [`import`] (with its report), `check` (one item, in the sandbox),
-//! [`from_containerd`], and [`error`].
+//! [`import`](mod@import) (with its report), `check` (one item, in the sandbox),
+//! [`from_containerd`](mod@from_containerd), and [`error`].
 
 pub mod archive;
 mod check;
