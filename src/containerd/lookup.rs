@@ -14,11 +14,10 @@
 use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, MountsRequest, StatSnapshotRequest,
+    snapshots_client::SnapshotsClient, MountsRequest,
 };
 use containerd_client::services::v1::{
-    containers_client::ContainersClient, content_client::ContentClient,
-    images_client::ImagesClient, GetContainerRequest, GetImageRequest, ReadContentRequest,
+    content_client::ContentClient, images_client::ImagesClient, GetImageRequest, ReadContentRequest,
 };
 use containerd_client::tonic::{self, Request};
 use containerd_client::with_namespace;
@@ -214,70 +213,6 @@ pub(super) fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
     }
 }
 
-/// Look up a container's image and resolve its digests.
-pub fn lookup_container(
-    address: &str,
-    namespace: &str,
-    id: &str,
-    timeout: Duration,
-) -> Result<ImageTarget, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let container = ContainersClient::new(channel.clone())
-            .get(with_namespace!(
-                GetContainerRequest { id: id.to_string() },
-                namespace
-            ))
-            .await
-            .map_err(api("containers.Get"))?
-            .into_inner()
-            .container
-            .ok_or_else(|| LookupError::Incomplete(format!("container {id} has no record")))?;
-        if container.image.is_empty() {
-            return Err(LookupError::NoImage(id.to_string()));
-        }
-        let snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
-        let snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
-        // The image and the snapshot depend only on the container record:
-        // ask for both at once (one round trip less on the start path).
-        let stat = async {
-            let (Some(key), Some(snapshotter)) = (&snapshot_key, &snapshotter) else {
-                return Ok(None);
-            };
-            SnapshotsClient::new(channel.clone())
-                .stat(with_namespace!(
-                    StatSnapshotRequest {
-                        snapshotter: snapshotter.clone(),
-                        key: key.clone(),
-                    },
-                    namespace
-                ))
-                .await
-                .map_err(api("snapshots.Stat"))?
-                .into_inner()
-                .info
-                .map(Some)
-                .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))
-        };
-        let (target, info) = tokio::join!(
-            resolve_image(channel.clone(), namespace, &container.image),
-            stat
-        );
-        let mut target = target?;
-        target.snapshot_key = snapshot_key;
-        target.snapshotter = snapshotter;
-        if let Some(info) = info? {
-            target.snapshot_parent = Some(info.parent);
-            let manifest = target
-                .platform_digest
-                .clone()
-                .unwrap_or_else(|| target.target_digest.clone());
-            target.chain_id = Some(image_chain_id(channel, namespace, &manifest).await?);
-        }
-        Ok(target)
-    })
-}
-
 /// One mount of a snapshot, as the snapshotter would mount it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotMount {
@@ -459,7 +394,7 @@ pub async fn resolve_image(
 /// The chain ID of a manifest's layers: read the manifest and its config
 /// from the content store, then fold the config's `rootfs.diff_ids` as the
 /// OCI image specification defines.
-async fn image_chain_id(
+pub(super) async fn image_chain_id(
     channel: tonic::transport::Channel,
     namespace: &str,
     manifest_digest: &str,
@@ -582,6 +517,7 @@ mod tests {
     use super::*;
 
     use crate::base::testing::digest as d;
+    use crate::containerd::start::lookup_container;
 
     #[test]
     fn selects_this_platform() {

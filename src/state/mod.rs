@@ -1,6 +1,8 @@
 //! Layer 2: the node's state directory — the signature cache and its entry
-//! format ([`cache`]), and where trust roots are kept ([`trust_names`]).
+//! format ([`cache`]), where trust roots are kept ([`trust_names`]), and the chain IDs of
+//! resolved manifests ([`chains`]).
 
 pub mod archive;
 pub mod cache;
+pub mod chains;
 pub mod trust_names;
