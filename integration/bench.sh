@@ -525,7 +525,7 @@ label = {"sig-cold": "shim: signature (ECDSA P-256 key), cold", "sig-warm": "shi
 m = res["machine"]
 lines = [f"Run {res['date']}{' (smoke: not a measurement)' if smoke else ''}. Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']} RAM, kernel {m['kernel']}, {m['containerd']}; {m['containerd_2x']}.",
          f"Load average (1/5/15 min) before: {load_before.split()[0:3]}, after: {load_after.split()[0:3]}.",
-         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache is emptied before each gated start. "
+         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache and the known chain IDs are emptied before each gated start. "
          f"Baseline: plain runc (shim cases: `--runtime io.containerd.runc.v2` on a containerd without the runc gate; node-wide and both: `--runc-binary <real runc>` on the gated containerd). Failed starts: {errors}.", "",
          "| case | runc median / p95 (ms) | gated median / p95 (ms) | ratio median / p95 | gate CPU median / p95 (ms) | gate peak RSS (MiB) |",
          "|---|---|---|---|---|---|"]
