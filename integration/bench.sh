@@ -19,8 +19,8 @@
 # every command (create, start, state, delete), so the pair differs only in
 # the gate. (Two containerds would also differ in their metadata, caches and
 # PATH; a baseline in between would not be interleaved.)
-# Each case is cold (verdict cache emptied before every gated start) and
-# warm. Reports median and p95 wall time of each, the per-pair ratio B/A,
+# Each case is cold (verdict cache and known chain IDs emptied before every
+# gated start) and warm. Reports median and p95 wall time of each, the per-pair ratio B/A,
 # each gate's own CPU time (its verification child included) and peak
 # memory per start (PORTCULLIS_RUSAGE_LOG, written just before each gate
 # hands over: one line from the shim at `start`, one from the runc gate at
@@ -34,6 +34,9 @@
 #                                       checks the issue's targets, exit 3 if one is missed
 #   bash integration/bench.sh --smoke   2 pairs per case, N = 4 and 8, no target check,
 #                                       debug build (CI: checks every case still runs)
+#   PC_BENCH_BIN_DIR=DIR bash integration/bench.sh [PAIRS]
+#                                       the gate binaries in DIR instead of a release build
+#                                       of this tree (before/after comparisons)
 #   bash integration/bench.sh --policy-scale [RUNS]
 #                                       the policy's cost alone at 10, 1,000 and 10,000
 #                                       rules (below); no containerd, registry or root needed
@@ -129,6 +132,11 @@ if ((SMOKE)); then
   echo "# building (debug, smoke run)"
   (cd "$ROOT" && cargo build --quiet --bins && cargo build --quiet -p portcullis-testsign)
   PC_BIN_DIR=$ROOT/target/debug
+elif [[ -n ${PC_BENCH_BIN_DIR:-} ]]; then
+  # other gate binaries (a before/after comparison): PC_BENCH_BIN_DIR=DIR
+  echo "# gate binaries from $PC_BENCH_BIN_DIR"
+  (cd "$ROOT" && cargo build --quiet -p portcullis-testsign)
+  PC_BIN_DIR=$PC_BENCH_BIN_DIR
 else
   echo "# building (release)"
   (cd "$ROOT" && cargo build --release --quiet --bins && cargo build --quiet -p portcullis-testsign)
@@ -255,8 +263,9 @@ run_case() {
   : >"$PORTCULLIS_RUSAGE_LOG"
   for _ in $(seq 1 "$PAIRS"); do
     ta=$(run_once "$image" "${fa[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
-    # cold: no cached verdict, every start verifies; warm: the verdict cache answers
-    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
+    # cold: no cached verdict, every start verifies (and no known chain ID:
+    # a first start of the image); warm: the verdict cache answers
+    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
     tb=$(run_once "$image" "${fb[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
     a+=("$ta") b+=("$tb")
   done
@@ -276,7 +285,7 @@ done
 
 conc() { # N cold|warm: N concurrent portcullis starts of the signed image; prints "errors wall_ms"
   local n=$1 t0 t1 errs=0 pids=() i
-  [[ $2 == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
+  [[ $2 == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
   t0=$(now_ns)
   for i in $(seq 1 "$n"); do
     pc_ctr run --rm --runtime io.containerd.portcullis.v2 "$R/bench/sig:1" "c$n-$i-$RANDOM" /bin/true \
@@ -343,7 +352,7 @@ PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e
 EOF
 chmod +x "$PC_WORK/bin/runc-strace"
 for temp in cold cold warm warm; do
-  [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
+  [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
   run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-strace" >/dev/null || ERRORS=$((ERRORS + 1))
 done
 
@@ -516,7 +525,7 @@ label = {"sig-cold": "shim: signature (ECDSA P-256 key), cold", "sig-warm": "shi
 m = res["machine"]
 lines = [f"Run {res['date']}{' (smoke: not a measurement)' if smoke else ''}. Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']} RAM, kernel {m['kernel']}, {m['containerd']}; {m['containerd_2x']}.",
          f"Load average (1/5/15 min) before: {load_before.split()[0:3]}, after: {load_after.split()[0:3]}.",
-         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache is emptied before each gated start. "
+         f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache and the known chain IDs are emptied before each gated start. "
          f"Baseline: plain runc (shim cases: `--runtime io.containerd.runc.v2` on a containerd without the runc gate; node-wide and both: `--runc-binary <real runc>` on the gated containerd). Failed starts: {errors}.", "",
          "| case | runc median / p95 (ms) | gated median / p95 (ms) | ratio median / p95 | gate CPU median / p95 (ms) | gate peak RSS (MiB) |",
          "|---|---|---|---|---|---|"]

@@ -16,7 +16,8 @@
 # (one verification: the second decision is a verdict-cache hit); a client
 # naming its own runc binary (bypass: no verdict, reported as an evidence
 # gap); binding checks (a container whose spec roots it outside its
-# snapshot). Ends with "N passed, M failed".
+# snapshot); `portcullis sync` deciding ahead for a pulled image (its first
+# start a verdict-cache hit). Ends with "N passed, M failed".
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -60,6 +61,9 @@ for spec in rg/signed:v1 rg/unsigned:v1 rg/both:v1; do
 done
 "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/rg/signed:v1" >/dev/null
 "$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/rg/both:v1" >/dev/null
+# pulled only once sync runs (it decides ahead for what it fetches)
+AHEAD_DIGEST=$(pc_push_image rg/ahead:v1 rg-ahead-v1 | tail -n 1)
+"$SIGN" sign --plain-http --key "$KEYS/release.key" "$R/rg/ahead:v1" >/dev/null
 for spec in "${!DIGEST[@]}"; do
   pc_pull "$spec" >/dev/null
   "$PC" fetch --plain-http "$R/$spec" >/dev/null 2>&1 || true
@@ -135,6 +139,23 @@ gate_case() {
 echo "# node-wide: the default runtime and the explicit runc shim both pass the gate"
 gate_case "ctr run (no runtime flag)"
 gate_case "ctr run --runtime io.containerd.runc.v2" --runtime io.containerd.runc.v2
+
+echo "# sync decides ahead (issue 15): the first start of a pulled image verifies nothing"
+rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
+pc_pull rg/ahead:v1 >/dev/null
+AHEAD_LINE="$R/rg/ahead:v1 ($PC_NS): decided ahead: its start will find its pass in the verdict cache"
+for _ in $(seq 1 150); do
+  grep -qF "$AHEAD_LINE" "$PC_WORK/logs/sync.log" && break
+  sleep 0.2
+done
+grep -qF "$AHEAD_LINE" "$PC_WORK/logs/sync.log" && ok "sync fetches a pulled image and decides ahead" ||
+  not_ok "sync decides ahead for $AHEAD_DIGEST" "$(tail -n 5 "$PC_WORK/logs/sync.log")"
+id=$(new_id rg-ahead)
+run_ctr "$id" rg/ahead:v1
+GATED_IDS+=("$id")
+[[ $RC -eq 0 && $(jfield "$id" PORTCULLIS_VERDICT_CACHE runc || true) == hit ]] &&
+  ok "first start after sync: the runc gate's verdict is a cache hit" ||
+  not_ok "first start after sync is a cache hit" "rc=$RC cache=$(jfield "$id" PORTCULLIS_VERDICT_CACHE runc || true): $OUT"
 
 echo "# nerdctl (pinned in tools.sh) on its default runtime: the gate sees its starts too"
 NERDCTL=${PC_NERDCTL:-/opt/portcullis-tools/bin/nerdctl}

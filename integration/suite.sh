@@ -352,7 +352,16 @@ start_case signed-ed25519-runs-again demo/ed25519:v1 run allow
 sed -i "s#$KEYS/ed.pub#$KEYS/other.pub#" "$PORTCULLIS_POLICY"
 start_case policy-change-invalidates-cached-verdict demo/ed25519:v1 refuse deny "no signature verifies"
 main_policy
+# issue 15: a fetch under the policy in force decides ahead, so the first
+# start of the image is a verdict-cache hit (it verifies nothing)
+rm -rf "$PORTCULLIS_STATE_DIR/verdicts"
+ahead=$("$PC" fetch --plain-http "$R/demo/rsa:v1" 2>&1 >/dev/null || true)
+grep -qF 'decided ahead: a start of this digest will find its pass in the verdict cache (rule' <<<"$ahead" &&
+  ok "fetch decides ahead under the policy in force" || not_ok "fetch decides ahead under the policy in force" "$ahead"
 start_case signed-rsa-runs demo/rsa:v1 run allow
+[[ $(journal_field "$LAST_ID" PORTCULLIS_VERDICT_CACHE) == hit ]] &&
+  ok "first start after fetch verifies nothing (verdict cache hit)" ||
+  not_ok "first start after fetch is a verdict cache hit" "$(journal_field "$LAST_ID" PORTCULLIS_VERDICT_CACHE || true)"
 start_case index-platform-signature-runs demo/multi:v1 run allow
 start_case index-digest-signature-runs demo/multiidx:v1 run allow
 start_case unsigned-refused demo/unsigned:v1 refuse deny "no signatures cached for ${DIGEST[demo/unsigned:v1]}"

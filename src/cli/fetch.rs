@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::cache::StateDir;
 
-use super::args::{JsonArg, StateDirArg};
+use super::args::{JsonArg, PolicyArg, StateDirArg};
 use super::error::{CliError, EXIT_NO};
 
 /// `portcullis fetch`.
@@ -18,6 +18,11 @@ pub struct FetchArgs {
     /// Use HTTP, not HTTPS, to reach the registry (loopback test registries only).
     #[arg(long)]
     pub plain_http: bool,
+    // The policy a start will decide under: the fetch decides ahead under it
+    // (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub policy: PolicyArg,
     // The state directory (a plain comment: clap reads doc comments).
     #[allow(missing_docs)]
     #[command(flatten)]
@@ -49,6 +54,21 @@ pub(super) fn run(a: FetchArgs) -> Result<u8, CliError> {
         .iter()
         .map(|s| s.signatures + s.attestations + s.bundles)
         .sum();
+    // Decide ahead (crate::gate::ahead): a start of this digest then finds
+    // its pass in the verdict cache. Verification parses registry bytes:
+    // only ever in the sandbox (this process is single-threaded again now
+    // that the fetch's runtime is gone).
+    if total > 0 {
+        crate::sandbox::require();
+        let policy = crate::policy::Policy::load(&a.policy.path);
+        let target = crate::gate::ahead::target(
+            &report.image,
+            &report.digest,
+            report.platform_digest.as_deref(),
+        );
+        let d = crate::gate::ahead::decide_ahead(&policy, target, &state);
+        progress(&crate::gate::ahead::summary(&d));
+    }
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;

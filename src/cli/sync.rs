@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::cache::StateDir;
 
-use super::args::{AddressArg, StateDirArg};
+use super::args::{AddressArg, PolicyArg, StateDirArg};
 use super::error::CliError;
 
 /// `portcullis sync`.
@@ -23,6 +23,11 @@ pub struct SyncArgs {
     /// Attempts per image before the failure is recorded in the journal (1-20).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
+    // The policy each pulled image is decided ahead under, after its fetch
+    // (a plain comment: clap reads doc comments).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub policy: PolicyArg,
     // The state directory (a plain comment: clap reads doc comments).
     #[allow(missing_docs)]
     #[command(flatten)]
@@ -38,6 +43,7 @@ pub(super) fn run(a: SyncArgs) -> Result<u8, CliError> {
         },
         max_attempts: a.max_attempts,
         backoff: crate::sync::Backoff::default(),
+        decide_ahead: Some(a.policy.path),
     };
     let state = StateDir::new(a.state.dir);
     let mut log = |line: &str| eprintln!("portcullis-sync: {line}");

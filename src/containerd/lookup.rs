@@ -14,11 +14,10 @@
 use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, MountsRequest, StatSnapshotRequest,
+    snapshots_client::SnapshotsClient, MountsRequest,
 };
 use containerd_client::services::v1::{
-    containers_client::ContainersClient, content_client::ContentClient,
-    images_client::ImagesClient, GetContainerRequest, GetImageRequest, ReadContentRequest,
+    content_client::ContentClient, images_client::ImagesClient, GetImageRequest, ReadContentRequest,
 };
 use containerd_client::tonic::{self, Request};
 use containerd_client::with_namespace;
@@ -217,108 +216,6 @@ pub(super) fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
     }
 }
 
-/// Look up a container's image and resolve its digests.
-pub fn lookup_container(
-    address: &str,
-    namespace: &str,
-    id: &str,
-    timeout: Duration,
-) -> Result<ImageTarget, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let container = ContainersClient::new(channel.clone())
-            .get(with_namespace!(
-                GetContainerRequest { id: id.to_string() },
-                namespace
-            ))
-            .await
-            .map_err(api("containers.Get"))?
-            .into_inner()
-            .container
-            .ok_or_else(|| LookupError::Incomplete(format!("container {id} has no record")))?;
-        if container.image.is_empty() {
-            return Err(LookupError::NoImage(id.to_string()));
-        }
-        let snapshot_key = Some(container.snapshot_key).filter(|s| !s.is_empty());
-        let snapshotter = Some(container.snapshotter).filter(|s| !s.is_empty());
-        // The image and the snapshot depend only on the container record:
-        // ask for both at once (one round trip less on the start path).
-        let stat = async {
-            let (Some(key), Some(snapshotter)) = (&snapshot_key, &snapshotter) else {
-                return Ok(None);
-            };
-            SnapshotsClient::new(channel.clone())
-                .stat(with_namespace!(
-                    StatSnapshotRequest {
-                        snapshotter: snapshotter.clone(),
-                        key: key.clone(),
-                    },
-                    namespace
-                ))
-                .await
-                .map_err(api("snapshots.Stat"))?
-                .into_inner()
-                .info
-                .map(Some)
-                .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))
-        };
-        let (target, info) = tokio::join!(
-            resolve_image(channel.clone(), namespace, &container.image),
-            stat
-        );
-        let mut target = target?;
-        target.snapshot_key = snapshot_key;
-        target.snapshotter = snapshotter;
-        if let Some(info) = info? {
-            target.snapshot_parent = Some(info.parent.clone());
-            match target.platform_digest.clone() {
-                // An index: which of its manifests the rootfs came from
-                // (`--platform` may have taken another than the default pick).
-                Some(pick) => {
-                    let default_chain =
-                        local_chain(channel.clone(), namespace, pick.clone()).await?;
-                    let blob =
-                        read_blob(channel.clone(), namespace, &target.target_digest, 0).await?;
-                    let observed = super::origin::observe(
-                        &target.target_digest,
-                        &blob,
-                        &info.parent,
-                        |d| local_blob(channel.clone(), namespace, d),
-                        // The default pick's chain is known: not read twice.
-                        |m| {
-                            let known = (m == pick).then(|| default_chain.clone());
-                            let channel = channel.clone();
-                            async move {
-                                match known {
-                                    Some(c) => Ok(c),
-                                    None => local_chain(channel, namespace, m).await,
-                                }
-                            }
-                        },
-                    )
-                    .await?;
-                    let s = super::origin::settle(
-                        &target.target_digest,
-                        &pick,
-                        default_chain,
-                        target.platform_ambiguity.take(),
-                        &info.parent,
-                        &observed,
-                    );
-                    target.platform_digest = Some(s.platform_digest);
-                    target.chain_id = s.chain_id;
-                    target.platform_ambiguity = s.ambiguity;
-                }
-                None => {
-                    target.chain_id =
-                        Some(image_chain_id(channel, namespace, &target.target_digest).await?);
-                }
-            }
-        }
-        Ok(target)
-    })
-}
-
 /// One mount of a snapshot, as the snapshotter would mount it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotMount {
@@ -500,7 +397,7 @@ pub async fn resolve_image(
 /// The chain ID of a manifest's layers: read the manifest and its config
 /// from the content store, then fold the config's `rootfs.diff_ids` as the
 /// OCI image specification defines.
-async fn image_chain_id(
+pub(super) async fn image_chain_id(
     channel: tonic::transport::Channel,
     namespace: &str,
     manifest_digest: &str,
@@ -538,7 +435,7 @@ fn not_found(e: &LookupError) -> bool {
 }
 
 /// A blob from the content store, `None` when containerd does not have it.
-async fn local_blob(
+pub(super) async fn local_blob(
     channel: tonic::transport::Channel,
     namespace: &str,
     digest: String,
@@ -552,7 +449,7 @@ async fn local_blob(
 
 /// The layer chain of a manifest in the content store; `None` when the
 /// manifest or its config is not local or it is not an image (an artifact).
-async fn local_chain(
+pub(super) async fn local_chain(
     channel: tonic::transport::Channel,
     namespace: &str,
     manifest: String,
@@ -580,7 +477,7 @@ pub fn chain_id(diff_ids: &[String]) -> Result<String, String> {
     Ok(chain)
 }
 
-async fn read_blob(
+pub(super) async fn read_blob(
     channel: tonic::transport::Channel,
     namespace: &str,
     digest: &str,
@@ -656,6 +553,7 @@ mod tests {
     use super::*;
 
     use crate::base::testing::digest as d;
+    use crate::containerd::start::lookup_container;
 
     #[test]
     fn selects_this_platform() {

@@ -890,7 +890,9 @@ fn v0_2(root: &Obj<'_>) -> Result<Provenance, ProvenanceError> {
 #[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
-    glob: Option<GlobMatcher>,
+    /// Parsed at load, compiled on first match (most starts never match:
+    /// the verdict cache answers them).
+    glob: Option<(globset::Glob, std::sync::OnceLock<GlobMatcher>)>,
 }
 
 impl Pattern {
@@ -910,7 +912,7 @@ impl Pattern {
                 .backslash_escape(true)
                 .build()
                 .map_err(|e| bad(e.kind().to_string()))?;
-            Some(g.compile_matcher())
+            Some((g, std::sync::OnceLock::new()))
         } else {
             None
         };
@@ -928,7 +930,7 @@ impl Pattern {
     /// Does `value` match?
     pub fn matches(&self, value: &str) -> bool {
         match &self.glob {
-            Some(g) => g.is_match(value),
+            Some((g, m)) => m.get_or_init(|| g.compile_matcher()).is_match(value),
             None => self.text == value,
         }
     }

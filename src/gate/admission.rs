@@ -16,6 +16,7 @@ use crate::gate::journal::{self, Journald, Record, Spool};
 use crate::gate::{self, Decision, Kind, Outcome, Subject, Verdict};
 use crate::policy::{Mode, Policy};
 use crate::state::cache::StateDir;
+use crate::state::chains;
 
 /// Which wrapper took a decision (the journal's `PORTCULLIS_GATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +110,14 @@ pub enum Admission {
     Refuse(String),
 }
 
-/// A check of what will actually run against the looked-up record; `Err`
-/// is the reason the start does not run what was verified.
-pub type Binding<'a> = &'a dyn Fn(&ImageTarget) -> Result<(), String>;
+/// A check of what will actually run against the looked-up record, given
+/// the snapshot's mounts the lookup fetched with it (`None` when the record
+/// has no snapshot); `Err` is the reason the start does not run what was
+/// verified.
+pub type Binding<'a> = &'a dyn Fn(&ImageTarget, Option<MountsFound>) -> Result<(), String>;
+
+/// The snapshot's mounts as the lookup found them, or why it could not.
+pub type MountsFound = Result<Vec<containerd::SnapshotMount>, containerd::LookupError>;
 
 /// Decide one start: the sequence both wrappers share. `binding` runs on a
 /// successful lookup; its failure fails the decision (deny in enforce mode,
@@ -139,16 +145,33 @@ pub fn admit(
         namespace: req.namespace.clone().unwrap_or_default(),
         container_id: req.id.clone(),
     };
-    let lookup = match (&req.namespace, &req.id, &req.address) {
-        (Some(ns), Some(id), Some(addr)) => {
-            containerd::lookup_container(addr, ns, id, containerd::lookup_timeout())
-        }
+    // One connection: the snapshot's mounts (for a binding check) in the
+    // same round trip as its record, and the image's chain ID from the
+    // state directory once it is known (crate::state::chains).
+    let found = match (&req.namespace, &req.id, &req.address) {
+        (Some(ns), Some(id), Some(addr)) => containerd::start::lookup(
+            addr,
+            ns,
+            id,
+            containerd::lookup_timeout(),
+            &|manifest| chains::get(&state, manifest),
+            binding.is_some(),
+        ),
         _ => Err(containerd::LookupError::Incomplete(
             gate_kind.missing_request_hint(req),
         )),
     };
+    let (lookup, mounts) = match found {
+        Ok(f) => {
+            if let Some((manifest, chain)) = &f.computed_chain {
+                chains::put(&state, manifest, chain);
+            }
+            (Ok(f.target), f.mounts)
+        }
+        Err(e) => (Err(e), None),
+    };
     let binding_failure = match (&lookup, binding) {
-        (Ok(t), Some(check)) => check(t).err(),
+        (Ok(t), Some(check)) => check(t, mounts).err(),
         _ => None,
     };
     let t_decide = Instant::now();

@@ -7,6 +7,7 @@
 //! (`portcullis-runc`) that sees every runc container. Nothing here imports [`crate::ops`] or [`crate::cli`].
 
 pub mod admission;
+pub mod ahead;
 mod decide;
 #[cfg(test)]
 mod fifo_tests;

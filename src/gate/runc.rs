@@ -367,19 +367,22 @@ fn gate_start(parsed: &RuncArgs) -> Result<(), String> {
         id: Some(id),
         address: address.clone(),
     };
-    let binding = |t: &ImageTarget| {
+    let binding = |t: &ImageTarget, found: Option<admission::MountsFound>| {
+        // The lookup asked for the mounts with the snapshot's record.
+        let found = std::cell::Cell::new(found);
         check_binding(
             &bundle,
             t,
-            &|snapshotter, key| {
-                containerd::snapshot_mounts(
+            &|snapshotter, key| match found.take() {
+                Some(r) => r.map_err(|e| e.to_string()),
+                None => containerd::snapshot_mounts(
                     address.as_deref().unwrap_or_default(),
                     req.namespace.as_deref().unwrap_or_default(),
                     snapshotter,
                     key,
                     containerd::lookup_timeout(),
                 )
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string()),
             },
             &read_mountinfo,
         )

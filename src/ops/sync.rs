@@ -540,6 +540,9 @@ pub struct SyncOptions {
     pub max_attempts: u32,
     /// Delays between attempts (and between reconnections to containerd).
     pub backoff: Backoff,
+    /// The policy to decide ahead under after each fetch (`portcullis check`
+    /// of the pulled image, see [`decide_ahead`]); `None`: do not.
+    pub decide_ahead: Option<std::path::PathBuf>,
 }
 
 /// The subscription's filters.
@@ -579,10 +582,13 @@ pub fn run(
                 }
             }
             Feed::Image(ev) => {
-                sync_one(&ev, opts, log, sink, &mut |image| {
+                let fetched = sync_one(&ev, opts, log, sink, &mut |image| {
                     crate::fetch::fetch(image, state, &opts.fetch, &mut |_| {})
                         .map_err(|e| e.to_string())
                 });
+                if let (true, Some(policy)) = (fetched, &opts.decide_ahead) {
+                    log(&decide_ahead(&ev, &opts.address, policy, state));
+                }
             }
         }
     }
@@ -590,6 +596,60 @@ pub fn run(
         Ok(Err(e)) => Err(SyncError::Subscriber(e)),
         Ok(Ok(())) => Ok(()),
         Err(_) => Err(SyncError::Subscriber("it panicked".into())),
+    }
+}
+
+/// Decide ahead for a pulled image (issue 15): `portcullis check` of it as
+/// containerd records it, so the first start of the image is a verdict-cache
+/// hit. A child process, because this one is threaded and verification is
+/// only ever done in the sandbox, forked from a single-threaded process;
+/// `check` runs the start's decision ([`crate::gate::decide`]) and stores
+/// its pass under the key the start computes. Returns the line to log.
+pub fn decide_ahead(
+    ev: &ImageEvent,
+    address: &str,
+    policy: &std::path::Path,
+    state: &StateDir,
+) -> String {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            return format!(
+                "{}: not decided ahead: cannot find this program: {e}",
+                ev.name
+            )
+        }
+    };
+    let out = std::process::Command::new(exe)
+        .arg("check")
+        .arg("--json")
+        .args(["--address", address, "--namespace", &ev.namespace])
+        .arg("--policy")
+        .arg(policy)
+        .arg("--state-dir")
+        .arg(state.root())
+        .arg(&ev.name)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let d: serde_json::Value = match out {
+        Ok(o) => serde_json::from_slice(&o.stdout).unwrap_or_default(),
+        Err(e) => return format!("{}: not decided ahead: {e}", ev.name),
+    };
+    let field = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+    match (field("outcome").as_str(), field("verdict_cache").as_str()) {
+        ("pass", "hit" | "miss") => format!(
+            "{} ({}): decided ahead: its start will find its pass in the verdict cache (rule \"{}\")",
+            ev.name,
+            ev.namespace,
+            field("rule")
+        ),
+        _ => format!(
+            "{} ({}): not decided ahead (the start will decide): {}",
+            ev.name,
+            ev.namespace,
+            field("reason")
+        ),
     }
 }
 
@@ -1118,6 +1178,7 @@ mod tests {
                 initial: Duration::from_millis(1),
                 max: Duration::from_millis(2),
             },
+            decide_ahead: None,
         }
     }
 

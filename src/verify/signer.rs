@@ -43,8 +43,10 @@ pub struct Keyless {
 pub enum Matcher {
     /// Equal to this string.
     Exact(String),
-    /// Matched in full by this expression (source kept for display).
-    Regex(String, regex::Regex),
+    /// Matched in full by this expression (source kept for display),
+    /// compiled on first use: only a verification matches, and most starts
+    /// are answered by the verdict cache. Its syntax is checked at load.
+    Regex(String, std::sync::OnceLock<Option<regex::Regex>>),
 }
 
 impl PartialEq for Matcher {
@@ -63,17 +65,33 @@ impl Matcher {
     pub fn matches(&self, value: &str) -> bool {
         match self {
             Matcher::Exact(s) => s == value,
-            Matcher::Regex(_, r) => r.is_match(value),
+            // An expression that parsed but does not compile within the
+            // size limit matches nothing: the signer is refused.
+            Matcher::Regex(src, r) => r
+                .get_or_init(|| compile(src).ok())
+                .as_ref()
+                .is_some_and(|r| r.is_match(value)),
         }
     }
 
+    /// Parse (not compile) `src`: a syntax error fails the policy's load.
     pub(crate) fn regex(src: &str) -> Result<Matcher, String> {
-        regex::RegexBuilder::new(&format!("^(?:{src})$"))
-            .size_limit(1 << 20)
-            .build()
-            .map(|r| Matcher::Regex(src.to_string(), r))
+        regex_syntax::Parser::new()
+            .parse(&anchored(src))
+            .map(|_| Matcher::Regex(src.to_string(), std::sync::OnceLock::new()))
             .map_err(|e| format!("invalid regular expression: {e}"))
     }
+}
+
+fn anchored(src: &str) -> String {
+    format!("^(?:{src})$")
+}
+
+fn compile(src: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&anchored(src))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 impl fmt::Display for Matcher {
@@ -134,4 +152,30 @@ pub struct ProvenancePolicy {
     pub max_age: Option<std::time::Duration>,
     /// Who may sign the attestation; empty: the rule's own signers.
     pub signers: Vec<Signer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsed at load, compiled on first use, anchored either way; a syntax
+    /// error still fails the load; an expression over the compiled size
+    /// limit matches nothing (the signer is refused).
+    #[test]
+    fn regex_matchers_compile_lazily_and_match_in_full() {
+        let m = Matcher::regex("https://github.com/acme/.+").unwrap();
+        let Matcher::Regex(_, cell) = &m else {
+            panic!("not a regex")
+        };
+        assert!(cell.get().is_none(), "compiled at load");
+        assert!(m.matches("https://github.com/acme/app"));
+        assert!(cell.get().is_some_and(Option::is_some));
+        assert!(!m.matches("xhttps://github.com/acme/app"));
+        assert!(!m.matches("https://github.com/acme/"));
+        assert!(Matcher::regex("(unclosed")
+            .unwrap_err()
+            .starts_with("invalid regular expression"));
+        let huge = Matcher::regex("(?:[a-z]{1,100}){1,100}x").unwrap();
+        assert!(!huge.matches("ax"));
+    }
 }
