@@ -1,10 +1,12 @@
-//! The policy's lints: findings that leave a policy valid but probably not
-//! what its author meant (today: a pattern no start can reach because an
-//! earlier rule matches first).
+//! The policy's lints: findings that leave a policy loadable but probably
+//! not what its author meant: a pattern no start can reach because an
+//! earlier rule matches first (a warning), and a keyless signer's regular
+//! expression that parses but does not compile within the size limit (an
+//! error: that signer matches nothing, so every start it governs is refused).
 //!
-//! This module owns those findings. They are warnings, never errors, so they
-//! run only where an operator reads them (`portcullis policy check`,
-//! `portcullis doctor`), never on the load at container start. Each pattern
+//! This module owns those findings. They run only where an operator reads
+//! them (`portcullis policy check`, `portcullis doctor`), never on the load
+//! at container start, which parses expressions without compiling them. Each pattern
 //! is compared only with the earlier patterns the rule index says can cover
 //! it, so the cost follows the number of patterns, not its square.
 
@@ -27,6 +29,25 @@ pub fn lint(rules: &[Rule]) -> Vec<Problem> {
                 .find(|p| p.images.iter().any(|pp| shadows(pp, pat)));
             if let Some(prev) = prev {
                 out.push(shadowed(r, pat, prev));
+            }
+        }
+        let provenance = r.provenance.iter().flat_map(|p| p.signers.iter());
+        for signer in r.signers.iter().chain(provenance) {
+            let crate::verify::signer::Signer::Keyless(k) = signer else {
+                continue;
+            };
+            for m in [&k.issuer, &k.subject] {
+                if let Err(why) = m.compile_check() {
+                    out.push(Problem {
+                        line: r.line,
+                        column: 1,
+                        message: format!(
+                            "rule {:?}: keyless signer {m}: {why}; this signer matches nothing, so every start it governs is refused: simplify the expression",
+                            r.name
+                        ),
+                        severity: Severity::Error,
+                    });
+                }
             }
         }
     }
@@ -108,5 +129,34 @@ mod tests {
         }
         // The generated policies do exercise the lint.
         assert!(found > 100, "{found}");
+    }
+
+    #[test]
+    fn an_expression_over_the_compiled_size_limit_fails_policy_check_not_the_load() {
+        let text = r#"mode = "enforce"
+default = "deny"
+[[rule]]
+name = "kl"
+images = ["r.example/*"]
+[[rule.signer]]
+issuer = "https://token.actions.githubusercontent.com"
+subject_regex = '(?:[a-z]{1,100}){1,100}x'
+"#;
+        let path = std::path::Path::new("/etc/portcullis/policy.toml");
+        // a start parses it (the signer will match nothing: fail closed)
+        assert!(crate::policy::Policy::parse(text, path).is_ok());
+        // `policy check` compiles it and says so, as an error
+        let (policy, problems) = crate::policy::check(text, path);
+        assert!(policy.is_none());
+        let p = problems
+            .iter()
+            .find(|p| p.message.contains("matches nothing"))
+            .expect("a finding for the expression");
+        assert_eq!(p.severity, Severity::Error);
+        assert!(p.message.contains("rule \"kl\""), "{}", p.message);
+        // a usual expression is no finding
+        let fine = text.replace("(?:[a-z]{1,100}){1,100}x", "https://github[.]com/acme/.+");
+        let (policy, problems) = crate::policy::check(&fine, path);
+        assert!(policy.is_some(), "{problems:?}");
     }
 }

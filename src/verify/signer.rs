@@ -74,6 +74,15 @@ impl Matcher {
         }
     }
 
+    /// Compile the expression now (`policy check` does, so that one over the
+    /// compiled size limit is reported before a start refuses its signer).
+    pub fn compile_check(&self) -> Result<(), String> {
+        match self {
+            Matcher::Exact(_) => Ok(()),
+            Matcher::Regex(src, _) => compile(src).map(|_| ()),
+        }
+    }
+
     /// Parse (not compile) `src`: a syntax error fails the policy's load.
     pub(crate) fn regex(src: &str) -> Result<Matcher, String> {
         regex_syntax::Parser::new()
