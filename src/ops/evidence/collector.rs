@@ -29,11 +29,11 @@ use crate::journal::message_id;
 use super::collect::{build, in_scope, prepare_out, secs, GenerateOptions, PeriodRecords};
 use super::coverage::list_containers;
 use super::error::{werr, EvidenceError};
-use super::fleet::{fleet_revoked, fleet_steps};
+use super::fleet::fleet_of;
 use super::manifest::{write_file, write_manifest};
 use super::model::{
     CollectedNode, CollectorSource, Fleet, FleetNode, Pack, Period, DUPLICATES_JSON, EVIDENCE_JSON,
-    FLEET_FORMAT, REPORT_HTML,
+    REPORT_HTML,
 };
 use super::records::{journalctl, parse_journal, JEntry};
 
@@ -400,21 +400,10 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
             o.directory
         )));
     }
-    let steps = fleet_steps(&fleet_nodes);
-    let fleet = Fleet {
-        format: FLEET_FORMAT.into(),
-        generated_at: Timestamp::now(),
-        portcullis_version: env!("CARGO_PKG_VERSION").into(),
-        result: if steps.iter().all(|s| s.status == "pass") {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into(),
-        steps,
-        revoked: fleet_revoked(&packs.iter().collect::<Vec<_>>()),
-        nodes: fleet_nodes,
-        collector: Some(CollectorSource {
+    let fleet = fleet_of(
+        fleet_nodes,
+        &packs.iter().collect::<Vec<_>>(),
+        Some(CollectorSource {
             directory: o.directory.clone(),
             period,
             records_read: total_read,
@@ -422,7 +411,7 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
             dedup_rule: DEDUP_RULE.into(),
         }),
         heartbeat_stopped,
-    };
+    );
     write_file(
         &o.out,
         DUPLICATES_JSON,

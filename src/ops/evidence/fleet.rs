@@ -3,7 +3,36 @@
 //! fleet pack is made (`evidence merge`, `evidence --fleet`) and again by
 //! `evidence verify`.
 
-use super::model::{FleetNode, FleetRevoked, FleetStep, Pack};
+use super::model::{
+    CollectorSource, Fleet, FleetNode, FleetRevoked, FleetStep, Pack, FLEET_FORMAT,
+};
+
+/// A fleet pack's document: its steps and revoked list follow from the
+/// nodes and their packs, its result from the steps.
+pub fn fleet_of(
+    nodes: Vec<FleetNode>,
+    packs: &[&Pack],
+    collector: Option<CollectorSource>,
+    heartbeat_stopped: Vec<String>,
+) -> Fleet {
+    let steps = fleet_steps(&nodes);
+    Fleet {
+        format: FLEET_FORMAT.into(),
+        generated_at: jiff::Timestamp::now(),
+        portcullis_version: env!("CARGO_PKG_VERSION").into(),
+        result: if steps.iter().all(|s| s.status == "pass") {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into(),
+        steps,
+        revoked: fleet_revoked(packs),
+        nodes,
+        collector,
+        heartbeat_stopped,
+    }
+}
 
 /// Per step, across the nodes: pass when every node passes it, with the
 /// nodes that fail it.

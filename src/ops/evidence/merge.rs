@@ -3,14 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
-
 use super::check::{load_json, verify};
 use super::collect::prepare_out;
 use super::error::{rerr, werr, EvidenceError};
-use super::fleet::{fleet_revoked, fleet_steps};
+use super::fleet::fleet_of;
 use super::manifest::{write_file, write_manifest};
-use super::model::{Fleet, FleetNode, Pack, EVIDENCE_JSON, FLEET_FORMAT, FORMAT, REPORT_HTML};
+use super::model::{Fleet, FleetNode, Pack, EVIDENCE_JSON, FORMAT, REPORT_HTML};
 
 // ------------------------------------------------------------------ merge
 
@@ -84,24 +82,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Fleet, EvidenceError> {
             collected: None,
         });
     }
-    let steps = fleet_steps(&nodes);
-    let revoked = fleet_revoked(&packs.iter().map(|(_, p)| p).collect::<Vec<_>>());
-    let fleet = Fleet {
-        format: FLEET_FORMAT.into(),
-        generated_at: Timestamp::now(),
-        portcullis_version: env!("CARGO_PKG_VERSION").into(),
-        result: if steps.iter().all(|s| s.status == "pass") {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into(),
-        steps,
-        nodes,
-        collector: None,
-        revoked,
-        heartbeat_stopped: Vec::new(),
-    };
+    let packs: Vec<&Pack> = packs.iter().map(|(_, p)| p).collect();
+    let fleet = fleet_of(nodes, &packs, None, Vec::new());
     write_file(
         out,
         EVIDENCE_JSON,

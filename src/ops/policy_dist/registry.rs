@@ -158,6 +158,34 @@ impl Registry {
         )
     }
 
+    /// One layer of a manifest at `at`, its digest checked (`what` names it
+    /// in errors: "signature layer", "bundle layer").
+    async fn pull_layer(
+        &self,
+        at: &Reference,
+        d: &OciDescriptor,
+        what: &str,
+    ) -> Result<Layer, RegistryError> {
+        let mut blob = Vec::with_capacity(d.size.max(0) as usize);
+        self.client
+            .pull_blob(at, d, &mut blob)
+            .await
+            .map_err(classify(at, &format!("{what} {}", d.digest)))?;
+        let layer = Layer::new(
+            &d.media_type,
+            d.annotations.clone().unwrap_or_default(),
+            &blob,
+        );
+        if layer.digest != d.digest {
+            return Err(RegistryError::Digest {
+                registry: self.reference.registry().into(),
+                what: format!("{what} {}", d.digest),
+                why: format!("hashes to {}", layer.digest),
+            });
+        }
+        Ok(layer)
+    }
+
     fn at_digest(&self, digest: &str) -> Reference {
         Reference::with_digest(
             self.reference.registry().to_string(),
@@ -262,24 +290,7 @@ impl Registry {
             if d.size < 0 || d.size as usize > crate::cosign::MAX_PAYLOAD_BYTES {
                 return Err(refused(format!("layer {} is {} bytes", d.digest, d.size)));
             }
-            let mut blob = Vec::with_capacity(d.size as usize);
-            self.client
-                .pull_blob(&at, d, &mut blob)
-                .await
-                .map_err(classify(&at, &format!("signature layer {}", d.digest)))?;
-            let layer = Layer::new(
-                &d.media_type,
-                d.annotations.clone().unwrap_or_default(),
-                &blob,
-            );
-            if layer.digest != d.digest {
-                return Err(RegistryError::Digest {
-                    registry: self.reference.registry().into(),
-                    what: format!("signature layer {}", d.digest),
-                    why: format!("hashes to {}", layer.digest),
-                });
-            }
-            layers.push(layer);
+            layers.push(self.pull_layer(&at, d, "signature layer").await?);
         }
         Ok(Some(Artifact {
             kind: crate::cache::kind::COSIGN_SIGNATURE.into(),
@@ -344,24 +355,7 @@ impl Registry {
                         why: format!("{} bytes, over the {MAX_BUNDLE_BYTES}-byte limit", d.size),
                     });
                 }
-                let mut blob = Vec::with_capacity(d.size as usize);
-                self.client
-                    .pull_blob(&at, d, &mut blob)
-                    .await
-                    .map_err(classify(&at, &format!("bundle layer {}", d.digest)))?;
-                let layer = Layer::new(
-                    &d.media_type,
-                    d.annotations.clone().unwrap_or_default(),
-                    &blob,
-                );
-                if layer.digest != d.digest {
-                    return Err(RegistryError::Digest {
-                        registry: self.reference.registry().into(),
-                        what: format!("bundle layer {}", d.digest),
-                        why: format!("hashes to {}", layer.digest),
-                    });
-                }
-                layers.push(layer);
+                layers.push(self.pull_layer(&at, d, "bundle layer").await?);
             }
             out.push(Artifact {
                 kind: crate::cache::kind::SIGSTORE_BUNDLE.into(),
