@@ -88,15 +88,7 @@ mod tests {
     /// policy requiring that key for `127.0.0.1:5000/demo/*`.
     fn signed(dir: &Path) -> (StateDir, Result<Policy, PolicyError>) {
         let state = StateDir::new(dir.join("state"));
-        let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD
-            .encode(kp.public_key_der().unwrap().as_bytes());
-        let key = dir.join("k.pub");
-        std::fs::write(
-            &key,
-            format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
-        )
-        .unwrap();
+        let (kp, key) = crate::base::testing::write_public_key(dir);
         let payload = format!(
             r#"{{"critical":{{"identity":{{"docker-reference":"127.0.0.1:5000/demo/a"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
             d(1)
