@@ -236,28 +236,37 @@ pub fn snapshot_mounts(
     timeout: Duration,
 ) -> Result<Vec<SnapshotMount>, LookupError> {
     block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let mounts = SnapshotsClient::new(channel)
-            .mounts(with_namespace!(
-                MountsRequest {
-                    snapshotter: snapshotter.to_string(),
-                    key: key.to_string(),
-                },
-                namespace
-            ))
-            .await
-            .map_err(api("snapshots.Mounts"))?
-            .into_inner()
-            .mounts;
-        Ok(mounts
-            .into_iter()
-            .map(|m| SnapshotMount {
-                kind: m.r#type,
-                source: m.source,
-                options: m.options,
-            })
-            .collect())
+        mounts(connect(address).await?, namespace, snapshotter, key).await
     })
+}
+
+/// `snapshots.Mounts` of snapshot `key`, on `channel`.
+pub(super) async fn mounts(
+    channel: tonic::transport::Channel,
+    namespace: &str,
+    snapshotter: &str,
+    key: &str,
+) -> Result<Vec<SnapshotMount>, LookupError> {
+    let mounts = SnapshotsClient::new(channel)
+        .mounts(with_namespace!(
+            MountsRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            },
+            namespace
+        ))
+        .await
+        .map_err(api("snapshots.Mounts"))?
+        .into_inner()
+        .mounts;
+    Ok(mounts
+        .into_iter()
+        .map(|m| SnapshotMount {
+            kind: m.r#type,
+            source: m.source,
+            options: m.options,
+        })
+        .collect())
 }
 
 /// Look up an image by name (as `ctr images ls` shows it) and resolve its digests.

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, MountsRequest, StatSnapshotRequest,
+    snapshots_client::SnapshotsClient, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{containers_client::ContainersClient, GetContainerRequest};
 use containerd_client::tonic::Request;
@@ -106,29 +106,7 @@ pub fn lookup(
             let (Some((key, snapshotter)), true) = (snapshot, with_mounts) else {
                 return None;
             };
-            Some(
-                SnapshotsClient::new(channel.clone())
-                    .mounts(with_namespace!(
-                        MountsRequest {
-                            snapshotter: snapshotter.to_string(),
-                            key: key.to_string(),
-                        },
-                        namespace
-                    ))
-                    .await
-                    .map_err(api("snapshots.Mounts"))
-                    .map(|r| {
-                        r.into_inner()
-                            .mounts
-                            .into_iter()
-                            .map(|m| SnapshotMount {
-                                kind: m.r#type,
-                                source: m.source,
-                                options: m.options,
-                            })
-                            .collect()
-                    }),
-            )
+            Some(super::lookup::mounts(channel.clone(), namespace, snapshotter, key).await)
         };
         let (target, info, mounts) = tokio::join!(
             resolve_image(channel.clone(), namespace, &container.image),

@@ -42,48 +42,39 @@ pub fn revoked_containers(period: Period, inside: &[&JEntry]) -> Vec<RevokedCont
             e.s("PORTCULLIS_IMAGE_DIGEST"),
         )
     };
+    // The entry a container's first record in the period opens; `finding` is
+    // reverify's, or "would-refuse" for a stop without a REVOKED record.
+    let first = |e: &JEntry, finding: String| RevokedContainer {
+        namespace: e.s("PORTCULLIS_NAMESPACE"),
+        container_id: e.s("PORTCULLIS_CONTAINER_ID"),
+        image_ref: e.get("PORTCULLIS_IMAGE_REF"),
+        image_digest: e.get("PORTCULLIS_IMAGE_DIGEST"),
+        since: when(e),
+        rule: e.s("PORTCULLIS_RULE"),
+        reason: e.s("PORTCULLIS_REASON"),
+        rejection: e.get("PORTCULLIS_REJECTION"),
+        finding,
+        records: 0,
+        state: "running".into(),
+        stopped_at: None,
+        stop: None,
+        ran_until: period.to,
+        detail: String::new(),
+    };
     let mut found: BTreeMap<(String, String, String), RevokedContainer> = BTreeMap::new();
     for e in &records {
         let id = e.s("MESSAGE_ID");
         if id == message_id::REVOKED {
-            let c = found.entry(key(e)).or_insert_with(|| RevokedContainer {
-                namespace: e.s("PORTCULLIS_NAMESPACE"),
-                container_id: e.s("PORTCULLIS_CONTAINER_ID"),
-                image_ref: e.get("PORTCULLIS_IMAGE_REF"),
-                image_digest: e.get("PORTCULLIS_IMAGE_DIGEST"),
-                since: when(e),
-                rule: e.s("PORTCULLIS_RULE"),
-                reason: e.s("PORTCULLIS_REASON"),
-                rejection: e.get("PORTCULLIS_REJECTION"),
-                finding: e.s("PORTCULLIS_REVERIFY"),
-                records: 0,
-                state: "running".into(),
-                stopped_at: None,
-                stop: None,
-                ran_until: period.to,
-                detail: String::new(),
-            });
+            let c = found
+                .entry(key(e))
+                .or_insert_with(|| first(e, e.s("PORTCULLIS_REVERIFY")));
             c.records += 1;
         } else if id == message_id::REVOKED_STOPPED {
             // A stop ends the container found earlier; a stop without a
             // REVOKED record before it in the period is listed on its own.
-            let c = found.entry(key(e)).or_insert_with(|| RevokedContainer {
-                namespace: e.s("PORTCULLIS_NAMESPACE"),
-                container_id: e.s("PORTCULLIS_CONTAINER_ID"),
-                image_ref: e.get("PORTCULLIS_IMAGE_REF"),
-                image_digest: e.get("PORTCULLIS_IMAGE_DIGEST"),
-                since: when(e),
-                rule: e.s("PORTCULLIS_RULE"),
-                reason: e.s("PORTCULLIS_REASON"),
-                rejection: e.get("PORTCULLIS_REJECTION"),
-                finding: "would-refuse".into(),
-                records: 0,
-                state: "running".into(),
-                stopped_at: None,
-                stop: None,
-                ran_until: period.to,
-                detail: String::new(),
-            });
+            let c = found
+                .entry(key(e))
+                .or_insert_with(|| first(e, "would-refuse".into()));
             if c.state == "stopped" {
                 continue;
             }
