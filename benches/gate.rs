@@ -311,8 +311,22 @@ fn policy_scale(c: &mut Criterion) {
                 let _ = black_box(policy.select(black_box(&image)));
             })
         });
+        // The start's path: read the policy file, hash it, read its
+        // compiled form and decode only the candidates of the image.
+        std::fs::write(&path, &text).unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        Policy::load_for_start(&path, &state).unwrap();
+        g.bench_function(format!("start_compiled/{n}"), |b| {
+            b.iter(|| {
+                let p = Policy::load_for_start(black_box(&path), &state).unwrap();
+                assert!(matches!(
+                    p.select(&image),
+                    portcullis::policy::Selection::Rule(r) if r.name == format!("t{last}")
+                ));
+            })
+        });
         g.bench_function(format!("lint/{n}"), |b| {
-            b.iter(|| portcullis::policy::lint::lint(black_box(&policy.rules)))
+            b.iter(|| portcullis::policy::lint::lint(black_box(policy.rules())))
         });
     }
     g.finish();

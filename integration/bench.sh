@@ -81,9 +81,12 @@ for i in range(n):
     img = ["registry.example/t%d/*", "registry.example/t%d/**", "mirror.example/t%d/app", "registry.example/t%d/app-*"][i % 4] % i
     print(f'[[rule]]\nname = "t{i}"\nimages = ["{img}"]\nsigner = [{{ key = "k.pub" }}]')
 PY
-    for cmd in check start; do
+    # start: the first run parses the policy and writes its compiled form
+    # (policy::compiled), the later ones read it; reported apart
+    for cmd in check start-first start; do
       walls=() rss_max=0
-      for i in $(seq 1 "$runs"); do
+      [[ $cmd == start-first ]] && rm -rf "$dir/state/policy-compiled"
+      for i in $(seq 1 "$([[ $cmd == start-first ]] && echo 1 || echo "$runs")"); do
         t0=$(date +%s%N)
         if [[ $cmd == check ]]; then
           /usr/bin/time -f %M -o "$dir/rss" "$PC_BIN_DIR/portcullis" policy check "$f" >/dev/null || true
@@ -98,7 +101,12 @@ PY
         ((rss > rss_max)) && rss_max=$rss
       done
       wall_ms=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}')
-      out+=("| $n | $(stat -c %s "$f") | $([[ $cmd == check ]] && echo '`portcullis policy check`' || echo 'shim `start`, lookup failing') | $wall_ms | $(awk -v k="$rss_max" 'BEGIN {printf "%.1f", k/1024}') |")
+      case $cmd in
+      check) what='`portcullis policy check`' ;;
+      start-first) what='shim `start`, lookup failing: first start (parse, compile)' ;;
+      start) what='shim `start`, lookup failing: compiled policy' ;;
+      esac
+      out+=("| $n | $(stat -c %s "$f") | $what | $wall_ms | $(awk -v k="$rss_max" 'BEGIN {printf "%.1f", k/1024}') |")
     done
   done
   printf '%s\n' "${out[@]}" | tee "$ROOT/target/bench/policy-scale.md"
@@ -265,7 +273,7 @@ run_case() {
     ta=$(run_once "$image" "${fa[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
     # cold: no cached verdict, every start verifies (and no known chain ID:
     # a first start of the image); warm: the verdict cache answers
-    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
+    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
     tb=$(run_once "$image" "${fb[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
     a+=("$ta") b+=("$tb")
   done
@@ -285,7 +293,7 @@ done
 
 conc() { # N cold|warm: N concurrent portcullis starts of the signed image; prints "errors wall_ms"
   local n=$1 t0 t1 errs=0 pids=() i
-  [[ $2 == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
+  [[ $2 == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
   t0=$(now_ns)
   for i in $(seq 1 "$n"); do
     pc_ctr run --rm --runtime io.containerd.portcullis.v2 "$R/bench/sig:1" "c$n-$i-$RANDOM" /bin/true \
@@ -352,9 +360,63 @@ PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e
 EOF
 chmod +x "$PC_WORK/bin/runc-strace"
 for temp in cold cold warm warm; do
-  [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains"
+  [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
   run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-strace" >/dev/null || ERRORS=$((ERRORS + 1))
 done
+
+# Where a warm gated start's instructions go: callgrind of the runc gate's
+# `create` on two warm starts (the verdict cache answers, so no sandbox
+# child, whose seccomp filter valgrind could not run under), dumped when it
+# execs the real runc. Instruction counts, unlike times, do not depend on
+# the load. Inclusive counts of the start path's steps go to
+# $OUT/callgrind.md; the raw profiles stay in $PC_WORK/callgrind.
+if ((!SMOKE)) && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+  mkdir -p "$PC_WORK/callgrind"
+  rm -f "$PC_WORK"/callgrind/*
+  cat >"$PC_WORK/bin/runc-callgrind" <<EOF
+#!/bin/sh
+case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
+PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --dump-before='execv*' --callgrind-out-file="$PC_WORK/callgrind/%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
+EOF
+  chmod +x "$PC_WORK/bin/runc-callgrind"
+  run_once bench/prov:1 >/dev/null || ERRORS=$((ERRORS + 1)) # warm the caches
+  for i in 1 2; do
+    run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind" >/dev/null || ERRORS=$((ERRORS + 1))
+  done
+  # inclusive instructions of each step, from the last profile's dump
+  prof=$(find "$PC_WORK/callgrind" -name '*.out*' -size +1k -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+  if [[ -n $prof ]]; then
+    callgrind_annotate --inclusive=yes --threshold=100 "$prof" >"$PC_WORK/callgrind/annotated.txt" 2>&1 || true
+    python3 - "$PC_WORK/callgrind/annotated.txt" >"$OUT/callgrind.md" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+total = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+steps = [
+    ("whole gated create, to the exec of runc", None),
+    ("dynamic loader (`_dl_start`)", r"_dl_start\b"),
+    ("policy (`Policy::load_for_start`)", r"Policy::load_for_start"),
+    ("containerd lookup (`containerd::start::lookup`)", r"containerd::start::lookup\b"),
+    ("of which the tokio runtime's build", r"tokio::runtime::builder::Builder::build\b"),
+    ("decision (`gate::decide::decide_with`)", r"decide::decide_with"),
+    ("journal record (`gate::journal::record`)", r"gate::journal::record\b"),
+    ("binding: `/proc/self/mountinfo` read", r"runc::read_mountinfo"),
+]
+print("| step | instructions (inclusive) |")
+print("|---|---|")
+for name, pat in steps:
+    if pat is None:
+        n = total.group(1) if total else "?"
+    else:
+        m = re.search(r"^\s*([\d,]+) \([\d. ]+%\)\s+\S*?" + pat, text, re.M)
+        n = m.group(1) if m else "(inlined or not run)"
+    print(f"| {name} | {n} |")
+PY
+    echo "# callgrind of a warm runc-gate create ($prof):"
+    cat "$OUT/callgrind.md"
+  else
+    echo "# callgrind: no profile written" >&2
+  fi
+fi
 
 PC_CONTAINERD_SOCK1=$PC_CONTAINERD_SOCK
 

@@ -222,6 +222,11 @@ reverify
 [[ $RC -eq 1 ]] && grep -qF "would refuse: $PC_NS/$OTHER " <<<"$OUT" &&
   ok "other's key replaced too (revoked = report): other would refuse, keeps running" ||
   not_ok "other revoked" "rc=$RC: $OUT"
+# The step needs a heartbeat of this node in or just before the period
+# (without one the absence of reverify records shows nothing): state one
+# here, as the packaged timer does, rather than rely on an older record in
+# the machine's journal.
+hb=$("$PC" heartbeat --json 2>&1) && ok "heartbeat stated for the period" || not_ok "heartbeat" "$hb"
 EV=$PC_WORK/evidence-revoked
 rm -rf "$EV"
 set +e

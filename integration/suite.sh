@@ -352,6 +352,17 @@ start_case signed-ed25519-runs-again demo/ed25519:v1 run allow
 sed -i "s#$KEYS/ed.pub#$KEYS/other.pub#" "$PORTCULLIS_POLICY"
 start_case policy-change-invalidates-cached-verdict demo/ed25519:v1 refuse deny "no signature verifies"
 main_policy
+# issue 15: the start reads the policy compiled once per text
+# (policy::compiled); a changed text has its own entry, and damaged entries
+# are never used: the parse answers and writes them again
+compiled=("$PORTCULLIS_STATE_DIR"/policy-compiled/*)
+((${#compiled[@]} >= 2)) && ok "each policy text has its own compiled entry (${#compiled[@]})" ||
+  not_ok "each policy text has its own compiled entry" "${compiled[*]}"
+for f in "${compiled[@]}"; do printf '{"format":1}\ngarbage\n' >"$f"; done
+start_case damaged-compiled-policy-signed-runs demo/signed:v1 run allow
+start_case damaged-compiled-policy-unsigned-refused demo/unsigned:v1 refuse deny "no signatures cached for ${DIGEST[demo/unsigned:v1]}"
+grep -lq '"format":1,"version"' "$PORTCULLIS_STATE_DIR"/policy-compiled/* &&
+  ok "a damaged compiled entry is written again" || not_ok "a damaged compiled entry is written again"
 # issue 15: a fetch under the policy in force decides ahead, so the first
 # start of the image is a verdict-cache hit (it verifies nothing)
 rm -rf "$PORTCULLIS_STATE_DIR/verdicts"

@@ -45,8 +45,10 @@ pub(super) fn run(a: CheckArgs) -> Result<u8, CliError> {
     // Verification parses registry bytes: only ever in the sandbox.
     crate::sandbox::require();
     let started = Instant::now();
-    let policy = Policy::load(&a.policy.path);
+    // The start's own loader: the compiled form when there is one (and
+    // written for the next start when not).
     let state = StateDir::new(&a.state.dir);
+    let policy = Policy::load_for_start(&a.policy.path, &state);
     let lookup = lookup_target(&a);
     let subject = Subject {
         namespace: a.containerd.namespace.clone(),

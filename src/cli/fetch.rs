@@ -60,7 +60,8 @@ pub(super) fn run(a: FetchArgs) -> Result<u8, CliError> {
     // that the fetch's runtime is gone).
     if total > 0 {
         crate::sandbox::require();
-        let policy = crate::policy::Policy::load(&a.policy.path);
+        // Compiled here too, so the first start reads the compiled form.
+        let policy = crate::policy::Policy::load_for_start(&a.policy.path, &state);
         let target = crate::gate::ahead::target(
             &report.image,
             &report.digest,

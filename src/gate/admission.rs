@@ -129,7 +129,8 @@ pub fn admit(
     binding: Option<Binding<'_>>,
 ) -> (Admission, Timings) {
     let t0 = Instant::now();
-    let policy = Policy::load(&Policy::default_path());
+    let state = StateDir::from_env();
+    let policy = Policy::load_for_start(&Policy::default_path(), &state);
     // Verification parses registry bytes: only ever in the sandbox.
     crate::gate::sandbox::require();
     let mut tm = Timings {
@@ -137,7 +138,6 @@ pub fn admit(
         ..Timings::default()
     };
     let started = Instant::now();
-    let state = StateDir::from_env();
     if let Ok(p) = &policy {
         keep_policy(p, &state);
     }

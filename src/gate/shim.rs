@@ -112,7 +112,10 @@ pub fn plan(args: &[OsString]) -> Plan {
 pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
     let parsed = ShimArgs::parse(args);
     if !parsed.is_start() {
-        let policy = Policy::load(&Policy::default_path());
+        let policy = Policy::load_for_start(
+            &Policy::default_path(),
+            &crate::state::cache::StateDir::from_env(),
+        );
         // delete, -v, -info, anything else: straight through to the shim the
         // policy names (the same one start used), or runc's.
         let shim = policy

@@ -426,7 +426,7 @@ pub fn policy_check(path: &Path) -> (Check, Option<Policy>) {
                     "{} valid: mode {}, {} rule(s), {} warning(s)",
                     path.display(),
                     p.mode.as_str(),
-                    p.rules.len(),
+                    p.rules().len(),
                     p.warnings.len()
                 ),
             );
@@ -489,13 +489,16 @@ pub fn enforcement_check(gs: &crate::policy::summary::GateState) -> Check {
 /// signer, or a key signer that requires a transparency-log entry, in a
 /// rule that names no root of its own.
 pub fn needs_trust_root(p: &Policy) -> bool {
-    p.rules.iter().filter(|r| r.trust_root.is_none()).any(|r| {
-        let prov = r.provenance.iter().flat_map(|p| p.signers.iter());
-        r.signers.iter().chain(prov).any(|s| match s {
-            Signer::Keyless(_) => true,
-            Signer::Key { require_tlog, .. } => *require_tlog,
+    p.rules()
+        .iter()
+        .filter(|r| r.trust_root.is_none())
+        .any(|r| {
+            let prov = r.provenance.iter().flat_map(|p| p.signers.iter());
+            r.signers.iter().chain(prov).any(|s| match s {
+                Signer::Keyless(_) => true,
+                Signer::Key { require_tlog, .. } => *require_tlog,
+            })
         })
-    })
 }
 
 /// The `trust-root` check: the default root's age (or whether it is

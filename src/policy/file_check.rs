@@ -16,7 +16,7 @@ pub fn check_file(file: &Path) -> Result<Vec<Problem>, std::io::Error> {
             let (policy, mut problems) = check(&t, file);
             if let Some(p) = &policy {
                 // Keys must exist and parse, or every start under the rule fails.
-                for r in &p.rules {
+                for r in p.rules() {
                     let prov = r.provenance.iter().flat_map(|p| p.signers.iter());
                     for s in r.signers.iter().chain(prov) {
                         if !matches!(s, Signer::Key { .. }) {

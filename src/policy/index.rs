@@ -32,7 +32,7 @@ pub(super) fn key(text: &str) -> &str {
 
 /// The keys a string can have been filed under: the empty key, each prefix
 /// that ends before a `/`, and the whole string.
-fn keys_of(s: &str) -> impl Iterator<Item = &str> {
+pub(super) fn keys_of(s: &str) -> impl Iterator<Item = &str> {
     std::iter::once("")
         .chain(s.match_indices('/').map(move |(i, _)| &s[..i]))
         .chain(std::iter::once(s))
@@ -74,6 +74,17 @@ impl RuleIndex {
             }
         }
         RuleIndex { by_key, rules: n }
+    }
+
+    /// Its entries sorted by key: what [`super::compiled`] stores.
+    pub(super) fn sorted_entries(&self) -> Vec<(&str, &[usize])> {
+        let mut v: Vec<_> = self
+            .by_key
+            .iter()
+            .map(|(k, ids)| (&**k, ids.as_slice()))
+            .collect();
+        v.sort_unstable_by_key(|(k, _)| *k);
+        v
     }
 
     /// How many rules it indexes.

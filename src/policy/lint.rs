@@ -123,9 +123,9 @@ mod tests {
         for _ in 0..400 {
             let n = 1 + rng.below(40);
             let policy = policy_of(&mut rng, n);
-            let want = lint_quadratic(&policy.rules);
+            let want = lint_quadratic(policy.rules());
             found += want.len();
-            assert_eq!(lint(&policy.rules), want);
+            assert_eq!(lint(policy.rules()), want);
         }
         // The generated policies do exercise the lint.
         assert!(found > 100, "{found}");

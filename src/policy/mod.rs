@@ -3,7 +3,9 @@
 //!
 //! This module owns the policy file format (TOML), its validation (every
 //! error reported with its line and column, unknown keys included), and rule
-//! selection (ordered rules, first match wins). It reads no signatures and
+//! selection (ordered rules, first match wins), and the form a start reads
+//! instead of the TOML once a text has been parsed ([`compiled`]: only the
+//! rules that can match the image are decoded). It reads no signatures and
 //! knows nothing of containerd; it answers one question: for this normalized
 //! image reference, which rule applies, in which mode.
 
@@ -15,6 +17,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub mod compiled;
 pub mod file_check;
 mod index;
 pub mod lint;
@@ -64,7 +67,7 @@ pub enum PolicyError {
 }
 
 /// One problem found in a policy file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// 1-based line.
     pub line: usize,
@@ -77,7 +80,7 @@ pub struct Problem {
 }
 
 /// How serious a [`Problem`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The policy is refused.
@@ -97,7 +100,7 @@ impl fmt::Display for Problem {
 }
 
 /// What happens when a rule's requirements are not met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Refuse the start.
@@ -120,7 +123,7 @@ impl Mode {
 }
 
 /// What a rule does with the images it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Require a valid signature from one of the rule's signers.
@@ -243,9 +246,10 @@ pub struct Policy {
     pub default: DefaultAction,
     /// The inner shim binary (a name looked up on PATH, or an absolute path).
     pub shim: String,
-    /// The rules, in order. Read-only once loaded: [`Policy::select`]
-    /// indexes them on first use.
-    pub rules: Vec<Rule>,
+    /// The rules, in order (see [`Policy::rules`]); empty when they are
+    /// read from the compiled form instead. Read-only once loaded:
+    /// [`Policy::select`] indexes them on first use.
+    rules: Vec<Rule>,
     /// `sha256:<hex>` of the file's bytes: recorded with each verdict.
     pub digest: String,
     /// Where it was read from.
@@ -262,11 +266,14 @@ pub struct Policy {
     /// The rules by the literal prefixes of their patterns, built on the
     /// first [`Policy::select`].
     index: std::sync::OnceLock<index::RuleIndex>,
+    /// The compiled form the rules come from, when loaded by
+    /// [`Policy::load_for_start`] from one.
+    compiled: Option<Box<compiled::Compiled>>,
 }
 
 /// `revoked`: what `portcullis reverify` does to a running container that
 /// would now be refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Revoked {
     /// Record it in the journal and leave it running (the default).
@@ -287,7 +294,7 @@ impl Revoked {
 }
 
 /// What a trust root older than `trust_root_max_age` means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stale {
     /// Verify anyway and say so in the verdict.
@@ -297,7 +304,7 @@ pub enum Stale {
 }
 
 /// The default action for images that match no rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DefaultAction {
     /// Allow them (recorded).
@@ -326,6 +333,35 @@ impl Policy {
 
     /// Read and validate a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let (resolved, text) = Self::read(path)?;
+        Self::parse_read(path, &resolved, &text)
+    }
+
+    /// [`Policy::load`] for a start: the same policy, read from its compiled
+    /// form in the state directory when there is one for these bytes (see
+    /// [`compiled`]), else parsed and then compiled for the next start. Only
+    /// the rules [`Policy::select`] consults are decoded; [`Policy::rules`]
+    /// parses them all.
+    pub fn load_for_start(
+        path: &Path,
+        state: &crate::state::cache::StateDir,
+    ) -> Result<Policy, PolicyError> {
+        let (resolved, text) = Self::read(path)?;
+        let digest = crate::digest::sha256_prefixed(text.as_bytes());
+        let text = match compiled::open(state, &resolved, &digest, text) {
+            Ok(mut p) => {
+                p.path = path.to_path_buf();
+                return Ok(p);
+            }
+            Err(text) => text,
+        };
+        let p = Self::parse_read(path, &resolved, &text)?;
+        compiled::store(state, &resolved, &p);
+        Ok(p)
+    }
+
+    /// The policy file's resolved path and text, bounded and never blocking.
+    fn read(path: &Path) -> Result<(PathBuf, String), PolicyError> {
         let read_err = |source| PolicyError::Read {
             path: path.to_path_buf(),
             source,
@@ -363,7 +399,13 @@ impl Policy {
                 severity: Severity::Error,
             }],
         })?;
-        let mut p = Self::parse(&text, &resolved).map_err(|e| match e {
+        Ok((resolved, text))
+    }
+
+    /// Parse what [`Policy::read`] read: relative paths resolve against
+    /// `resolved`'s directory, errors name `path`.
+    fn parse_read(path: &Path, resolved: &Path, text: &str) -> Result<Policy, PolicyError> {
+        let mut p = Self::parse(text, resolved).map_err(|e| match e {
             PolicyError::Invalid { problems, .. } => PolicyError::Invalid {
                 path: path.to_path_buf(),
                 problems,
@@ -374,11 +416,21 @@ impl Policy {
         Ok(p)
     }
 
+    /// The rules, in order. A policy read from its compiled form parses its
+    /// text for them (empty only if that text no longer parses, which a text
+    /// that compiled under this binary cannot do).
+    pub fn rules(&self) -> &[Rule] {
+        match &self.compiled {
+            Some(c) => c.full().unwrap_or_default(),
+            None => &self.rules,
+        }
+    }
+
     /// [`Policy::load`], with the lints' findings (see [`lint`]) among its
     /// warnings: for the tools that report them, never for a start.
     pub fn load_with_lints(path: &Path) -> Result<Policy, PolicyError> {
         let mut p = Self::load(path)?;
-        p.warnings.extend(lint::lint(&p.rules));
+        p.warnings.extend(lint::lint(p.rules()));
         p.warnings = sort(std::mem::take(&mut p.warnings));
         Ok(p)
     }
@@ -407,6 +459,9 @@ impl Policy {
     /// Only the rules the index names as candidates are tried (in order), so
     /// the cost does not grow with the number of rules.
     pub fn select(&self, image: &crate::reference::ImageRef) -> Selection<'_> {
+        if let Some(c) = &self.compiled {
+            return self.select_compiled(c, image);
+        }
         let index = self
             .index
             .get_or_init(|| index::RuleIndex::build(&self.rules));
@@ -423,13 +478,48 @@ impl Policy {
             .unwrap_or(Selection::Default(self.default))
     }
 
+    /// [`Policy::select`] on the compiled form: the candidates its index
+    /// names, each decoded on first use. A candidate or index line that does
+    /// not decode sends the selection to the full parse of the text; if even
+    /// that fails, the start is refused (never a rule skipped).
+    fn select_compiled<'a>(
+        &'a self,
+        c: &'a compiled::Compiled,
+        image: &crate::reference::ImageRef,
+    ) -> Selection<'a> {
+        let full = || match c.full() {
+            Some(rules) => Self::first_match(rules, image, self.default),
+            None => Selection::Default(DefaultAction::Deny),
+        };
+        let Ok(candidates) = c.candidates(&[image.normalized(), image.repository_name()]) else {
+            return full();
+        };
+        for i in candidates {
+            match c.rule(i) {
+                Some(r) if r.images.iter().any(|p| p.matches(image)) => return Selection::Rule(r),
+                Some(_) => {}
+                None => return full(),
+            }
+        }
+        Selection::Default(self.default)
+    }
+
     /// [`Policy::select`] by trying every rule in order.
     fn select_linear(&self, image: &crate::reference::ImageRef) -> Selection<'_> {
-        self.rules
+        Self::first_match(&self.rules, image, self.default)
+    }
+
+    /// The first of `rules` that matches, else `default`.
+    fn first_match<'a>(
+        rules: &'a [Rule],
+        image: &crate::reference::ImageRef,
+        default: DefaultAction,
+    ) -> Selection<'a> {
+        rules
             .iter()
             .find(|r| r.images.iter().any(|p| p.matches(image)))
             .map(Selection::Rule)
-            .unwrap_or(Selection::Default(self.default))
+            .unwrap_or(Selection::Default(default))
     }
 
     /// The mode that applies under a selection.
@@ -699,6 +789,7 @@ fn parse_collect(text: &str, path: &Path, lints: bool) -> (Option<Policy>, Vec<P
         trust_root_stale,
         revoked,
         index: std::sync::OnceLock::new(),
+        compiled: None,
     });
     (policy, sort(ctx.problems))
 }

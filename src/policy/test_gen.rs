@@ -91,6 +91,11 @@ pub fn image(rng: &mut Rng) -> ImageRef {
 
 /// A valid policy of `n` rules, each with one to three generated patterns.
 pub fn policy_of(rng: &mut Rng, n: usize) -> Policy {
+    Policy::parse(&policy_text(rng, n), Path::new("/p.toml")).expect("generated policy is valid")
+}
+
+/// The text of a valid policy of `n` rules, as [`policy_of`] parses it.
+pub fn policy_text(rng: &mut Rng, n: usize) -> String {
     let mut text = String::from("mode = \"enforce\"\ndefault = \"deny\"\n");
     for i in 0..n {
         let pats: Vec<String> = (0..1 + rng.below(3))
@@ -102,5 +107,5 @@ pub fn policy_of(rng: &mut Rng, n: usize) -> Policy {
             pats.join(", ")
         ));
     }
-    Policy::parse(&text, Path::new("/p.toml")).expect("generated policy is valid")
+    text
 }

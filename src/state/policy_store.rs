@@ -414,7 +414,7 @@ mod tests {
         store.install(&release(1, 1), &files(text), 3).unwrap();
         let p = crate::policy::Policy::load(&store.policy_path()).unwrap();
         store.install(&release(2, 2), &files(text), 3).unwrap();
-        let crate::policy::Signer::Key { path, .. } = &p.rules[0].signers[0] else {
+        let crate::policy::Signer::Key { path, .. } = &p.rules()[0].signers[0] else {
             panic!("key signer")
         };
         assert!(

@@ -470,8 +470,8 @@ mod tests {
                 std::path::Path::new("/etc/portcullis/policy.toml"),
             )
             .unwrap();
-            assert!(p.rules[0].signers.is_empty());
-            assert_eq!(p.rules[0].provenance.as_ref().unwrap().signers.len(), 1);
+            assert!(p.rules()[0].signers.is_empty());
+            assert_eq!(p.rules()[0].provenance.as_ref().unwrap().signers.len(), 1);
         }
 
         #[test]

@@ -1031,7 +1031,7 @@ pub(crate) mod sigstore_tests {
                 std::path::Path::new("/p.toml"),
             )
             .unwrap();
-            match &p.rules[0].signers[0] {
+            match &p.rules()[0].signers[0] {
                 Signer::Keyless(k) => (**k).clone(),
                 _ => unreachable!(),
             }

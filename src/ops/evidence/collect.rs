@@ -358,7 +358,7 @@ fn collect_keys(
 ) -> Result<Vec<KeyFile>, EvidenceError> {
     let mut keys: BTreeMap<String, KeyFile> = BTreeMap::new();
     for p in parsed_policies {
-        for r in &p.rules {
+        for r in p.rules() {
             let all = r
                 .signers
                 .iter()
@@ -424,7 +424,7 @@ fn collect_trust_roots(
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
     for p in parsed_policies {
-        for r in &p.rules {
+        for r in p.rules() {
             let path = crate::gate::trust_root_path(&o.state, r.trust_root.as_deref());
             if !candidates.contains(&path) {
                 candidates.push(path);

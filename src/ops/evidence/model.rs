@@ -230,7 +230,7 @@ pub fn trusted(p: &Policy) -> Vec<String> {
             crate::policy::DefaultAction::Deny => "deny",
         }
     )];
-    for r in &p.rules {
+    for r in p.rules() {
         let mut line = format!(
             "rule {} ({}, mode {})",
             r.name,

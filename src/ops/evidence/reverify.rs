@@ -106,7 +106,7 @@ fn pack_rule(
         .unwrap_or_else(|| "/etc/portcullis/policy.toml".into());
     let policy = Policy::parse(&text, Path::new(&path))
         .map_err(|e| format!("policy {policy_digest}: {e}"))?;
-    let Some(mut rule) = policy.rules.iter().find(|r| r.name == rec.rule).cloned() else {
+    let Some(mut rule) = policy.rules().iter().find(|r| r.name == rec.rule).cloned() else {
         return Err(format!(
             "policy {policy_digest} has no rule \"{}\"",
             rec.rule

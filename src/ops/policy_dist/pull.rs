@@ -724,7 +724,7 @@ JvyTGnYrzVgDyfycW0VZkBMtNvd62lqmDhmMtH58pImBPa3ZPj8VsYr4
         // The gate's view: the policy and its key from the release.
         let p = crate::policy::Policy::load(&rep.policy_path).unwrap();
         assert_eq!(p.digest, rep.release.policy_digest);
-        crate::verify::signatures::RuleSigners::load(&p.rules[0].signers).unwrap();
+        crate::verify::signatures::RuleSigners::load(&p.rules()[0].signers).unwrap();
         // Again: already in force, nothing recorded.
         let again = w.pull(&v2, now()).unwrap();
         assert_eq!(again.outcome, "current");

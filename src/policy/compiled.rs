@@ -1,0 +1,693 @@
+//! The policy compiled once for the start path.
+//!
+//! This module owns `policy-compiled/<hex>` in the state directory: a
+//! policy that parsed and validated, written in a form a start reads without
+//! parsing TOML or touching the rules it does not need. A start then decodes
+//! only the few rules the index names as candidates for its image, so its
+//! cost and memory do not grow with the number of rules (a 10,000-rule
+//! policy is read as one ~1.5 MB file, not parsed into 50 MiB of values).
+//!
+//! The entry's name is the SHA-256 of this binary's version, the encoding's
+//! version, the policy file's resolved path and the digest of its bytes, so
+//! any change to any of them names another entry: it is invalidated by
+//! construction, never by a timestamp. It is JSON lines:
+//!
+//! - line 0: [`Header`], the policy-wide settings and counts;
+//! - lines 1..=K: the rule index (see [`super::index`]), one
+//!   `[key, [rule, …]]` per line, sorted by key, found by binary search;
+//! - the next N lines: one rule each, in policy order.
+//!
+//! Every failure to use an entry (missing, too large, a symlink, malformed,
+//! for another policy) falls back to the full parse, which then writes the
+//! entry again; a rule line that does not decode at selection falls back to
+//! the full parse of the text kept with it. Writes are atomic and best effort:
+//! an entry that cannot be written costs the next start the parse, nothing
+//! else. The entry is as trusted as the rest of the root-owned state
+//! directory (the verdict cache beside it decides more); docs/THREAT-MODEL.md
+//! T78 says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::index::{keys_of, RuleIndex};
+use super::{
+    Action, DefaultAction, ImagePattern, Keyless, Matcher, Mode, Policy, Problem, ProvenancePolicy,
+    Revoked, Rule, Signer, Stale, MAX_POLICY_BYTES,
+};
+use crate::state::cache::StateDir;
+
+/// The encoding's version: bump it when a form below changes.
+const FORMAT: u32 = 1;
+/// The directory under the state directory.
+pub const DIR: &str = "policy-compiled";
+/// Largest entry read: a policy at its size limit with room for the index
+/// and the encoding's overhead.
+const MAX_BYTES: u64 = 8 * MAX_POLICY_BYTES;
+
+/// Line 0: what the policy says outside its rules.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: u32,
+    version: String,
+    digest: String,
+    path: PathBuf,
+    mode: Mode,
+    default: DefaultAction,
+    shim: String,
+    trust_root_max_age: Option<std::time::Duration>,
+    trust_root_stale: Stale,
+    revoked: Revoked,
+    warnings: Vec<Problem>,
+    keys: usize,
+    rules: usize,
+}
+
+/// One rule as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct RuleForm {
+    name: String,
+    images: Vec<String>,
+    action: Action,
+    mode: Option<Mode>,
+    signers: Vec<SignerForm>,
+    provenance: Option<ProvenanceForm>,
+    trust_root: Option<String>,
+    line: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum SignerForm {
+    Key {
+        path: PathBuf,
+        require_tlog: bool,
+    },
+    Keyless {
+        issuer: MatcherForm,
+        subject: MatcherForm,
+        extensions: Vec<(String, String)>,
+        ca: Option<PathBuf>,
+        require_tlog: bool,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum MatcherForm {
+    Exact(String),
+    Regex(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProvenanceForm {
+    builder_ids: Vec<String>,
+    source_uris: Vec<String>,
+    build_types: Vec<String>,
+    source_refs: Vec<String>,
+    max_age: Option<std::time::Duration>,
+    signers: Vec<SignerForm>,
+}
+
+impl From<&Matcher> for MatcherForm {
+    fn from(m: &Matcher) -> Self {
+        match m {
+            Matcher::Exact(s) => MatcherForm::Exact(s.clone()),
+            Matcher::Regex(s, _) => MatcherForm::Regex(s.clone()),
+        }
+    }
+}
+
+impl From<&Signer> for SignerForm {
+    fn from(s: &Signer) -> Self {
+        match s {
+            Signer::Key { path, require_tlog } => SignerForm::Key {
+                path: path.clone(),
+                require_tlog: *require_tlog,
+            },
+            Signer::Keyless(k) => SignerForm::Keyless {
+                issuer: (&k.issuer).into(),
+                subject: (&k.subject).into(),
+                extensions: k.extensions.clone(),
+                ca: k.ca.clone(),
+                require_tlog: k.require_tlog,
+            },
+        }
+    }
+}
+
+impl From<&Rule> for RuleForm {
+    fn from(r: &Rule) -> Self {
+        RuleForm {
+            name: r.name.clone(),
+            images: r.images.iter().map(|p| p.as_str().to_string()).collect(),
+            action: r.action,
+            mode: r.mode,
+            signers: r.signers.iter().map(Into::into).collect(),
+            provenance: r.provenance.as_ref().map(|p| ProvenanceForm {
+                builder_ids: p.builder_ids.clone(),
+                source_uris: p.source_uris.clone(),
+                build_types: p.build_types.clone(),
+                source_refs: p.source_refs.clone(),
+                max_age: p.max_age,
+                signers: p.signers.iter().map(Into::into).collect(),
+            }),
+            trust_root: r.trust_root.clone(),
+            line: r.line,
+        }
+    }
+}
+
+fn matcher(m: MatcherForm) -> Option<Matcher> {
+    match m {
+        MatcherForm::Exact(s) => Some(Matcher::Exact(s)),
+        // Checked again as the parse checks it: a stored expression is never
+        // trusted to be valid.
+        MatcherForm::Regex(s) => Matcher::regex(&s).ok(),
+    }
+}
+
+fn signer(s: SignerForm) -> Option<Signer> {
+    Some(match s {
+        SignerForm::Key { path, require_tlog } => Signer::Key { path, require_tlog },
+        SignerForm::Keyless {
+            issuer,
+            subject,
+            extensions,
+            ca,
+            require_tlog,
+        } => Signer::Keyless(Box::new(Keyless {
+            issuer: matcher(issuer)?,
+            subject: matcher(subject)?,
+            extensions,
+            ca,
+            require_tlog,
+        })),
+    })
+}
+
+impl RuleForm {
+    /// The rule again, its patterns parsed as the policy parse parses them;
+    /// `None` if any does not.
+    fn into_rule(self) -> Option<Rule> {
+        let images = self
+            .images
+            .iter()
+            .map(|t| ImagePattern::new(t).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let signers = self
+            .signers
+            .into_iter()
+            .map(signer)
+            .collect::<Option<Vec<_>>>()?;
+        let provenance = match self.provenance {
+            None => None,
+            Some(p) => Some(ProvenancePolicy {
+                builder_ids: p.builder_ids,
+                source_uris: p.source_uris,
+                build_types: p.build_types,
+                source_refs: p.source_refs,
+                max_age: p.max_age,
+                signers: p
+                    .signers
+                    .into_iter()
+                    .map(signer)
+                    .collect::<Option<Vec<_>>>()?,
+            }),
+        };
+        Some(Rule {
+            name: self.name,
+            images,
+            action: self.action,
+            mode: self.mode,
+            signers,
+            provenance,
+            trust_root: self.trust_root,
+            line: self.line,
+        })
+    }
+}
+
+/// Where the entry of this policy (its resolved path and digest) lives.
+fn entry_path(state: &StateDir, resolved: &Path, digest: &str) -> PathBuf {
+    let mut id = Vec::new();
+    id.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    id.push(0);
+    id.extend_from_slice(&FORMAT.to_le_bytes());
+    id.extend_from_slice(resolved.as_os_str().as_encoded_bytes());
+    id.push(0);
+    id.extend_from_slice(digest.as_bytes());
+    state.root().join(DIR).join(crate::digest::sha256_hex(&id))
+}
+
+/// The entry for a parsed policy.
+fn encode(p: &Policy, resolved: &Path) -> Result<Vec<u8>, serde_json::Error> {
+    let index = RuleIndex::build(&p.rules);
+    let entries = index.sorted_entries();
+    let header = Header {
+        format: FORMAT,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        digest: p.digest.clone(),
+        path: resolved.to_path_buf(),
+        mode: p.mode,
+        default: p.default,
+        shim: p.shim.clone(),
+        trust_root_max_age: p.trust_root_max_age,
+        trust_root_stale: p.trust_root_stale,
+        revoked: p.revoked,
+        warnings: p.warnings.clone(),
+        keys: entries.len(),
+        rules: p.rules.len(),
+    };
+    let mut out = serde_json::to_vec(&header)?;
+    out.push(b'\n');
+    for e in &entries {
+        serde_json::to_writer(&mut out, e)?;
+        out.push(b'\n');
+    }
+    for r in &p.rules {
+        serde_json::to_writer(&mut out, &RuleForm::from(r))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Write the entry for `p`, read from `resolved` (best effort: a failure
+/// costs the next start a parse).
+pub(super) fn store(state: &StateDir, resolved: &Path, p: &Policy) {
+    let path = entry_path(state, resolved, &p.digest);
+    let Ok(bytes) = encode(p, resolved) else {
+        return;
+    };
+    let Some(dir) = path.parent() else { return };
+    let _ = std::fs::create_dir_all(dir).and_then(|()| {
+        crate::base::fsio::write_atomic(&path, &bytes, crate::base::fsio::Durability::BestEffort)
+    });
+}
+
+/// A compiled policy's rules, decoded on demand.
+#[derive(Debug, Clone)]
+pub(super) struct Compiled {
+    bytes: Vec<u8>,
+    /// Where each line starts; one more than the lines, the last being the
+    /// end of the bytes.
+    lines: Vec<usize>,
+    keys: usize,
+    /// One per rule: decoded on first use (`None`: it does not decode);
+    /// boxed, so a slot never decoded costs a pointer.
+    slots: Vec<OnceLock<Option<Box<Rule>>>>,
+    /// The policy text and where it was read, for the full parse when a
+    /// rule does not decode or every rule is asked for.
+    text: String,
+    resolved: PathBuf,
+    full: OnceLock<Option<Vec<Rule>>>,
+}
+
+/// The policy from its entry, if there is a usable one for this text; else
+/// the text back, for the parse.
+pub(super) fn open(
+    state: &StateDir,
+    resolved: &Path,
+    digest: &str,
+    text: String,
+) -> Result<Policy, String> {
+    match read_entry(state, resolved, digest) {
+        Some((header, bytes, lines)) => Ok(Policy {
+            mode: header.mode,
+            default: header.default,
+            shim: header.shim,
+            rules: Vec::new(),
+            digest: header.digest,
+            path: resolved.to_path_buf(),
+            warnings: header.warnings,
+            trust_root_max_age: header.trust_root_max_age,
+            trust_root_stale: header.trust_root_stale,
+            revoked: header.revoked,
+            index: OnceLock::new(),
+            compiled: Some(Box::new(Compiled {
+                slots: (0..header.rules).map(|_| OnceLock::new()).collect(),
+                bytes,
+                lines,
+                keys: header.keys,
+                text,
+                resolved: resolved.to_path_buf(),
+                full: OnceLock::new(),
+            })),
+        }),
+        None => Err(text),
+    }
+}
+
+/// The entry's header, bytes and line starts, if it is usable for this
+/// policy.
+fn read_entry(
+    state: &StateDir,
+    resolved: &Path,
+    digest: &str,
+) -> Option<(Header, Vec<u8>, Vec<usize>)> {
+    let opts = crate::base::fsio::ReadOptions::bounded(MAX_BYTES).no_symlink();
+    let bytes = crate::base::fsio::read(&entry_path(state, resolved, digest), opts).ok()?;
+    let mut lines = Vec::with_capacity(bytes.len() / 64);
+    lines.push(0);
+    lines.extend(memchr::memchr_iter(b'\n', &bytes).map(|i| i + 1));
+    // Every line ends with a newline: the last start is the end.
+    if lines.last() != Some(&bytes.len()) {
+        return None;
+    }
+    let header: Header = serde_json::from_slice(line(&bytes, &lines, 0)?).ok()?;
+    if header.format != FORMAT
+        || header.version != env!("CARGO_PKG_VERSION")
+        || header.digest != digest
+        || header.path != resolved
+        || lines.len() != 2 + header.keys + header.rules
+    {
+        return None;
+    }
+    Some((header, bytes, lines))
+}
+
+/// Line `i` without its newline.
+fn line<'b>(bytes: &'b [u8], lines: &[usize], i: usize) -> Option<&'b [u8]> {
+    let (start, end) = (*lines.get(i)?, *lines.get(i + 1)?);
+    bytes.get(start..end.checked_sub(1)?)
+}
+
+impl Compiled {
+    /// The rules filed under `key`, by binary search of the sorted index
+    /// lines; `Err` when a line does not decode.
+    fn lookup(&self, key: &str) -> Result<Vec<usize>, ()> {
+        let (mut lo, mut hi) = (0, self.keys);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let l = line(&self.bytes, &self.lines, 1 + mid).ok_or(())?;
+            let (k, ids): (String, Vec<usize>) = serde_json::from_slice(l).map_err(|_| ())?;
+            match k.as_str().cmp(key) {
+                std::cmp::Ordering::Equal => return Ok(ids),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The rules that may match one of `subjects`, in rule order (as
+    /// [`RuleIndex::candidates`]); `Err` when the index does not decode.
+    pub(super) fn candidates(&self, subjects: &[&str]) -> Result<Vec<usize>, ()> {
+        let mut out = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for s in subjects {
+            for k in keys_of(s) {
+                if seen.contains(&k) {
+                    continue;
+                }
+                seen.push(k);
+                out.extend(self.lookup(k)?);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        if out.last().is_some_and(|&i| i >= self.slots.len()) {
+            return Err(());
+        }
+        Ok(out)
+    }
+
+    /// Rule `i`, decoded on first use; `None` if its line does not decode.
+    pub(super) fn rule(&self, i: usize) -> Option<&Rule> {
+        self.slots
+            .get(i)?
+            .get_or_init(|| {
+                let l = line(&self.bytes, &self.lines, 1 + self.keys + i)?;
+                serde_json::from_slice::<RuleForm>(l)
+                    .ok()?
+                    .into_rule()
+                    .map(Box::new)
+            })
+            .as_deref()
+    }
+
+    /// Every rule, from the full parse of the policy text (`None` if it no
+    /// longer parses, which a text of this digest that compiled cannot do).
+    pub(super) fn full(&self) -> Option<&[Rule]> {
+        self.full
+            .get_or_init(|| {
+                Policy::parse(&self.text, &self.resolved)
+                    .ok()
+                    .map(|p| p.rules)
+            })
+            .as_deref()
+    }
+
+    /// How many rules have been decoded (for the tests: a start decodes only
+    /// its candidates).
+    #[cfg(test)]
+    pub(super) fn decoded(&self) -> usize {
+        self.slots.iter().filter(|s| s.get().is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_gen::{image, policy_text, Rng};
+    use super::super::Selection;
+    use super::*;
+
+    fn entries(state: &StateDir) -> Vec<PathBuf> {
+        match std::fs::read_dir(state.root().join(DIR)) {
+            Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn form(r: &Rule) -> String {
+        serde_json::to_string(&RuleForm::from(r)).unwrap()
+    }
+
+    /// The first load parses and writes the entry; the next reads it, decodes
+    /// only the candidates of the image it selects for, and selects exactly
+    /// what the full parse selects, over generated policies and images.
+    #[test]
+    fn compiled_selection_is_the_parsed_selection() {
+        let mut rng = Rng(0x5eed_c0de);
+        let (mut matched, mut defaulted) = (0, 0);
+        for round in 0..60 {
+            let dir = tempfile::tempdir().unwrap();
+            let state = StateDir::new(dir.path().join("state"));
+            let path = dir.path().join("policy.toml");
+            let n = 1 + rng.below(80);
+            std::fs::write(&path, policy_text(&mut rng, n)).unwrap();
+            let parsed = Policy::load(&path).unwrap();
+            let first = Policy::load_for_start(&path, &state).unwrap();
+            assert!(first.compiled.is_none(), "nothing compiled yet");
+            assert_eq!(entries(&state).len(), 1);
+            for _ in 0..30 {
+                let img = image(&mut rng);
+                let p = Policy::load_for_start(&path, &state).unwrap();
+                let c = p.compiled.as_deref().expect("read from the entry");
+                assert_eq!(
+                    (p.digest.as_str(), p.path.as_path()),
+                    (parsed.digest.as_str(), path.as_path())
+                );
+                match (p.select(&img), parsed.select(&img)) {
+                    (Selection::Rule(got), Selection::Rule(want)) => {
+                        assert_eq!(form(got), form(want), "{img}");
+                        matched += 1;
+                    }
+                    (Selection::Default(a), Selection::Default(b)) => {
+                        assert_eq!(a, b);
+                        defaulted += 1;
+                    }
+                    (got, want) => {
+                        panic!("round {round}, {img}: compiled {got:?}, parsed {want:?}")
+                    }
+                }
+                let candidates = c
+                    .candidates(&[img.normalized(), img.repository_name()])
+                    .unwrap();
+                assert!(c.decoded() <= candidates.len());
+            }
+            let p = Policy::load_for_start(&path, &state).unwrap();
+            let all: Vec<_> = p.rules().iter().map(form).collect();
+            let want: Vec<_> = parsed.rules().iter().map(form).collect();
+            assert_eq!(all, want);
+        }
+        assert!(matched > 1000 && defaulted > 100, "{matched} {defaulted}");
+    }
+
+    /// Every form a rule can take survives the round trip: key and keyless
+    /// signers, regex and exact matchers, extensions, a CA, provenance with
+    /// its own signer, a mode override, a trust root; and the settings.
+    #[test]
+    fn every_rule_form_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let path = dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            r#"mode = "warn"
+default = "allow"
+shim = "containerd-shim-kata-v2"
+trust_root_max_age = "30d"
+trust_root_stale = "refuse"
+revoked = "stop"
+
+[[rule]]
+name = "keys"
+images = ["registry.example/team/*", "docker.io/library/nginx:1.*"]
+mode = "enforce"
+signer = [{ key = "k.pub", require_tlog = true }]
+
+[[rule]]
+name = "keyless"
+images = ["ghcr.io/acme/**"]
+trust_root = "staging"
+[[rule.signer]]
+issuer = "https://token.actions.githubusercontent.com"
+subject_regex = "https://github.com/acme/.+"
+ca = "ca.pem"
+[rule.signer.extensions]
+github_workflow_repository = "acme/app"
+[rule.provenance]
+builder_ids = ["https://github.com/slsa-framework/*"]
+source_uris = ["git+https://github.com/acme/app"]
+max_age = "7d"
+[[rule.provenance.signer]]
+key = "build.pub"
+"#,
+        )
+        .unwrap();
+        let parsed = Policy::load(&path).unwrap();
+        Policy::load_for_start(&path, &state).unwrap();
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        assert!(p.compiled.is_some());
+        assert_eq!(
+            (p.mode, p.default, p.shim.as_str(), p.trust_root_max_age),
+            (
+                parsed.mode,
+                parsed.default,
+                parsed.shim.as_str(),
+                parsed.trust_root_max_age
+            )
+        );
+        assert_eq!(
+            (p.trust_root_stale, p.revoked),
+            (Stale::Refuse, Revoked::Stop)
+        );
+        assert_eq!(p.warnings, parsed.warnings);
+        let img = crate::reference::ImageRef::parse("ghcr.io/acme/x/y:1").unwrap();
+        let Selection::Rule(r) = p.select(&img) else {
+            panic!("no rule")
+        };
+        assert_eq!(form(r), form(&parsed.rules()[1]));
+        let Signer::Keyless(k) = &r.signers[0] else {
+            panic!("not keyless")
+        };
+        assert!(k.subject.matches("https://github.com/acme/app"));
+        assert!(!k.subject.matches("https://github.com/other/app"));
+        let p2 = Policy::load_for_start(&path, &state).unwrap();
+        let img = crate::reference::ImageRef::parse("docker.io/library/nginx:1.25").unwrap();
+        let Selection::Rule(r) = p2.select(&img) else {
+            panic!("no rule")
+        };
+        assert_eq!(form(r), form(&parsed.rules()[0]));
+        assert_eq!(p2.compiled.as_deref().unwrap().decoded(), 1);
+    }
+
+    /// A changed policy names another entry; an entry that is damaged, a
+    /// symlink or another policy's is never used: the parse answers and the
+    /// entry is written again.
+    #[test]
+    fn bad_or_stale_entries_fall_back_to_the_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let path = dir.path().join("policy.toml");
+        let v1 = "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"a\"\nimages = [\"x.io/a\"]\naction = \"allow\"\n";
+        std::fs::write(&path, v1).unwrap();
+        Policy::load_for_start(&path, &state).unwrap();
+        let entry = entries(&state).pop().unwrap();
+        let img = crate::reference::ImageRef::parse("x.io/a:1").unwrap();
+        let good = std::fs::read(&entry).unwrap();
+
+        // a new policy text: another entry, and its own rules
+        std::fs::write(&path, v1.replace("allow", "deny")).unwrap();
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        assert!(p.compiled.is_none());
+        assert_eq!(entries(&state).len(), 2);
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        let Selection::Rule(r) = p.select(&img) else {
+            panic!()
+        };
+        assert_eq!(r.action, Action::Deny);
+        std::fs::write(&path, v1).unwrap();
+
+        let header_end = good.iter().position(|b| *b == b'\n').unwrap();
+        let other_digest = {
+            let mut h: serde_json::Value = serde_json::from_slice(&good[..header_end]).unwrap();
+            h["digest"] = crate::base::testing::digest(7).into();
+            let mut b = serde_json::to_vec(&h).unwrap();
+            b.extend_from_slice(&good[header_end..]);
+            b
+        };
+        let damaged: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"garbage\n".to_vec(),
+            good[..good.len() - 1].to_vec(),
+            good[..header_end + 1].to_vec(),
+            other_digest,
+        ];
+        for bad in damaged {
+            std::fs::write(&entry, &bad).unwrap();
+            let p = Policy::load_for_start(&path, &state).unwrap();
+            assert!(p.compiled.is_none(), "used a bad entry");
+            let Selection::Rule(r) = p.select(&img) else {
+                panic!()
+            };
+            assert_eq!(r.action, Action::Allow);
+            assert_eq!(std::fs::read(&entry).unwrap(), good, "not written again");
+        }
+        std::fs::remove_file(&entry).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), &good).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &entry).unwrap();
+        assert!(Policy::load_for_start(&path, &state)
+            .unwrap()
+            .compiled
+            .is_none());
+    }
+
+    /// A rule or index line damaged after the header was accepted sends the
+    /// selection to the full parse: the answer is the parse's, never a
+    /// skipped rule.
+    #[test]
+    fn a_line_that_does_not_decode_falls_back_to_the_full_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let path = dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            "default = \"allow\"\n[[rule]]\nname = \"deny-a\"\nimages = [\"x.io/a\"]\naction = \"deny\"\n[[rule]]\nname = \"b\"\nimages = [\"x.io/b\"]\naction = \"allow\"\n",
+        )
+        .unwrap();
+        Policy::load_for_start(&path, &state).unwrap();
+        let entry = entries(&state).pop().unwrap();
+        let good = String::from_utf8(std::fs::read(&entry).unwrap()).unwrap();
+        let img = crate::reference::ImageRef::parse("x.io/a").unwrap();
+        for (from, to) in [
+            // the rule's pattern no longer parses
+            ("\"images\":[\"x.io/a\"]", "\"images\":[\"[x.io/a\"]"),
+            // the rule's line is not a rule
+            ("{\"name\":\"deny-a\"", "[\"name\",\"deny-a\""),
+            // the index line of its key is not one
+            ("[\"x.io/a\",[0]]", "[\"x.io/a\",{0}]"),
+        ] {
+            assert!(good.contains(from), "{from}");
+            std::fs::write(&entry, good.replace(from, to)).unwrap();
+            let p = Policy::load_for_start(&path, &state).unwrap();
+            assert!(p.compiled.is_some());
+            let Selection::Rule(r) = p.select(&img) else {
+                panic!("{from}: the default (allow) answered")
+            };
+            assert_eq!(r.name, "deny-a");
+        }
+    }
+}
