@@ -369,25 +369,27 @@ done
 # child, whose seccomp filter valgrind could not run under), dumped when it
 # execs the real runc. Instruction counts, unlike times, do not depend on
 # the load. Inclusive counts of the start path's steps go to
-# $OUT/callgrind.md; the raw profiles stay in $PC_WORK/callgrind.
+# $OUT/callgrind.md, with the profile and its annotation beside it.
 if ((!SMOKE)) && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
   mkdir -p "$PC_WORK/callgrind"
   rm -f "$PC_WORK"/callgrind/*
   cat >"$PC_WORK/bin/runc-callgrind" <<EOF
 #!/bin/sh
 case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
-PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --dump-before='execv*' --callgrind-out-file="$PC_WORK/callgrind/%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
+PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --dump-before=execvp --callgrind-out-file="$PC_WORK/callgrind/%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
 EOF
   chmod +x "$PC_WORK/bin/runc-callgrind"
   run_once bench/prov:1 >/dev/null || ERRORS=$((ERRORS + 1)) # warm the caches
   for i in 1 2; do
     run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind" >/dev/null || ERRORS=$((ERRORS + 1))
   done
-  # inclusive instructions of each step, from the last profile's dump
-  prof=$(find "$PC_WORK/callgrind" -name '*.out*' -size +1k -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+  # inclusive instructions of each step, from the larger profile (a whole
+  # create up to its execvp of runc: one dump, `.out.1`)
+  prof=$(find "$PC_WORK/callgrind" -name '*.out.1' -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
   if [[ -n $prof ]]; then
-    callgrind_annotate --inclusive=yes --threshold=100 "$prof" >"$PC_WORK/callgrind/annotated.txt" 2>&1 || true
-    python3 - "$PC_WORK/callgrind/annotated.txt" >"$OUT/callgrind.md" <<'PY'
+    cp "$prof" "$OUT/callgrind-runc-create.out"
+    callgrind_annotate --inclusive=yes --threshold=100 "$prof" >"$OUT/callgrind-annotated.txt" 2>&1 || true
+    python3 - "$OUT/callgrind-annotated.txt" >"$OUT/callgrind.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 total = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
@@ -395,11 +397,13 @@ steps = [
     ("whole gated create, to the exec of runc", None),
     ("dynamic loader (`_dl_start`)", r"_dl_start\b"),
     ("policy (`Policy::load_for_start`)", r"Policy::load_for_start"),
-    ("containerd lookup (`containerd::start::lookup`)", r"containerd::start::lookup\b"),
-    ("of which the tokio runtime's build", r"tokio::runtime::builder::Builder::build\b"),
-    ("decision (`gate::decide::decide_with`)", r"decide::decide_with"),
+    ("containerd lookup, the runtime and connection included (`lookup::block_on`)", r"containerd::lookup::block_on\b"),
+    ("decision: verdict-cache key and read (`gate::decide::verify_rule`)", r"gate::decide::verify_rule\b"),
+    ("of which hashing the files of the key (`decide::file_digest`)", r"decide::file_digest\b"),
     ("journal record (`gate::journal::record`)", r"gate::journal::record\b"),
-    ("binding: `/proc/self/mountinfo` read", r"runc::read_mountinfo"),
+    ("binding: config.json, snapshot mounts, mountinfo (`runc::check_binding`)", r"runc::check_binding\b"),
+    ("of which config.json (`runc::check_config_root`)", r"runc::check_config_root\b"),
+    ("of which the mountinfo search (`runc::mount_at`)", r"runc::mount_at\b"),
 ]
 print("| step | instructions (inclusive) |")
 print("|---|---|")

@@ -457,10 +457,17 @@ pub fn check_config_root(bundle: &Path) -> Result<(), String> {
     let bytes = crate::base::fsio::read_bounded(&path, MAX_CONFIG_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
         .ok_or_else(|| format!("{} is larger than {MAX_CONFIG_BYTES} bytes", path.display()))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
+    // Only `root` is kept: the rest of the spec (mounts, process, linux:
+    // most of its bytes) is skipped by the parser without being built.
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        root: Option<serde_json::Value>,
+    }
+    let v: Spec = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
     let root = v
-        .get("root")
+        .root
+        .as_ref()
         .and_then(|r| r.get("path"))
         .and_then(|p| p.as_str())
         .unwrap_or_default();
@@ -520,23 +527,36 @@ fn unescape(s: &str) -> String {
 /// The topmost mount at `mountpoint` in a mountinfo text.
 pub fn mount_at(mountinfo: &str, mountpoint: &Path) -> Option<MountedFs> {
     let want = normalize(mountpoint);
+    // A mount point without escapes is itself once unescaped, so it can be
+    // `want` only if it contains want's last component: most lines of a
+    // node's table are passed over without building a path.
+    let last = want
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let mut found = None;
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
+        let mut pre = pre.split(' ');
+        let (Some(root), Some(point)) = (pre.nth(3), pre.next()) else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        let (Some(fstype), Some(options)) = (post.next(), post.nth(1)) else {
+            continue;
+        };
+        if !point.contains('\\') && !point.contains(last) {
             continue;
         }
-        if normalize(Path::new(&unescape(pre[4]))) != want {
+        if normalize(Path::new(&unescape(point))) != want {
             continue;
         }
         found = Some(MountedFs {
-            fstype: post[0].to_string(),
-            root: unescape(pre[3]),
-            options: post[2].split(',').map(unescape).collect(),
+            fstype: fstype.to_string(),
+            root: unescape(root),
+            options: options.split(',').map(unescape).collect(),
         });
     }
     found

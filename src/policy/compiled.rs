@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::index::{keys_of, RuleIndex};
+use super::index::{gather, RuleIndex};
 use super::{
     Action, DefaultAction, ImagePattern, Keyless, Matcher, Mode, Policy, Problem, ProvenancePolicy,
     Revoked, Rule, Signer, Stale, MAX_POLICY_BYTES,
@@ -394,19 +394,10 @@ impl Compiled {
     /// The rules that may match one of `subjects`, in rule order (as
     /// [`RuleIndex::candidates`]); `Err` when the index does not decode.
     pub(super) fn candidates(&self, subjects: &[&str]) -> Result<Vec<usize>, ()> {
-        let mut out = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for s in subjects {
-            for k in keys_of(s) {
-                if seen.contains(&k) {
-                    continue;
-                }
-                seen.push(k);
-                out.extend(self.lookup(k)?);
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
+        let out = gather(subjects, |k, out| {
+            out.extend(self.lookup(k)?);
+            Ok::<(), ()>(())
+        })?;
         if out.last().is_some_and(|&i| i >= self.slots.len()) {
             return Err(());
         }

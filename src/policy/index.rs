@@ -32,10 +32,33 @@ pub(super) fn key(text: &str) -> &str {
 
 /// The keys a string can have been filed under: the empty key, each prefix
 /// that ends before a `/`, and the whole string.
-pub(super) fn keys_of(s: &str) -> impl Iterator<Item = &str> {
+fn keys_of(s: &str) -> impl Iterator<Item = &str> {
     std::iter::once("")
         .chain(s.match_indices('/').map(move |(i, _)| &s[..i]))
         .chain(std::iter::once(s))
+}
+
+/// The rules filed under the keys of `subjects`, in rule order, each once;
+/// `rules_of` adds those of one key (the index in memory, or the compiled
+/// form's lines).
+pub(super) fn gather<E>(
+    subjects: &[&str],
+    mut rules_of: impl FnMut(&str, &mut Vec<usize>) -> Result<(), E>,
+) -> Result<Vec<usize>, E> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for s in subjects {
+        for k in keys_of(s) {
+            if seen.contains(&k) {
+                continue;
+            }
+            seen.push(k);
+            rules_of(k, &mut out)?;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// Rules by the keys of their patterns.
@@ -95,22 +118,13 @@ impl RuleIndex {
     /// The rules that may have a pattern matching one of `subjects`, in rule
     /// order, each once: every rule that does is among them.
     pub(super) fn candidates(&self, subjects: &[&str]) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::new();
-        let mut seen_keys: Vec<&str> = Vec::new();
-        for s in subjects {
-            for k in keys_of(s) {
-                if seen_keys.contains(&k) {
-                    continue;
-                }
-                seen_keys.push(k);
-                if let Some(v) = self.by_key.get(k) {
-                    out.extend_from_slice(v);
-                }
+        let found: Result<_, std::convert::Infallible> = gather(subjects, |k, out| {
+            if let Some(v) = self.by_key.get(k) {
+                out.extend_from_slice(v);
             }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
+            Ok(())
+        });
+        found.unwrap_or_else(|e| match e {})
     }
 }
 
