@@ -397,7 +397,9 @@ steps = [
     ("whole gated create, to the exec of runc", None),
     ("dynamic loader (`_dl_start`)", r"_dl_start\b"),
     ("policy (`Policy::load_for_start`)", r"Policy::load_for_start"),
-    ("containerd lookup, the runtime and connection included (`lookup::block_on`)", r"containerd::lookup::block_on\b"),
+    # LTO inlines block_on into the lookup in some builds: whichever is the
+    # function (not a closure) that holds the runtime
+    ("containerd lookup, its runtime and connection included (`containerd::start::lookup`)", r"containerd::(?:start::lookup|lookup::block_on) \["),
     ("decision: verdict-cache key and read (`gate::decide::verify_rule`)", r"gate::decide::verify_rule\b"),
     ("of which hashing the files of the key (`decide::file_digest`)", r"decide::file_digest\b"),
     ("journal record (`gate::journal::record`)", r"gate::journal::record\b"),
