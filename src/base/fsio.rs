@@ -1,6 +1,6 @@
 //! The one bounded reader of regular files and the one atomic writer.
 //!
-//! [`read`] opens with `O_NONBLOCK | O_CLOEXEC` (and `O_NOFOLLOW` when the
+//! [`read`] (and [`open`], for a caller that reads in parts) opens with `O_NONBLOCK | O_CLOEXEC` (and `O_NOFOLLOW` when the
 //! caller refuses symlinks), then checks the *opened* file with `fstat`: a
 //! regular file, within the size bound, and (when the caller asks) with one
 //! link. A FIFO or device placed where a file was expected is refused at once
@@ -87,6 +87,24 @@ impl ReadError {
 
 /// Read a regular file under the caller's options (see the module doc).
 pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
+    let file = open(path, opts)?;
+    let len = file.metadata()?.len();
+    let mut buf = Vec::with_capacity(len as usize);
+    // Bounded: the file may have grown since the fstat.
+    file.take(opts.max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > opts.max {
+        return Err(ReadError::TooLarge {
+            size: buf.len() as u64,
+            max: opts.max,
+        });
+    }
+    Ok(buf)
+}
+
+/// Open a regular file under the caller's options, checked as [`read`]
+/// checks it, for a caller that reads it in parts (at most `opts.max`
+/// bytes: it may have grown since the check).
+pub fn open(path: &Path, opts: ReadOptions) -> Result<std::fs::File, ReadError> {
     let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     if opts.refuse_symlink {
         flags |= nix::libc::O_NOFOLLOW;
@@ -116,16 +134,7 @@ pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
     if opts.refuse_hard_links && meta.nlink() != 1 {
         return Err(ReadError::HardLinks(meta.nlink()));
     }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    // Bounded: the file may have grown since the fstat.
-    file.take(opts.max + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > opts.max {
-        return Err(ReadError::TooLarge {
-            size: buf.len() as u64,
-            max: opts.max,
-        });
-    }
-    Ok(buf)
+    Ok(file)
 }
 
 /// Read at most `max` bytes of the regular file `path`; `None` when the

@@ -2,29 +2,32 @@
 //!
 //! This module owns `policy-compiled/<hex>` in the state directory: a
 //! policy that parsed and validated, written in a form a start reads without
-//! parsing TOML or touching the rules it does not need. A start then decodes
-//! only the few rules the index names as candidates for its image, so its
-//! cost and memory do not grow with the number of rules (a 10,000-rule
-//! policy is read as one ~1.5 MB file, not parsed into 50 MiB of values).
+//! parsing TOML or touching the rules it does not need. A start reads the
+//! header, then only the index lines its binary search visits and the rules
+//! the index names as candidates for its image (by `pread`), so its cost and
+//! memory do not grow with the number of rules.
 //!
 //! The entry's name is the SHA-256 of this binary's version, the encoding's
 //! version, the policy file's resolved path and the digest of its bytes, so
 //! any change to any of them names another entry: it is invalidated by
-//! construction, never by a timestamp. It is JSON lines:
+//! construction, never by a timestamp. It is lines:
 //!
-//! - line 0: [`Header`], the policy-wide settings and counts;
-//! - lines 1..=K: the rule index (see [`super::index`]), one
+//! - line 0: [`Header`] (JSON), the policy-wide settings and counts;
+//! - line 1: the offset table, 16 hex digits per following line giving where
+//!   it starts, and one more for the end of the entry;
+//! - K lines: the rule index (see [`super::index`]), one JSON
 //!   `[key, [rule, …]]` per line, sorted by key, found by binary search;
-//! - the next N lines: one rule each, in policy order.
+//! - N lines: one JSON rule each, in policy order.
 //!
 //! Every failure to use an entry (missing, too large, a symlink, malformed,
-//! for another policy) falls back to the full parse, which then writes the
-//! entry again; a rule line that does not decode at selection falls back to
-//! the full parse of the text kept with it. Writes are atomic and best effort:
-//! an entry that cannot be written costs the next start the parse, nothing
-//! else. The entry is as trusted as the rest of the root-owned state
-//! directory (the verdict cache beside it decides more); docs/THREAT-MODEL.md
-//! T78 says so.
+//! for another policy, an offset table that does not span it) falls back to
+//! the full parse, which then writes the entry again; an index or rule line
+//! that does not decode at selection falls back to the full parse of the
+//! policy file, accepted only if its digest is still the compiled one.
+//! Writes are atomic and best effort: an entry that cannot be written costs
+//! the next start the parse, nothing else. The entry is as trusted as the
+//! rest of the root-owned state directory (the verdict cache beside it
+//! decides more); docs/THREAT-MODEL.md T78 says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -39,7 +42,7 @@ use super::{
 use crate::state::cache::StateDir;
 
 /// The encoding's version: bump it when a form below changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// The directory under the state directory.
 pub const DIR: &str = "policy-compiled";
 /// Largest entry read: a policy at its size limit with room for the index
@@ -260,16 +263,28 @@ fn encode(p: &Policy, resolved: &Path) -> Result<Vec<u8>, serde_json::Error> {
         keys: entries.len(),
         rules: p.rules.len(),
     };
-    let mut out = serde_json::to_vec(&header)?;
-    out.push(b'\n');
+    // The lines after the offset table, and where each starts in them.
+    let mut body = Vec::new();
+    let mut starts = Vec::with_capacity(entries.len() + p.rules.len() + 1);
     for e in &entries {
-        serde_json::to_writer(&mut out, e)?;
-        out.push(b'\n');
+        starts.push(body.len());
+        serde_json::to_writer(&mut body, e)?;
+        body.push(b'\n');
     }
     for r in &p.rules {
-        serde_json::to_writer(&mut out, &RuleForm::from(r))?;
-        out.push(b'\n');
+        starts.push(body.len());
+        serde_json::to_writer(&mut body, &RuleForm::from(r))?;
+        body.push(b'\n');
     }
+    starts.push(body.len());
+    let mut out = serde_json::to_vec(&header)?;
+    out.push(b'\n');
+    let body_at = out.len() + OFFSET_WIDTH * starts.len() + 1;
+    for s in starts {
+        out.extend_from_slice(format!("{:016x}", body_at + s).as_bytes());
+    }
+    out.push(b'\n');
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -286,102 +301,140 @@ pub(super) fn store(state: &StateDir, resolved: &Path, p: &Policy) {
     });
 }
 
-/// A compiled policy's rules, decoded on demand.
+/// A compiled policy's rules, read and decoded on demand: only the header,
+/// the offsets and the lines a selection asks for are read (`pread`), so a
+/// start touches a few pages of the entry whatever its size.
 #[derive(Debug, Clone)]
 pub(super) struct Compiled {
-    bytes: Vec<u8>,
-    /// Where each line starts; one more than the lines, the last being the
-    /// end of the bytes.
-    lines: Vec<usize>,
+    file: std::sync::Arc<std::fs::File>,
+    /// The entry's size when opened.
+    len: u64,
+    /// Where the offset table starts: 16 hex digits per line after it, the
+    /// index lines then the rule lines, and one more for the end.
+    table_at: u64,
     keys: usize,
     /// One per rule: decoded on first use (`None`: it does not decode);
     /// boxed, so a slot never decoded costs a pointer.
     slots: Vec<OnceLock<Option<Box<Rule>>>>,
-    /// The policy text and where it was read, for the full parse when a
-    /// rule does not decode or every rule is asked for.
-    text: String,
+    /// The policy file and its digest, for the full parse when a rule does
+    /// not decode or every rule is asked for.
     resolved: PathBuf,
+    digest: String,
     full: OnceLock<Option<Vec<Rule>>>,
 }
 
-/// The policy from its entry, if there is a usable one for this text; else
-/// the text back, for the parse.
-pub(super) fn open(
-    state: &StateDir,
-    resolved: &Path,
-    digest: &str,
-    text: String,
-) -> Result<Policy, String> {
-    match read_entry(state, resolved, digest) {
-        Some((header, bytes, lines)) => Ok(Policy {
-            mode: header.mode,
-            default: header.default,
-            shim: header.shim,
-            rules: Vec::new(),
-            digest: header.digest,
-            path: resolved.to_path_buf(),
-            warnings: header.warnings,
-            trust_root_max_age: header.trust_root_max_age,
-            trust_root_stale: header.trust_root_stale,
-            revoked: header.revoked,
-            index: OnceLock::new(),
-            compiled: Some(Box::new(Compiled {
-                slots: (0..header.rules).map(|_| OnceLock::new()).collect(),
-                bytes,
-                lines,
-                keys: header.keys,
-                text,
-                resolved: resolved.to_path_buf(),
-                full: OnceLock::new(),
-            })),
-        }),
-        None => Err(text),
-    }
-}
+/// The width of one offset in the table.
+const OFFSET_WIDTH: usize = 16;
+/// Largest header or line read: a policy at its limit could not need more.
+const MAX_LINE: u64 = MAX_POLICY_BYTES;
 
-/// The entry's header, bytes and line starts, if it is usable for this
-/// policy.
-fn read_entry(
-    state: &StateDir,
-    resolved: &Path,
-    digest: &str,
-) -> Option<(Header, Vec<u8>, Vec<usize>)> {
+/// The policy from its entry, if there is a usable one for a policy file at
+/// `resolved` whose bytes have `digest`.
+pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Policy> {
     let opts = crate::base::fsio::ReadOptions::bounded(MAX_BYTES).no_symlink();
-    let bytes = crate::base::fsio::read(&entry_path(state, resolved, digest), opts).ok()?;
-    let mut lines = Vec::with_capacity(bytes.len() / 64);
-    lines.push(0);
-    lines.extend(memchr::memchr_iter(b'\n', &bytes).map(|i| i + 1));
-    // Every line ends with a newline: the last start is the end.
-    if lines.last() != Some(&bytes.len()) {
+    let file = crate::base::fsio::open(&entry_path(state, resolved, digest), opts).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len > MAX_BYTES {
         return None;
     }
-    let header: Header = serde_json::from_slice(line(&bytes, &lines, 0)?).ok()?;
+    let header_line = read_line_at(&file, 0, len)?;
+    let header: Header = serde_json::from_slice(&header_line).ok()?;
     if header.format != FORMAT
         || header.version != env!("CARGO_PKG_VERSION")
         || header.digest != digest
         || header.path != resolved
-        || lines.len() != 2 + header.keys + header.rules
     {
         return None;
     }
-    Some((header, bytes, lines))
+    let lines = header.keys.checked_add(header.rules)?.checked_add(1)?;
+    let table_at = header_line.len() as u64 + 1;
+    let body_at = table_at.checked_add((OFFSET_WIDTH as u64).checked_mul(lines as u64)?)? + 1;
+    let compiled = Compiled {
+        file: std::sync::Arc::new(file),
+        len,
+        table_at,
+        keys: header.keys,
+        slots: (0..header.rules).map(|_| OnceLock::new()).collect(),
+        resolved: resolved.to_path_buf(),
+        digest: header.digest.clone(),
+        full: OnceLock::new(),
+    };
+    // The table is whole: its first line starts right after it and its
+    // last ends at the end of the entry.
+    if compiled.offset(0)? != body_at || compiled.offset(lines - 1)? != len {
+        return None;
+    }
+    Some(Policy {
+        mode: header.mode,
+        default: header.default,
+        shim: header.shim,
+        rules: Vec::new(),
+        digest: header.digest,
+        path: resolved.to_path_buf(),
+        warnings: header.warnings,
+        trust_root_max_age: header.trust_root_max_age,
+        trust_root_stale: header.trust_root_stale,
+        revoked: header.revoked,
+        index: OnceLock::new(),
+        compiled: Some(Box::new(compiled)),
+    })
 }
 
-/// Line `i` without its newline.
-fn line<'b>(bytes: &'b [u8], lines: &[usize], i: usize) -> Option<&'b [u8]> {
-    let (start, end) = (*lines.get(i)?, *lines.get(i + 1)?);
-    bytes.get(start..end.checked_sub(1)?)
+/// The line starting at `at`, without its newline (read in growing parts,
+/// at most [`MAX_LINE`] bytes).
+fn read_line_at(file: &std::fs::File, at: u64, len: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut pos = at;
+    while pos < len && (out.len() as u64) < MAX_LINE {
+        let n = file.read_at(&mut chunk, pos).ok()?;
+        if n == 0 {
+            return None;
+        }
+        match memchr::memchr(b'\n', &chunk[..n]) {
+            Some(i) => {
+                out.extend_from_slice(&chunk[..i]);
+                return Some(out);
+            }
+            None => out.extend_from_slice(&chunk[..n]),
+        }
+        pos += n as u64;
+    }
+    None
 }
 
 impl Compiled {
+    /// Offset `i` of the table.
+    fn offset(&self, i: usize) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut hex = [0u8; OFFSET_WIDTH];
+        let at = self.table_at + (OFFSET_WIDTH * i) as u64;
+        self.file.read_exact_at(&mut hex, at).ok()?;
+        u64::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
+    }
+
+    /// Line `i` after the table (index lines first, then rules), without
+    /// its newline; `None` when the table or the line is not sound.
+    fn line(&self, i: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let (start, end) = (self.offset(i)?, self.offset(i + 1)?);
+        if start >= end || end > self.len || end - start > MAX_LINE {
+            return None;
+        }
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file.read_exact_at(&mut buf, start).ok()?;
+        (buf.pop() == Some(b'\n')).then_some(buf)
+    }
+
     /// The rules filed under `key`, by binary search of the sorted index
     /// lines; `Err` when a line does not decode.
     fn lookup(&self, key: &str) -> Result<Vec<usize>, ()> {
         let (mut lo, mut hi) = (0, self.keys);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let l = line(&self.bytes, &self.lines, 1 + mid).ok_or(())?;
-            let (k, ids): (String, Vec<usize>) = serde_json::from_slice(l).map_err(|_| ())?;
+            let l = self.line(mid).ok_or(())?;
+            let (k, ids): (String, Vec<usize>) = serde_json::from_slice(&l).map_err(|_| ())?;
             match k.as_str().cmp(key) {
                 std::cmp::Ordering::Equal => return Ok(ids),
                 std::cmp::Ordering::Less => lo = mid + 1,
@@ -409,8 +462,8 @@ impl Compiled {
         self.slots
             .get(i)?
             .get_or_init(|| {
-                let l = line(&self.bytes, &self.lines, 1 + self.keys + i)?;
-                serde_json::from_slice::<RuleForm>(l)
+                let l = self.line(self.keys + i)?;
+                serde_json::from_slice::<RuleForm>(&l)
                     .ok()?
                     .into_rule()
                     .map(Box::new)
@@ -418,13 +471,15 @@ impl Compiled {
             .as_deref()
     }
 
-    /// Every rule, from the full parse of the policy text (`None` if it no
-    /// longer parses, which a text of this digest that compiled cannot do).
+    /// Every rule, from the full parse of the policy file, read again and
+    /// accepted only if its digest is still the one compiled (`None` if it
+    /// changed or no longer parses: the caller refuses).
     pub(super) fn full(&self) -> Option<&[Rule]> {
         self.full
             .get_or_init(|| {
-                Policy::parse(&self.text, &self.resolved)
+                Policy::load(&self.resolved)
                     .ok()
+                    .filter(|p| p.digest == self.digest)
                     .map(|p| p.rules)
             })
             .as_deref()
@@ -663,9 +718,10 @@ key = "build.pub"
         let entry = entries(&state).pop().unwrap();
         let good = String::from_utf8(std::fs::read(&entry).unwrap()).unwrap();
         let img = crate::reference::ImageRef::parse("x.io/a").unwrap();
+        // Each change keeps the line's length, so the offsets still hold.
         for (from, to) in [
             // the rule's pattern no longer parses
-            ("\"images\":[\"x.io/a\"]", "\"images\":[\"[x.io/a\"]"),
+            ("\"images\":[\"x.io/a\"]", "\"images\":[\"[.io/a\"]"),
             // the rule's line is not a rule
             ("{\"name\":\"deny-a\"", "[\"name\",\"deny-a\""),
             // the index line of its key is not one
@@ -680,5 +736,42 @@ key = "build.pub"
             };
             assert_eq!(r.name, "deny-a");
         }
+    }
+
+    /// An offset table pointing elsewhere sends the selection to the full
+    /// parse; a policy file that changed since its entry was opened is never
+    /// parsed in its place: the start is refused, whatever the default.
+    #[test]
+    fn offsets_elsewhere_and_a_changed_file_fail_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let path = dir.path().join("policy.toml");
+        let text = "default = \"allow\"\n[[rule]]\nname = \"deny-a\"\nimages = [\"x.io/a\"]\naction = \"deny\"\n";
+        std::fs::write(&path, text).unwrap();
+        Policy::load_for_start(&path, &state).unwrap();
+        let entry = entries(&state).pop().unwrap();
+        let good = std::fs::read(&entry).unwrap();
+        let table = good.iter().position(|b| *b == b'\n').unwrap() + 1;
+        let img = crate::reference::ImageRef::parse("x.io/a").unwrap();
+        // the rule's start (offset 1: after the one index line) moved onto
+        // the index line: a line, but not a rule
+        let mut moved = good.clone();
+        moved[table + OFFSET_WIDTH..table + 2 * OFFSET_WIDTH]
+            .copy_from_slice(&good[table..table + OFFSET_WIDTH]);
+        std::fs::write(&entry, &moved).unwrap();
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        assert!(p.compiled.is_some());
+        let Selection::Rule(r) = p.select(&img) else {
+            panic!("the default (allow) answered")
+        };
+        assert_eq!(r.name, "deny-a");
+        // the same damage, and the file changes after the entry was opened
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        assert!(p.compiled.is_some());
+        std::fs::write(&path, text.replace("deny-a", "renamed")).unwrap();
+        assert!(matches!(
+            p.select(&img),
+            Selection::Default(DefaultAction::Deny)
+        ));
     }
 }

@@ -346,50 +346,63 @@ impl Policy {
         path: &Path,
         state: &crate::state::cache::StateDir,
     ) -> Result<Policy, PolicyError> {
+        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        // The digest names the compiled entry: hashed in parts, so a start
+        // that finds its entry never holds the whole text.
+        let digest = Self::digest_of(path, &resolved)?;
+        if let Some(mut p) = compiled::open(state, &resolved, &digest) {
+            p.path = path.to_path_buf();
+            return Ok(p);
+        }
         let (resolved, text) = Self::read(path)?;
-        let digest = crate::digest::sha256_prefixed(text.as_bytes());
-        let text = match compiled::open(state, &resolved, &digest, text) {
-            Ok(mut p) => {
-                p.path = path.to_path_buf();
-                return Ok(p);
-            }
-            Err(text) => text,
-        };
         let p = Self::parse_read(path, &resolved, &text)?;
         compiled::store(state, &resolved, &p);
         Ok(p)
     }
 
+    /// `sha256:<hex>` of the policy file at `resolved`, read in parts under
+    /// the same checks as [`Policy::read`].
+    fn digest_of(path: &Path, resolved: &Path) -> Result<String, PolicyError> {
+        use crate::base::fsio::{self, ReadError, ReadOptions};
+        use std::io::Read;
+        let file = fsio::open(resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
+            .map_err(|e| read_failure(path, e))?;
+        let mut hasher = sigstore_verify::crypto::Sha256Hasher::new();
+        // As large as the file (and one byte to see it grew), at most 64 KiB.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut chunk = vec![0u8; (len + 1).min(64 * 1024) as usize];
+        let mut total = 0u64;
+        let mut limited = file.take(MAX_POLICY_BYTES + 1);
+        loop {
+            let n = limited
+                .read(&mut chunk)
+                .map_err(|e| read_failure(path, ReadError::Io(e)))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            hasher.update(&chunk[..n]);
+        }
+        if total > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge {
+                path: path.to_path_buf(),
+                size: total,
+            });
+        }
+        Ok(format!("sha256:{}", hasher.finalize().to_hex()))
+    }
+
     /// The policy file's resolved path and text, bounded and never blocking.
     fn read(path: &Path) -> Result<(PathBuf, String), PolicyError> {
-        let read_err = |source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        use crate::base::fsio::{self, ReadError, ReadOptions};
+        use crate::base::fsio::{self, ReadOptions};
         // Symlinks are followed: /etc files may be placed as symlinks. The
         // path is resolved once, and the file and every relative path in it
         // are read from that one directory: a pulled policy's release
         // directory, which `policy pull` swaps in by a symlink rename, is
         // never mixed with the next one (see `crate::state::policy_store`).
         let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let bytes = match fsio::read(&resolved, ReadOptions::bounded(MAX_POLICY_BYTES)) {
-            Ok(b) => b,
-            // A FIFO or device would block or never end.
-            Err(ReadError::NotRegular) => {
-                return Err(read_err(std::io::Error::other(
-                    "not a regular file (a FIFO, device or directory)",
-                )))
-            }
-            Err(ReadError::TooLarge { size, .. }) => {
-                return Err(PolicyError::TooLarge {
-                    path: path.to_path_buf(),
-                    size,
-                })
-            }
-            Err(ReadError::Io(e)) => return Err(read_err(e)),
-            Err(e @ ReadError::HardLinks(_)) => return Err(read_err(std::io::Error::other(e))),
-        };
+        let bytes = fsio::read(&resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
+            .map_err(|e| read_failure(path, e))?;
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_path_buf(),
             problems: vec![Problem {
@@ -792,6 +805,27 @@ fn parse_collect(text: &str, path: &Path, lints: bool) -> (Option<Policy>, Vec<P
         compiled: None,
     });
     (policy, sort(ctx.problems))
+}
+
+/// The policy error for a failed read of the policy file at `path`.
+fn read_failure(path: &Path, e: crate::base::fsio::ReadError) -> PolicyError {
+    use crate::base::fsio::ReadError;
+    let read_err = |source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    match e {
+        // A FIFO or device would block or never end.
+        ReadError::NotRegular => read_err(std::io::Error::other(
+            "not a regular file (a FIFO, device or directory)",
+        )),
+        ReadError::TooLarge { size, .. } => PolicyError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        },
+        ReadError::Io(e) => read_err(e),
+        e @ ReadError::HardLinks(_) => read_err(std::io::Error::other(e)),
+    }
 }
 
 fn sort(mut problems: Vec<Problem>) -> Vec<Problem> {
