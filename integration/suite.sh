@@ -361,7 +361,7 @@ compiled=("$PORTCULLIS_STATE_DIR"/policy-compiled/*)
 for f in "${compiled[@]}"; do printf '{"format":1}\ngarbage\n' >"$f"; done
 start_case damaged-compiled-policy-signed-runs demo/signed:v1 run allow
 start_case damaged-compiled-policy-unsigned-refused demo/unsigned:v1 refuse deny "no signatures cached for ${DIGEST[demo/unsigned:v1]}"
-grep -lq '"format":1,"version"' "$PORTCULLIS_STATE_DIR"/policy-compiled/* &&
+grep -Elq '^\{"format":[0-9]+,"version"' "$PORTCULLIS_STATE_DIR"/policy-compiled/* &&
   ok "a damaged compiled entry is written again" || not_ok "a damaged compiled entry is written again"
 # issue 15: a fetch under the policy in force decides ahead, so the first
 # start of the image is a verdict-cache hit (it verifies nothing)
