@@ -12,10 +12,10 @@
 //! any change to any of them names another entry: it is invalidated by
 //! construction, never by a timestamp. It is lines:
 //!
-//! - line 0: [`Header`] (JSON), the policy-wide settings and counts;
+//! - line 0: the header (JSON), the policy-wide settings and counts;
 //! - line 1: the offset table, 16 hex digits per following line giving where
 //!   it starts, and one more for the end of the entry;
-//! - K lines: the rule index (see [`super::index`]), one JSON
+//! - K lines: the rule index (see `policy::index`), one JSON
 //!   `[key, [rule, …]]` per line, sorted by key, found by binary search;
 //! - N lines: one JSON rule each, in policy order.
 //!

@@ -333,7 +333,8 @@ impl Policy {
 
     /// Read and validate a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let (resolved, text) = Self::read(path)?;
+        let resolved = Self::resolve(path);
+        let text = Self::read(path, &resolved)?;
         Self::parse_read(path, &resolved, &text)
     }
 
@@ -346,7 +347,7 @@ impl Policy {
         path: &Path,
         state: &crate::state::cache::StateDir,
     ) -> Result<Policy, PolicyError> {
-        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let resolved = Self::resolve(path);
         // The digest names the compiled entry: hashed in parts, so a start
         // that finds its entry never holds the whole text.
         let digest = Self::digest_of(path, &resolved)?;
@@ -354,7 +355,7 @@ impl Policy {
             p.path = path.to_path_buf();
             return Ok(p);
         }
-        let (resolved, text) = Self::read(path)?;
+        let text = Self::read(path, &resolved)?;
         let p = Self::parse_read(path, &resolved, &text)?;
         compiled::store(state, &resolved, &p);
         Ok(p)
@@ -392,16 +393,21 @@ impl Policy {
         Ok(format!("sha256:{}", hasher.finalize().to_hex()))
     }
 
-    /// The policy file's resolved path and text, bounded and never blocking.
-    fn read(path: &Path) -> Result<(PathBuf, String), PolicyError> {
+    /// Where the policy file named `path` really is. Symlinks are followed:
+    /// /etc files may be placed as symlinks. The path is resolved once, and
+    /// the file and every relative path in it are read from that one
+    /// directory: a pulled policy's release directory, which `policy pull`
+    /// swaps in by a symlink rename, is never mixed with the next one (see
+    /// `crate::state::policy_store`).
+    fn resolve(path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+
+    /// The text of the policy file named `path`, read at `resolved`,
+    /// bounded and never blocking.
+    fn read(path: &Path, resolved: &Path) -> Result<String, PolicyError> {
         use crate::base::fsio::{self, ReadOptions};
-        // Symlinks are followed: /etc files may be placed as symlinks. The
-        // path is resolved once, and the file and every relative path in it
-        // are read from that one directory: a pulled policy's release
-        // directory, which `policy pull` swaps in by a symlink rename, is
-        // never mixed with the next one (see `crate::state::policy_store`).
-        let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let bytes = fsio::read(&resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
+        let bytes = fsio::read(resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
             .map_err(|e| read_failure(path, e))?;
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_path_buf(),
@@ -412,7 +418,7 @@ impl Policy {
                 severity: Severity::Error,
             }],
         })?;
-        Ok((resolved, text))
+        Ok(text)
     }
 
     /// Parse what [`Policy::read`] read: relative paths resolve against
