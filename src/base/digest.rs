@@ -16,6 +16,18 @@ pub fn sha256_prefixed(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }
 
+/// `sha256:<hex>` of the regular file at `path`, read in parts under the
+/// caller's options (the checks of [`crate::base::fsio::read`]) and never
+/// held whole.
+pub fn sha256_prefixed_file(
+    path: &std::path::Path,
+    opts: crate::base::fsio::ReadOptions,
+) -> Result<String, crate::base::fsio::ReadError> {
+    let mut hasher = sigstore_verify::crypto::Sha256Hasher::new();
+    crate::base::fsio::read_each(path, opts, |part| hasher.update(part))?;
+    Ok(format!("sha256:{}", hasher.finalize().to_hex()))
+}
+
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     sigstore_verify::crypto::sha256(data).to_hex()
@@ -48,6 +60,21 @@ mod tests {
             sha256_prefixed(b"abc"),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_file_digested_in_parts_is_its_bytes_digested_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let bytes: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let opts = crate::base::fsio::ReadOptions::bounded(150_000);
+        assert_eq!(
+            sha256_prefixed_file(&p, opts).unwrap(),
+            sha256_prefixed(&bytes)
+        );
+        let small = crate::base::fsio::ReadOptions::bounded(149_999);
+        assert!(sha256_prefixed_file(&p, small).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The one bounded reader of regular files and the one atomic writer.
 //!
-//! [`read`] (and [`open`], for a caller that reads in parts) opens with `O_NONBLOCK | O_CLOEXEC` (and `O_NOFOLLOW` when the
+//! [`read`] (and [`open`] and [`read_each`], for a caller that reads in parts) opens with `O_NONBLOCK | O_CLOEXEC` (and `O_NOFOLLOW` when the
 //! caller refuses symlinks), then checks the *opened* file with `fstat`: a
 //! regular file, within the size bound, and (when the caller asks) with one
 //! link. A FIFO or device placed where a file was expected is refused at once
@@ -137,6 +137,40 @@ pub fn open(path: &Path, opts: ReadOptions) -> Result<std::fs::File, ReadError> 
     Ok(file)
 }
 
+/// Read a regular file under the caller's options in parts, handing each
+/// part to `each` in order, for a caller that digests a file it never needs
+/// whole. The same checks as [`read`]; a file that grew past `opts.max`
+/// since the check is refused before its excess is handed on. Returns the
+/// number of bytes read.
+pub fn read_each(
+    path: &Path,
+    opts: ReadOptions,
+    mut each: impl FnMut(&[u8]),
+) -> Result<u64, ReadError> {
+    let file = open(path, opts)?;
+    // As large as the file (and one byte to see it grew), at most 64 KiB.
+    let len = file.metadata()?.len();
+    let mut chunk = vec![0u8; (len.saturating_add(1)).min(64 * 1024) as usize];
+    let mut limited = file.take(opts.max + 1);
+    let mut total = 0u64;
+    loop {
+        let n = match limited.read(&mut chunk) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        total += n as u64;
+        if total > opts.max {
+            return Err(ReadError::TooLarge {
+                size: total,
+                max: opts.max,
+            });
+        }
+        each(&chunk[..n]);
+    }
+}
+
 /// Read at most `max` bytes of the regular file `path`; `None` when the
 /// file is larger. Symlinks are followed. Anything but a regular file is an
 /// `InvalidInput` error, at once.
@@ -246,6 +280,34 @@ pub(crate) mod tests {
             read(d.path(), ReadOptions::bounded(5)),
             Err(ReadError::NotRegular)
         ));
+    }
+
+    #[test]
+    fn read_each_hands_on_every_part_in_order_under_the_same_checks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        // Larger than one 64 KiB part.
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let mut seen = Vec::new();
+        let n = read_each(&p, ReadOptions::bounded(200_000), |part| {
+            seen.extend_from_slice(part)
+        })
+        .unwrap();
+        assert_eq!((n, seen == bytes), (200_000, true));
+        let mut handed = 0usize;
+        assert!(matches!(
+            read_each(&p, ReadOptions::bounded(199_999), |part| handed +=
+                part.len()),
+            Err(ReadError::TooLarge { .. })
+        ));
+        assert_eq!(handed, 0, "the fstat bound refuses before any part");
+        let f = d.path().join("fifo");
+        fifo(&f);
+        let r = refuses_at_once("fsio::read_each", move || {
+            read_each(&f, ReadOptions::bounded(10), |_| ())
+        });
+        assert!(matches!(r, Err(ReadError::NotRegular)), "{r:?}");
     }
 
     #[test]

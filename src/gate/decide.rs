@@ -402,21 +402,21 @@ fn verify_rule(
     // Every input of the verification, hashed: any change is a new key.
     let digests = target.digests();
     let root_digest = file_digest(&root_path);
-    if !root_digest.is_empty() {
-        d.trust_root_digest = Some(format!("sha256:{}", String::from_utf8_lossy(&root_digest)));
-    }
+    d.trust_root_digest = root_digest.clone();
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
         terms.fingerprint(),
-        root_digest,
+        root_digest.map(String::into_bytes).unwrap_or_default(),
     ];
     for dg in &digests {
         parts.push(dg.as_bytes().to_vec());
         parts.push(
             state
                 .entry_path(dg)
-                .map(|p| file_digest(&p))
+                .ok()
+                .and_then(|p| file_digest(&p))
+                .map(String::into_bytes)
                 .unwrap_or_default(),
         );
     }
@@ -523,15 +523,14 @@ struct Verified {
     valid_until: Option<jiff::Timestamp>,
 }
 
-/// SHA-256 of a file's bytes, or nothing when it cannot be read. Only
-/// regular files up to [`crate::cache::MAX_ENTRY_BYTES`] are read (a FIFO
-/// placed in the cache would block the start forever, a huge file would
-/// exhaust memory); the readers that follow refuse those with a reason.
-fn file_digest(path: &std::path::Path) -> Vec<u8> {
-    match crate::bundle::read_bounded(path, crate::cache::MAX_ENTRY_BYTES) {
-        Ok(Some(bytes)) => crate::digest::sha256_hex(&bytes).into_bytes(),
-        _ => Vec::new(),
-    }
+/// `sha256:<hex>` of a file's bytes, or nothing when it cannot be read.
+/// Only regular files up to [`crate::cache::MAX_ENTRY_BYTES`] are read, in
+/// parts (a FIFO placed in the cache would block the start forever, a huge
+/// file would exhaust memory); the readers that follow refuse those with a
+/// reason.
+fn file_digest(path: &std::path::Path) -> Option<String> {
+    let opts = crate::base::fsio::ReadOptions::bounded(crate::cache::MAX_ENTRY_BYTES);
+    crate::digest::sha256_prefixed_file(path, opts).ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -659,15 +658,18 @@ mod tests {
             .unwrap()
             .success());
         // Returns at once (opening the FIFO would block until a writer came).
-        assert!(file_digest(&fifo).is_empty());
+        assert_eq!(file_digest(&fifo), None);
         let big = dir.path().join("big.json");
         let f = std::fs::File::create(&big).unwrap();
         f.set_len(crate::cache::MAX_ENTRY_BYTES + 1).unwrap();
-        assert!(file_digest(&big).is_empty());
+        assert_eq!(file_digest(&big), None);
         let small = dir.path().join("small.json");
         std::fs::write(&small, b"{}").unwrap();
-        assert_eq!(file_digest(&small).len(), 64);
-        assert!(file_digest(&dir.path().join("missing")).is_empty());
+        assert_eq!(
+            file_digest(&small),
+            Some(crate::digest::sha256_prefixed(b"{}"))
+        );
+        assert_eq!(file_digest(&dir.path().join("missing")), None);
     }
 
     fn target(name: &str) -> ImageTarget {

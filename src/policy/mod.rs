@@ -364,33 +364,9 @@ impl Policy {
     /// `sha256:<hex>` of the policy file at `resolved`, read in parts under
     /// the same checks as [`Policy::read`].
     fn digest_of(path: &Path, resolved: &Path) -> Result<String, PolicyError> {
-        use crate::base::fsio::{self, ReadError, ReadOptions};
-        use std::io::Read;
-        let file = fsio::open(resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
-            .map_err(|e| read_failure(path, e))?;
-        let mut hasher = sigstore_verify::crypto::Sha256Hasher::new();
-        // As large as the file (and one byte to see it grew), at most 64 KiB.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut chunk = vec![0u8; (len + 1).min(64 * 1024) as usize];
-        let mut total = 0u64;
-        let mut limited = file.take(MAX_POLICY_BYTES + 1);
-        loop {
-            let n = limited
-                .read(&mut chunk)
-                .map_err(|e| read_failure(path, ReadError::Io(e)))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            hasher.update(&chunk[..n]);
-        }
-        if total > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge {
-                path: path.to_path_buf(),
-                size: total,
-            });
-        }
-        Ok(format!("sha256:{}", hasher.finalize().to_hex()))
+        use crate::base::fsio::ReadOptions;
+        crate::digest::sha256_prefixed_file(resolved, ReadOptions::bounded(MAX_POLICY_BYTES))
+            .map_err(|e| read_failure(path, e))
     }
 
     /// Where the policy file named `path` really is. Symlinks are followed:
