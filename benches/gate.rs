@@ -2,8 +2,9 @@
 //! rule selection, a key signature, a keyless Sigstore bundle (certificate
 //! chain, Rekor inclusion proof and signed entry timestamp), a DSSE-signed
 //! SLSA provenance statement, the verdict cache's key and lookup, the
-//! journal record, a whole warm decision, and the policy's cost as it grows
-//! (load, selection and lints at 10, 1,000 and 10,000 rules).
+//! journal record, a whole warm decision, the policy's cost as it grows
+//! (load, selection and lints at 10, 1,000 and 10,000 rules), and a start's
+//! journal step while journald is down (a spool of 10 and 1,000 records).
 //!
 //!   cargo bench --bench gate            (full)
 //!   cargo bench --bench gate -- --test  (each once, as a check that they run)
@@ -335,5 +336,51 @@ fn policy_scale(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(gate, benches, sandbox, policy_scale);
+/// A start while journald is down: the spool already holds `n` records
+/// (each start journald missed added one), the sink refuses, and this
+/// record is appended behind them (with its `fsync`).
+fn journal_down(c: &mut Criterion) {
+    struct Down;
+    impl portcullis::journal::Sink for Down {
+        fn send(&self, _: &portcullis::journal::Record) -> Result<(), String> {
+            Err("journald is down".into())
+        }
+    }
+    let record = portcullis::journal::Record {
+        message: "portcullis: verified".into(),
+        priority: 6,
+        fields: (0..24)
+            .map(|i| (format!("PORTCULLIS_FIELD_{i}"), "x".repeat(40)))
+            .collect(),
+    };
+    let mut g = c.benchmark_group("journal_down");
+    g.sample_size(10);
+    for n in [10usize, 1000] {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = portcullis::journal::Spool::new(dir.path().join("seed"));
+        for _ in 0..n {
+            seed.append(&record).unwrap();
+        }
+        let seeded = std::fs::read(dir.path().join("seed/journal.jsonl")).unwrap();
+        let live = dir.path().join("live");
+        let spool = portcullis::journal::Spool::new(&live);
+        std::fs::create_dir_all(&live).unwrap();
+        g.bench_function(format!("record/{n}"), |b| {
+            b.iter_batched(
+                || {
+                    // On disk already, as the appends before it left it.
+                    std::fs::write(live.join("journal.jsonl"), &seeded).unwrap();
+                    std::fs::File::open(live.join("journal.jsonl"))
+                        .and_then(|f| f.sync_all())
+                        .unwrap();
+                },
+                |()| portcullis::journal::record(&Down, &spool, black_box(&record)).unwrap(),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(gate, benches, sandbox, policy_scale, journal_down);
 criterion_main!(gate);

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use libsystemd::logging::Priority;
 use serde::{Deserialize, Serialize};
@@ -289,16 +289,29 @@ impl Spool {
         Ok(f)
     }
 
-    /// Append one record durably.
+    /// Append one record durably. A spool whose last line was torn (a crash
+    /// mid-append) first gets the newline it lacks, so the torn line stays
+    /// one bad line and never swallows this record.
     pub fn append(&self, r: &Record) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
         let _guard = self.lock()?;
-        let mut f = fs::OpenOptions::new()
+        let f = fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(self.file())?;
-        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        let mut line = Vec::new();
+        let len = f.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            f.read_exact_at(&mut last, len - 1)?;
+            if last[0] != b'\n' {
+                line.push(b'\n');
+            }
+        }
+        serde_json::to_writer(&mut line, r).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        f.write_all(&line)?;
+        (&f).write_all(&line)?;
         f.sync_all()
     }
 
@@ -311,9 +324,25 @@ impl Spool {
 
     /// Send every spooled record, oldest first; stop at the first failure and
     /// keep the rest. Returns (sent, remaining). Lines that are not records
-    /// (a torn last line after a crash) are kept aside in `journal.bad`, never
-    /// dropped silently.
+    /// (a torn line after a crash, bytes that are not UTF-8) are kept aside
+    /// in `journal.bad`, never dropped silently, and never block the records
+    /// behind them.
+    ///
+    /// While journald is down, every start comes here: the first record
+    /// fails to send, the records behind it are neither read nor parsed,
+    /// and the spool, unchanged, is not rewritten. Before, each such start
+    /// read and rewrote (with an `fsync`) the whole spool, a cost that grew
+    /// with every start journald missed.
     pub fn replay(&self, sink: &dyn Sink) -> Result<(usize, usize), JournalError> {
+        self.replay_counted(sink, true)
+    }
+
+    /// [`Spool::replay`]; with `count` false, a spool left as it was reports
+    /// 1 remaining (at least one) instead of reading the rest to count it:
+    /// a start only needs to know whether any record stays, and the count
+    /// measured 3 ms at 1,000 spooled records (`journal_down` bench).
+    fn replay_counted(&self, sink: &dyn Sink, count: bool) -> Result<(usize, usize), JournalError> {
+        use std::io::Read;
         let spool_err = |source| JournalError::Spool {
             path: self.file(),
             source,
@@ -324,32 +353,48 @@ impl Spool {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
             Err(e) => return Err(spool_err(e)),
         };
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(f).lines() {
-            lines.push(line.map_err(spool_err)?);
-        }
+        let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
+        let mut reader = std::io::BufReader::new(f);
         let mut sent = 0;
-        let mut keep: Vec<String> = Vec::new();
-        let mut bad: Vec<String> = Vec::new();
-        for line in lines {
-            if line.trim().is_empty() {
+        let mut bad: Vec<Vec<u8>> = Vec::new();
+        // The first record that could not be sent: it and everything after
+        // it stay in the spool.
+        let mut held: Option<Vec<u8>> = None;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(spool_err)? == 0 {
+                break;
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if blank(text) {
                 continue;
             }
-            if !keep.is_empty() {
-                keep.push(line);
-                continue;
-            }
-            match serde_json::from_str::<Record>(&line) {
-                Ok(mut r) => {
+            let parsed = std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Record>(t).ok());
+            match parsed {
+                Some(mut r) => {
                     r.fields.push(("PORTCULLIS_SPOOLED".into(), "1".into()));
                     if sink.send(&r).is_ok() {
                         sent += 1;
                     } else {
-                        keep.push(line);
+                        held = Some(text.to_vec());
+                        break;
                     }
                 }
-                Err(_) => bad.push(line),
+                None => bad.push(text.to_vec()),
             }
+        }
+        let untouched = held.is_some() && sent == 0 && bad.is_empty();
+        if untouched && !count {
+            return Ok((0, 1));
+        }
+        let mut rest = Vec::new();
+        let mut remaining = 0;
+        if held.is_some() {
+            reader.read_to_end(&mut rest).map_err(spool_err)?;
+            remaining = 1 + rest.split(|&b| b == b'\n').filter(|l| !blank(l)).count();
         }
         if !bad.is_empty() {
             let mut b = fs::OpenOptions::new()
@@ -358,28 +403,30 @@ impl Spool {
                 .open(self.dir.join("journal.bad"))
                 .map_err(spool_err)?;
             for l in &bad {
-                writeln!(b, "{l}").map_err(spool_err)?;
+                b.write_all(l).map_err(spool_err)?;
+                b.write_all(b"\n").map_err(spool_err)?;
             }
             b.sync_all().map_err(spool_err)?;
         }
-        let remaining = keep.len();
-        write_atomic(&self.file(), &keep).map_err(spool_err)?;
+        if untouched {
+            // Nothing left the spool: it is as it was.
+            return Ok((0, remaining));
+        }
+        let mut text = Vec::new();
+        if let Some(h) = held {
+            text.extend_from_slice(&h);
+            text.push(b'\n');
+            text.extend_from_slice(&rest);
+        }
+        // Durable as before: the file is fsynced before the rename.
+        crate::base::fsio::write_atomic(
+            &self.file(),
+            &text,
+            crate::base::fsio::Durability::Durable,
+        )
+        .map_err(spool_err)?;
         Ok((sent, remaining))
     }
-}
-
-fn write_atomic(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    let mut text = String::new();
-    for l in lines {
-        text.push_str(l);
-        text.push('\n');
-    }
-    // Durable as before: the file is fsynced before the rename.
-    crate::base::fsio::write_atomic(
-        path,
-        text.as_bytes(),
-        crate::base::fsio::Durability::Durable,
-    )
 }
 
 /// Record a verdict: send it, or spool it. Pending spooled records are
@@ -387,7 +434,7 @@ fn write_atomic(path: &Path, lines: &[String]) -> std::io::Result<()> {
 pub fn record(sink: &dyn Sink, spool: &Spool, r: &Record) -> Result<Delivery, JournalError> {
     if spool.is_pending() {
         // Best effort: if replay fails, this record goes behind the others.
-        if let Ok((_, 0)) = spool.replay(sink) {
+        if let Ok((_, 0)) = spool.replay_counted(sink, false) {
         } else {
             return spool_it(spool, r, "earlier records are still spooled".into());
         }
@@ -474,13 +521,101 @@ mod tests {
             .unwrap()
             .write_all(b"{\"message\":\"tor")
             .unwrap();
+        // The next record after the crash is not swallowed by the torn line.
+        spool.append(&rec(2)).unwrap();
+        let sink = Fake {
+            up: RefCell::new(true),
+            got: RefCell::new(vec![]),
+        };
+        assert_eq!(spool.replay(&sink).unwrap(), (2, 0));
+        let bad = fs::read_to_string(dir.path().join("journal.bad")).unwrap();
+        assert_eq!(bad, "{\"message\":\"tor\n");
+        let ids: Vec<_> = sink
+            .got
+            .borrow()
+            .iter()
+            .map(|r| r.field("PORTCULLIS_CONTAINER_ID").unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["c1", "c2"]);
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_are_set_aside_and_block_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let file = dir.path().join("journal.jsonl");
+        fs::write(&file, b"{\"message\":\"\xff\xfe\"}\n").unwrap();
+        spool.append(&rec(1)).unwrap();
         let sink = Fake {
             up: RefCell::new(true),
             got: RefCell::new(vec![]),
         };
         assert_eq!(spool.replay(&sink).unwrap(), (1, 0));
-        let bad = fs::read_to_string(dir.path().join("journal.bad")).unwrap();
-        assert!(bad.contains("tor"));
+        assert_eq!(
+            fs::read(dir.path().join("journal.bad")).unwrap(),
+            b"{\"message\":\"\xff\xfe\"}\n"
+        );
+        assert!(!spool.is_pending());
+    }
+
+    /// Takes `left` records, then refuses.
+    struct Flaky {
+        left: std::cell::Cell<usize>,
+        got: RefCell<Vec<String>>,
+    }
+
+    impl Sink for Flaky {
+        fn send(&self, r: &Record) -> Result<(), String> {
+            if self.left.get() == 0 {
+                return Err("connection refused".into());
+            }
+            self.left.set(self.left.get() - 1);
+            let id = r.field("PORTCULLIS_CONTAINER_ID").unwrap_or("?");
+            self.got.borrow_mut().push(id.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_replay_cut_short_keeps_the_rest_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for i in 0..5 {
+            spool.append(&rec(i)).unwrap();
+        }
+        let sink = Flaky {
+            left: std::cell::Cell::new(2),
+            got: RefCell::new(vec![]),
+        };
+        assert_eq!(spool.replay(&sink).unwrap(), (2, 3));
+        sink.left.set(10);
+        assert_eq!(spool.replay(&sink).unwrap(), (3, 0));
+        assert_eq!(*sink.got.borrow(), ["c0", "c1", "c2", "c3", "c4"]);
+    }
+
+    #[test]
+    fn a_spool_journald_cannot_take_is_left_as_it_was() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        for i in 0..3 {
+            assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
+        }
+        let file = dir.path().join("journal.jsonl");
+        let (before, ino) = (fs::read(&file).unwrap(), fs::metadata(&file).unwrap().ino());
+        assert_eq!(spool.replay(&sink).unwrap(), (0, 3));
+        // Not rewritten: the same file (a rewrite renames a new one in).
+        assert_eq!(fs::metadata(&file).unwrap().ino(), ino);
+        assert_eq!(fs::read(&file).unwrap(), before);
+        // Once journald is back, one record sent and the rest kept in order.
+        *sink.up.borrow_mut() = true;
+        assert_eq!(record(&sink, &spool, &rec(3)).unwrap(), Delivery::Sent);
+        assert_eq!(sink.got.borrow().len(), 4);
+        assert!(!spool.is_pending());
     }
 
     #[test]
