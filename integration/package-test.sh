@@ -132,6 +132,7 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/
   ./usr/lib/systemd/system/portcullis-policy-pull.service ./usr/lib/systemd/system/portcullis-policy-pull.timer \
   ./usr/share/man/man1/portcullis-policy-pull.1.gz ./usr/share/man/man1/portcullis-policy-publish.1.gz \
   ./usr/share/doc/portcullis/AUDIT.md ./usr/share/doc/portcullis/evidence.schema.json \
+  ./usr/share/doc/portcullis/BUILT-USING \
   ./usr/lib/systemd/catalog/portcullis.catalog \
   ./usr/share/doc/portcullis/copyright ./usr/share/doc/portcullis/changelog.Debian.gz \
   ./usr/share/bash-completion/completions/portcullis \
@@ -144,6 +145,14 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/
   grep -qE " $f\$" <<<"$CONTENTS" || missing+=("$f")
 done
 if ((${#missing[@]} == 0)); then ok "the package holds binaries, policy, drop-in, units, catalog, docs, completions"; else not_ok "package contents" "missing: ${missing[*]}"; fi
+# The glibc the static start-path binaries carry, recorded for the operator
+# (a libc6 security update reaches them only through a rebuilt package).
+built_using=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/doc/portcullis/BUILT-USING 2>/dev/null)
+if [[ $built_using == "glibc (= $(dpkg-query -W -f='${Version}' libc6-dev))" ]]; then
+  ok "BUILT-USING records the glibc linked into the start-path binaries: $built_using"
+else
+  not_ok "BUILT-USING names the glibc of the build" "got '$built_using'"
+fi
 
 # One man page per command and subcommand, generated from the CLI definition.
 mandir=$(mktemp -d)
@@ -312,6 +321,35 @@ if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
   ok "the installed shim starts the synced image in enforce mode"
 else
   not_ok "start through the installed shim" "$out"
+fi
+
+# The installed runc gate (the node-wide drop-in's runc, a symlink to the
+# statically linked /usr/bin/portcullis-runc), named per container with
+# --runc-binary: the synced image runs, an unsigned one is refused at
+# `runc create` with the image, its digest and the rule that wants a signature.
+if [[ $(file -b /usr/bin/portcullis-runc) == *"statically linked"* && $(file -b /usr/bin/containerd-shim-portcullis-v2) == *"statically linked"* ]]; then
+  ok "the installed start-path binaries are statically linked (packaging/build-gates)"
+else
+  not_ok "statically linked start-path binaries" "$(file /usr/bin/portcullis-runc /usr/bin/containerd-shim-portcullis-v2)"
+fi
+GATE=/usr/lib/portcullis/runtime-bin/runc
+id=pkg-$RANDOM$RANDOM
+if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
+  --runc-binary "$GATE" "$R/sync/app:1" "$id" /bin/true 2>&1); then
+  ok "the installed runc gate ($GATE) starts the synced image in enforce mode"
+else
+  not_ok "start through the installed runc gate" "$out"
+fi
+UNSIGNED=$(pc_push_image sync/unsigned:1 pkg-unsigned | tail -n 1)
+pc_pull sync/unsigned:1 >/dev/null 2>&1 || not_ok "pull $R/sync/unsigned:1"
+id=pkg-$RANDOM$RANDOM
+out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
+  --runc-binary "$GATE" "$R/sync/unsigned:1" "$id" /bin/true 2>&1)
+rc=$?
+if ((rc != 0)) && grep -qF "portcullis: denied $R/sync/unsigned:1@$UNSIGNED:" <<<"$out" && grep -qF 'rule "sync"' <<<"$out"; then
+  ok "the installed runc gate refuses the unsigned image: $(grep -o 'portcullis: denied [^:]*:[^:]*:[^:]*' <<<"$out" | head -n 1)"
+else
+  not_ok "unsigned image refused by the installed runc gate" "exit $rc" "$out"
 fi
 
 # Edge nodes: export the synced signatures, import them into an empty state
