@@ -87,8 +87,7 @@ impl ReadError {
 
 /// Read a regular file under the caller's options (see the module doc).
 pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
-    let file = open(path, opts)?;
-    let len = file.metadata()?.len();
+    let (file, len) = open(path, opts)?;
     let mut buf = Vec::with_capacity(len as usize);
     // Bounded: the file may have grown since the fstat.
     file.take(opts.max + 1).read_to_end(&mut buf)?;
@@ -102,9 +101,9 @@ pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
 }
 
 /// Open a regular file under the caller's options, checked as [`read`]
-/// checks it, for a caller that reads it in parts (at most `opts.max`
-/// bytes: it may have grown since the check).
-pub fn open(path: &Path, opts: ReadOptions) -> Result<std::fs::File, ReadError> {
+/// checks it, for a caller that reads it in parts: the file and the size
+/// the check saw (at most `opts.max`; the file may have grown since).
+pub fn open(path: &Path, opts: ReadOptions) -> Result<(std::fs::File, u64), ReadError> {
     let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     if opts.refuse_symlink {
         flags |= nix::libc::O_NOFOLLOW;
@@ -134,7 +133,7 @@ pub fn open(path: &Path, opts: ReadOptions) -> Result<std::fs::File, ReadError> 
     if opts.refuse_hard_links && meta.nlink() != 1 {
         return Err(ReadError::HardLinks(meta.nlink()));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// Read a regular file under the caller's options in parts, handing each
@@ -147,9 +146,8 @@ pub fn read_each(
     opts: ReadOptions,
     mut each: impl FnMut(&[u8]),
 ) -> Result<u64, ReadError> {
-    let file = open(path, opts)?;
+    let (file, len) = open(path, opts)?;
     // As large as the file (and one byte to see it grew), at most 64 KiB.
-    let len = file.metadata()?.len();
     let mut chunk = vec![0u8; (len.saturating_add(1)).min(64 * 1024) as usize];
     let mut limited = file.take(opts.max + 1);
     let mut total = 0u64;

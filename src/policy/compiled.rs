@@ -332,11 +332,8 @@ const MAX_LINE: u64 = MAX_POLICY_BYTES;
 /// `resolved` whose bytes have `digest`.
 pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Policy> {
     let opts = crate::base::fsio::ReadOptions::bounded(MAX_BYTES).no_symlink();
-    let file = crate::base::fsio::open(&entry_path(state, resolved, digest), opts).ok()?;
-    let len = file.metadata().ok()?.len();
-    if len > MAX_BYTES {
-        return None;
-    }
+    // At most MAX_BYTES: `fsio::open` checked the size it returns.
+    let (file, len) = crate::base::fsio::open(&entry_path(state, resolved, digest), opts).ok()?;
     let header_line = read_line_at(&file, 0, len)?;
     let header: Header = serde_json::from_slice(&header_line).ok()?;
     if header.format != FORMAT
