@@ -13,14 +13,25 @@
 
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, MountsRequest,
-};
+use containerd_client::services::v1::snapshots::{MountsRequest, MountsResponse};
 use containerd_client::services::v1::{
-    content_client::ContentClient, images_client::ImagesClient, GetImageRequest, ReadContentRequest,
+    GetImageRequest, GetImageResponse, ReadContentRequest, ReadContentResponse,
 };
-use containerd_client::tonic::{self, Request};
-use containerd_client::with_namespace;
+
+use super::wire::{self, Conn, WireError};
+
+/// gRPC methods of containerd's API asked here.
+pub(super) mod method {
+    pub const CONTAINERS_GET: &str = "/containerd.services.containers.v1.Containers/Get";
+    pub const IMAGES_GET: &str = "/containerd.services.images.v1.Images/Get";
+    pub const CONTENT_READ: &str = "/containerd.services.content.v1.Content/Read";
+    pub const SNAPSHOTS_STAT: &str = "/containerd.services.snapshots.v1.Snapshots/Stat";
+    pub const SNAPSHOTS_MOUNTS: &str = "/containerd.services.snapshots.v1.Snapshots/Mounts";
+    pub const NAMESPACES_LIST: &str = "/containerd.services.namespaces.v1.Namespaces/List";
+    pub const TASKS_LIST: &str = "/containerd.services.tasks.v1.Tasks/List";
+    pub const TASKS_GET: &str = "/containerd.services.tasks.v1.Tasks/Get";
+    pub const TASKS_KILL: &str = "/containerd.services.tasks.v1.Tasks/Kill";
+}
 
 /// Default bound on the whole lookup.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,22 +63,9 @@ pub const MANIFEST_TYPES: &[&str] = &[
 /// Errors asking containerd.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
-    /// The socket could not be reached.
-    #[error("containerd at {address} is unreachable: {why}")]
-    Unreachable {
-        /// The socket.
-        address: String,
-        /// Why.
-        why: String,
-    },
-    /// The deadline passed.
-    #[error("containerd at {address} did not answer within {ms} ms")]
-    Timeout {
-        /// The socket.
-        address: String,
-        /// The deadline.
-        ms: u128,
-    },
+    /// The socket could not be reached, or did not answer in time.
+    #[error(transparent)]
+    Connection(#[from] wire::DriveError),
     /// An API call failed.
     #[error("containerd {call} failed: {status}")]
     Api {
@@ -165,38 +163,6 @@ pub fn node_platform() -> (&'static str, &'static str) {
     ("linux", arch)
 }
 
-/// Run an async lookup on a small current-thread runtime with a deadline.
-pub(super) fn block_on<T>(
-    address: &str,
-    timeout: Duration,
-    fut: impl std::future::Future<Output = Result<T, LookupError>>,
-) -> Result<T, LookupError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| LookupError::Runtime(e.to_string()))?;
-    rt.block_on(async {
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(LookupError::Timeout {
-                address: address.to_string(),
-                ms: timeout.as_millis(),
-            }),
-        }
-    })
-}
-
-pub(super) async fn connect(address: &str) -> Result<tonic::transport::Channel, LookupError> {
-    let path = address.strip_prefix("unix://").unwrap_or(address);
-    containerd_client::connect(path)
-        .await
-        .map_err(|e| LookupError::Unreachable {
-            address: address.to_string(),
-            why: source_chain(&e),
-        })
-}
-
 /// An error and its sources, on one line.
 pub fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -209,10 +175,10 @@ pub fn source_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-pub(super) fn api(call: &'static str) -> impl Fn(tonic::Status) -> LookupError {
-    move |s| LookupError::Api {
+pub(super) fn api(call: &'static str) -> impl Fn(WireError) -> LookupError {
+    move |e| LookupError::Api {
         call,
-        status: format!("{:?}: {}", s.code(), s.message()),
+        status: e.to_string(),
     }
 }
 
@@ -235,29 +201,26 @@ pub fn snapshot_mounts(
     key: &str,
     timeout: Duration,
 ) -> Result<Vec<SnapshotMount>, LookupError> {
-    block_on(address, timeout, async {
-        mounts(connect(address).await?, namespace, snapshotter, key).await
+    wire::run(address, timeout, |conn| async move {
+        mounts(conn, namespace, snapshotter, key).await
     })
 }
 
 /// `snapshots.Mounts` of snapshot `key`, on `channel`.
 pub(super) async fn mounts(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     snapshotter: &str,
     key: &str,
 ) -> Result<Vec<SnapshotMount>, LookupError> {
-    let mounts = SnapshotsClient::new(channel)
-        .mounts(with_namespace!(
-            MountsRequest {
-                snapshotter: snapshotter.to_string(),
-                key: key.to_string(),
-            },
-            namespace
-        ))
+    let request = MountsRequest {
+        snapshotter: snapshotter.to_string(),
+        key: key.to_string(),
+    };
+    let mounts = channel
+        .unary::<_, MountsResponse>(method::SNAPSHOTS_MOUNTS, namespace, &request)
         .await
         .map_err(api("snapshots.Mounts"))?
-        .into_inner()
         .mounts;
     Ok(mounts
         .into_iter()
@@ -276,9 +239,8 @@ pub fn lookup_image(
     name: &str,
     timeout: Duration,
 ) -> Result<ImageTarget, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        resolve_image(channel, namespace, name).await
+    wire::run(address, timeout, |conn| async move {
+        resolve_image(conn, namespace, name).await
     })
 }
 
@@ -291,20 +253,17 @@ pub fn image_record(
     name: &str,
     timeout: Duration,
 ) -> Result<Option<(String, String, i64)>, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let reply = ImagesClient::new(channel)
-            .get(with_namespace!(
-                GetImageRequest {
-                    name: name.to_string()
-                },
-                namespace
-            ))
+    wire::run(address, timeout, |conn| async move {
+        let request = GetImageRequest {
+            name: name.to_string(),
+        };
+        let reply = conn
+            .unary::<_, GetImageResponse>(method::IMAGES_GET, namespace, &request)
             .await;
         let image = match reply {
-            Ok(r) => r.into_inner().image,
-            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
-            Err(s) => return Err(api("images.Get")(s)),
+            Ok(r) => r.image,
+            Err(e) if e.code() == wire::Code::NotFound => return Ok(None),
+            Err(e) => return Err(api("images.Get")(e)),
         };
         Ok(image
             .and_then(|i| i.target)
@@ -320,8 +279,7 @@ pub fn read_content(
     digests: &[String],
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
+    wire::run(address, timeout, |channel| async move {
         let mut out = Vec::with_capacity(digests.len());
         for d in digests {
             crate::digest::sha256_hex_of(d).map_err(|e| LookupError::BadIndex {
@@ -337,20 +295,17 @@ pub fn read_content(
 /// Resolve an image by name on an open channel (its target and, for an
 /// index, this platform's manifest).
 pub async fn resolve_image(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     name: &str,
 ) -> Result<ImageTarget, LookupError> {
-    let image = ImagesClient::new(channel.clone())
-        .get(with_namespace!(
-            GetImageRequest {
-                name: name.to_string()
-            },
-            namespace
-        ))
+    let request = GetImageRequest {
+        name: name.to_string(),
+    };
+    let image = channel
+        .unary::<_, GetImageResponse>(method::IMAGES_GET, namespace, &request)
         .await
         .map_err(api("images.Get"))?
-        .into_inner()
         .image
         .ok_or_else(|| LookupError::Incomplete(format!("image {name} has no record")))?;
     let target = image
@@ -407,7 +362,7 @@ pub async fn resolve_image(
 /// from the content store, then fold the config's `rootfs.diff_ids` as the
 /// OCI image specification defines.
 pub(super) async fn image_chain_id(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     manifest_digest: &str,
 ) -> Result<String, LookupError> {
@@ -445,7 +400,7 @@ fn not_found(e: &LookupError) -> bool {
 
 /// A blob from the content store, `None` when containerd does not have it.
 pub(super) async fn local_blob(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     digest: String,
 ) -> Result<Option<Vec<u8>>, LookupError> {
@@ -459,7 +414,7 @@ pub(super) async fn local_blob(
 /// The layer chain of a manifest in the content store; `None` when the
 /// manifest or its config is not local or it is not an image (an artifact).
 pub(super) async fn local_chain(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     manifest: String,
 ) -> Result<Option<String>, LookupError> {
@@ -487,7 +442,7 @@ pub fn chain_id(diff_ids: &[String]) -> Result<String, String> {
 }
 
 pub(super) async fn read_blob(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     digest: &str,
     size: i64,
@@ -498,20 +453,21 @@ pub(super) async fn read_blob(
             why: format!("size {size} is outside 0..={MAX_INDEX_BYTES}"),
         });
     }
-    let mut stream = ContentClient::new(channel)
-        .read(with_namespace!(
-            ReadContentRequest {
-                digest: digest.to_string(),
-                offset: 0,
-                size: 0,
-            },
-            namespace
-        ))
+    let request = ReadContentRequest {
+        digest: digest.to_string(),
+        offset: 0,
+        size: 0,
+    };
+    let mut stream = channel
+        .stream(method::CONTENT_READ, namespace, &request)
+        .await
+        .map_err(api("content.Read"))?;
+    let mut data = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream
+        .next::<ReadContentResponse>()
         .await
         .map_err(api("content.Read"))?
-        .into_inner();
-    let mut data = Vec::with_capacity(size as usize);
-    while let Some(chunk) = stream.message().await.map_err(api("content.Read"))? {
+    {
         data.extend_from_slice(&chunk.data);
         if data.len() as i64 > MAX_INDEX_BYTES {
             return Err(LookupError::BadIndex {
@@ -623,7 +579,13 @@ mod tests {
         )
         .unwrap_err();
         // Refused at connect, not by waiting for the deadline.
-        assert!(matches!(e, LookupError::Unreachable { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                LookupError::Connection(wire::DriveError::Unreachable { .. })
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -642,7 +604,9 @@ mod tests {
         assert!(
             matches!(
                 e,
-                LookupError::Timeout { .. } | LookupError::Unreachable { .. }
+                LookupError::Connection(
+                    wire::DriveError::Timeout { .. } | wire::DriveError::Unreachable { .. }
+                )
             ),
             "{e}"
         );

@@ -16,17 +16,14 @@
 
 use std::time::Duration;
 
-use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, StatSnapshotRequest,
-};
-use containerd_client::services::v1::{containers_client::ContainersClient, GetContainerRequest};
-use containerd_client::tonic::Request;
-use containerd_client::with_namespace;
+use containerd_client::services::v1::snapshots::{StatSnapshotRequest, StatSnapshotResponse};
+use containerd_client::services::v1::{GetContainerRequest, GetContainerResponse};
 
 use super::lookup::{
-    api, block_on, connect, image_chain_id, local_blob, local_chain, read_blob, resolve_image,
-    ImageTarget, LookupError, SnapshotMount,
+    api, image_chain_id, local_blob, local_chain, method, read_blob, resolve_image, ImageTarget,
+    LookupError, SnapshotMount,
 };
+use super::wire;
 
 /// What the container lookup found.
 #[derive(Debug)]
@@ -63,16 +60,12 @@ pub fn lookup(
     known_chain: &dyn Fn(&str) -> Option<String>,
     with_mounts: bool,
 ) -> Result<Found, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let container = ContainersClient::new(channel.clone())
-            .get(with_namespace!(
-                GetContainerRequest { id: id.to_string() },
-                namespace
-            ))
+    wire::run(address, timeout, |channel| async move {
+        let request = GetContainerRequest { id: id.to_string() };
+        let container = channel
+            .unary::<_, GetContainerResponse>(method::CONTAINERS_GET, namespace, &request)
             .await
             .map_err(api("containers.Get"))?
-            .into_inner()
             .container
             .ok_or_else(|| LookupError::Incomplete(format!("container {id} has no record")))?;
         if container.image.is_empty() {
@@ -87,17 +80,14 @@ pub fn lookup(
             let Some((key, snapshotter)) = snapshot else {
                 return Ok(None);
             };
-            SnapshotsClient::new(channel.clone())
-                .stat(with_namespace!(
-                    StatSnapshotRequest {
-                        snapshotter: snapshotter.to_string(),
-                        key: key.to_string(),
-                    },
-                    namespace
-                ))
+            let request = StatSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            };
+            channel
+                .unary::<_, StatSnapshotResponse>(method::SNAPSHOTS_STAT, namespace, &request)
                 .await
                 .map_err(api("snapshots.Stat"))?
-                .into_inner()
                 .info
                 .map(Some)
                 .ok_or_else(|| LookupError::Incomplete(format!("snapshot {key} has no record")))

@@ -9,15 +9,39 @@
 use std::time::{Duration, Instant};
 
 use containerd_client::services::v1::{
-    namespaces_client::NamespacesClient, tasks_client::TasksClient, GetRequest, KillRequest,
-    ListNamespacesRequest, ListTasksRequest,
+    GetRequest, GetResponse, KillRequest, ListNamespacesRequest, ListNamespacesResponse,
+    ListTasksRequest, ListTasksResponse,
 };
-use containerd_client::tonic::Request;
 use containerd_client::types::v1::Status;
-use containerd_client::with_namespace;
 
-use super::lookup::{api, block_on, connect};
+use super::lookup::{api, method};
+use super::wire::{self, Conn};
 use super::LookupError;
+
+/// Run `calls` on a connection, on a current-thread tokio runtime (the
+/// stop waits between its questions), within `timeout`.
+fn block_on<T, F, Fut>(address: &str, timeout: Duration, calls: F) -> Result<T, LookupError>
+where
+    F: FnOnce(Conn) -> Fut,
+    Fut: std::future::Future<Output = Result<T, LookupError>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| LookupError::Runtime(e.to_string()))?;
+    rt.block_on(async {
+        let run = async { calls(wire::connect_tokio(address).await?).await };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(wire::DriveError::Timeout {
+                address: address.to_string(),
+                ms: timeout.as_millis(),
+            }
+            .into()),
+        }
+    })
+}
 
 /// A task containerd reports as running (or paused).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -53,15 +77,14 @@ impl Stopped {
 
 /// The namespaces containerd knows.
 pub fn namespaces(address: &str, timeout: Duration) -> Result<Vec<String>, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let mut names: Vec<String> = NamespacesClient::new(channel)
-            .list(ListNamespacesRequest {
-                filter: String::new(),
-            })
+    block_on(address, timeout, |conn| async move {
+        let request = ListNamespacesRequest {
+            filter: String::new(),
+        };
+        let mut names: Vec<String> = conn
+            .unary::<_, ListNamespacesResponse>(method::NAMESPACES_LIST, "", &request)
             .await
             .map_err(api("namespaces.List"))?
-            .into_inner()
             .namespaces
             .into_iter()
             .map(|n| n.name)
@@ -77,18 +100,14 @@ pub fn running_tasks(
     namespace: &str,
     timeout: Duration,
 ) -> Result<Vec<RunningTask>, LookupError> {
-    block_on(address, timeout, async {
-        let channel = connect(address).await?;
-        let tasks = TasksClient::new(channel)
-            .list(with_namespace!(
-                ListTasksRequest {
-                    filter: String::new(),
-                },
-                namespace
-            ))
+    block_on(address, timeout, |conn| async move {
+        let request = ListTasksRequest {
+            filter: String::new(),
+        };
+        let tasks = conn
+            .unary::<_, ListTasksResponse>(method::TASKS_LIST, namespace, &request)
             .await
             .map_err(api("tasks.List"))?
-            .into_inner()
             .tasks;
         let mut out: Vec<RunningTask> = tasks
             .into_iter()
@@ -128,27 +147,26 @@ pub fn stop_task(
     grace: Duration,
     timeout: Duration,
 ) -> Result<Stopped, LookupError> {
-    block_on(address, grace + timeout, async {
-        let channel = connect(address).await?;
-        let mut tasks = TasksClient::new(channel);
-        let kill = |signal: i32, all: bool| {
-            with_namespace!(
-                KillRequest {
-                    container_id: id.to_string(),
-                    exec_id: String::new(),
-                    signal: signal as u32,
-                    all,
-                },
-                namespace
-            )
+    block_on(address, grace + timeout, |tasks| async move {
+        let kill = |signal: i32, all: bool| KillRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+            signal: signal as u32,
+            all,
         };
-        tasks
-            .kill(kill(nix::sys::signal::Signal::SIGTERM as i32, false))
-            .await
-            .map_err(api("tasks.Kill"))?;
+        let send = |r: KillRequest| {
+            let tasks = tasks.clone();
+            async move {
+                tasks
+                    .unary::<_, ()>(method::TASKS_KILL, namespace, &r)
+                    .await
+                    .map_err(api("tasks.Kill"))
+            }
+        };
+        send(kill(nix::sys::signal::Signal::SIGTERM as i32, false)).await?;
         let term_sent = Instant::now();
         loop {
-            if stopped(&mut tasks, namespace, id).await? {
+            if stopped(&tasks, namespace, id).await? {
                 return Ok(Stopped::Term);
             }
             if term_sent.elapsed() >= grace {
@@ -156,12 +174,9 @@ pub fn stop_task(
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tasks
-            .kill(kill(nix::sys::signal::Signal::SIGKILL as i32, true))
-            .await
-            .map_err(api("tasks.Kill"))?;
+        send(kill(nix::sys::signal::Signal::SIGKILL as i32, true)).await?;
         loop {
-            if stopped(&mut tasks, namespace, id).await? {
+            if stopped(&tasks, namespace, id).await? {
                 return Ok(Stopped::Kill);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -170,26 +185,17 @@ pub fn stop_task(
 }
 
 /// Is the task stopped (or gone)?
-async fn stopped(
-    tasks: &mut TasksClient<containerd_client::tonic::transport::Channel>,
-    namespace: &str,
-    id: &str,
-) -> Result<bool, LookupError> {
+async fn stopped(tasks: &Conn, namespace: &str, id: &str) -> Result<bool, LookupError> {
+    let request = GetRequest {
+        container_id: id.to_string(),
+        exec_id: String::new(),
+    };
     let got = tasks
-        .get(with_namespace!(
-            GetRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            },
-            namespace
-        ))
+        .unary::<_, GetResponse>(method::TASKS_GET, namespace, &request)
         .await;
     match got {
-        Ok(r) => Ok(r
-            .into_inner()
-            .process
-            .is_none_or(|p| p.status == Status::Stopped as i32)),
-        Err(s) if s.code() == containerd_client::tonic::Code::NotFound => Ok(true),
-        Err(s) => Err(api("tasks.Get")(s)),
+        Ok(r) => Ok(r.process.is_none_or(|p| p.status == Status::Stopped as i32)),
+        Err(e) if e.code() == wire::Code::NotFound => Ok(true),
+        Err(e) => Err(api("tasks.Get")(e)),
     }
 }

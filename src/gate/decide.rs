@@ -774,10 +774,12 @@ mod tests {
     #[test]
     fn unreachable_containerd_refuses_in_enforce_and_warns_in_warn() {
         let err = || {
-            Err(LookupError::Unreachable {
-                address: "/run/x.sock".into(),
-                why: "connection refused".into(),
-            })
+            Err(LookupError::Connection(
+                crate::containerd::wire::DriveError::Unreachable {
+                    address: "/run/x.sock".into(),
+                    why: "connection refused".into(),
+                },
+            ))
         };
         let dec = run(&policy(VERIFY), err());
         assert_eq!(dec.verdict, Verdict::Deny);

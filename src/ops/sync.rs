@@ -777,6 +777,10 @@ async fn stream_once(
     let channel = containerd_client::connect(path)
         .await
         .map_err(|e| format!("unreachable: {}", crate::containerd::source_chain(&e)))?;
+    // The image lookups go over the start path's client (`containerd::wire`).
+    let lookups = crate::containerd::wire::connect_tokio(&opts.address)
+        .await
+        .map_err(|e| e.to_string())?;
     *failures = 0;
     let ns = opts.namespace.as_deref().unwrap_or("all namespaces");
     // containerd registers the subscriber when the request arrives but may
@@ -935,7 +939,7 @@ async fn stream_once(
                 // A gap must name what ran, not only a (mutable) reference.
                 if let Some(image) = &t.image {
                     t.image_digest =
-                        crate::containerd::resolve_image(channel.clone(), &t.namespace, image)
+                        crate::containerd::resolve_image(lookups.clone(), &t.namespace, image)
                             .await
                             .ok()
                             .map(|i| i.target_digest);
