@@ -40,9 +40,6 @@ pub enum CliError {
     /// An evidence pack could not be made, checked or merged.
     #[error(transparent)]
     Evidence(#[from] crate::evidence::EvidenceError),
-    /// `portcullis doctor` could not run.
-    #[error(transparent)]
-    Doctor(#[from] crate::doctor::DoctorError),
     /// A bundle could not be exported or imported.
     #[error(transparent)]
     Offline(#[from] crate::offline::OfflineError),

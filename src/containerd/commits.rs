@@ -25,14 +25,13 @@
 
 use std::collections::BTreeSet;
 
-use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::snapshots::{
-    snapshots_client::SnapshotsClient, ListSnapshotsRequest, StatSnapshotRequest,
+    ListSnapshotsRequest, ListSnapshotsResponse, StatSnapshotRequest, StatSnapshotResponse,
 };
-use containerd_client::services::v1::ListContentRequest;
-use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::Request;
-use containerd_client::with_namespace;
+use containerd_client::services::v1::{ListContentRequest, ListContentResponse};
+
+use super::lookup::method;
+use super::wire::{Conn, WireError};
 
 /// The content label an unpack sets on a layer blob after verifying it.
 pub const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
@@ -56,10 +55,10 @@ pub enum CommitError {
     },
 }
 
-fn api(call: &'static str) -> impl Fn(containerd_client::tonic::Status) -> CommitError {
-    move |s| CommitError::Api {
+fn api(call: &'static str) -> impl Fn(WireError) -> CommitError {
+    move |e| CommitError::Api {
         call,
-        message: s.message().to_string(),
+        message: e.to_string(),
     }
 }
 
@@ -120,21 +119,22 @@ pub fn reasons(
 
 /// The verified diff IDs of the layer blobs in `namespace`'s content store.
 pub async fn verified_diff_ids(
-    channel: Channel,
+    channel: Conn,
     namespace: &str,
 ) -> Result<BTreeSet<String>, CommitError> {
-    let mut stream = ContentClient::new(channel)
-        .list(with_namespace!(
-            ListContentRequest {
-                filters: vec![format!("labels.\"{UNCOMPRESSED_LABEL}\"")],
-            },
-            namespace
-        ))
+    let request = ListContentRequest {
+        filters: vec![format!("labels.\"{UNCOMPRESSED_LABEL}\"")],
+    };
+    let mut stream = channel
+        .stream(method::CONTENT_LIST, namespace, &request)
+        .await
+        .map_err(api("content.List"))?;
+    let mut out = BTreeSet::new();
+    while let Some(page) = stream
+        .next::<ListContentResponse>()
         .await
         .map_err(api("content.List"))?
-        .into_inner();
-    let mut out = BTreeSet::new();
-    while let Some(page) = stream.message().await.map_err(api("content.List"))? {
+    {
         for info in page.info {
             if let Some(d) = info.labels.get(UNCOMPRESSED_LABEL) {
                 out.insert(d.clone());
@@ -146,22 +146,19 @@ pub async fn verified_diff_ids(
 
 /// The parent of the snapshot `name` of `snapshotter` in `namespace`.
 pub async fn parent(
-    channel: Channel,
+    channel: Conn,
     namespace: &str,
     snapshotter: &str,
     name: &str,
 ) -> Result<String, CommitError> {
-    let info = SnapshotsClient::new(channel)
-        .stat(with_namespace!(
-            StatSnapshotRequest {
-                snapshotter: snapshotter.to_string(),
-                key: name.to_string(),
-            },
-            namespace
-        ))
+    let request = StatSnapshotRequest {
+        snapshotter: snapshotter.to_string(),
+        key: name.to_string(),
+    };
+    let info = channel
+        .unary::<_, StatSnapshotResponse>(method::SNAPSHOTS_STAT, namespace, &request)
         .await
         .map_err(api("snapshots.Stat"))?
-        .into_inner()
         .info
         .ok_or_else(|| CommitError::Api {
             call: "snapshots.Stat",
@@ -172,23 +169,24 @@ pub async fn parent(
 
 /// The committed snapshots named by a chain ID in `namespace`: (name, parent).
 pub async fn committed_chain_ids(
-    channel: Channel,
+    channel: Conn,
     namespace: &str,
     snapshotter: &str,
 ) -> Result<Vec<(String, String)>, CommitError> {
-    let mut stream = SnapshotsClient::new(channel)
-        .list(with_namespace!(
-            ListSnapshotsRequest {
-                snapshotter: snapshotter.to_string(),
-                filters: vec![],
-            },
-            namespace
-        ))
+    let request = ListSnapshotsRequest {
+        snapshotter: snapshotter.to_string(),
+        filters: vec![],
+    };
+    let mut stream = channel
+        .stream(method::SNAPSHOTS_LIST, namespace, &request)
+        .await
+        .map_err(api("snapshots.List"))?;
+    let mut out = Vec::new();
+    while let Some(page) = stream
+        .next::<ListSnapshotsResponse>()
         .await
         .map_err(api("snapshots.List"))?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(page) = stream.message().await.map_err(api("snapshots.List"))? {
+    {
         for info in page.info {
             if info.kind == KIND_COMMITTED && is_chain_id(&info.name) {
                 out.push((info.name, info.parent));

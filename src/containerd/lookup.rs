@@ -20,11 +20,22 @@ use containerd_client::services::v1::{
 
 use super::wire::{self, Conn, WireError};
 
-/// gRPC methods of containerd's API asked here.
-pub(super) mod method {
+/// gRPC methods of containerd's API that Portcullis calls (each constant is
+/// the method's path).
+#[allow(missing_docs)]
+pub mod method {
     pub const CONTAINERS_GET: &str = "/containerd.services.containers.v1.Containers/Get";
     pub const IMAGES_GET: &str = "/containerd.services.images.v1.Images/Get";
     pub const CONTENT_READ: &str = "/containerd.services.content.v1.Content/Read";
+    pub const CONTENT_LIST: &str = "/containerd.services.content.v1.Content/List";
+    pub const SNAPSHOTS_LIST: &str = "/containerd.services.snapshots.v1.Snapshots/List";
+    pub const CONTAINERS_LIST: &str = "/containerd.services.containers.v1.Containers/List";
+    pub const EVENTS_SUBSCRIBE: &str = "/containerd.services.events.v1.Events/Subscribe";
+    pub const VERSION: &str = "/containerd.services.version.v1.Version/Version";
+    pub const INTROSPECTION_PLUGINS: &str =
+        "/containerd.services.introspection.v1.Introspection/Plugins";
+    pub const INTROSPECTION_SERVER: &str =
+        "/containerd.services.introspection.v1.Introspection/Server";
     pub const SNAPSHOTS_STAT: &str = "/containerd.services.snapshots.v1.Snapshots/Stat";
     pub const SNAPSHOTS_MOUNTS: &str = "/containerd.services.snapshots.v1.Snapshots/Mounts";
     pub const NAMESPACES_LIST: &str = "/containerd.services.namespaces.v1.Namespaces/List";
@@ -161,18 +172,6 @@ pub fn node_platform() -> (&'static str, &'static str) {
         other => other,
     };
     ("linux", arch)
-}
-
-/// An error and its sources, on one line.
-pub fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 pub(super) fn api(call: &'static str) -> impl Fn(WireError) -> LookupError {

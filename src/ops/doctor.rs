@@ -15,10 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use containerd_client::services::v1::introspection_client::IntrospectionClient;
-use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::PluginsRequest;
-use containerd_client::tonic::Request;
+
+use crate::containerd::method;
 use serde::Serialize;
 
 use crate::cache::StateDir;
@@ -34,14 +33,6 @@ pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 pub const DEFAULT_TRUST_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Where a package puts the containerd drop-in.
 pub const DROP_IN: &str = "/etc/containerd/conf.d/portcullis-runtime.toml";
-
-/// Errors that stop the doctor before any check (output only).
-#[derive(Debug, thiserror::Error)]
-pub enum DoctorError {
-    /// The async runtime could not start.
-    #[error("cannot start the I/O runtime: {0}")]
-    Runtime(String),
-}
 
 /// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,13 +122,13 @@ pub struct DoctorOptions {
     pub policy: PathBuf,
     /// The state directory.
     pub state_dir: PathBuf,
-    /// Bound on each containerd call.
+    /// Bound on the containerd questions, together.
     pub timeout: Duration,
 }
 
 /// Observe the node and run every check.
-pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
-    let (version, cri_loaded, pid) = ask_containerd(&o.address, o.timeout)?;
+pub fn run(o: &DoctorOptions) -> Report {
+    let (version, cri_loaded, pid) = ask_containerd(&o.address, o.timeout);
     let mut checks = vec![containerd_check(&o.address, &version)];
     checks.push(cri_check(
         &config_dump(o.containerd_config.as_deref()),
@@ -178,59 +169,48 @@ pub fn run(o: &DoctorOptions) -> Result<Report, DoctorError> {
     let systemd = Path::new("/run/systemd/system").is_dir();
     let active = systemd.then(|| is_active(SYNC_UNIT));
     checks.push(sync_check(systemd, active));
-    Ok(Report::new(checks))
+    Report::new(checks)
 }
 
 type Observed = (Result<String, String>, Option<bool>, Option<u32>);
 
 /// containerd's version, whether its CRI plugin is loaded, and its pid.
-fn ask_containerd(address: &str, timeout: Duration) -> Result<Observed, DoctorError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DoctorError::Runtime(e.to_string()))?;
-    Ok(rt.block_on(async {
-        let path = address.strip_prefix("unix://").unwrap_or(address);
-        let connected = tokio::time::timeout(timeout, containerd_client::connect(path)).await;
-        let channel = match connected {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return (Err(crate::containerd::source_chain(&e)), None, None),
-            Err(_) => {
-                return (
-                    Err(format!("no answer within {} ms", timeout.as_millis())),
-                    None,
-                    None,
-                )
-            }
-        };
-        let version =
-            match tokio::time::timeout(timeout, VersionClient::new(channel.clone()).version(()))
-                .await
-            {
-                Ok(Ok(v)) => Ok(v.into_inner().version),
-                Ok(Err(s)) => Err(format!("version API: {}", s.message())),
-                Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-            };
-        let mut intro = IntrospectionClient::new(channel);
-        let plugins = tokio::time::timeout(
-            timeout,
-            intro.plugins(Request::new(PluginsRequest { filters: vec![] })),
-        )
-        .await;
-        let cri_loaded = match plugins {
-            Ok(Ok(p)) => Some(p.into_inner().plugins.iter().any(|p| {
-                p.init_err.is_none()
-                    && ((p.r#type == "io.containerd.grpc.v1" && p.id == "cri")
-                        || p.r#type == "io.containerd.cri.v1")
-            })),
-            _ => None,
-        };
-        let pid = match tokio::time::timeout(timeout, intro.server(())).await {
-            Ok(Ok(s)) => u32::try_from(s.into_inner().pid).ok().filter(|p| *p > 0),
-            _ => None,
-        };
-        (version, cri_loaded, pid)
-    }))
+fn ask_containerd(address: &str, timeout: Duration) -> Observed {
+    use crate::containerd::wire::{self, DriveError};
+    use containerd_client::services::v1::{PluginsResponse, ServerResponse, VersionResponse};
+    let asked = wire::run(address, timeout, |conn| async move {
+        let version = conn
+            .unary::<_, VersionResponse>(method::VERSION, "", &())
+            .await
+            .map(|v| v.version)
+            .map_err(|e| format!("version API: {e}"));
+        let request = PluginsRequest { filters: vec![] };
+        let cri_loaded = conn
+            .unary::<_, PluginsResponse>(method::INTROSPECTION_PLUGINS, "", &request)
+            .await
+            .ok()
+            .map(|p| {
+                p.plugins.iter().any(|p| {
+                    p.init_err.is_none()
+                        && ((p.r#type == "io.containerd.grpc.v1" && p.id == "cri")
+                            || p.r#type == "io.containerd.cri.v1")
+                })
+            });
+        let pid = conn
+            .unary::<_, ServerResponse>(method::INTROSPECTION_SERVER, "", &())
+            .await
+            .ok()
+            .and_then(|s| u32::try_from(s.pid).ok())
+            .filter(|p| *p > 0);
+        Ok::<_, DriveError>((version, cri_loaded, pid))
+    });
+    match asked {
+        Ok(o) => o,
+        Err(DriveError::Unreachable { why, .. }) => (Err(why), None, None),
+        Err(DriveError::Timeout { ms, .. }) => {
+            (Err(format!("no answer within {ms} ms")), None, None)
+        }
+    }
 }
 
 /// The `containerd` check.

@@ -35,10 +35,11 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::{ImageCreate, ImageUpdate, SubscribeRequest};
-use containerd_client::tonic::{self, Request};
 use containerd_client::types::Envelope;
+
+use crate::containerd::method;
+use crate::containerd::wire::Conn;
 use prost::Message;
 
 use crate::cache::StateDir;
@@ -310,7 +311,7 @@ pub fn squat_record(s: &Squat) -> Record {
 /// Check one committed snapshot, repeating per [`COMMIT_RECHECKS_MS`] while
 /// a trace is missing; `Ok(None)` when it is an unpack's (or gone).
 async fn check_commit(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     c: &CommitEvent,
     address: &str,
 ) -> Result<Option<Squat>, String> {
@@ -349,22 +350,24 @@ async fn check_commit(
 /// Scan the committed snapshots of [`SCAN_SNAPSHOTTERS`] in `namespace` (or
 /// every namespace) for chain-ID names without an unpack's traces.
 async fn scan_commits(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: Option<&str>,
     address: &str,
 ) -> Result<Vec<Squat>, String> {
     use crate::containerd::commits;
-    use containerd_client::services::v1::namespaces_client::NamespacesClient;
-    use containerd_client::services::v1::ListNamespacesRequest;
+    use containerd_client::services::v1::{ListNamespacesRequest, ListNamespacesResponse};
     let namespaces = match namespace {
         Some(ns) => vec![ns.to_string()],
-        None => NamespacesClient::new(channel.clone())
-            .list(ListNamespacesRequest {
-                filter: String::new(),
-            })
+        None => channel
+            .unary::<_, ListNamespacesResponse>(
+                method::NAMESPACES_LIST,
+                "",
+                &ListNamespacesRequest {
+                    filter: String::new(),
+                },
+            )
             .await
-            .map_err(|s| format!("namespaces.List: {}", s.message()))?
-            .into_inner()
+            .map_err(|e| format!("namespaces.List: {e}"))?
             .namespaces
             .into_iter()
             .map(|n| n.name)
@@ -774,13 +777,14 @@ async fn stream_once(
         .address
         .strip_prefix("unix://")
         .unwrap_or(&opts.address);
-    let channel = containerd_client::connect(path)
+    let channel = crate::containerd::wire::connect_tokio(path)
         .await
-        .map_err(|e| format!("unreachable: {}", crate::containerd::source_chain(&e)))?;
-    // The image lookups go over the start path's client (`containerd::wire`).
-    let lookups = crate::containerd::wire::connect_tokio(&opts.address)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            crate::containerd::wire::DriveError::Unreachable { why, .. } => {
+                format!("unreachable: {why}")
+            }
+            other => other.to_string(),
+        })?;
     *failures = 0;
     let ns = opts.namespace.as_deref().unwrap_or("all namespaces");
     // containerd registers the subscriber when the request arrives but may
@@ -832,17 +836,17 @@ async fn stream_once(
             }
         });
     }
-    let mut stream = EventsClient::new(channel.clone())
-        .subscribe(Request::new(SubscribeRequest {
-            filters: filters(opts.namespace.as_deref()),
-        }))
+    let request = SubscribeRequest {
+        filters: filters(opts.namespace.as_deref()),
+    };
+    let mut stream = channel
+        .stream(method::EVENTS_SUBSCRIBE, "", &request)
         .await
-        .map_err(|s: tonic::Status| format!("events.Subscribe failed: {}", s.message()))?
-        .into_inner();
+        .map_err(|e| format!("events.Subscribe failed: {e}"))?;
     let mut created: std::collections::HashMap<(String, String), (String, String)> =
         std::collections::HashMap::new();
     loop {
-        let envelope = match stream.message().await {
+        let envelope = match stream.next::<Envelope>().await {
             Ok(Some(e)) => e,
             Ok(None) => {
                 let _ = tx.send(Feed::Record(observer_record(
@@ -852,8 +856,8 @@ async fn stream_once(
                 )));
                 return Err("event stream ended".into());
             }
-            Err(s) => {
-                let why = format!("event stream failed: {}", s.message());
+            Err(e) => {
+                let why = format!("event stream failed: {e}");
                 let _ = tx.send(Feed::Record(observer_record("stop", &opts.address, &why)));
                 return Err(why);
             }
@@ -939,7 +943,7 @@ async fn stream_once(
                 // A gap must name what ran, not only a (mutable) reference.
                 if let Some(image) = &t.image {
                     t.image_digest =
-                        crate::containerd::resolve_image(lookups.clone(), &t.namespace, image)
+                        crate::containerd::resolve_image(channel.clone(), &t.namespace, image)
                             .await
                             .ok()
                             .map(|i| i.target_digest);
@@ -961,21 +965,19 @@ async fn stream_once(
 
 /// A container's image and runtime from its containerd record.
 async fn container_record(
-    channel: tonic::transport::Channel,
+    channel: Conn,
     namespace: &str,
     id: &str,
 ) -> Result<(String, String), String> {
-    use containerd_client::services::v1::containers_client::ContainersClient;
-    use containerd_client::services::v1::GetContainerRequest;
-    use containerd_client::with_namespace;
-    let c = ContainersClient::new(channel)
-        .get(with_namespace!(
-            GetContainerRequest { id: id.to_string() },
-            namespace
-        ))
+    use containerd_client::services::v1::{GetContainerRequest, GetContainerResponse};
+    let c = channel
+        .unary::<_, GetContainerResponse>(
+            method::CONTAINERS_GET,
+            namespace,
+            &GetContainerRequest { id: id.to_string() },
+        )
         .await
-        .map_err(|s| format!("containers.Get: {}", s.message()))?
-        .into_inner()
+        .map_err(|e| format!("containers.Get: {e}"))?
         .container
         .ok_or("no container record")?;
     Ok((c.image, c.runtime.map(|r| r.name).unwrap_or_default()))

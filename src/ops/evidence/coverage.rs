@@ -154,42 +154,28 @@ pub struct ContainerInfo {
 
 /// Every container record in every namespace of containerd at `address`.
 pub fn list_containers(address: &str, timeout: Duration) -> Result<Vec<ContainerInfo>, String> {
-    use containerd_client::services::v1::containers_client::ContainersClient;
-    use containerd_client::services::v1::namespaces_client::NamespacesClient;
-    use containerd_client::services::v1::{ListContainersRequest, ListNamespacesRequest};
-    use containerd_client::tonic::Request;
-    use containerd_client::with_namespace;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-    let path = address
-        .strip_prefix("unix://")
-        .unwrap_or(address)
-        .to_string();
-    rt.block_on(async move {
-        tokio::time::timeout(timeout, async move {
-            let channel = containerd_client::connect(&path)
+    use crate::containerd::{method, wire};
+    use containerd_client::services::v1::{
+        ListContainersRequest, ListContainersResponse, ListNamespacesRequest,
+        ListNamespacesResponse,
+    };
+    let listed = wire::run(address, timeout, |conn| async move {
+        let calls = async {
+            let request = ListNamespacesRequest {
+                filter: String::new(),
+            };
+            let namespaces = conn
+                .unary::<_, ListNamespacesResponse>(method::NAMESPACES_LIST, "", &request)
                 .await
-                .map_err(|e| format!("unreachable: {}", crate::containerd::source_chain(&e)))?;
-            let namespaces = NamespacesClient::new(channel.clone())
-                .list(ListNamespacesRequest {
-                    filter: String::new(),
-                })
-                .await
-                .map_err(|s| format!("namespaces.List: {}", s.message()))?
-                .into_inner()
+                .map_err(|e| format!("namespaces.List: {e}"))?
                 .namespaces;
             let mut out = Vec::new();
             for ns in namespaces {
-                let cs = ContainersClient::new(channel.clone())
-                    .list(with_namespace!(
-                        ListContainersRequest { filters: vec![] },
-                        ns.name.as_str()
-                    ))
+                let request = ListContainersRequest { filters: vec![] };
+                let cs = conn
+                    .unary::<_, ListContainersResponse>(method::CONTAINERS_LIST, &ns.name, &request)
                     .await
-                    .map_err(|s| format!("containers.List ({}): {}", ns.name, s.message()))?
-                    .into_inner()
+                    .map_err(|e| format!("containers.List ({}): {e}", ns.name))?
                     .containers;
                 for c in cs {
                     out.push(ContainerInfo {
@@ -204,10 +190,18 @@ pub fn list_containers(address: &str, timeout: Duration) -> Result<Vec<Container
                 }
             }
             Ok(out)
-        })
-        .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
-    })
+        };
+        // A failed call is the listing's answer; only the connection's
+        // failures are the driver's.
+        Ok::<Result<Vec<ContainerInfo>, String>, wire::DriveError>(calls.await)
+    });
+    match listed {
+        Ok(r) => r,
+        Err(wire::DriveError::Unreachable { why, .. }) => Err(format!("unreachable: {why}")),
+        Err(wire::DriveError::Timeout { .. }) => {
+            Err(format!("no answer within {}s", timeout.as_secs()))
+        }
+    }
 }
 
 /// Containers that ran (or were set up to run) without the gate: task-start
