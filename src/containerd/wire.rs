@@ -280,10 +280,13 @@ fn percent_decode(s: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The socket as `h2` sees it: never blocks, counts what moved.
+/// The socket as `h2` sees it: never blocks, counts what moved, and reads
+/// nothing after the deadline (so a peer that never lets the socket go
+/// empty cannot hold one poll of the connection past it).
 struct Sock {
     stream: Rc<UnixStream>,
     state: Rc<SockState>,
+    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -317,6 +320,9 @@ impl tokio::io::AsyncRead for Sock {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         use std::io::Read;
+        if Instant::now() >= self.deadline {
+            return Poll::Pending;
+        }
         let r = (&*self.stream).read(buf.initialize_unfilled());
         match self.io(r, |n| *n as u64) {
             Poll::Ready(Ok(n)) => {
@@ -381,15 +387,28 @@ where
     let sock = Sock {
         stream: stream.clone(),
         state: state.clone(),
+        deadline,
     };
     let wait = || wait_socket(&stream, &state, deadline);
-    let (send, mut connection) = drive(builder().handshake::<_, Bytes>(sock), None, &state, &wait)
-        .map_err(|s| match s {
-            Stall::Timeout => timed_out(),
-            Stall::Io(e) => unreachable(e),
-        })?
-        .map_err(|e| unreachable(format!("HTTP/2 handshake: {e}")))?;
-    match drive(calls(Conn { send }), Some(&mut connection), &state, &wait) {
+    let (send, mut connection) = drive(
+        builder().handshake::<_, Bytes>(sock),
+        None,
+        &state,
+        &wait,
+        deadline,
+    )
+    .map_err(|s| match s {
+        Stall::Timeout => timed_out(),
+        Stall::Io(e) => unreachable(e),
+    })?
+    .map_err(|e| unreachable(format!("HTTP/2 handshake: {e}")))?;
+    match drive(
+        calls(Conn { send }),
+        Some(&mut connection),
+        &state,
+        &wait,
+        deadline,
+    ) {
         Ok(r) => r,
         Err(Stall::Timeout) => Err(timed_out().into()),
         Err(Stall::Io(e)) => Err(unreachable(e).into()),
@@ -402,12 +421,14 @@ enum Stall {
 }
 
 /// Poll `fut` (and the connection beside it) until it is ready, waiting on
-/// the socket only when neither moved a byte.
+/// the socket only when neither moved a byte. A peer that keeps the socket
+/// busy without answering (pings, window updates) meets the deadline too.
 fn drive<O>(
     fut: impl Future<Output = O>,
     mut connection: Option<&mut h2::client::Connection<Sock, Bytes>>,
     state: &SockState,
     wait: &dyn Fn() -> Result<(), Stall>,
+    deadline: Instant,
 ) -> Result<O, Stall> {
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
@@ -433,6 +454,8 @@ fn drive<O>(
         }
         if state.moved.get() == before {
             wait()?;
+        } else if Instant::now() >= deadline {
+            return Err(Stall::Timeout);
         }
     }
 }
@@ -693,6 +716,69 @@ mod tests {
         .unwrap_err();
         let e = e.downcast::<DriveError>().unwrap();
         assert!(matches!(*e, DriveError::Timeout { ms: 300, .. }), "{e}");
+    }
+
+    /// A peer that speaks HTTP/2 and floods the socket with PING frames
+    /// (each of which asks for a PONG), never answering a call.
+    fn flood() -> (tempfile::TempDir, String) {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flood.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut drain = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            // An empty SETTINGS frame (RFC 9113 §6.5), then PINGs (§6.7).
+            let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            let pings = ping.repeat(256);
+            if s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).is_err() {
+                return;
+            }
+            while s.write_all(&pings).is_ok() {}
+        });
+        (dir, path.display().to_string())
+    }
+
+    #[test]
+    fn a_server_that_keeps_the_socket_busy_without_answering_meets_the_deadline() {
+        let (_d, sock) = flood();
+        let started = Instant::now();
+        let e = run(&sock, Duration::from_millis(300), |conn| async move {
+            get(&conn, "x")
+                .await
+                .map_err(Box::<dyn std::error::Error>::from)
+        })
+        .unwrap_err();
+        let e = e.downcast::<DriveError>().unwrap();
+        assert!(matches!(*e, DriveError::Timeout { ms: 300, .. }), "{e}");
+        // Without the deadline in the read, one poll of the connection ran
+        // for 4 to 27 s here, reading PINGs as fast as they came.
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_driver_meets_the_deadline_while_bytes_keep_moving() {
+        // A call that never ends while every poll moves bytes: the driver
+        // never waits in poll(2), and must still stop at the deadline.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let state = SockState::default();
+            let busy = std::future::poll_fn(|_| {
+                state.moved.set(state.moved.get() + 1);
+                Poll::<()>::Pending
+            });
+            let never_waits = || -> Result<(), Stall> { unreachable!("bytes moved") };
+            let deadline = Instant::now() + Duration::from_millis(100);
+            let r = drive(busy, None, &state, &never_waits, deadline);
+            let _ = tx.send(matches!(r, Err(Stall::Timeout)));
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
     }
 
     #[test]
