@@ -653,6 +653,16 @@ mod tests {
         }
     }
 
+    /// One `containers.Get` that must fail: its error.
+    fn get_failing(sock: &str, timeout: Duration) -> Box<dyn std::error::Error> {
+        run(sock, timeout, |conn| async move {
+            get(&conn, "x")
+                .await
+                .map_err(Box::<dyn std::error::Error>::from)
+        })
+        .unwrap_err()
+    }
+
     #[test]
     fn unary_calls_round_trip_and_run_side_by_side() -> TestResult<()> {
         let (_d, sock) = serve(Reply::Echo);
@@ -694,12 +704,7 @@ mod tests {
     #[test]
     fn a_trailers_only_status_is_the_error() {
         let (_d, sock) = serve(Reply::NotFound);
-        let e = run(&sock, Duration::from_secs(10), |conn| async move {
-            get(&conn, "x")
-                .await
-                .map_err(Box::<dyn std::error::Error>::from)
-        })
-        .unwrap_err();
+        let e = get_failing(&sock, Duration::from_secs(10));
         let e = e.downcast::<WireError>().unwrap();
         assert_eq!(e.code(), Code::NotFound);
         assert_eq!(e.to_string(), "NotFound: container x: not found");
@@ -708,12 +713,7 @@ mod tests {
     #[test]
     fn a_server_that_never_answers_meets_the_deadline() {
         let (_d, sock) = serve(Reply::Silent);
-        let e = run(&sock, Duration::from_millis(300), |conn| async move {
-            get(&conn, "x")
-                .await
-                .map_err(Box::<dyn std::error::Error>::from)
-        })
-        .unwrap_err();
+        let e = get_failing(&sock, Duration::from_millis(300));
         let e = e.downcast::<DriveError>().unwrap();
         assert!(matches!(*e, DriveError::Timeout { ms: 300, .. }), "{e}");
     }
@@ -749,12 +749,7 @@ mod tests {
     fn a_server_that_keeps_the_socket_busy_without_answering_meets_the_deadline() {
         let (_d, sock) = flood();
         let started = Instant::now();
-        let e = run(&sock, Duration::from_millis(300), |conn| async move {
-            get(&conn, "x")
-                .await
-                .map_err(Box::<dyn std::error::Error>::from)
-        })
-        .unwrap_err();
+        let e = get_failing(&sock, Duration::from_millis(300));
         let e = e.downcast::<DriveError>().unwrap();
         assert!(matches!(*e, DriveError::Timeout { ms: 300, .. }), "{e}");
         // Without the deadline in the read, one poll of the connection ran
@@ -785,12 +780,7 @@ mod tests {
     fn a_dropped_connection_is_an_error_not_a_wait() {
         let (_d, sock) = serve(Reply::Hang);
         let started = Instant::now();
-        let e = run(&sock, Duration::from_secs(30), |conn| async move {
-            get(&conn, "x")
-                .await
-                .map_err(Box::<dyn std::error::Error>::from)
-        })
-        .unwrap_err();
+        let e = get_failing(&sock, Duration::from_secs(30));
         // Well before the deadline: the end of the connection ends the call.
         assert!(started.elapsed() < Duration::from_secs(20), "{e}");
         assert!(
