@@ -18,8 +18,9 @@ use super::lookup::{api, method};
 use super::wire::{self, Conn};
 use super::LookupError;
 
-/// Run `calls` on a connection, on a current-thread tokio runtime (the
-/// stop waits between its questions), within `timeout`.
+/// Run `calls` on a connection on a current-thread tokio runtime, within
+/// `timeout`: for the stop, which sleeps between its questions (the calls
+/// that do not wait run on [`wire::run`], with no runtime).
 fn block_on<T, F, Fut>(address: &str, timeout: Duration, calls: F) -> Result<T, LookupError>
 where
     F: FnOnce(Conn) -> Fut,
@@ -77,7 +78,7 @@ impl Stopped {
 
 /// The namespaces containerd knows.
 pub fn namespaces(address: &str, timeout: Duration) -> Result<Vec<String>, LookupError> {
-    block_on(address, timeout, |conn| async move {
+    wire::run(address, timeout, |conn| async move {
         let request = ListNamespacesRequest {
             filter: String::new(),
         };
@@ -100,7 +101,7 @@ pub fn running_tasks(
     namespace: &str,
     timeout: Duration,
 ) -> Result<Vec<RunningTask>, LookupError> {
-    block_on(address, timeout, |conn| async move {
+    wire::run(address, timeout, |conn| async move {
         let request = ListTasksRequest {
             filter: String::new(),
         };

@@ -773,11 +773,7 @@ async fn stream_once(
     tx: &mpsc::Sender<Feed>,
     failures: &mut u32,
 ) -> Result<(), String> {
-    let path = opts
-        .address
-        .strip_prefix("unix://")
-        .unwrap_or(&opts.address);
-    let channel = crate::containerd::wire::connect_tokio(path)
+    let channel = crate::containerd::wire::connect_tokio(&opts.address)
         .await
         .map_err(|e| match e {
             crate::containerd::wire::DriveError::Unreachable { why, .. } => {
