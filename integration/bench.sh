@@ -388,7 +388,7 @@ if ((!SMOKE)) && command -v valgrind >/dev/null && command -v callgrind_annotate
   cat >"$PC_WORK/bin/runc-callgrind" <<EOF
 #!/bin/sh
 case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
-PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --dump-before=execvp --callgrind-out-file="$PC_WORK/callgrind/%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
+PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --dump-instr=yes --dump-before=execvp --callgrind-out-file="$PC_WORK/callgrind/%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
 EOF
   chmod +x "$PC_WORK/bin/runc-callgrind"
   run_once bench/prov:1 >/dev/null || ERRORS=$((ERRORS + 1)) # warm the caches
@@ -429,11 +429,138 @@ for name, pat in steps:
         n = m.group(1) if m else "(inlined or not run)"
     print(f"| {name} | {n} |")
 PY
+    # CPUID instructions executed (each one a VM exit on a virtual machine):
+    # the profile's count at every address objdump shows a `cpuid` at.
+    if command -v objdump >/dev/null; then
+      objdump -d --no-show-raw-insn "$PC_BIN_DIR/portcullis-runc" |
+        awk -F'\t' '$2 ~ /^cpuid/ { sub(":", "", $1); gsub(" ", "", $1); print $1 }' >"$PC_WORK/cpuid-sites"
+      python3 - "$prof" "$PC_WORK/cpuid-sites" >>"$OUT/callgrind.md" <<'PY'
+import collections, sys
+sites = {int(l, 16) for l in open(sys.argv[2]) if l.strip()}
+# callgrind's `positions: instr line` cost lines: an address (absolute, +/-
+# relative or `*`), a line, the cost; the line after `calls=` is a call's
+# inclusive cost, not the instruction's own.
+count, names, fn, addr, after_call = collections.Counter(), {}, "?", 0, False
+for line in open(sys.argv[1]):
+    if line.startswith("calls="):
+        after_call = True
+        continue
+    if line.startswith(("fn=", "cfn=")):
+        key, _, name = line.strip().partition(" ")
+        key = key.lstrip("c")
+        if name:
+            names[key] = name
+        if line.startswith("fn="):
+            fn = names.get(key, key)
+        continue
+    if not line[:1] or line[0] not in "0123456789+-*":
+        continue
+    t = line.split()
+    a = t[0]
+    if a.startswith("0x"): addr = int(a, 16)
+    elif a[0] in "+-": addr += int(a, 0) if a[1:].startswith("0x") else int(a)
+    if after_call:
+        after_call = False
+        continue
+    if addr in sites and len(t) >= 3:
+        count[fn] += int(t[2])
+by = ", ".join(f"{n} in {f}" for f, n in count.most_common())
+print(f"\n`cpuid` instructions executed: {sum(count.values())} ({by or 'none'}); each is a VM exit on a virtual machine.")
+PY
+    fi
     echo "# callgrind of a warm runc-gate create ($prof):"
     cat "$OUT/callgrind.md"
   else
     echo "# callgrind: no profile written" >&2
   fi
+fi
+
+# Where a warm gated start's CPU goes, the kernel's share included:
+# `perf record` of the whole machine (cpu-clock samples with call chains)
+# while PERF_STARTS warm node-wide starts run, the runc gate named for
+# `create` only (every other runc command runs the real runc directly, so
+# every sample of a process named portcullis-runc is a gated create, from
+# the exec that names it to the exec of runc that renames it). Each sample
+# is filed under the first matching step of its call chain: page faults,
+# the exec into the gate, the teardown of its address space when it execs
+# runc, each system call, or user space. The time per start is samples x
+# the sampling period / starts; sampling itself slows every process, so the
+# split is what counts. Written to $OUT/perf-runc-create.md.
+PERF_STARTS=40
+if ((!SMOKE)) && command -v perf >/dev/null; then
+  cat >"$PC_WORK/bin/runc-create-only" <<EOF
+#!/bin/sh
+case "\$*" in *" create "*) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
+exec "$REAL_RUNC" "\$@"
+EOF
+  chmod +x "$PC_WORK/bin/runc-create-only"
+  run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1)) # warm
+  perf record -q -a -g -e cpu-clock -F 10000 -o "$PC_WORK/perf.data" >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 1
+  for _ in $(seq 1 "$PERF_STARTS"); do
+    run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1))
+  done
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  perf script -i "$PC_WORK/perf.data" --comm portcullis-runc -F tid,ip,sym 2>/dev/null |
+    python3 - "$PERF_STARTS" 10000 >"$OUT/perf-runc-create.md" <<'PY' || echo "# perf: no breakdown" >&2
+import collections, re, sys
+starts, freq = int(sys.argv[1]), int(sys.argv[2])
+samples, cur = [], None
+for line in sys.stdin:
+    if not line.strip():
+        if cur is not None: samples.append(cur)
+        cur = None
+    elif not line.startswith((" ", "\t")) or cur is None:
+        cur = []
+    else:
+        f = line.split(None, 1)
+        cur.append((int(f[0], 16), f[1].strip() if len(f) > 1 else "?"))
+if cur is not None: samples.append(cur)
+if not samples: sys.exit(1)
+files = {"openat", "read", "pread64", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64"}
+socks = {"socket", "connect", "sendto", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll", "ioctl"}
+def step(chain):
+    syms = [s for _, s in chain]
+    kernel = [s for a, s in chain if a >= 0xffff000000000000]
+    if any("exc_page_fault" in s for s in syms):
+        return "page faults (text and data of the binary, heap, stack)"
+    if any(s.startswith(("exit_mmap", "exec_mmap")) for s in kernel):
+        return "address space torn down at the exec of runc"
+    if any(s.startswith("load_elf_binary") for s in kernel):
+        return "exec of the gate (loading the binary)"
+    if any(s.startswith(("bprm_execve", "do_execveat_common")) for s in kernel):
+        return "exec, other"
+    if any(s.startswith("show_mountinfo") for s in kernel):
+        return "files: read of /proc/self/mountinfo (the binding check)"
+    if any(s.startswith("show_map") for s in kernel):
+        return "files: read of /proc/self/maps (the main thread's stack bounds, at start-up)"
+    if any(s.startswith("proc_pid_status") for s in kernel):
+        return "files: read of /proc/self/status (this benchmark's peak memory)"
+    for s in reversed(kernel):
+        m = re.match(r"(?:__x64_sys_|__do_sys_|__se_sys_|ksys_)(\w+)", s)
+        if m:
+            name = {"newfstatat": "statx", "vm_mmap_pgoff": "mmap"}.get(m.group(1), m.group(1))
+            if name in files: return f"files: {name}"
+            if name in socks: return f"sockets (containerd, journald): {name}"
+            return f"other system call: {name}"
+    if kernel:
+        return "kernel, other (interrupts, scheduling)"
+    return "user space"
+count = collections.Counter(step(c) for c in samples)
+total = sum(count.values())
+period_us = 1e6 / freq
+print(f"{total} samples of {starts} warm gated creates (cpu-clock at {freq} Hz, the whole machine sampled):\n")
+print("| step | share | µs per start |")
+print("|---|---|---|")
+for k, v in sorted(count.items(), key=lambda kv: -kv[1]):
+    print(f"| {k} | {100 * v / total:.1f} % | {v * period_us / starts:.0f} |")
+print(f"| all | 100 % | {total * period_us / starts:.0f} |")
+PY
+  echo "# perf: where a warm runc-gate create's CPU goes"
+  cat "$OUT/perf-runc-create.md"
+  rm -f "$PC_WORK/perf.data"
 fi
 
 PC_CONTAINERD_SOCK1=$PC_CONTAINERD_SOCK
@@ -531,6 +658,9 @@ for name in names:
         "per_gate": {g: {"cpu_ms": {"median": med([cpu_ms(r) for r in rs]), "p95": pct([cpu_ms(r) for r in rs], .95)},
                          "peak_rss_mib": {"max": max((r["max_rss_kib"]/1024 for r in rs), default=0)},
                          "total_us_median": med([r.get("total_us", 0) for r in rs]),
+                         # page faults (the verification child's included) and waits, from the fork
+                         "minflt_median": med([r.get("minflt", 0) + r.get("child_minflt", 0) for r in rs]),
+                         "nvcsw_median": med([r.get("nvcsw", 0) for r in rs]),
                          # the runc gate logs no phases: a reaped child is its verification child
                          "sandboxed_verifications": sum(1 for r in rs if r.get("sandbox") == "child" or (g == "runc" and r.get("child_max_rss_kib", 0) > 0))}
                      for g, rs in per_gate.items()},
@@ -612,11 +742,11 @@ lines = [f"Run {res['date']}{' (smoke: not a measurement)' if smoke else ''}. Ma
 for k, c in C.items():
     lines.append(f"| {label.get(k, k)} | {c['runc_ms']['median']:.1f} / {c['runc_ms']['p95']:.1f} | {c['portcullis_ms']['median']:.1f} / {c['portcullis_ms']['p95']:.1f} | "
                  f"{c['ratio']['median']:.3f} / {c['ratio']['p95']:.3f} | {c['wrapper_cpu_ms']['median']:.2f} / {c['wrapper_cpu_ms']['p95']:.2f} | {c['wrapper_peak_rss_mib']['max']:.1f} |")
-lines += ["", "Per gate (CPU incl. the verification child; in-gate time: the shim from admission to hand-over, the runc gate from main to hand-over; verifications: starts that forked the sandboxed verification child):", "",
-          "| case | gate | CPU median / p95 (ms) | peak RSS (MiB) | in-gate time median (µs) | verifications |", "|---|---|---|---|---|---|"]
+lines += ["", "Per gate (CPU incl. the verification child; in-gate time: the shim from admission to hand-over, the runc gate from main to hand-over; page faults: from the fork, the gate's exec and its verification child included; waits: voluntary context switches; verifications: starts that forked the sandboxed verification child):", "",
+          "| case | gate | CPU median / p95 (ms) | peak RSS (MiB) | in-gate time median (µs) | page faults median | waits median | verifications |", "|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():
     for g, v in c["per_gate"].items():
-        lines.append(f"| {label.get(k, k)} | {g} | {v['cpu_ms']['median']:.2f} / {v['cpu_ms']['p95']:.2f} | {v['peak_rss_mib']['max']:.1f} | {v['total_us_median']:.0f} | {v['sandboxed_verifications']} |")
+        lines.append(f"| {label.get(k, k)} | {g} | {v['cpu_ms']['median']:.2f} / {v['cpu_ms']['p95']:.2f} | {v['peak_rss_mib']['max']:.1f} | {v['total_us_median']:.0f} | {v['minflt_median']:.0f} | {v['nvcsw_median']:.0f} | {v['sandboxed_verifications']} |")
 lines += ["", "Where the shim's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss):", "",
           "| case | policy | containerd lookup | decision (all) | of which: cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():

@@ -140,11 +140,13 @@ pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
 
 /// When `PORTCULLIS_RUSAGE_LOG` names a file, append this process's CPU
 /// time and peak memory so far, the same for its reaped verification child,
-/// and where the time went (one JSON line): the benchmark's measure of
-/// the wrapper's own cost, taken just before the hand-over. Peak memory is
-/// `VmHWM` of this program's address space: `ru_maxrss` would also count
-/// the containerd process this one was forked from (Linux keeps it across
-/// `execve`).
+/// its page faults and context switches, and where the time went (one JSON
+/// line): the benchmark's measure of the wrapper's own cost, taken just
+/// before the hand-over. Peak memory is `VmHWM` of this program's address
+/// space: `ru_maxrss` would also count the containerd process this one was
+/// forked from (Linux keeps it across `execve`). The faults (`minflt`) and
+/// the voluntary switches (`nvcsw`: each wait for containerd or a child is
+/// one) count from the fork, the exec of this program included.
 pub fn log_rusage(timings: &Timings) {
     use nix::sys::resource::{getrusage, UsageWho};
     use nix::sys::time::TimeValLike;
@@ -170,12 +172,15 @@ pub fn log_rusage(timings: &Timings) {
     let t = timings;
     let p = &t.phases;
     let line = format!(
-        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"minflt\":{},\"nvcsw\":{},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"child_minflt\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
         u.user_time().num_microseconds(),
         u.system_time().num_microseconds(),
+        u.minor_page_faults(),
+        u.voluntary_context_switches(),
         c.user_time().num_microseconds(),
         c.system_time().num_microseconds(),
         c.max_rss(),
+        c.minor_page_faults(),
         t.policy_us,
         t.lookup_us,
         p.key_us,
