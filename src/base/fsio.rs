@@ -85,10 +85,21 @@ impl ReadError {
     }
 }
 
+/// The first read of a file that reports no size.
+const PSEUDO_FILE_READ: u64 = 16 * 1024;
+
 /// Read a regular file under the caller's options (see the module doc).
 pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
     let (file, len) = open(path, opts)?;
-    let mut buf = Vec::with_capacity(len as usize);
+    // A file that reports no size (`/proc`, `/sys`) is read 16 KiB at a
+    // time rather than from std's 32-byte probe doubling up: two `read`s for
+    // `/proc/self/mountinfo` instead of eight.
+    let cap = if len == 0 {
+        opts.max.min(PSEUDO_FILE_READ)
+    } else {
+        len
+    };
+    let mut buf = Vec::with_capacity(cap as usize);
     // Bounded: the file may have grown since the fstat.
     file.take(opts.max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > opts.max {

@@ -1,8 +1,15 @@
 //! Text helpers: hex and one-line messages.
 
-/// Lower-case hex of `bytes`.
+/// Lower-case hex of `bytes` (one allocation; the start path writes the
+/// digests of its verdict key with it).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// Collapse a message onto one line.

@@ -406,14 +406,10 @@ pub fn exec_runc(runc: &Path, args: &[OsString]) -> std::io::Error {
 /// mounted the rootfs), bounded and non-blocking.
 fn read_mountinfo() -> Result<String, String> {
     let p = Path::new("/proc/self/mountinfo");
-    // procfs files report size 0: read through a bounded reader.
-    use std::io::Read;
-    let f = std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    let mut s = String::new();
-    f.take(MAX_MOUNTINFO_BYTES)
-        .read_to_string(&mut s)
+    let opts = crate::base::fsio::ReadOptions::bounded(MAX_MOUNTINFO_BYTES);
+    let bytes = crate::base::fsio::read(p, opts)
         .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    Ok(s)
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {}: not UTF-8", p.display()))
 }
 
 /// What the snapshotter says the container's rootfs mounts are.

@@ -4,8 +4,9 @@
 //! policy that parsed and validated, written in a form a start reads without
 //! parsing TOML or touching the rules it does not need. A start reads the
 //! header, then only the index lines its binary search visits and the rules
-//! the index names as candidates for its image (by `pread`), so its cost and
-//! memory do not grow with the number of rules.
+//! the index names as candidates for its image (by `pread`, a 4 KiB page at
+//! a time, each page read once), so its cost and memory do not grow with the
+//! number of rules.
 //!
 //! The entry's name is the SHA-256 of this binary's version, the encoding's
 //! version, the policy file's resolved path and the digest of its bytes, so
@@ -301,12 +302,12 @@ pub(super) fn store(state: &StateDir, resolved: &Path, p: &Policy) {
     });
 }
 
-/// A compiled policy's rules, read and decoded on demand: only the header,
-/// the offsets and the lines a selection asks for are read (`pread`), so a
-/// start touches a few pages of the entry whatever its size.
+/// A compiled policy's rules, read and decoded on demand: only the pages
+/// holding the header, the offsets and the lines a selection asks for are
+/// read, so a start touches a few pages of the entry whatever its size.
 #[derive(Debug, Clone)]
 pub(super) struct Compiled {
-    file: std::sync::Arc<std::fs::File>,
+    pages: Pages,
     /// The entry's size when opened.
     len: u64,
     /// Where the offset table starts: 16 hex digits per line after it, the
@@ -334,7 +335,8 @@ pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Po
     let opts = crate::base::fsio::ReadOptions::bounded(MAX_BYTES).no_symlink();
     // At most MAX_BYTES: `fsio::open` checked the size it returns.
     let (file, len) = crate::base::fsio::open(&entry_path(state, resolved, digest), opts).ok()?;
-    let header_line = read_line_at(&file, 0, len)?;
+    let pages = Pages::new(file, len);
+    let header_line = pages.line_from(0)?;
     let header: Header = serde_json::from_slice(&header_line).ok()?;
     if header.format != FORMAT
         || header.version != env!("CARGO_PKG_VERSION")
@@ -347,7 +349,7 @@ pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Po
     let table_at = header_line.len() as u64 + 1;
     let body_at = table_at.checked_add((OFFSET_WIDTH as u64).checked_mul(lines as u64)?)? + 1;
     let compiled = Compiled {
-        file: std::sync::Arc::new(file),
+        pages,
         len,
         table_at,
         keys: header.keys,
@@ -377,50 +379,102 @@ pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Po
     })
 }
 
-/// The line starting at `at`, without its newline (read in growing parts,
-/// at most [`MAX_LINE`] bytes).
-fn read_line_at(file: &std::fs::File, at: u64, len: u64) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let mut pos = at;
-    while pos < len && (out.len() as u64) < MAX_LINE {
-        let n = file.read_at(&mut chunk, pos).ok()?;
-        if n == 0 {
+/// The size of a page of an entry, read at once.
+const PAGE: u64 = 4096;
+
+/// An entry's bytes, read a page at a time on first use (`pread`) and kept:
+/// a binary search visits several offsets and lines on the same page, and
+/// reads it once (a small policy's whole entry is one read).
+#[derive(Debug, Clone)]
+struct Pages {
+    file: std::sync::Arc<std::fs::File>,
+    len: u64,
+    /// One per page; `None` when the page could not be read whole.
+    pages: Vec<OnceLock<Option<Box<[u8]>>>>,
+}
+
+impl Pages {
+    fn new(file: std::fs::File, len: u64) -> Self {
+        Self {
+            file: std::sync::Arc::new(file),
+            len,
+            pages: (0..len.div_ceil(PAGE)).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Page `i`, read on first use; `None` if the file no longer holds it
+    /// whole (it shrank since it was opened).
+    fn page(&self, i: usize) -> Option<&[u8]> {
+        use std::os::unix::fs::FileExt;
+        self.pages
+            .get(i)?
+            .get_or_init(|| {
+                let at = i as u64 * PAGE;
+                let mut buf = vec![0u8; PAGE.min(self.len - at) as usize];
+                self.file.read_exact_at(&mut buf, at).ok()?;
+                Some(buf.into_boxed_slice())
+            })
+            .as_deref()
+    }
+
+    /// Fill `buf` from offset `at`; `None` past the end or on a failed read.
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Option<()> {
+        let end = at.checked_add(buf.len() as u64)?;
+        if end > self.len {
             return None;
         }
-        match memchr::memchr(b'\n', &chunk[..n]) {
-            Some(i) => {
-                out.extend_from_slice(&chunk[..i]);
-                return Some(out);
-            }
-            None => out.extend_from_slice(&chunk[..n]),
+        let mut pos = at;
+        let mut done = 0;
+        while done < buf.len() {
+            let page = self.page((pos / PAGE) as usize)?;
+            let from = (pos % PAGE) as usize;
+            let n = (page.len() - from).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&page[from..from + n]);
+            done += n;
+            pos += n as u64;
         }
-        pos += n as u64;
+        Some(())
     }
-    None
+
+    /// The line starting at `at`, without its newline (at most
+    /// [`MAX_LINE`] bytes).
+    fn line_from(&self, at: u64) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut pos = at;
+        while pos < self.len && (out.len() as u64) < MAX_LINE {
+            let page = self.page((pos / PAGE) as usize)?;
+            let rest = &page[(pos % PAGE) as usize..];
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    out.extend_from_slice(&rest[..i]);
+                    return Some(out);
+                }
+                None => out.extend_from_slice(rest),
+            }
+            pos += rest.len() as u64;
+        }
+        None
+    }
 }
 
 impl Compiled {
     /// Offset `i` of the table.
     fn offset(&self, i: usize) -> Option<u64> {
-        use std::os::unix::fs::FileExt;
         let mut hex = [0u8; OFFSET_WIDTH];
         let at = self.table_at + (OFFSET_WIDTH * i) as u64;
-        self.file.read_exact_at(&mut hex, at).ok()?;
+        self.pages.read_exact_at(&mut hex, at)?;
         u64::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
     }
 
     /// Line `i` after the table (index lines first, then rules), without
     /// its newline; `None` when the table or the line is not sound.
     fn line(&self, i: usize) -> Option<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
         let (start, end) = (self.offset(i)?, self.offset(i + 1)?);
         if start >= end || end > self.len || end - start > MAX_LINE {
             return None;
         }
         let mut buf = vec![0u8; (end - start) as usize];
-        self.file.read_exact_at(&mut buf, start).ok()?;
+        self.pages.read_exact_at(&mut buf, start)?;
         (buf.pop() == Some(b'\n')).then_some(buf)
     }
 
@@ -487,6 +541,14 @@ impl Compiled {
     #[cfg(test)]
     pub(super) fn decoded(&self) -> usize {
         self.slots.iter().filter(|s| s.get().is_some()).count()
+    }
+
+    /// How many pages of the entry have been read, and how many it has (for
+    /// the tests: a start reads a few pages of a large entry).
+    #[cfg(test)]
+    fn pages_read(&self) -> (usize, usize) {
+        let p = &self.pages.pages;
+        (p.iter().filter(|s| s.get().is_some()).count(), p.len())
     }
 }
 
@@ -561,6 +623,40 @@ mod tests {
     /// Every form a rule can take survives the round trip: key and keyless
     /// signers, regex and exact matchers, extensions, a CA, provenance with
     /// its own signer, a mode override, a trust root; and the settings.
+    #[test]
+    fn a_selection_reads_a_few_pages_of_a_large_entry_and_a_small_entry_once() {
+        let mut rng = Rng(0x9a6e_5eed);
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, policy_text(&mut rng, 5000)).unwrap();
+        let parsed = Policy::load(&path).unwrap();
+        Policy::load_for_start(&path, &state).unwrap(); // compiles
+        for _ in 0..20 {
+            let img = image(&mut rng);
+            let p = Policy::load_for_start(&path, &state).unwrap();
+            match (p.select(&img), parsed.select(&img)) {
+                (Selection::Rule(got), Selection::Rule(want)) => assert_eq!(form(got), form(want)),
+                (Selection::Default(a), Selection::Default(b)) => assert_eq!(a, b),
+                (got, want) => panic!("{img}: compiled {got:?}, parsed {want:?}"),
+            }
+            let (read, all) = p.compiled.as_deref().unwrap().pages_read();
+            // the header, the offset table's pages a binary search visits,
+            // its index lines and the candidate rules (12 to 15 pages of 235
+            // when this was written)
+            assert!(
+                all > 200 && read <= 30,
+                "{read} of {all} pages read for {img}"
+            );
+        }
+        std::fs::write(&path, policy_text(&mut rng, 3)).unwrap();
+        Policy::load_for_start(&path, &state).unwrap();
+        let p = Policy::load_for_start(&path, &state).unwrap();
+        let img = image(&mut rng);
+        let _ = p.select(&img);
+        assert_eq!(p.compiled.as_deref().unwrap().pages_read(), (1, 1));
+    }
+
     #[test]
     fn every_rule_form_round_trips() {
         let dir = tempfile::tempdir().unwrap();
