@@ -503,12 +503,12 @@ EOF
   done
   kill -INT "$perf_pid" 2>/dev/null || true
   wait "$perf_pid" 2>/dev/null || true
-  perf script -i "$PC_WORK/perf.data" --comm portcullis-runc -F tid,ip,sym 2>/dev/null |
-    python3 - "$PERF_STARTS" 10000 >"$OUT/perf-runc-create.md" <<'PY' || echo "# perf: no breakdown" >&2
+  perf script -i "$PC_WORK/perf.data" --comm portcullis-runc -F tid,ip,sym >"$PC_WORK/perf.txt" 2>/dev/null || true
+  python3 - "$PC_WORK/perf.txt" "$PERF_STARTS" 10000 >"$OUT/perf-runc-create.md" <<'PY' || echo "# perf: no breakdown" >&2
 import collections, re, sys
-starts, freq = int(sys.argv[1]), int(sys.argv[2])
+starts, freq = int(sys.argv[2]), int(sys.argv[3])
 samples, cur = [], None
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     if not line.strip():
         if cur is not None: samples.append(cur)
         cur = None
@@ -560,7 +560,7 @@ print(f"| all | 100 % | {total * period_us / starts:.0f} |")
 PY
   echo "# perf: where a warm runc-gate create's CPU goes"
   cat "$OUT/perf-runc-create.md"
-  rm -f "$PC_WORK/perf.data"
+  rm -f "$PC_WORK/perf.data" "$PC_WORK/perf.txt"
 fi
 
 PC_CONTAINERD_SOCK1=$PC_CONTAINERD_SOCK
