@@ -8,6 +8,8 @@
 #     lookup deadline with a clear reason, and the bound is measured;
 #   - state directory read-only or full: verdicts stay correct; an allowed
 #     start that cannot be recorded anywhere is refused (enforce);
+#   - journald down with the spool at its size limit: an allowed start is
+#     refused with the fix, and nothing spooled is dropped;
 #   - kill -9 of `portcullis fetch` at random points: the cache stays
 #     consistent (every entry parses and is filed under its own digest);
 #   - 64 starts at once while fetch rewrites the cache: every verdict right;
@@ -295,11 +297,36 @@ start_case full-state-signed-runs f/signed:1 run allow
 start_case full-state-unsigned-refused f/unsigned:1 refuse deny "no signatures cached"
 stop_journald
 refuse_unrecorded full-state-and-no-journald-refuses-unrecordable-start f/signed:1 \
-  "free or fix the state directory" "No space left on device"
+  "f/signed:1@sha256:" "free or fix the state directory" "No space left on device"
 refuse_unrecorded full-state-and-no-journald-unsigned-keeps-its-reason f/unsigned:1 "no signatures cached"
 start_journald
 umount "$STATE"
 rm -rf "$PC_WORK/state.saved"
+
+echo "# journald down and the spool at its size limit: the start is refused, nothing spooled is lost"
+# journal::MAX_SPOOL_BYTES (64 MiB): filled with well-formed filler records
+# to within 100 bytes of it, so the next verdict record (2 KB) does not fit.
+SPOOL=$STATE/spool/journal.jsonl
+mkdir -p "$STATE/spool"
+python3 - "$SPOOL" $((64 * 1024 * 1024 - 100)) <<'EOF'
+import json, sys
+path, size = sys.argv[1], int(sys.argv[2])
+line = (json.dumps({"message": "faults.sh filler", "priority": 6, "fields": [["PORTCULLIS_FILLER", "x" * 900]]}) + "\n").encode()
+with open(path, "wb") as f:
+    n = size // len(line)
+    f.write(line * n)
+    f.write(b"\n" * (size - n * len(line)))
+EOF
+spool_sum=$(sha256sum <"$SPOOL")
+stop_journald
+refuse_unrecorded spool-full-and-no-journald-refuses-unrecordable-start f/signed:1 \
+  "f/signed:1@sha256:" "is full" "start systemd-journald, then run \`portcullis journal replay\`"
+refuse_unrecorded spool-full-and-no-journald-unsigned-keeps-its-reason f/unsigned:1 "no signatures cached"
+[[ $(sha256sum <"$SPOOL") == "$spool_sum" ]] && ok "the full spool is left as it was (nothing dropped to make room)" ||
+  not_ok "the full spool is left as it was" "$(stat -c %s "$SPOOL") bytes"
+# the filler is not replayed into the machine's journal
+rm -f "$SPOOL"
+start_journald
 
 echo "# kill -9 of portcullis fetch at random points: the cache stays consistent"
 t0=$(date +%s%N)

@@ -192,17 +192,18 @@ pub fn admit(
         // The verdict cannot be recorded anywhere: an unrecorded start is
         // not allowed in enforce mode.
         if decision.allows() && decision.mode == Mode::Enforce {
-            return (
-                Admission::Refuse(format!(
-                    "portcullis: denied {}: {e}; free or fix the state directory {}",
-                    decision
-                        .image_ref
-                        .clone()
-                        .unwrap_or_else(|| "container".into()),
+            let image = decision.subject();
+            // A full spool names its own fix (journald, then a replay).
+            let line = match e {
+                journal::JournalError::SpoolFull { .. } => {
+                    format!("portcullis: denied {image}: {e}")
+                }
+                _ => format!(
+                    "portcullis: denied {image}: {e}; free or fix the state directory {}",
                     state.root().display()
-                )),
-                tm,
-            );
+                ),
+            };
+            return (Admission::Refuse(line), tm);
         }
         warn(gate_kind, &format!("portcullis: warning: {e}"));
     }

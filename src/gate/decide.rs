@@ -148,9 +148,10 @@ impl Decision {
         self.verdict != Verdict::Deny
     }
 
-    /// The one line printed to containerd (and so to the client) on denial.
-    pub fn denial_line(&self) -> String {
-        let subject = match (&self.image_ref, &self.image_digest) {
+    /// What a refusal names: the image and its digest (`ref@digest`), or
+    /// the container when the image is not known.
+    pub fn subject(&self) -> String {
+        match (&self.image_ref, &self.image_digest) {
             (Some(r), Some(d)) => format!("{r}@{d}"),
             (Some(r), None) => r.clone(),
             _ => format!(
@@ -158,9 +159,14 @@ impl Decision {
                 self.namespace,
                 self.container_id.as_deref().unwrap_or("?")
             ),
-        };
+        }
+    }
+
+    /// The one line printed to containerd (and so to the client) on denial.
+    pub fn denial_line(&self) -> String {
         format!(
-            "portcullis: denied {subject}: {}",
+            "portcullis: denied {}: {}",
+            self.subject(),
             crate::bundle::one_line(&self.reason)
         )
     }

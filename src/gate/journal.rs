@@ -5,8 +5,11 @@
 //! the spool: when journald cannot take a record, it is appended (fsynced,
 //! under a lock) to `spool/journal.jsonl` in the state directory and
 //! replayed, in order, at the next successful send or by
-//! `portcullis journal replay`. A record that can be neither sent nor
-//! spooled is reported to the caller, which refuses the start in enforce mode.
+//! `portcullis journal replay`. The spool holds at most [`MAX_SPOOL_BYTES`]:
+//! a node whose journald stays down cannot fill its disk with it. A record
+//! that can be neither sent nor spooled (the spool full, the disk full, the
+//! state directory unwritable) is reported to the caller, which refuses the
+//! start in enforce mode; nothing already spooled is dropped.
 
 use std::fs;
 use std::io::{BufRead, Write};
@@ -59,9 +62,28 @@ pub mod message_id {
 /// `SYSLOG_IDENTIFIER` of the records of `portcullis policy pull`.
 pub const POLICY_PULL_IDENTIFIER: &str = "portcullis-policy-pull";
 
+/// The largest the spool grows: 64 MiB, about 27,000 verdict records of
+/// 2.4 KB. A record that would take it past this is refused, not spooled,
+/// and nothing already spooled is dropped to make room.
+pub const MAX_SPOOL_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Errors recording a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// journald refused the record and the spool is at its size limit.
+    #[error(
+        "cannot record the verdict: journald: {journald}; the spool {path} is full ({size} bytes, at most {max}): start systemd-journald, then run `portcullis journal replay`"
+    )]
+    SpoolFull {
+        /// journald's error.
+        journald: String,
+        /// The spool file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// Its limit.
+        max: u64,
+    },
     /// journald refused the record and the spool could not take it either.
     #[error("cannot record the verdict: journald: {journald}; spool {path}: {spool}")]
     Lost {
@@ -257,6 +279,18 @@ impl Sink for Journald {
 #[derive(Debug, Clone)]
 pub struct Spool {
     dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// An append refused because the spool is at its limit (carried inside the
+/// `io::Error` of [`Spool::append`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the spool is full ({size} bytes, at most {max})")]
+pub struct SpoolFull {
+    /// The spool's size.
+    pub size: u64,
+    /// Its limit.
+    pub max: u64,
 }
 
 /// How a record was delivered.
@@ -269,9 +303,17 @@ pub enum Delivery {
 }
 
 impl Spool {
-    /// The spool under `dir`.
+    /// The spool under `dir`, at most [`MAX_SPOOL_BYTES`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self::with_max(dir, MAX_SPOOL_BYTES)
+    }
+
+    /// The spool under `dir`, at most `max_bytes`.
+    pub fn with_max(dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
+        Self {
+            dir: dir.into(),
+            max_bytes,
+        }
     }
 
     fn file(&self) -> PathBuf {
@@ -291,7 +333,9 @@ impl Spool {
 
     /// Append one record durably. A spool whose last line was torn (a crash
     /// mid-append) first gets the newline it lacks, so the torn line stays
-    /// one bad line and never swallows this record.
+    /// one bad line and never swallows this record. A record that would take
+    /// the spool past its limit is refused with a [`SpoolFull`] inside the
+    /// error, and the spool is left as it was.
     pub fn append(&self, r: &Record) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
         let _guard = self.lock()?;
@@ -311,6 +355,12 @@ impl Spool {
         }
         serde_json::to_writer(&mut line, r).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        if len.saturating_add(line.len() as u64) > self.max_bytes {
+            return Err(std::io::Error::other(SpoolFull {
+                size: len,
+                max: self.max_bytes,
+            }));
+        }
         (&f).write_all(&line)?;
         f.sync_all()
     }
@@ -446,14 +496,21 @@ pub fn record(sink: &dyn Sink, spool: &Spool, r: &Record) -> Result<Delivery, Jo
 }
 
 fn spool_it(spool: &Spool, r: &Record, journald: String) -> Result<Delivery, JournalError> {
-    spool
-        .append(r)
-        .map(|()| Delivery::Spooled)
-        .map_err(|e| JournalError::Lost {
-            journald,
-            path: spool.file(),
-            spool: e,
-        })
+    spool.append(r).map(|()| Delivery::Spooled).map_err(|e| {
+        match e.get_ref().and_then(|i| i.downcast_ref::<SpoolFull>()) {
+            Some(full) => JournalError::SpoolFull {
+                journald,
+                path: spool.file(),
+                size: full.size,
+                max: full.max,
+            },
+            None => JournalError::Lost {
+                journald,
+                path: spool.file(),
+                spool: e,
+            },
+        }
+    })
 }
 
 #[cfg(test)]
@@ -591,6 +648,50 @@ mod tests {
         sink.left.set(10);
         assert_eq!(spool.replay(&sink).unwrap(), (3, 0));
         assert_eq!(*sink.got.borrow(), ["c0", "c1", "c2", "c3", "c4"]);
+    }
+
+    #[test]
+    fn a_full_spool_refuses_the_record_and_keeps_every_spooled_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for three records of this size, not four.
+        let one = serde_json::to_vec(&rec(0)).unwrap().len() as u64 + 1;
+        let spool = Spool::with_max(dir.path(), 3 * one + one / 2);
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        for i in 0..3 {
+            assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
+        }
+        let file = dir.path().join("journal.jsonl");
+        let before = fs::read(&file).unwrap();
+        let e = record(&sink, &spool, &rec(3)).unwrap_err();
+        assert!(
+            matches!(e, JournalError::SpoolFull { size, max, .. } if size == 3 * one && max == 3 * one + one / 2),
+            "{e:?}"
+        );
+        let line = e.to_string();
+        for want in [
+            "is full",
+            "start systemd-journald",
+            "portcullis journal replay",
+        ] {
+            assert!(line.contains(want), "{line}");
+        }
+        assert!(!line.contains('\n'), "one line: {line}");
+        // Nothing spooled was dropped or rewritten to make room.
+        assert_eq!(fs::read(&file).unwrap(), before);
+        // journald back: the three go out in order and the spool has room.
+        *sink.up.borrow_mut() = true;
+        assert_eq!(record(&sink, &spool, &rec(4)).unwrap(), Delivery::Sent);
+        let got: Vec<_> = sink
+            .got
+            .borrow()
+            .iter()
+            .map(|r| r.message.clone())
+            .collect();
+        assert_eq!(got, ["m0", "m1", "m2", "m4"]);
+        assert!(!spool.is_pending());
     }
 
     #[test]
