@@ -650,19 +650,25 @@ mod tests {
         assert_eq!(*sink.got.borrow(), ["c0", "c1", "c2", "c3", "c4"]);
     }
 
+    /// A journald that is down, and records 0 to 2 spooled while it is.
+    fn three_spooled(spool: &Spool) -> Fake {
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        for i in 0..3 {
+            assert_eq!(record(&sink, spool, &rec(i)).unwrap(), Delivery::Spooled);
+        }
+        sink
+    }
+
     #[test]
     fn a_full_spool_refuses_the_record_and_keeps_every_spooled_one() {
         let dir = tempfile::tempdir().unwrap();
         // Room for three records of this size, not four.
         let one = serde_json::to_vec(&rec(0)).unwrap().len() as u64 + 1;
         let spool = Spool::with_max(dir.path(), 3 * one + one / 2);
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
-        for i in 0..3 {
-            assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
-        }
+        let sink = three_spooled(&spool);
         let file = dir.path().join("journal.jsonl");
         let before = fs::read(&file).unwrap();
         let e = record(&sink, &spool, &rec(3)).unwrap_err();
@@ -699,13 +705,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path());
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
-        for i in 0..3 {
-            assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
-        }
+        let sink = three_spooled(&spool);
         let file = dir.path().join("journal.jsonl");
         let (before, ino) = (fs::read(&file).unwrap(), fs::metadata(&file).unwrap().ino());
         assert_eq!(spool.replay(&sink).unwrap(), (0, 3));
