@@ -307,9 +307,8 @@ pub(super) fn store(state: &StateDir, resolved: &Path, p: &Policy) {
 /// read, so a start touches a few pages of the entry whatever its size.
 #[derive(Debug, Clone)]
 pub(super) struct Compiled {
+    /// The entry's bytes (and its size when opened), read a page at a time.
     pages: Pages,
-    /// The entry's size when opened.
-    len: u64,
     /// Where the offset table starts: 16 hex digits per line after it, the
     /// index lines then the rule lines, and one more for the end.
     table_at: u64,
@@ -350,7 +349,6 @@ pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Po
     let body_at = table_at.checked_add((OFFSET_WIDTH as u64).checked_mul(lines as u64)?)? + 1;
     let compiled = Compiled {
         pages,
-        len,
         table_at,
         keys: header.keys,
         slots: (0..header.rules).map(|_| OnceLock::new()).collect(),
@@ -388,6 +386,7 @@ const PAGE: u64 = 4096;
 #[derive(Debug, Clone)]
 struct Pages {
     file: std::sync::Arc<std::fs::File>,
+    /// The entry's size when opened.
     len: u64,
     /// One per page; `None` when the page could not be read whole.
     pages: Vec<OnceLock<Option<Box<[u8]>>>>,
@@ -470,7 +469,7 @@ impl Compiled {
     /// its newline; `None` when the table or the line is not sound.
     fn line(&self, i: usize) -> Option<Vec<u8>> {
         let (start, end) = (self.offset(i)?, self.offset(i + 1)?);
-        if start >= end || end > self.len || end - start > MAX_LINE {
+        if start >= end || end > self.pages.len || end - start > MAX_LINE {
             return None;
         }
         let mut buf = vec![0u8; (end - start) as usize];
@@ -620,9 +619,6 @@ mod tests {
         assert!(matched > 1000 && defaulted > 100, "{matched} {defaulted}");
     }
 
-    /// Every form a rule can take survives the round trip: key and keyless
-    /// signers, regex and exact matchers, extensions, a CA, provenance with
-    /// its own signer, a mode override, a trust root; and the settings.
     #[test]
     fn a_selection_reads_a_few_pages_of_a_large_entry_and_a_small_entry_once() {
         let mut rng = Rng(0x9a6e_5eed);
@@ -657,6 +653,9 @@ mod tests {
         assert_eq!(p.compiled.as_deref().unwrap().pages_read(), (1, 1));
     }
 
+    /// Every form a rule can take survives the round trip: key and keyless
+    /// signers, regex and exact matchers, extensions, a CA, provenance with
+    /// its own signer, a mode override, a trust root; and the settings.
     #[test]
     fn every_rule_form_round_trips() {
         let dir = tempfile::tempdir().unwrap();
