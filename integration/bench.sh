@@ -14,6 +14,9 @@
 #         PATH, so the runc shim runs the runc gate; containerd 1.6 and 2.4.2.
 #   both  a start both gates see: `--runtime io.containerd.portcullis.v2` on
 #         that same containerd (the shim wrapper, then the runc gate).
+#   dense node-wide, warm, with 300 more overlay mounts on the node (the
+#         rootfs mounts of that many running containers): the gate's read
+#         of what is mounted at the rootfs must not grow with them.
 # The baseline of node and both is `ctr run --runc-binary <real runc>` on the
 # same gated containerd: the runc shim then runs the real runc directly for
 # every command (create, start, state, delete), so the pair differs only in
@@ -352,6 +355,19 @@ BASE="--runc-binary $REAL_RUNC"
 for temp in cold warm; do
   run_case "node-prov-$temp" bench/prov:1 "$BASE" ""
 done
+# A dense node: DENSE more overlay mounts beside the container's, as the
+# rootfs mounts of that many running containers would be. What the gate
+# reads of the mount table must not grow with them; plain runc pays for
+# them too, so the ratio shows what the gate adds.
+DENSE=300
+((SMOKE)) && DENSE=20
+for i in $(seq 1 "$DENSE"); do
+  d=$PC_WORK/dense/$i
+  mkdir -p "$d/lower" "$d/upper" "$d/work" "$d/merged"
+  mount -t overlay overlay -o "lowerdir=$d/lower,upperdir=$d/upper,workdir=$d/work" "$d/merged"
+done
+run_case "node-dense-warm" bench/prov:1 "$BASE" ""
+for i in $(seq 1 "$DENSE"); do umount "$PC_WORK/dense/$i/merged"; done
 for temp in cold warm; do
   run_case "both-prov-$temp" bench/prov:1 "$BASE" "--runtime io.containerd.portcullis.v2"
 done
@@ -758,6 +774,7 @@ label = {"sig-cold": "shim: signature (ECDSA P-256 key), cold", "sig-warm": "shi
          "prov-cold": "shim: signature + SLSA v1 provenance, cold", "prov-warm": "shim: signature + provenance, warm",
          "keyless-cold": "shim: keyless (certificate chain + Rekor), cold", "keyless-warm": "shim: keyless, warm",
          "node-prov-cold": "node-wide (runc gate), 1.6: sig + provenance, cold", "node-prov-warm": "node-wide (runc gate), 1.6: warm",
+         "node-dense-warm": "node-wide (runc gate), 1.6: warm, 300 more overlay mounts on the node (20 in a smoke run)",
          "both-prov-cold": "both (shim + runc gate), 1.6: sig + provenance, cold", "both-prov-warm": "both (shim + runc gate), 1.6: warm",
          "node2-prov-cold": f"node-wide (runc gate), 2.4.2: sig + provenance, cold", "node2-prov-warm": "node-wide (runc gate), 2.4.2: warm"}
 m = res["machine"]

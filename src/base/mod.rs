@@ -1,8 +1,10 @@
 //! Layer 0: helpers that import nothing from the crate — digests, image
-//! references, text helpers, the one bounded file reader, install-time names.
+//! references, text helpers, the one bounded file reader, what is mounted at a path,
+//! install-time names.
 
 pub mod digest;
 pub mod fsio;
+pub mod mounts;
 pub mod names;
 pub mod reference;
 pub mod text;

@@ -20,13 +20,12 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+use crate::base::mounts::{self, normalize, MountedFs};
 use crate::containerd::{self, ImageTarget, SnapshotMount};
 use crate::gate::admission::{self, Admission, GateKind, StartRequest};
 
 /// Largest `config.json` read.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
-/// Largest `/proc/self/mountinfo` read.
-const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
 
 /// runc's commands that start a container's process.
 const GATED: &[&str] = &["create", "run", "restore"];
@@ -384,7 +383,7 @@ fn gate_start(parsed: &RuncArgs) -> Result<(), String> {
                 )
                 .map_err(|e| e.to_string()),
             },
-            &read_mountinfo,
+            &|p| mounts::mounted_at(p).map_err(|e| e.to_string()),
         )
     };
     match admission::admit(&req, GateKind::Runc, Some(&binding)).0 {
@@ -402,20 +401,11 @@ pub fn exec_runc(runc: &Path, args: &[OsString]) -> std::io::Error {
     cmd.exec()
 }
 
-/// This process's mount table (the runc shim's mount namespace, where it
-/// mounted the rootfs), bounded and non-blocking.
-fn read_mountinfo() -> Result<String, String> {
-    let p = Path::new("/proc/self/mountinfo");
-    let opts = crate::base::fsio::ReadOptions::bounded(MAX_MOUNTINFO_BYTES);
-    let bytes = crate::base::fsio::read(p, opts)
-        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("cannot read {}: not UTF-8", p.display()))
-}
-
 /// What the snapshotter says the container's rootfs mounts are.
 pub type MountsOf<'a> = &'a dyn Fn(&str, &str) -> Result<Vec<SnapshotMount>, String>;
-/// Reads `/proc/self/mountinfo`.
-pub type ReadMountinfo<'a> = &'a dyn Fn() -> Result<String, String>;
+/// What is mounted at a path (the runc shim's mount namespace, where it
+/// mounted the rootfs): [`mounts::mounted_at`] in the gate.
+pub type MountedAt<'a> = &'a dyn Fn(&Path) -> Result<Option<MountedFs>, String>;
 
 /// Check that what is about to run is the container's snapshot: the
 /// bundle's `config.json` roots the container at `<bundle>/rootfs`, the
@@ -425,7 +415,7 @@ pub fn check_binding(
     bundle: &Path,
     target: &ImageTarget,
     mounts_of: MountsOf<'_>,
-    mountinfo: ReadMountinfo<'_>,
+    mounted_at: MountedAt<'_>,
 ) -> Result<(), String> {
     check_config_root(bundle)?;
     let (Some(key), Some(snapshotter)) = (&target.snapshot_key, &target.snapshotter) else {
@@ -437,8 +427,7 @@ pub fn check_binding(
     let expected = mounts_of(snapshotter, key)
         .map_err(|e| format!("cannot read snapshot {key}'s mounts: {e}"))?;
     let rootfs = bundle.join("rootfs");
-    let info = mountinfo()?;
-    let mounted = mount_at(&info, &rootfs).ok_or_else(|| {
+    let mounted = mounted_at(&rootfs)?.ok_or_else(|| {
         format!(
             "nothing is mounted at {}: the rootfs is not the container's snapshot {key}",
             rootfs.display()
@@ -480,82 +469,6 @@ pub fn check_config_root(bundle: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Lexical normalization (`.` and trailing slashes; `..` refused by keeping it).
-fn normalize(p: &Path) -> PathBuf {
-    p.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
-}
-
-/// A mount as `/proc/self/mountinfo` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountedFs {
-    /// Filesystem type.
-    pub fstype: String,
-    /// Root of the mount within its filesystem.
-    pub root: String,
-    /// Super options.
-    pub options: Vec<String>,
-}
-
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The topmost mount at `mountpoint` in a mountinfo text.
-pub fn mount_at(mountinfo: &str, mountpoint: &Path) -> Option<MountedFs> {
-    let want = normalize(mountpoint);
-    // A mount point without escapes is itself once unescaped, so it can be
-    // `want` only if it contains want's last component: most lines of a
-    // node's table are passed over without building a path.
-    let last = want
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let mut found = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut pre = pre.split(' ');
-        let (Some(root), Some(point)) = (pre.nth(3), pre.next()) else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        let (Some(fstype), Some(options)) = (post.next(), post.nth(1)) else {
-            continue;
-        };
-        if !point.contains('\\') && !point.contains(last) {
-            continue;
-        }
-        if normalize(Path::new(&unescape(point))) != want {
-            continue;
-        }
-        found = Some(MountedFs {
-            fstype: fstype.to_string(),
-            root: unescape(root),
-            options: options.split(',').map(unescape).collect(),
-        });
-    }
-    found
 }
 
 fn option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
@@ -821,7 +734,7 @@ mod tests {
 100 20 0:50 / /b/rootfs rw,relatime - overlay overlay rw,lowerdir=/s/2/fs:/s/1/fs,upperdir=/s/9/fs,workdir=/s/9/work
 101 20 0:51 / /b/rootfs\\040x rw - tmpfs tmpfs rw
 ";
-        let m = mount_at(info, Path::new("/b/rootfs/")).unwrap();
+        let m = mounts::mount_at(info, Path::new("/b/rootfs/")).unwrap();
         assert_eq!(m.fstype, "overlay");
         assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
         // another snapshot's upper, another chain, a shorter chain
@@ -835,17 +748,19 @@ mod tests {
         }
         // relative lower dirs (containerd's long-option form) match by suffix
         let rel = "102 20 0:52 / /c/rootfs rw - overlay overlay rw,lowerdir=2/fs:1/fs,upperdir=/s/9/fs,workdir=/s/9/work\n";
-        let m = mount_at(rel, Path::new("/c/rootfs")).unwrap();
+        let m = mounts::mount_at(rel, Path::new("/c/rootfs")).unwrap();
         assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
         // escaped mount points, topmost mount wins, nothing mounted
         assert_eq!(
-            mount_at(info, Path::new("/b/rootfs x")).unwrap().fstype,
+            mounts::mount_at(info, Path::new("/b/rootfs x"))
+                .unwrap()
+                .fstype,
             "tmpfs"
         );
         let stacked = format!("{info}103 20 0:53 / /b/rootfs rw - tmpfs tmpfs rw\n");
-        let m = mount_at(&stacked, Path::new("/b/rootfs")).unwrap();
+        let m = mounts::mount_at(&stacked, Path::new("/b/rootfs")).unwrap();
         assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_err());
-        assert!(mount_at(info, Path::new("/elsewhere")).is_none());
+        assert!(mounts::mount_at(info, Path::new("/elsewhere")).is_none());
         // no mounts or several: refused
         assert!(compare_mount(&m, &[], "k").is_err());
     }
@@ -894,7 +809,7 @@ mod tests {
             snapshot_parent: None,
             platform_ambiguity: None,
         };
-        let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|| Ok(String::new())).unwrap_err();
+        let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|_| Ok(None)).unwrap_err();
         assert!(e.contains("no snapshot"), "{e}");
     }
 }
