@@ -382,5 +382,35 @@ fn journal_down(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(gate, benches, sandbox, policy_scale, journal_down);
+/// What the runc gate asks of the kernel about the rootfs: the mount at a
+/// path, by `statmount(2)` (where the kernel has it) and by reading
+/// `/proc/self/mountinfo`, whose cost grows with every mount on the node
+/// (bench.sh's dense-node case measures that in whole starts).
+fn mount_lookup(c: &mut Criterion) {
+    use portcullis::base::mounts::{mounted_at, mountinfo_at, statmount_at, Answer};
+    let root = Path::new("/");
+    let mut g = c.benchmark_group("mount_lookup");
+    if matches!(statmount_at(root), Ok(Answer::Known(Some(_)))) {
+        g.bench_function("statmount", |b| {
+            b.iter(|| mounted_at(black_box(root)).unwrap())
+        });
+    } else {
+        eprintln!(
+            "mount_lookup/statmount skipped: this kernel has no statmount with mount options"
+        );
+    }
+    g.bench_function("mountinfo", |b| {
+        b.iter(|| mountinfo_at(black_box(root)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    gate,
+    benches,
+    sandbox,
+    policy_scale,
+    journal_down,
+    mount_lookup
+);
 criterion_main!(gate);

@@ -431,9 +431,9 @@ steps = [
     ("decision: verdict-cache key and read (`gate::decide::verify_rule`)", r"gate::decide::verify_rule\b"),
     ("of which hashing the files of the key (`decide::file_digest`)", r"decide::file_digest\b"),
     ("journal record (`gate::journal::record`)", r"gate::journal::record\b"),
-    ("binding: config.json, snapshot mounts, mountinfo (`runc::check_binding`)", r"runc::check_binding\b"),
+    ("binding: config.json, snapshot mounts, the mount at the rootfs (`runc::check_binding`)", r"runc::check_binding\b"),
     ("of which config.json (`runc::check_config_root`)", r"runc::check_config_root\b"),
-    ("of which the mountinfo search (`runc::mount_at`)", r"runc::mount_at\b"),
+    ("of which the mount at the rootfs (`mounts::mounted_at`: statmount, or mountinfo on older kernels)", r"mounts::mounted_at\b"),
 ]
 print("| step | instructions (inclusive) |")
 print("|---|---|")
@@ -563,7 +563,7 @@ for line in open(sys.argv[1]):
         cur.append((int(f[0], 16), f[1].strip() if len(f) > 1 else "?"))
 if cur is not None: samples.append(cur)
 if not samples: sys.exit(1)
-files = {"openat", "read", "pread64", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64"}
+files = {"openat", "read", "pread64", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64", "statmount"}
 socks = {"socket", "connect", "sendto", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll", "ioctl"}
 def step(chain):
     syms = [s for _, s in chain]
@@ -577,7 +577,7 @@ def step(chain):
     if any(s.startswith(("bprm_execve", "do_execveat_common")) for s in kernel):
         return "exec, other"
     if any(s.startswith("show_mountinfo") for s in kernel):
-        return "files: read of /proc/self/mountinfo (the binding check)"
+        return "files: read of /proc/self/mountinfo (the binding check, kernels without statmount)"
     if any(s.startswith("show_map") for s in kernel):
         return "files: read of /proc/self/maps (the main thread's stack bounds, at start-up)"
     if any(s.startswith("proc_pid_status") for s in kernel):

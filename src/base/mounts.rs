@@ -130,6 +130,11 @@ pub enum Answer {
 
 /// The topmost mount at `point`, asked of `statx(2)` and `statmount(2)`.
 pub fn statmount_at(point: &Path) -> Result<Answer, MountsError> {
+    statmount_sized(point, FIRST_STATMOUNT_BYTES)
+}
+
+/// [`statmount_at`] with a first buffer of `first` bytes.
+fn statmount_sized(point: &Path, first: usize) -> Result<Answer, MountsError> {
     let cpath =
         CString::new(point.as_os_str().as_bytes()).map_err(|_| MountsError::Path(point.into()))?;
     let call = |call, source| MountsError::Call {
@@ -143,7 +148,7 @@ pub fn statmount_at(point: &Path) -> Result<Answer, MountsError> {
     let Some(id) = id else {
         return Ok(Answer::Known(None));
     };
-    let Some(buf) = statmount(id, point)? else {
+    let Some(buf) = statmount(id, point, first)? else {
         return Ok(Answer::Unsupported);
     };
     let Some(buf) = buf else {
@@ -247,7 +252,7 @@ fn unique_mount_id(path: &CString) -> io::Result<Option<Option<u64>>> {
 /// The raw `statmount(2)` record of mount `id`: `Ok(None)` if this kernel
 /// has no `statmount`, `Ok(Some(None))` if the mount is gone.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn statmount(id: u64, point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsError> {
+fn statmount(id: u64, point: &Path, first: usize) -> Result<Option<Option<Vec<u8>>>, MountsError> {
     use nix::libc;
     // struct mnt_id_req, version 0: size, a spare u32, mnt_id, param.
     #[repr(C)]
@@ -263,10 +268,12 @@ fn statmount(id: u64, point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsErr
         mnt_id: id,
         param: WANTED,
     };
-    let mut words = FIRST_STATMOUNT_BYTES / 8;
+    let mut len = first.max(STATMOUNT_STR);
     loop {
-        // u64 words: the kernel writes a struct of u64 fields here.
-        let mut buf = vec![0u64; words];
+        // Bytes: the kernel copies its record out with copy_to_user, which
+        // asks no alignment of the destination; the fields are read back
+        // with from_ne_bytes.
+        let mut buf = vec![0u8; len];
         // SAFETY: `req` is a mnt_id_req of the size it states and `buf` a
         // writable buffer of exactly the length passed; both outlive the
         // call, and the kernel writes no further than that length.
@@ -275,14 +282,12 @@ fn statmount(id: u64, point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsErr
                 SYS_STATMOUNT,
                 &req as *const MntIdReq,
                 buf.as_mut_ptr(),
-                words * 8,
+                len,
                 0u32,
             )
         };
         if rc == 0 {
-            return Ok(Some(Some(
-                buf.iter().flat_map(|w| w.to_ne_bytes()).collect(),
-            )));
+            return Ok(Some(Some(buf)));
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
@@ -290,8 +295,8 @@ fn statmount(id: u64, point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsErr
             // (seccomp) refusing it: mountinfo answers
             Some(libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP) => return Ok(None),
             Some(libc::ENOENT) => return Ok(Some(None)),
-            Some(libc::EOVERFLOW) if words * 8 < MAX_STATMOUNT_BYTES => {
-                words = (words * 4).min(MAX_STATMOUNT_BYTES / 8);
+            Some(libc::EOVERFLOW) if len < MAX_STATMOUNT_BYTES => {
+                len = (len * 4).min(MAX_STATMOUNT_BYTES);
             }
             Some(libc::EOVERFLOW) => return Err(MountsError::TooLarge(point.into())),
             _ => {
@@ -307,7 +312,11 @@ fn statmount(id: u64, point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsErr
 
 /// No `statmount` number is known for this architecture: mountinfo it is.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn statmount(_id: u64, _point: &Path) -> Result<Option<Option<Vec<u8>>>, MountsError> {
+fn statmount(
+    _id: u64,
+    _point: &Path,
+    _first: usize,
+) -> Result<Option<Option<Vec<u8>>>, MountsError> {
     Ok(None)
 }
 
@@ -450,10 +459,15 @@ mod tests {
             );
         }
         // what the gate calls gives the same answer as mountinfo
-        assert_eq!(
-            mounted_at(Path::new("/")).unwrap(),
-            mount_at(&info, Path::new("/"))
-        );
+        let root = Path::new("/");
+        assert_eq!(mounted_at(root).unwrap(), mount_at(&info, root));
+        // a record larger than the first buffer: the buffer grows
+        if let Ok(Answer::Known(Some(m))) = statmount_at(root) {
+            match statmount_sized(root, STATMOUNT_STR + 1) {
+                Ok(Answer::Known(Some(small))) => assert_eq!(small, m),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
