@@ -156,22 +156,8 @@ fn statmount_sized(point: &Path, first: usize) -> Result<Answer, MountsError> {
         return Ok(Answer::Known(None));
     };
     let bad = || MountsError::Malformed(point.into());
-    let u32_at = |o: usize| -> Result<u32, MountsError> {
-        Ok(u32::from_ne_bytes(
-            buf.get(o..o + 4)
-                .ok_or_else(bad)?
-                .try_into()
-                .map_err(|_| bad())?,
-        ))
-    };
-    let u64_at = |o: usize| -> Result<u64, MountsError> {
-        Ok(u64::from_ne_bytes(
-            buf.get(o..o + 8)
-                .ok_or_else(bad)?
-                .try_into()
-                .map_err(|_| bad())?,
-        ))
-    };
+    let u32_at = |o| field(&buf, o).map(u32::from_ne_bytes).ok_or_else(bad);
+    let u64_at = |o| field(&buf, o).map(u64::from_ne_bytes).ok_or_else(bad);
     let mask = u64_at(8)?;
     let has_opts = mask & STATMOUNT_MNT_OPTS != 0;
     // struct statmount: supported_mask at 144.
@@ -214,6 +200,11 @@ fn statmount_sized(point: &Path, first: usize) -> Result<Answer, MountsError> {
         root: str_at(104)?,
         options,
     })))
+}
+
+/// The `N` bytes at offset `o` of a statmount record.
+fn field<const N: usize>(buf: &[u8], o: usize) -> Option<[u8; N]> {
+    buf.get(o..o.checked_add(N)?)?.try_into().ok()
 }
 
 /// The unique ID of the mount `path` resolves to (symlinks not followed):
