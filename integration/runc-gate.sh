@@ -185,7 +185,12 @@ else
   }
   since=$(date +%s%6N)
   nerd_run rg/signed:v1 "$(new_id nerd-signed)"
-  printed=$(grep -v 'level=warning' <<<"$OUT" || true)
+  # nerdctl forwards every signal it gets to the task (containerd's
+  # commands.ForwardAllSignals), SIGCHLD included; when the task's
+  # connection is already closed it logs `forward signal child exited`
+  # (ttrpc: closed). That line is the client's own race, seen once in CI
+  # under load, not output of the gate.
+  printed=$(grep -v -e 'level=warning' -e 'msg="forward signal child exited"' <<<"$OUT" || true)
   [[ $RC -eq 0 && -z $printed ]] && ok "nerdctl run: signed image runs, nothing printed" ||
     not_ok "nerdctl run: signed runs" "rc=$RC: $OUT"
   [[ $(nerd_record "${DIGEST[rg/signed:v1]}" "$since" || true) == allow ]] &&
