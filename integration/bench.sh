@@ -519,59 +519,70 @@ print(f"`cpuid` instructions executed on this CPU by a pass-through (start-up on
   fi
 fi
 
-# Where a warm gated start's CPU goes, the kernel's share included:
-# `perf record` of the whole machine (cpu-clock samples with call chains)
-# while PERF_STARTS warm node-wide starts run, the runc gate named for
-# `create` only (every other runc command runs the real runc directly, so
-# every sample of a process named portcullis-runc is a gated create, from
-# the exec that names it to the exec of runc that renames it). Each sample
-# is filed under the first matching step of its call chain: page faults,
-# the exec into the gate, the teardown of its address space when it execs
-# runc, each system call, or user space. The time per start is samples x
-# the sampling period / starts; sampling itself slows every process, so the
-# split is what counts. Written to $OUT/perf-runc-create.md.
+# Where a gated start's CPU goes, the kernel's share included: `perf
+# record` of the whole machine (cpu-clock samples with call chains) while
+# PERF_STARTS node-wide starts run, warm and then cold, the runc gate named
+# for `create` only (every other runc command runs the real runc directly,
+# so every sample of a process named portcullis-runc is a gated create,
+# from the exec that names it to the exec of runc that renames it, or its
+# forked verification child, which perf's fork events tell apart). Each
+# sample is filed under the first matching step of its call chain: page
+# faults, the exec into the gate, the fork of the verification child, the
+# teardown of an address space (the gate's when it execs runc, the child's
+# when it exits), each system call, or user space. The time per start is
+# samples x the sampling period / starts; sampling itself slows every
+# process, so the split is what counts. Written to
+# $OUT/perf-runc-create.md (warm) and $OUT/perf-runc-create-cold.md (cold:
+# the verdict cache, the known chain IDs and the compiled policy emptied
+# before each start, so every start verifies in the sandbox). perf script's
+# output stays in $PC_WORK/perf-{warm,cold}.txt (with PC_KEEP_WORK=1).
 PERF_STARTS=40
-if ((!SMOKE)) && command -v perf >/dev/null; then
-  cat >"$PC_WORK/bin/runc-create-only" <<EOF
-#!/bin/sh
-case "\$*" in *" create "*) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
-exec "$REAL_RUNC" "\$@"
-EOF
-  chmod +x "$PC_WORK/bin/runc-create-only"
-  run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1)) # warm
+perf_creates() { # warm|cold OUTFILE
+  local temp=$1 out=$2 perf_pid
   perf record -q -a -g -e cpu-clock -F 10000 -o "$PC_WORK/perf.data" >/dev/null 2>&1 &
   perf_pid=$!
   sleep 1
   for _ in $(seq 1 "$PERF_STARTS"); do
+    [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
     run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1))
   done
   kill -INT "$perf_pid" 2>/dev/null || true
   wait "$perf_pid" 2>/dev/null || true
-  perf script -i "$PC_WORK/perf.data" --comm portcullis-runc -F tid,ip,sym >"$PC_WORK/perf.txt" 2>/dev/null || true
-  python3 - "$PC_WORK/perf.txt" "$PERF_STARTS" 10000 >"$OUT/perf-runc-create.md" <<'PY' || echo "# perf: no breakdown" >&2
+  perf script -i "$PC_WORK/perf.data" --comm portcullis-runc --show-task-events -F comm,tid,ip,sym >"$PC_WORK/perf.txt" 2>/dev/null || true
+  python3 - "$PC_WORK/perf.txt" "$PERF_STARTS" 10000 "$temp" >"$out" <<'PY' || echo "# perf: no breakdown" >&2
 import collections, re, sys
-starts, freq = int(sys.argv[2]), int(sys.argv[3])
-samples, cur = [], None
+starts, freq, temp = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+samples, cur, children = [], None, set()
 for line in open(sys.argv[1]):
+    if "PERF_RECORD_" in line:
+        # forks by a process named portcullis-runc (the line names the
+        # parent): their children are the sandboxed verification children;
+        # the fork that made the gate itself is the runc shim's
+        m = re.match(r"\s*(\S+)\s+\d+\s+PERF_RECORD_FORK\((\d+):\d+\)", line)
+        if m and m.group(1) == "portcullis-runc": children.add(int(m.group(2)))
+        continue
     if not line.strip():
         if cur is not None: samples.append(cur)
         cur = None
     elif not line.startswith((" ", "\t")) or cur is None:
-        cur = []
+        tid = [t for t in line.split() if t.isdigit()]
+        cur = (int(tid[0]) if tid else -1, [])
     else:
         f = line.split(None, 1)
-        cur.append((int(f[0], 16), f[1].strip() if len(f) > 1 else "?"))
+        cur[1].append((int(f[0], 16), f[1].strip() if len(f) > 1 else "?"))
 if cur is not None: samples.append(cur)
 if not samples: sys.exit(1)
 files = {"openat", "read", "pread64", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64", "statmount"}
 socks = {"socket", "connect", "sendto", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll", "ioctl"}
-def step(chain):
+def step(chain, child):
     syms = [s for _, s in chain]
     kernel = [s for a, s in chain if a >= 0xffff000000000000]
     if any("exc_page_fault" in s for s in syms):
-        return "page faults (text and data of the binary, heap, stack)"
+        return "page faults (copy-on-write after the fork, heap, stack)" if child else "page faults (text and data of the binary, heap, stack)"
     if any(s.startswith(("exit_mmap", "exec_mmap")) for s in kernel):
-        return "address space torn down at the exec of runc"
+        return "address space torn down at its exit" if child else "address space torn down at the exec of runc"
+    if any(s.startswith(("copy_process", "dup_mm", "copy_page_range", "kernel_clone")) for s in kernel):
+        return "fork of the verification child (page tables copied)"
     if any(s.startswith("load_elf_binary") for s in kernel):
         return "exec of the gate (loading the binary)"
     if any(s.startswith(("bprm_execve", "do_execveat_common")) for s in kernel):
@@ -592,19 +603,36 @@ def step(chain):
     if kernel:
         return "kernel, other (interrupts, scheduling)"
     return "user space"
-count = collections.Counter(step(c) for c in samples)
+def label(tid, chain):
+    child = tid in children
+    return ("verification child: " if child else "") + step(chain, child)
+count = collections.Counter(label(t, c) for t, c in samples)
 total = sum(count.values())
+in_child = sum(v for k, v in count.items() if k.startswith("verification child: "))
 period_us = 1e6 / freq
-print(f"{total} samples of {starts} warm gated creates (cpu-clock at {freq} Hz, the whole machine sampled):\n")
+print(f"{total} samples of {starts} {temp} gated creates (cpu-clock at {freq} Hz, the whole machine sampled); "
+      f"{len(children)} verification children forked, {100 * in_child / total:.1f} % of the samples in them:\n")
 print("| step | share | µs per start |")
 print("|---|---|---|")
 for k, v in sorted(count.items(), key=lambda kv: -kv[1]):
     print(f"| {k} | {100 * v / total:.1f} % | {v * period_us / starts:.0f} |")
 print(f"| all | 100 % | {total * period_us / starts:.0f} |")
 PY
-  echo "# perf: where a warm runc-gate create's CPU goes"
-  cat "$OUT/perf-runc-create.md"
-  rm -f "$PC_WORK/perf.data" "$PC_WORK/perf.txt"
+  echo "# perf: where a $temp runc-gate create's CPU goes"
+  cat "$out"
+  mv "$PC_WORK/perf.txt" "$PC_WORK/perf-$temp.txt"
+  rm -f "$PC_WORK/perf.data"
+}
+if ((!SMOKE)) && command -v perf >/dev/null; then
+  cat >"$PC_WORK/bin/runc-create-only" <<EOF
+#!/bin/sh
+case "\$*" in *" create "*) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
+exec "$REAL_RUNC" "\$@"
+EOF
+  chmod +x "$PC_WORK/bin/runc-create-only"
+  run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1)) # warm
+  perf_creates warm "$OUT/perf-runc-create.md"
+  perf_creates cold "$OUT/perf-runc-create-cold.md"
 fi
 
 PC_CONTAINERD_SOCK1=$PC_CONTAINERD_SOCK
