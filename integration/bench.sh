@@ -272,6 +272,12 @@ run_once() { # IMAGE [ctr run flags...] -> prints wall µs, fails if the start f
   t1=$(now_ns)
   echo $(((t1 - t0) / 1000))
 }
+# forget_verdicts: the next gated start is cold: no cached verdict (it
+# verifies in the sandbox), no known chain ID (a first start of the image),
+# no compiled policy (as after a policy change).
+forget_verdicts() {
+  rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+}
 # run_case CASE IMAGE "A flags" "B flags": PAIRS interleaved pairs (after one
 # unrecorded warm-up of each); walls to $OUT/wall-CASE.{a,b}, the gates'
 # rusage lines to $OUT/rusage-CASE.jsonl. CASE ending in -cold empties the
@@ -288,7 +294,7 @@ run_case() {
     ta=$(run_once "$image" "${fa[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
     # cold: no cached verdict, every start verifies (and no known chain ID:
     # a first start of the image); warm: the verdict cache answers
-    [[ $case == *-cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+    [[ $case == *-cold ]] && forget_verdicts
     tb=$(run_once "$image" "${fb[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
     a+=("$ta") b+=("$tb")
   done
@@ -308,7 +314,7 @@ done
 
 conc() { # N cold|warm: N concurrent portcullis starts of the signed image; prints "errors wall_ms"
   local n=$1 t0 t1 errs=0 pids=() i
-  [[ $2 == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+  [[ $2 == cold ]] && forget_verdicts
   t0=$(now_ns)
   for i in $(seq 1 "$n"); do
     pc_ctr run --rm --runtime io.containerd.portcullis.v2 "$R/bench/sig:1" "c$n-$i-$RANDOM" /bin/true \
@@ -388,7 +394,7 @@ PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e
 EOF
 chmod +x "$PC_WORK/bin/runc-strace"
 for temp in cold cold warm warm; do
-  [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+  [[ $temp == cold ]] && forget_verdicts
   run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-strace" >/dev/null || ERRORS=$((ERRORS + 1))
 done
 
@@ -543,7 +549,7 @@ perf_creates() { # warm|cold OUTFILE
   perf_pid=$!
   sleep 1
   for _ in $(seq 1 "$PERF_STARTS"); do
-    [[ $temp == cold ]] && rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+    [[ $temp == cold ]] && forget_verdicts
     run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-create-only" >/dev/null || ERRORS=$((ERRORS + 1))
   done
   kill -INT "$perf_pid" 2>/dev/null || true
