@@ -142,18 +142,16 @@ fn statmount_sized(point: &Path, first: usize) -> Result<Answer, MountsError> {
         call,
         source,
     };
-    let Some(id) = unique_mount_id(&cpath).map_err(|e| call("statx", e))? else {
-        return Ok(Answer::Unsupported);
+    let id = match unique_mount_id(&cpath).map_err(|e| call("statx", e))? {
+        Kernel::Got(id) => id,
+        Kernel::Nothing => return Ok(Answer::Known(None)),
+        Kernel::Cannot => return Ok(Answer::Unsupported),
     };
-    let Some(id) = id else {
-        return Ok(Answer::Known(None));
-    };
-    let Some(buf) = statmount(id, point, first)? else {
-        return Ok(Answer::Unsupported);
-    };
-    let Some(buf) = buf else {
+    let buf = match statmount(id, point, first)? {
+        Kernel::Got(buf) => buf,
         // The mount went away between the two calls.
-        return Ok(Answer::Known(None));
+        Kernel::Nothing => return Ok(Answer::Known(None)),
+        Kernel::Cannot => return Ok(Answer::Unsupported),
     };
     let bad = || MountsError::Malformed(point.into());
     let u32_at = |o| field(&buf, o).map(u32::from_ne_bytes).ok_or_else(bad);
@@ -207,10 +205,18 @@ fn field<const N: usize>(buf: &[u8], o: usize) -> Option<[u8; N]> {
     buf.get(o..o.checked_add(N)?)?.try_into().ok()
 }
 
-/// The unique ID of the mount `path` resolves to (symlinks not followed):
-/// `Ok(None)` if this kernel has none to give, `Ok(Some(None))` if nothing
-/// is at `path`.
-fn unique_mount_id(path: &CString) -> io::Result<Option<Option<u64>>> {
+/// What a system call of this module said.
+enum Kernel<T> {
+    /// The answer.
+    Got(T),
+    /// Nothing there: no file at the path, or the mount is gone.
+    Nothing,
+    /// This kernel cannot answer (no such call, or a filter refusing it).
+    Cannot,
+}
+
+/// The unique ID of the mount `path` resolves to (symlinks not followed).
+fn unique_mount_id(path: &CString) -> io::Result<Kernel<u64>> {
     use nix::libc;
     // SAFETY: statx is plain old data, for which all zeroes is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -229,21 +235,20 @@ fn unique_mount_id(path: &CString) -> io::Result<Option<Option<u64>>> {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
             // no statx, or a filter (seccomp) refusing it: mountinfo answers
-            Some(libc::ENOSYS | libc::EPERM) => Ok(None),
-            Some(libc::ENOENT | libc::ENOTDIR) => Ok(Some(None)),
+            Some(libc::ENOSYS | libc::EPERM) => Ok(Kernel::Cannot),
+            Some(libc::ENOENT | libc::ENOTDIR) => Ok(Kernel::Nothing),
             _ => Err(e),
         };
     }
     if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
-        return Ok(None);
+        return Ok(Kernel::Cannot);
     }
-    Ok(Some(Some(stx.stx_mnt_id)))
+    Ok(Kernel::Got(stx.stx_mnt_id))
 }
 
-/// The raw `statmount(2)` record of mount `id`: `Ok(None)` if this kernel
-/// has no `statmount`, `Ok(Some(None))` if the mount is gone.
+/// The raw `statmount(2)` record of mount `id`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn statmount(id: u64, point: &Path, first: usize) -> Result<Option<Option<Vec<u8>>>, MountsError> {
+fn statmount(id: u64, point: &Path, first: usize) -> Result<Kernel<Vec<u8>>, MountsError> {
     use nix::libc;
     // struct mnt_id_req, version 0: size, a spare u32, mnt_id, param.
     #[repr(C)]
@@ -278,14 +283,16 @@ fn statmount(id: u64, point: &Path, first: usize) -> Result<Option<Option<Vec<u8
             )
         };
         if rc == 0 {
-            return Ok(Some(Some(buf)));
+            return Ok(Kernel::Got(buf));
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             // no statmount, a request it does not know, or a filter
             // (seccomp) refusing it: mountinfo answers
-            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP) => return Ok(None),
-            Some(libc::ENOENT) => return Ok(Some(None)),
+            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP) => {
+                return Ok(Kernel::Cannot)
+            }
+            Some(libc::ENOENT) => return Ok(Kernel::Nothing),
             Some(libc::EOVERFLOW) if len < MAX_STATMOUNT_BYTES => {
                 len = (len * 4).min(MAX_STATMOUNT_BYTES);
             }
@@ -303,12 +310,8 @@ fn statmount(id: u64, point: &Path, first: usize) -> Result<Option<Option<Vec<u8
 
 /// No `statmount` number is known for this architecture: mountinfo it is.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn statmount(
-    _id: u64,
-    _point: &Path,
-    _first: usize,
-) -> Result<Option<Option<Vec<u8>>>, MountsError> {
-    Ok(None)
+fn statmount(_id: u64, _point: &Path, _first: usize) -> Result<Kernel<Vec<u8>>, MountsError> {
+    Ok(Kernel::Cannot)
 }
 
 /// Lexical normalization (`.` and trailing slashes; `..` kept, so a path
