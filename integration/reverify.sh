@@ -16,9 +16,12 @@
 # recorded, the other still runs. The other's key is then replaced too
 # (report): `portcullis evidence` lists app as revoked then stopped and
 # other as revoked and still running, fails the step revoked-stopped,
-# verifies and validates against the schema. Then the cost of reverify per
-# running container with 1, 10 and 30 running containers (printed, never
-# asserted).
+# verifies and validates against the schema. Deciding ahead: after a policy
+# change reverify decides every image on the node, so the next start of the
+# signed one is a verdict-cache hit (a miss with --no-decide-ahead, the
+# control), and the moved, unfetched tag is named as one whose next start
+# would be refused. Then the cost of reverify per running container with 1,
+# 10 and 30 running containers (printed, never asserted).
 # Ends with "N passed, M failed".
 set -euo pipefail
 
@@ -279,6 +282,46 @@ else
 fi
 policy replacement ""
 
+echo "# deciding ahead: after a policy change, the next start of each image on the node finds its pass"
+# The policy's bytes change (a comment), so every stored pass is for another
+# policy digest. rv/app:v1 now names the moved, unfetched image.
+policy replacement "# decided ahead, control"
+reverify --namespace "$PC_NS" --no-decide-ahead --json
+[[ $RC -eq 0 ]] && jq -e 'has("ahead") | not' <<<"$OUT" >/dev/null &&
+  ok "--no-decide-ahead: no image decided ahead" || not_ok "--no-decide-ahead" "rc=$RC: ${OUT:0:2000}"
+id=$(new_id rv-cold)
+pc_ctr run --rm --runtime "$RUNTIME" "$R/rv/other:v1" "$id" /bin/busybox true >/dev/null 2>>"$PC_WORK/logs/ctr.log" || true
+vc=$(journal_field "$id" PORTCULLIS_VERDICT_CACHE || true)
+[[ $vc == miss ]] && ok "control: without it, the first start under the changed policy verifies at the start (verdict cache $vc)" ||
+  not_ok "control start is a miss" "verdict cache '$vc', verdict '$(journal_field "$id" PORTCULLIS_VERDICT || true)'"
+policy replacement "# decided ahead"
+reverify --namespace "$PC_NS" --json
+if [[ $RC -eq 0 ]] && jq -e --arg o "$R/rv/other:v1" --arg od "$OTHER_DIGEST" --arg a "$R/rv/app:v1" --arg ad "$NEW_DIGEST" '
+    (.ahead.images | length) == 2 and
+    ([.ahead.images[] | select(.image == $o)][0] | .status == "verified" and .digest == $od and .rule == "other") and
+    ([.ahead.images[] | select(.image == $a)][0] | .status == "would-refuse" and .digest == $ad
+      and .rejection == "nothing-cached" and (.reason | contains("portcullis fetch")))' <<<"$OUT" >/dev/null; then
+  ok "reverify decides ahead: rv/other:v1 verified now ($(jq -r --arg o "$R/rv/other:v1" '.ahead.images[] | select(.image == $o) | .duration_us / 1000' <<<"$OUT") ms, lookup included), rv/app:v1 (moved, unfetched) would refuse: nothing cached"
+else
+  not_ok "images decided ahead" "rc=$RC: $(jq -c '.ahead' <<<"$OUT" 2>/dev/null || echo "${OUT:0:2000}")"
+fi
+id=$(new_id rv-ahead)
+pc_ctr run --rm --runtime "$RUNTIME" "$R/rv/other:v1" "$id" /bin/busybox true >/dev/null 2>>"$PC_WORK/logs/ctr.log" || true
+vc=$(journal_field "$id" PORTCULLIS_VERDICT_CACHE || true)
+[[ $vc == hit && $(journal_field "$id" PORTCULLIS_VERDICT || true) == allow ]] &&
+  ok "the next start of rv/other:v1 is allowed on the pass decided ahead (verdict cache $vc)" ||
+  not_ok "start after deciding ahead is a hit" "verdict cache '$vc'"
+reverify --namespace "$PC_NS"
+echo "$OUT" | sed 's/^/#   /'
+if [[ $RC -eq 0 ]] &&
+  grep -qF "image would refuse at its next start: $PC_NS/$R/rv/app:v1@$NEW_DIGEST (rule app): no signatures cached" <<<"$OUT" &&
+  grep -qE "^2 image\(s\) decided ahead: 1 already held, 0 verified now .*, 1 whose next start would not pass; [0-9]+ ms$" <<<"$OUT"; then
+  ok "run again: rv/other:v1 already held; the unfetched image is named with its fix"
+else
+  not_ok "second run's text" "rc=$RC: $OUT"
+fi
+policy replacement ""
+
 echo "# cost of reverify per running container (printed, not asserted)"
 BENCH=()
 for n in 1 10 30; do
@@ -288,7 +331,7 @@ for n in 1 10 30; do
     BENCH+=("$id")
   done
   running=$((${#BENCH[@]} + 1))
-  reverify --namespace "$PC_NS" --json
+  reverify --namespace "$PC_NS" --json --no-decide-ahead
   ms=$(jq -r '.elapsed_ms' <<<"$OUT" 2>/dev/null || echo "?")
   held=$(jq -r '[.containers[] | select(.status == "ok")] | length' <<<"$OUT" 2>/dev/null || echo "?")
   decide_ms=$(jq -r '[.containers[].decision.duration_us] | add / 1000 | floor' <<<"$OUT" 2>/dev/null || echo "?")

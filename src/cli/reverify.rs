@@ -13,7 +13,8 @@ use crate::policy;
 /// `portcullis reverify`. Exit 0: every running container's verdict still
 /// holds; 1: some would now be refused (reported, or stopped under
 /// `revoked = "stop"`); 3: containerd could not be asked, a stop failed or a
-/// record could not be written.
+/// record could not be written. Deciding ahead for the images on the node
+/// reports, and never changes the exit status.
 #[derive(Debug, Args)]
 pub struct ReverifyArgs {
     // containerd's socket (a plain comment: clap reads doc comments).
@@ -36,6 +37,11 @@ pub struct ReverifyArgs {
     /// Read the gate's start records from this journal directory instead of the system journal.
     #[arg(long)]
     pub directory: Option<String>,
+    /// Do not decide ahead for the images on the node (by default each image
+    /// record is decided under the policy and trust root in force, and its
+    /// pass stored for its next start).
+    #[arg(long)]
+    pub no_decide_ahead: bool,
     /// Output format.
     #[command(flatten)]
     pub output: JsonArg,
@@ -52,6 +58,7 @@ pub fn run(a: ReverifyArgs) -> Result<u8, CliError> {
         state_dir: a.state.dir,
         grace,
         journal_directory: a.directory,
+        decide_ahead: !a.no_decide_ahead,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut out = std::io::stdout().lock();
@@ -85,6 +92,15 @@ pub fn run(a: ReverifyArgs) -> Result<u8, CliError> {
             report.revoked.as_str(),
             report.elapsed_ms
         )?;
+        if let Some(ahead) = &report.ahead {
+            for i in ahead.images.iter().filter(|i| !i.status.ready()) {
+                writeln!(out, "{}", i.line())?;
+            }
+            for e in &ahead.errors {
+                writeln!(out, "images not listed, not decided ahead: {e}")?;
+            }
+            writeln!(out, "{}", ahead.summary())?;
+        }
     }
     Ok(if report.has_failures() {
         EXIT_ERROR

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use containerd_client::services::v1::snapshots::{MountsRequest, MountsResponse};
 use containerd_client::services::v1::{
-    GetImageRequest, GetImageResponse, ReadContentRequest, ReadContentResponse,
+    GetImageRequest, GetImageResponse, ListImagesRequest, ListImagesResponse, ReadContentRequest,
+    ReadContentResponse,
 };
 
 use super::wire::{self, Conn, WireError};
@@ -26,6 +27,7 @@ use super::wire::{self, Conn, WireError};
 pub mod method {
     pub const CONTAINERS_GET: &str = "/containerd.services.containers.v1.Containers/Get";
     pub const IMAGES_GET: &str = "/containerd.services.images.v1.Images/Get";
+    pub const IMAGES_LIST: &str = "/containerd.services.images.v1.Images/List";
     pub const CONTENT_READ: &str = "/containerd.services.content.v1.Content/Read";
     pub const CONTENT_LIST: &str = "/containerd.services.content.v1.Content/List";
     pub const SNAPSHOTS_LIST: &str = "/containerd.services.snapshots.v1.Snapshots/List";
@@ -240,6 +242,28 @@ pub fn lookup_image(
 ) -> Result<ImageTarget, LookupError> {
     wire::run(address, timeout, |conn| async move {
         resolve_image(conn, namespace, name).await
+    })
+}
+
+/// The names of every image record in `namespace` (what `ctr images ls`
+/// lists), sorted.
+pub fn image_names(
+    address: &str,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, LookupError> {
+    wire::run(address, timeout, |conn| async move {
+        let reply = conn
+            .unary::<_, ListImagesResponse>(
+                method::IMAGES_LIST,
+                namespace,
+                &ListImagesRequest { filters: vec![] },
+            )
+            .await
+            .map_err(api("images.List"))?;
+        let mut names: Vec<String> = reply.images.into_iter().map(|i| i.name).collect();
+        names.sort();
+        Ok(names)
     })
 }
 

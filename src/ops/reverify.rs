@@ -10,7 +10,12 @@
 //! recorded in the journal under its own `MESSAGE_ID`
 //! ([`message_id::REVOKED`]); under `revoked = "stop"` its task is then
 //! stopped (SIGTERM, SIGKILL after a grace period) and that is recorded too
-//! ([`message_id::REVOKED_STOPPED`]).
+//! ([`message_id::REVOKED_STOPPED`]). Then, unless told not to, it decides
+//! ahead for every image on the node ([`images`]), so that the next start of
+//! each finds its pass in the verdict cache under the policy and trust root
+//! that changed.
+
+pub mod images;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,6 +57,9 @@ pub struct Options {
     /// Read the gate's records from this journal directory instead of the
     /// system journal.
     pub journal_directory: Option<String>,
+    /// Also decide ahead for every image record of the namespaces
+    /// ([`images::decide_all`]).
+    pub decide_ahead: bool,
 }
 
 /// Where the digest decided for came from.
@@ -186,6 +194,10 @@ pub struct Report {
     pub journal_error: Option<String>,
     /// One per running container.
     pub containers: Vec<Finding>,
+    /// Every image on the node, decided ahead of its next start (absent
+    /// under `--no-decide-ahead`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<images::AheadReport>,
     /// Wall time of the whole run, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -253,6 +265,9 @@ pub fn run(o: &Options) -> Result<Report, ReverifyError> {
             )
         })
         .collect();
+    let ahead = o
+        .decide_ahead
+        .then(|| images::decide_all(&o.address, &namespaces, &o.policy, &state, timeout));
     let (policy_path, policy_digest, policy_error) = match &policy {
         Ok(p) => (p.path.display().to_string(), Some(p.digest.clone()), None),
         Err(e) => (o.policy.display().to_string(), None, Some(e.to_string())),
@@ -265,6 +280,7 @@ pub fn run(o: &Options) -> Result<Report, ReverifyError> {
         namespaces,
         journal_error,
         containers,
+        ahead,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
