@@ -314,7 +314,7 @@ vc=$(journal_field "$id" PORTCULLIS_VERDICT_CACHE || true)
 reverify --namespace "$PC_NS"
 echo "$OUT" | sed 's/^/#   /'
 if [[ $RC -eq 0 ]] &&
-  grep -qF "image would refuse at its next start: $PC_NS/$R/rv/app:v1@$NEW_DIGEST (rule app): no signatures cached" <<<"$OUT" &&
+  grep -qF "image would refuse at its next start: $R/rv/app:v1@$NEW_DIGEST (namespace $PC_NS, rule app): no signatures cached" <<<"$OUT" &&
   grep -qE "^2 image\(s\) decided ahead: 1 already held, 0 verified now .*, 1 whose next start would not pass; [0-9]+ ms$" <<<"$OUT"; then
   ok "run again: rv/other:v1 already held; the unfetched image is named with its fix"
 else

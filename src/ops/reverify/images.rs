@@ -100,7 +100,7 @@ impl AheadImage {
             None => self.image.clone(),
         };
         format!(
-            "image {}: {}/{image} (rule {}): {}",
+            "image {}: {image} (namespace {}, rule {}): {}",
             self.status.as_str(),
             self.namespace,
             self.rule,
@@ -273,7 +273,7 @@ mod tests {
         let line = image_of("prod", img, &refused, Duration::from_micros(5)).line();
         assert!(
             line.starts_with(&format!(
-                "image would refuse at its next start: prod/{img}@{} (rule default): ",
+                "image would refuse at its next start: {img}@{} (namespace prod, rule default): ",
                 d(1)
             )),
             "{line}"
