@@ -1,8 +1,9 @@
 //! Layer 0: helpers that import nothing from the crate — digests, image
 //! references, text helpers, the one bounded file reader, what is mounted at a path,
-//! install-time names.
+//! install-time names, the start of a gate's process.
 
 pub mod digest;
+pub mod entry;
 pub mod fsio;
 pub mod mounts;
 pub mod names;

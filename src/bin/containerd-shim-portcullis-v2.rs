@@ -1,13 +1,23 @@
 //! `containerd-shim-portcullis-v2`: runtime type `io.containerd.portcullis.v2`.
 //!
-//! Wiring only: [`portcullis::shim::plan`] decides, this binary acts.
+//! Wiring only: [`portcullis::shim::plan`] decides, this binary acts. It
+//! runs for every container start and every shim command, so it skips Rust's
+//! runtime start-up: [`portcullis::base::entry`] does what the shim needs of it.
 
-use std::ffi::OsString;
-use std::process::ExitCode;
+#![no_main]
+
+use std::ffi::{c_char, c_int, OsString};
 
 use portcullis::shim::{exec_inner, plan_timed, Plan};
 
-fn main() -> ExitCode {
+// SAFETY: under `no_main` rustc emits no `main` symbol, so this is the only
+// one; glibc calls it with the arguments std reads itself (`args_os`).
+#[no_mangle]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    portcullis::base::entry::run(wrap)
+}
+
+fn wrap() -> u8 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match plan_timed(&args) {
         (Plan::Exec(shim), timings) => {
@@ -18,11 +28,11 @@ fn main() -> ExitCode {
             eprintln!(
                 "portcullis: cannot run the inner shim {shim}: {err}; install it or set `shim` in the policy"
             );
-            ExitCode::FAILURE
+            1
         }
         (Plan::Refuse(line), _) => {
             eprintln!("{line}");
-            ExitCode::FAILURE
+            1
         }
     }
 }

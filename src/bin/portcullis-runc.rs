@@ -3,14 +3,24 @@
 //!
 //! Wiring only: [`portcullis::gate::runc::plan`] decides, this binary acts.
 //! Nothing is written to stdout or stderr on allow: those are the container's.
+//! It runs for every runc command of every container, so it skips Rust's
+//! runtime start-up: [`portcullis::base::entry`] does what the gate needs of it.
 
-use std::ffi::OsString;
-use std::process::ExitCode;
+#![no_main]
+
+use std::ffi::{c_char, c_int, OsString};
 use std::time::Instant;
 
 use portcullis::gate::runc::{exec_runc, plan, report_refusal, Plan};
 
-fn main() -> ExitCode {
+// SAFETY: under `no_main` rustc emits no `main` symbol, so this is the only
+// one; glibc calls it with the arguments std reads itself (`args_os`).
+#[no_mangle]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    portcullis::base::entry::run(gate)
+}
+
+fn gate() -> u8 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let t0 = Instant::now();
     match plan(&args) {
@@ -31,11 +41,11 @@ fn main() -> ExitCode {
                     runc.display()
                 ),
             );
-            ExitCode::FAILURE
+            1
         }
         (Plan::Refuse(line), parsed) => {
             report_refusal(&parsed, &line);
-            ExitCode::FAILURE
+            1
         }
     }
 }

@@ -315,9 +315,11 @@ pub fn report_refusal(args: &RuncArgs, line: &str) {
 /// Decide what to do with `args` (argv without `argv[0]`).
 pub fn plan(args: &[OsString]) -> (Plan, RuncArgs) {
     let parsed = RuncArgs::parse(args);
-    let self_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    // The running binary itself, by its inode (the link is followed by
+    // stat): no readlink, and still this binary if a package upgrade has
+    // replaced the file since it started.
     let runc = real_runc(
-        &self_exe,
+        Path::new("/proc/self/exe"),
         std::env::var_os("PORTCULLIS_RUNC").as_deref(),
         std::env::var_os("PATH").as_deref(),
     );
