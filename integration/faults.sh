@@ -10,6 +10,8 @@
 #     start that cannot be recorded anywhere is refused (enforce);
 #   - journald down with the spool at its size limit: an allowed start is
 #     refused with the fix, and nothing spooled is dropped;
+#   - journald frozen (SIGSTOP) with its socket's queue full: a start is
+#     held at most the send deadline, its record spooled, then replayed;
 #   - kill -9 of `portcullis fetch` at random points: the cache stays
 #     consistent (every entry parses and is filed under its own digest);
 #   - 64 starts at once while fetch rewrites the cache: every verdict right;
@@ -122,6 +124,8 @@ cleanup() {
   # must not cut this short, nor a cleanup failure change the verdict.
   local rc=$?
   set +e
+  # (a journald left frozen by the frozen-journald case is resumed first)
+  pkill -CONT -x systemd-journal 2>/dev/null
   pgrep -x systemd-journal >/dev/null || start_journald
   mountpoint -q "$STATE" && umount "$STATE" 2>/dev/null
   pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2
@@ -199,6 +203,44 @@ dup=0
 for id in "${outage_ids[@]}"; do (($(journal_count "$id") > 1)) && dup=$((dup + 1)); done
 ((dup == 0)) && ok "a second replay duplicates nothing" || not_ok "second replay" "$dup duplicated"
 echo "# figures: spooled $spooled, replayed $((${#outage_ids[@]} - lost)), lost $lost"
+
+echo "# journald frozen (SIGSTOP) with its socket's queue full: the start waits at most the send deadline; the record is spooled, then replayed"
+rm -f "$SPOOL"
+jpid=$(journald_pid)
+kill -STOP "$jpid"
+# Fill the native socket's queue (net.unix.max_dgram_qlen datagrams) so that
+# the next blocking send blocks, as on a node whose journald hangs.
+queued=$(python3 - <<'PY'
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setblocking(False)
+n = 0
+while n < 1_000_000:
+    try:
+        s.sendto(b"MESSAGE=portcullis faults.sh: filler while journald is stopped\n", "/run/systemd/journal/socket")
+    except BlockingIOError:
+        break
+    n += 1
+print(n)
+PY
+)
+probe=$(timeout 5 python3 -c 'import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"MESSAGE=probe\n", "/run/systemd/journal/socket")' >/dev/null 2>&1 && echo sent || echo blocked)
+fid=$(new_id frozen-allow)
+t0=$(date +%s%N)
+frc=$(run_quiet f/signed:1 "$fid")
+t1=$(date +%s%N)
+kill -CONT "$jpid"
+echo "# figures: $queued datagrams queued, a blocking send then $probe; the start took $(((t1 - t0) / 1000000)) ms (send deadline PORTCULLIS_JOURNALD_TIMEOUT_MS, default 2000)"
+[[ $probe == blocked ]] && ok "with journald stopped and $queued datagrams queued, a plain blocking send blocks (5 s probe)" ||
+  not_ok "the frozen journald blocks a plain send" "probe: $probe after $queued datagrams"
+[[ $frc == 0 ]] && grep -qF "\"$fid\"" "$SPOOL" 2>/dev/null &&
+  ok "frozen-journald-start-not-held: the signed start runs, and its record is spooled" ||
+  not_ok "frozen-journald-start-not-held" "ctr rc=$frc (124: held past the 120 s guard); spool: $(grep -F "$fid" "$SPOOL" 2>/dev/null | head -c 600)"
+replay_out=$("$PC" journal replay --state-dir "$STATE" 2>&1) && rc=0 || rc=$?
+c=$(journal_count "$fid")
+for _ in $(seq 1 50); do ((c >= 1)) && break; sleep 0.1; c=$(journal_count "$fid"); done
+((rc == 0 && c == 1)) && [[ $(journal_field "$fid" PORTCULLIS_VERDICT || true) == allow ]] &&
+  ok "resumed: the spooled allow record is replayed exactly once" || not_ok "frozen-journald record replayed" "rc=$rc count=$c: $replay_out"
 
 echo "# containerd's API slow (stopped with SIGSTOP): refused within the lookup deadline"
 cpid=$(cat "$PC_WORK/run/containerd.pid")

@@ -1,7 +1,8 @@
 //! Layer 0: helpers that import nothing from the crate — digests, image
 //! references, text helpers, the one bounded file reader, what is mounted at a path,
-//! install-time names, the start of a gate's process.
+//! install-time names, the start of a gate's process, a deadline for a blocking call we do not own.
 
+pub mod deadline;
 pub mod digest;
 pub mod entry;
 pub mod fsio;

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::containerd::{self, ImageTarget};
-use crate::gate::journal::{self, Journald, Record, Spool};
+use crate::gate::journal::{self, GateJournald, Record, Spool};
 use crate::gate::{self, Decision, Kind, Outcome, Subject, Verdict};
 use crate::policy::{Mode, Policy};
 use crate::state::cache::StateDir;
@@ -188,7 +188,11 @@ pub fn admit(
         .fields
         .push(("PORTCULLIS_GATE".into(), gate_kind.as_str().into()));
     let spool = Spool::new(state.spool_dir());
-    if let Err(e) = journal::record(&Journald, &spool, &record) {
+    // Bounded: a frozen journald spools the record instead of holding the start.
+    let sink = GateJournald {
+        deadline: journal::send_timeout(),
+    };
+    if let Err(e) = journal::record(&sink, &spool, &record) {
         // The verdict cannot be recorded anywhere: an unrecorded start is
         // not allowed in enforce mode.
         if decision.allows() && decision.mode == Mode::Enforce {

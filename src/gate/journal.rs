@@ -14,6 +14,7 @@
 use std::fs;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use libsystemd::logging::Priority;
 use serde::{Deserialize, Serialize};
@@ -272,6 +273,49 @@ impl Sink for Journald {
             r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| e.to_string())
+    }
+}
+
+/// How long a gate waits for journald to take one record, unless
+/// `PORTCULLIS_JOURNALD_TIMEOUT_MS` says otherwise.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The gate's deadline for one journald send: `PORTCULLIS_JOURNALD_TIMEOUT_MS`,
+/// else [`DEFAULT_SEND_TIMEOUT`].
+pub fn send_timeout() -> Duration {
+    std::env::var("PORTCULLIS_JOURNALD_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_SEND_TIMEOUT)
+}
+
+/// journald for a gate: [`Journald`] with a deadline on each send
+/// ([`crate::base::deadline`]). A journald that is frozen (stopped, not dead)
+/// with its socket's queue full blocks libsystemd's send for as long as it
+/// stays frozen; with the deadline the send fails instead, the record is
+/// spooled like any record journald did not take, and the container's start
+/// goes on. Only for a single-threaded process (the gates are when they
+/// record): the deadline's signal goes to any thread of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct GateJournald {
+    /// How long one send may block.
+    pub deadline: Duration,
+}
+
+impl Sink for GateJournald {
+    fn send(&self, r: &Record) -> Result<(), String> {
+        match crate::base::deadline::within(self.deadline, || Journald.send(r)) {
+            Ok((Ok(()), _)) => Ok(()),
+            Ok((Err(e), true)) => Err(format!(
+                "journald did not take the record within {} ms (is it stopped with its queue full?): {e}",
+                self.deadline.as_millis()
+            )),
+            Ok((Err(e), false)) => Err(e),
+            // Never sent without a deadline from a gate: spooled instead.
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
