@@ -33,6 +33,17 @@ extern "C" fn wake(_: libc::c_int) {
     FIRED.store(true, Ordering::Relaxed);
 }
 
+/// A deadline an operator sets in milliseconds through the environment
+/// variable `var` (a positive whole number), else `default`.
+pub fn from_env(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(default)
+}
+
 /// Why no deadline could be set (the call then runs without one).
 #[derive(Debug, thiserror::Error)]
 pub enum DeadlineError {
@@ -103,6 +114,28 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
     use std::time::Instant;
+
+    #[test]
+    fn a_deadline_from_the_environment_is_a_positive_number_of_milliseconds() {
+        let d = Duration::from_secs(2);
+        let var = "PORTCULLIS_TEST_DEADLINE_FROM_ENV_MS";
+        for (value, want) in [
+            (None, d),
+            (Some("250"), Duration::from_millis(250)),
+            (Some("0"), d),
+            (Some("-5"), d),
+            (Some("2s"), d),
+        ] {
+            match value {
+                // This variable is this test's own: no other test reads or
+                // writes it while the harness runs tests on threads.
+                Some(v) => std::env::set_var(var, v),
+                None => std::env::remove_var(var),
+            }
+            assert_eq!(from_env(var, d), want, "{value:?}");
+        }
+        std::env::remove_var(var);
+    }
 
     // One test: the timer and SIGALRM belong to the whole process, and the
     // harness runs tests on threads. It forks a single-threaded child, as

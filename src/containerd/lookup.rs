@@ -52,12 +52,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The lookup deadline: `PORTCULLIS_CONTAINERD_TIMEOUT_MS`, else
 /// [`DEFAULT_TIMEOUT`]. One place for every caller (both gates and the CLI).
 pub fn lookup_timeout() -> Duration {
-    std::env::var("PORTCULLIS_CONTAINERD_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_TIMEOUT)
+    crate::base::deadline::from_env("PORTCULLIS_CONTAINERD_TIMEOUT_MS", DEFAULT_TIMEOUT)
 }
 /// Largest index blob read from the content store.
 pub const MAX_INDEX_BYTES: i64 = 4 * 1024 * 1024;

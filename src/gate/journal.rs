@@ -283,12 +283,7 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// The gate's deadline for one journald send: `PORTCULLIS_JOURNALD_TIMEOUT_MS`,
 /// else [`DEFAULT_SEND_TIMEOUT`].
 pub fn send_timeout() -> Duration {
-    std::env::var("PORTCULLIS_JOURNALD_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_SEND_TIMEOUT)
+    crate::base::deadline::from_env("PORTCULLIS_JOURNALD_TIMEOUT_MS", DEFAULT_SEND_TIMEOUT)
 }
 
 /// journald for a gate: [`Journald`] with a deadline on each send

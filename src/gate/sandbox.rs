@@ -103,12 +103,7 @@ pub enum SandboxError {
 
 /// The deadline: `PORTCULLIS_VERIFY_TIMEOUT_MS`, else [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Duration {
-    std::env::var("PORTCULLIS_VERIFY_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_TIMEOUT)
+    crate::base::deadline::from_env("PORTCULLIS_VERIFY_TIMEOUT_MS", DEFAULT_TIMEOUT)
 }
 
 /// Threads of this process, from `/proc/self/task`.
