@@ -239,8 +239,10 @@ echo "# figures: $queued datagrams queued, a blocking send then $probe; the star
 replay_out=$("$PC" journal replay --state-dir "$STATE" 2>&1) && rc=0 || rc=$?
 c=$(journal_count "$fid")
 for _ in $(seq 1 50); do ((c >= 1)) && break; sleep 0.1; c=$(journal_count "$fid"); done
-((rc == 0 && c == 1)) && [[ $(journal_field "$fid" PORTCULLIS_VERDICT || true) == allow ]] &&
-  ok "resumed: the spooled allow record is replayed exactly once" || not_ok "frozen-journald record replayed" "rc=$rc count=$c: $replay_out"
+why=$(journal_field "$fid" PORTCULLIS_SPOOL_REASON || true)
+((rc == 0 && c == 1)) && [[ $(journal_field "$fid" PORTCULLIS_VERDICT || true) == allow && $why == "journald did not take the record within"* ]] &&
+  ok "resumed: the spooled allow record is replayed exactly once, saying why it waited: ${why:0:120}" ||
+  not_ok "frozen-journald record replayed" "rc=$rc count=$c reason '$why': $replay_out"
 
 echo "# containerd's API slow (stopped with SIGSTOP): refused within the lookup deadline"
 cpid=$(cat "$PC_WORK/run/containerd.pid")

@@ -535,21 +535,31 @@ pub fn record(sink: &dyn Sink, spool: &Spool, r: &Record) -> Result<Delivery, Jo
 }
 
 fn spool_it(spool: &Spool, r: &Record, journald: String) -> Result<Delivery, JournalError> {
-    spool.append(r).map(|()| Delivery::Spooled).map_err(|e| {
-        match e.get_ref().and_then(|i| i.downcast_ref::<SpoolFull>()) {
-            Some(full) => JournalError::SpoolFull {
-                journald,
-                path: spool.file(),
-                size: full.size,
-                max: full.max,
+    // Why it waited, replayed with it (journald down, or past the gate's send
+    // deadline): auditors see a late record's reason, not only its lateness.
+    let mut late = r.clone();
+    late.fields.push((
+        "PORTCULLIS_SPOOL_REASON".into(),
+        crate::base::text::one_line(&journald),
+    ));
+    spool
+        .append(&late)
+        .map(|()| Delivery::Spooled)
+        .map_err(
+            |e| match e.get_ref().and_then(|i| i.downcast_ref::<SpoolFull>()) {
+                Some(full) => JournalError::SpoolFull {
+                    journald,
+                    path: spool.file(),
+                    size: full.size,
+                    max: full.max,
+                },
+                None => JournalError::Lost {
+                    journald,
+                    path: spool.file(),
+                    spool: e,
+                },
             },
-            None => JournalError::Lost {
-                journald,
-                path: spool.file(),
-                spool: e,
-            },
-        }
-    })
+        )
 }
 
 #[cfg(test)]
@@ -603,6 +613,16 @@ mod tests {
         assert_eq!(ids, ["c0", "c1", "c2", "c3", "c4", "c5"]);
         assert_eq!(got[0].field("PORTCULLIS_SPOOLED"), Some("1"));
         assert_eq!(got[5].field("PORTCULLIS_SPOOLED"), None);
+        // Each spooled record says why it waited; a sent one says nothing.
+        assert_eq!(
+            got[0].field("PORTCULLIS_SPOOL_REASON"),
+            Some("connection refused")
+        );
+        assert_eq!(
+            got[1].field("PORTCULLIS_SPOOL_REASON"),
+            Some("earlier records are still spooled")
+        );
+        assert_eq!(got[5].field("PORTCULLIS_SPOOL_REASON"), None);
         assert!(!spool.is_pending());
     }
 
@@ -704,15 +724,25 @@ mod tests {
     #[test]
     fn a_full_spool_refuses_the_record_and_keeps_every_spooled_one() {
         let dir = tempfile::tempdir().unwrap();
-        // Room for three records of this size, not four.
-        let one = serde_json::to_vec(&rec(0)).unwrap().len() as u64 + 1;
-        let spool = Spool::with_max(dir.path(), 3 * one + one / 2);
+        // Room for the three spooled lines (each with the reason it waited),
+        // not four.
+        let line_len = |n: usize, reason: &str| {
+            let mut r = rec(n);
+            r.fields
+                .push(("PORTCULLIS_SPOOL_REASON".into(), reason.into()));
+            serde_json::to_vec(&r).unwrap().len() as u64 + 1
+        };
+        let behind = "earlier records are still spooled";
+        let three = line_len(0, "connection refused") + line_len(1, behind) + line_len(2, behind);
+        let max = three + line_len(3, behind) / 2;
+        let spool = Spool::with_max(dir.path(), max);
         let sink = three_spooled(&spool);
         let file = dir.path().join("journal.jsonl");
         let before = fs::read(&file).unwrap();
+        assert_eq!(before.len() as u64, three);
         let e = record(&sink, &spool, &rec(3)).unwrap_err();
         assert!(
-            matches!(e, JournalError::SpoolFull { size, max, .. } if size == 3 * one && max == 3 * one + one / 2),
+            matches!(e, JournalError::SpoolFull { size, max: m, .. } if size == three && m == max),
             "{e:?}"
         );
         let line = e.to_string();
