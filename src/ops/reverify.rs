@@ -623,11 +623,8 @@ fn set(r: &mut Record, key: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::digest as d;
     use std::path::Path;
-
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
 
     fn target(name: &str, digest: String) -> ImageTarget {
         ImageTarget {

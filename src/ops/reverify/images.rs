@@ -213,12 +213,9 @@ fn status_of(d: &Decision) -> AheadStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::digest as d;
     use crate::containerd::{ImageTarget, LookupError};
     use crate::policy::PolicyError;
-
-    fn d(n: u8) -> String {
-        format!("sha256:{}", format!("{n:02x}").repeat(32))
-    }
 
     fn decide(policy: &str, lookup: Result<ImageTarget, LookupError>) -> Decision {
         let dir = tempfile::tempdir().unwrap();
