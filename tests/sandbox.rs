@@ -27,6 +27,10 @@ fn main() {
             a_forbidden_system_call_kills_the_child,
         ),
         (
+            "the_child_may_signal_itself_and_no_other_process",
+            the_child_may_signal_itself_and_no_other_process,
+        ),
+        (
             "a_slow_child_is_killed_at_the_deadline",
             a_slow_child_is_killed_at_the_deadline,
         ),
@@ -111,6 +115,27 @@ fn a_forbidden_system_call_kills_the_child() {
     // So is a socket.
     let e = sandbox::run(|| std::net::TcpStream::connect("127.0.0.1:9").is_ok()).unwrap_err();
     assert!(e.to_string().contains("seccomp"), "{e}");
+}
+
+fn the_child_may_signal_itself_and_no_other_process() {
+    use nix::libc;
+    // Signal 0 only checks that the target exists: nothing is delivered.
+    let tgkill = |pid: u32| -> i64 {
+        let pid = pid as libc::pid_t;
+        // SAFETY: tgkill with signal 0 delivers nothing; no memory is passed.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, 0) }
+    };
+    let (own, _) = sandbox::run(move || tgkill(std::process::id())).unwrap();
+    assert_eq!(own, 0);
+    // The parent (this harness) is a process of the same user: allowed by
+    // the kernel, refused by the filter.
+    let parent = std::process::id();
+    let e = sandbox::run(move || tgkill(parent)).unwrap_err();
+    assert!(e.to_string().contains("SIGSYS"), "{e}");
+    // SAFETY: tkill with signal 0 delivers nothing; no memory is passed.
+    let tkill = move || unsafe { libc::syscall(libc::SYS_tkill, parent as libc::pid_t, 0) };
+    let e = sandbox::run(tkill).unwrap_err();
+    assert!(e.to_string().contains("SIGSYS"), "{e}");
 }
 
 fn a_slow_child_is_killed_at_the_deadline() {

@@ -146,15 +146,13 @@ where
 {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SandboxError::Spawn(format!("pipe: {e}")))?;
-    // Built before the fork: the child only installs it.
-    let filter = filter(wr.as_raw_fd()).map_err(SandboxError::Spawn)?;
     // SAFETY: the process is single-threaded (checked by `run`, the only
     // caller outside tests that also check), so the child inherits no lock
     // held by another thread and may allocate; it leaves only by `_exit`.
     match unsafe { fork() }.map_err(|e| SandboxError::Spawn(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(rd);
-            let code = child(wr, filter, f);
+            let code = child(wr, f);
             // SAFETY: `_exit` skips atexit handlers and stdio flushing that
             // belong to the parent; nothing else is unsafe about it.
             unsafe { nix::libc::_exit(code) }
@@ -167,9 +165,12 @@ where
 }
 
 /// In the child: confine, compute, write, return the exit code.
-fn child<F: FnOnce() -> Vec<u8>>(wr: OwnedFd, filter: seccompiler::BpfProgram, f: F) -> i32 {
+fn child<F: FnOnce() -> Vec<u8>>(wr: OwnedFd, f: F) -> i32 {
+    // Built here, not before the fork: it names this process, the only one
+    // the child may signal (its own abort).
+    let confined = filter(wr.as_raw_fd(), std::process::id()).and_then(|p| confine(&p));
     let mut out = std::fs::File::from(wr);
-    if let Err(e) = confine(&filter) {
+    if let Err(e) = confined {
         // Status 3 and the reason on the pipe, prefixed so it cannot decode
         // as a result.
         let _ = out.write_all(format!("\0setup:{e}").as_bytes());
@@ -294,8 +295,12 @@ fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, Sandbo
 }
 
 /// The seccomp allow-list: what parsing cached files and computing a
-/// verdict needs, and nothing that reaches outside the process.
-fn filter(result_fd: i32) -> Result<seccompiler::BpfProgram, String> {
+/// verdict needs, and nothing that reaches outside the process. `pid` is
+/// the child's own: the only process its signals may reach (an abort
+/// raises `SIGABRT` on itself, through `tgkill` on glibc and `tkill` on
+/// musl). It runs as the gate's user, so an unrestricted `tgkill` could
+/// signal any of that user's processes, containerd's included.
+fn filter(result_fd: i32, pid: u32) -> Result<seccompiler::BpfProgram, String> {
     use nix::libc;
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
@@ -333,7 +338,6 @@ fn filter(result_fd: i32) -> Result<seccompiler::BpfProgram, String> {
         libc::SYS_rt_sigaction,
         libc::SYS_rt_sigprocmask,
         libc::SYS_rt_sigreturn,
-        libc::SYS_tgkill,
         libc::SYS_exit,
         libc::SYS_exit_group,
         #[cfg(target_arch = "x86_64")]
@@ -364,6 +368,15 @@ fn filter(result_fd: i32) -> Result<seccompiler::BpfProgram, String> {
                 .map_err(|e| e.to_string())?,
         ],
     );
+    // Signals to itself only (tgkill's thread group, tkill's thread: the
+    // child is single-threaded, so both are its pid).
+    for sys in [libc::SYS_tgkill, libc::SYS_tkill] {
+        rules.insert(
+            sys,
+            vec![SeccompRule::new(vec![cond(0, Op::Eq, u64::from(pid))?])
+                .map_err(|e| e.to_string())?],
+        );
+    }
     // write only to the result pipe and stderr.
     let to_fd = |fd: i32| -> Result<SeccompRule, String> {
         SeccompRule::new(vec![cond(0, Op::Eq, fd as u64)?]).map_err(|e| e.to_string())
@@ -389,7 +402,7 @@ mod tests {
 
     #[test]
     fn the_filter_builds_for_this_architecture() {
-        assert!(!filter(7).unwrap().is_empty());
+        assert!(!filter(7, std::process::id()).unwrap().is_empty());
     }
 
     #[test]
