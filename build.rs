@@ -11,16 +11,21 @@
 //! `portcullis` CLI and the tests stay PIE.
 //!
 //! A statically linked build (`crt-static`, as `packaging/build-gates`
-//! makes the shipped binaries, with glibc's code then also at a fixed
-//! address) gets nothing from here: rustc chooses between a static PIE and
+//! makes the shipped binaries for musl, with the C library's code then also
+//! at a fixed address) gets nothing from here: rustc chooses between a static PIE and
 //! `-static -no-pie` from the relocation model, and `-no-pie` added to a
 //! static PIE's link yields a binary that crashes at its first instruction.
 
 fn main() {
     let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    // Only glibc: musl targets link statically by default, and cargo does
+    // not always list that default in CARGO_CFG_TARGET_FEATURE (a test
+    // build for musl without RUSTFLAGS saw none, and its `-no-pie` gates
+    // crashed in musl's static-PIE start code).
+    let glibc = std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
     let crt_static = std::env::var("CARGO_CFG_TARGET_FEATURE")
         .is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
-    if linux && !crt_static {
+    if linux && glibc && !crt_static {
         for bin in ["portcullis-runc", "containerd-shim-portcullis-v2"] {
             println!("cargo:rustc-link-arg-bin={bin}=-no-pie");
         }

@@ -145,13 +145,16 @@ for f in ./usr/bin/portcullis ./usr/bin/containerd-shim-portcullis-v2 ./usr/bin/
   grep -qE " $f\$" <<<"$CONTENTS" || missing+=("$f")
 done
 if ((${#missing[@]} == 0)); then ok "the package holds binaries, policy, drop-in, units, catalog, docs, completions"; else not_ok "package contents" "missing: ${missing[*]}"; fi
-# The glibc the static start-path binaries carry, recorded for the operator
-# (a libc6 security update reaches them only through a rebuilt package).
+# The C library the static start-path binaries carry, recorded for the
+# operator (a fix to it reaches them only through a rebuilt package): the
+# Rust toolchain's musl, and Debian's musl-dev headers for aws-lc's C code.
 built_using=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/doc/portcullis/BUILT-USING 2>/dev/null)
-if [[ $built_using == "glibc (= $(dpkg-query -W -f='${Version}' libc6-dev))" ]]; then
-  ok "BUILT-USING records the glibc linked into the start-path binaries: $built_using"
+musl_dev=$(dpkg-query -W -f='${Version}' musl-dev)
+if [[ $(head -n1 <<<"$built_using") =~ ^musl\ [0-9]+\.[0-9]+\.[0-9]+\ \(the\ self-contained\ libc\.a\ of\ rustc\ [0-9.]+,\ target\ $(uname -m)-unknown-linux-musl\)$ ]] &&
+  [[ $(sed -n 2p <<<"$built_using") == "musl-dev (= $musl_dev) "* ]]; then
+  ok "BUILT-USING records the musl linked into the start-path binaries: $(head -n1 <<<"$built_using")"
 else
-  not_ok "BUILT-USING names the glibc of the build" "got '$built_using'"
+  not_ok "BUILT-USING names the musl of the build" "got '$built_using'"
 fi
 
 # One man page per command and subcommand, generated from the CLI definition.
@@ -327,8 +330,11 @@ fi
 # statically linked /usr/bin/portcullis-runc), named per container with
 # --runc-binary: the synced image runs, an unsigned one is refused at
 # `runc create` with the image, its digest and the rule that wants a signature.
-if [[ $(file -b /usr/bin/portcullis-runc) == *"statically linked"* && $(file -b /usr/bin/containerd-shim-portcullis-v2) == *"statically linked"* ]]; then
-  ok "the installed start-path binaries are statically linked (packaging/build-gates)"
+# Linked with musl: a static glibc carries its tunables' parser (the string
+# GLIBC_TUNABLES), musl has none.
+if [[ $(file -b /usr/bin/portcullis-runc) == *"statically linked"* && $(file -b /usr/bin/containerd-shim-portcullis-v2) == *"statically linked"* ]] &&
+  ! grep -qa GLIBC_TUNABLES /usr/bin/portcullis-runc /usr/bin/containerd-shim-portcullis-v2; then
+  ok "the installed start-path binaries are statically linked with musl (packaging/build-gates)"
 else
   not_ok "statically linked start-path binaries" "$(file /usr/bin/portcullis-runc /usr/bin/containerd-shim-portcullis-v2)"
 fi

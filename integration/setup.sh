@@ -23,6 +23,9 @@ PACKAGES=(
   chromium python3-jsonschema
   # fleet-journal.sh: the central journal (systemd-journal-remote and -upload).
   systemd-journal-remote
+  # packaging/build-gates: the start-path binaries are linked with musl
+  # (musl-gcc compiles aws-lc's C code for that target).
+  musl-tools
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -166,8 +169,26 @@ _setup_cargo_deb() {
     die "cargo install cargo-deb $CARGO_DEB_VERSION failed"
 }
 
+# The Rust standard library for the musl target of this machine's
+# architecture (packaging/build-gates). rustup adds it; without rustup it
+# must come with the toolchain.
+_setup_rust_musl() {
+  command -v rustc >/dev/null || die "rustc not found (needed for the start-path binaries)"
+  local target
+  target=$(uname -m)-unknown-linux-musl
+  if [[ -d $(rustc --print sysroot)/lib/rustlib/$target/lib ]]; then
+    log "rust: $target present"
+    return 0
+  fi
+  command -v rustup >/dev/null ||
+    die "the Rust standard library for $target is missing and rustup is not here to add it"
+  log "rust: adding $target (rustup target add)"
+  rustup target add "$target" >/dev/null || die "rustup target add $target failed"
+}
+
 _setup_packages
 _stop_system_registry
 _setup_journald
 _setup_cargo_deb
+_setup_rust_musl
 log "done"

@@ -93,9 +93,11 @@ fn install() -> Result<(), DeadlineError> {
 }
 
 fn set_timer(value: Duration, interval: Duration) -> Result<(), DeadlineError> {
+    // The field types, not their aliases: the libc crate deprecates
+    // `time_t` and `suseconds_t` on musl (64-bit there since musl 1.2).
     let tv = |d: Duration| libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
+        tv_sec: d.as_secs() as _,
+        tv_usec: d.subsec_micros() as _,
     };
     let it = libc::itimerval {
         it_interval: tv(interval),

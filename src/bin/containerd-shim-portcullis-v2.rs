@@ -11,14 +11,15 @@ use std::ffi::{c_char, c_int, OsString};
 use portcullis::shim::{exec_inner, plan_timed, Plan};
 
 // SAFETY: under `no_main` rustc emits no `main` symbol, so this is the only
-// one; glibc calls it with the arguments std reads itself (`args_os`).
+// one; the C runtime calls it with `argc` strings in `argv`, which
+// `entry::run` reads (std's `args_os` is empty on musl without its start-up).
 #[no_mangle]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    portcullis::base::entry::run(wrap)
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: main's own argc and argv.
+    unsafe { portcullis::base::entry::run(argc, argv, wrap) }
 }
 
-fn wrap() -> u8 {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+fn wrap(args: Vec<OsString>) -> u8 {
     match plan_timed(&args) {
         (Plan::Exec(shim), timings) => {
             if let Some(t) = timings {

@@ -368,6 +368,15 @@ fn filter(result_fd: i32, pid: u32) -> Result<seccompiler::BpfProgram, String> {
                 .map_err(|e| e.to_string())?,
         ],
     );
+    // open, as musl's `open` calls it (glibc calls openat): read-only too.
+    #[cfg(target_arch = "x86_64")]
+    rules.insert(
+        libc::SYS_open,
+        vec![
+            SeccompRule::new(vec![cond(1, Op::MaskedEq(write_bits), 0)?])
+                .map_err(|e| e.to_string())?,
+        ],
+    );
     // Signals to itself only (tgkill's thread group, tkill's thread: the
     // child is single-threaded, so both are its pid).
     for sys in [libc::SYS_tgkill, libc::SYS_tkill] {
