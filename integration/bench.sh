@@ -390,7 +390,7 @@ mkdir -p "$PC_WORK/rtrace"
 cat >"$PC_WORK/bin/runc-strace" <<EOF
 #!/bin/sh
 case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
-PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e trace=execve,openat,connect,sendmsg,sendto,clone,clone3,wait4 "$PC_BIN_DIR/portcullis-runc" "\$@"
+PORTCULLIS_RUNC=$REAL_RUNC exec strace -qq -ttt -o "$PC_WORK/rtrace/\$\$.txt" -e trace=execve,open,openat,connect,sendmsg,sendto,clone,clone3,wait4 "$PC_BIN_DIR/portcullis-runc" "\$@"
 EOF
 chmod +x "$PC_WORK/bin/runc-strace"
 for temp in cold cold warm warm; do
@@ -578,7 +578,8 @@ for line in open(sys.argv[1]):
         cur[1].append((int(f[0], 16), f[1].strip() if len(f) > 1 else "?"))
 if cur is not None: samples.append(cur)
 if not samples: sys.exit(1)
-files = {"openat", "read", "pread64", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64", "statmount"}
+# (musl's `open` and `stat` are glibc's `openat` and `newfstatat`)
+files = {"open", "openat", "read", "pread64", "stat", "statx", "write", "close", "readlink", "readlinkat", "fstat", "lseek", "getdents64", "statmount"}
 socks = {"socket", "connect", "sendto", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll", "ioctl"}
 def step(chain, child):
     syms = [s for _, s in chain]
@@ -602,7 +603,7 @@ def step(chain, child):
     for s in reversed(kernel):
         m = re.match(r"(?:__x64_sys_|__do_sys_|__se_sys_|ksys_)(\w+)", s)
         if m:
-            name = {"newfstatat": "statx", "vm_mmap_pgoff": "mmap"}.get(m.group(1), m.group(1))
+            name = {"newfstatat": "statx", "newstat": "stat", "newfstat": "fstat", "vm_mmap_pgoff": "mmap"}.get(m.group(1), m.group(1))
             if name in files: return f"files: {name}"
             if name in socks: return f"sockets (containerd, journald): {name}"
             return f"other system call: {name}"
@@ -756,11 +757,12 @@ def timeline(path):
         if first is None: first = ts
         def mark(k):
             marks.setdefault(k, ts)
-        if call.startswith("openat(") and os.environ["POLICY"] in call: mark("policy_open")
+        opens = call.startswith(("openat(", "open("))  # glibc's openat, musl's open
+        if opens and os.environ["POLICY"] in call: mark("policy_open")
         if call.startswith("connect(") and os.environ["SOCK"] in call:
             marks.setdefault("containerd_connect_1", ts)
             if ts != marks["containerd_connect_1"]: marks["containerd_connect_last"] = ts
-        if call.startswith("openat(") and "/verdicts" in call: mark("verdict_cache")
+        if opens and "/verdicts" in call: mark("verdict_cache")
         if re.match(r"clone3?\(", call) and "CLONE_THREAD" not in call: mark("sandbox_fork")
         if call.split("(")[0] in ("connect", "sendmsg", "sendto") and "journal" in call: mark("journald")
         if call.startswith("execve(") and os.environ["REAL_RUNC"] in call:

@@ -10,8 +10,9 @@
 #     start that cannot be recorded anywhere is refused (enforce);
 #   - journald down with the spool at its size limit: an allowed start is
 #     refused with the fix, and nothing spooled is dropped;
-#   - journald frozen (SIGSTOP) with its socket's queue full: a start is
-#     held at most the send deadline, its record spooled, then replayed;
+#   - journald frozen (SIGSTOP) with its socket's queue full: a start, and
+#     then `portcullis heartbeat`, are held at most the send deadline, their
+#     records spooled, then replayed;
 #   - kill -9 of `portcullis fetch` at random points: the cache stays
 #     consistent (every entry parses and is filed under its own digest);
 #   - 64 starts at once while fetch rewrites the cache: every verdict right;
@@ -229,8 +230,16 @@ fid=$(new_id frozen-allow)
 t0=$(date +%s%N)
 frc=$(run_quiet f/signed:1 "$fid")
 t1=$(date +%s%N)
+# An operator tool, still frozen: `portcullis heartbeat` sends under the same
+# deadline (a timer aimed at the sending thread), so it ends and spools.
+hrc=0
+timeout 60 "$PC" heartbeat >/dev/null 2>&1 || hrc=$?
+t2=$(date +%s%N)
 kill -CONT "$jpid"
-echo "# figures: $queued datagrams queued, a blocking send then $probe; the start took $(((t1 - t0) / 1000000)) ms (send deadline PORTCULLIS_JOURNALD_TIMEOUT_MS, default 2000)"
+echo "# figures: $queued datagrams queued, a blocking send then $probe; the start took $(((t1 - t0) / 1000000)) ms, heartbeat $(((t2 - t1) / 1000000)) ms (send deadline PORTCULLIS_JOURNALD_TIMEOUT_MS, default 2000)"
+((hrc == 0)) && grep -q '"43854a3b0232701f13a057de7bb8bcd5"' "$SPOOL" 2>/dev/null &&
+  ok "frozen-journald-tool-not-held: portcullis heartbeat ends in $(((t2 - t1) / 1000000)) ms and its record is spooled" ||
+  not_ok "frozen-journald-tool-not-held" "heartbeat rc=$hrc (124: held past the 60 s guard); spool: $(tail -c 400 "$SPOOL" 2>/dev/null)"
 [[ $probe == blocked ]] && ok "with journald stopped and $queued datagrams queued, a plain blocking send blocks (5 s probe)" ||
   not_ok "the frozen journald blocks a plain send" "probe: $probe after $queued datagrams"
 [[ $frc == 0 ]] && grep -qF "\"$fid\"" "$SPOOL" 2>/dev/null &&

@@ -3,20 +3,21 @@
 //! This module owns interrupting a call that has no timeout of its own: the
 //! journald send of `libsystemd`, whose datagram socket is private to that
 //! crate and blocking, and blocks for as long as a frozen journald leaves
-//! its queue full. [`within`] arms the process's real-time interval timer
-//! (`setitimer(ITIMER_REAL)`) to raise `SIGALRM` at the deadline and then
-//! every [`REPEAT`] until the call returns, with a handler that does nothing
-//! installed without `SA_RESTART`: a call blocked at the deadline (or
-//! entering its block after a signal that came just before it) returns
-//! `EINTR`, which the caller sees as a failed call. The timer is disarmed
-//! before returning.
+//! its queue full. [`within`] creates a POSIX timer (`timer_create`) that
+//! raises `SIGALRM` in the calling thread only (`SIGEV_THREAD_ID`) at the
+//! deadline and then every [`REPEAT`] until the call returns, with a handler
+//! that does nothing installed without `SA_RESTART`: a call blocked at the
+//! deadline (or entering its block after a signal that came just before
+//! it) returns `EINTR`, which the caller sees as a failed call. The timer is
+//! deleted before returning.
 //!
-//! `SIGALRM` goes to some thread of the process, so this bounds the call
-//! only in a single-threaded process: the two gates, which are at that
-//! point. The handler is installed once and left (an exec resets it).
+//! Because the signal is aimed at one thread, this bounds the call in a
+//! threaded process too (the operator tools) as well as in the gates; the
+//! other threads never see it. The handler is installed once and left (an
+//! exec resets it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::libc;
 
@@ -26,11 +27,9 @@ use nix::libc;
 pub const REPEAT: Duration = Duration::from_millis(20);
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
-static FIRED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn wake(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    FIRED.store(true, Ordering::Relaxed);
+    // Nothing: the signal's only work is to interrupt the blocked call.
 }
 
 /// A deadline an operator sets in milliseconds through the environment
@@ -62,17 +61,17 @@ pub enum DeadlineError {
     },
 }
 
-/// Run `f` with `SIGALRM` interrupting it from `deadline` on. Returns what
-/// `f` returned and whether the deadline passed while it ran.
+/// Run `f` on this thread with `SIGALRM` interrupting it, in this thread
+/// only, from `deadline` on. Returns what `f` returned and whether the
+/// deadline passed while it ran.
 pub fn within<T>(deadline: Duration, f: impl FnOnce() -> T) -> Result<(T, bool), DeadlineError> {
     install()?;
-    FIRED.store(false, Ordering::Relaxed);
-    set_timer(deadline, REPEAT)?;
+    let started = Instant::now();
+    let timer = ThreadTimer::arm(deadline, REPEAT)?;
     let out = f();
-    // Disarm before anything else can block; a failure here leaves a timer
-    // whose signal only interrupts (never kills) this process.
-    let _ = set_timer(Duration::ZERO, Duration::ZERO);
-    Ok((out, FIRED.load(Ordering::Relaxed)))
+    // Deleted before anything else can block.
+    drop(timer);
+    Ok((out, started.elapsed() >= deadline))
 }
 
 fn install() -> Result<(), DeadlineError> {
@@ -82,8 +81,8 @@ fn install() -> Result<(), DeadlineError> {
     }
     // No SA_RESTART: an interrupted call returns EINTR instead of resuming.
     let act = SigAction::new(SigHandler::Handler(wake), SaFlags::empty(), SigSet::empty());
-    // SAFETY: `wake` only stores to an atomic, which is async-signal-safe,
-    // and it is the whole of the handler.
+    // SAFETY: `wake` does nothing, which is async-signal-safe, and it is the
+    // whole of the handler.
     unsafe { sigaction(Signal::SIGALRM, &act) }.map_err(|errno| DeadlineError::Setup {
         call: "sigaction",
         errno,
@@ -92,27 +91,57 @@ fn install() -> Result<(), DeadlineError> {
     Ok(())
 }
 
-fn set_timer(value: Duration, interval: Duration) -> Result<(), DeadlineError> {
-    // The field types, not their aliases: the libc crate deprecates
-    // `time_t` and `suseconds_t` on musl (64-bit there since musl 1.2).
-    let tv = |d: Duration| libc::timeval {
-        tv_sec: d.as_secs() as _,
-        tv_usec: d.subsec_micros() as _,
-    };
-    let it = libc::itimerval {
-        it_interval: tv(interval),
-        it_value: tv(value),
-    };
-    // SAFETY: `it` is an initialised `itimerval` that outlives the call; the
-    // old value is not asked for (null).
-    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(DeadlineError::Setup {
-            call: "setitimer",
+/// A POSIX timer whose signal goes to the thread that armed it; deleted on
+/// drop. (nix's wrapper has no thread-directed signal on musl, the gates'
+/// target, hence libc.)
+struct ThreadTimer(libc::timer_t);
+
+impl ThreadTimer {
+    fn arm(value: Duration, interval: Duration) -> Result<Self, DeadlineError> {
+        let setup = |call| DeadlineError::Setup {
+            call,
             errno: nix::errno::Errno::last(),
-        })
+        };
+        // SAFETY: `sigevent` is plain data for which all zeroes is a valid
+        // value (its padding is private, so it cannot be written as a
+        // literal); the fields the kernel reads are set below.
+        let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = libc::SIGALRM;
+        sev.sigev_notify_thread_id = nix::unistd::gettid().as_raw();
+        let mut id: libc::timer_t = std::ptr::null_mut();
+        // SAFETY: `sev` and `id` are initialised and outlive the call, which
+        // writes only `id`.
+        if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) } != 0 {
+            return Err(setup("timer_create"));
+        }
+        let timer = ThreadTimer(id);
+        let ts = |d: Duration| {
+            // SAFETY: as for `sigevent`: plain data, all zeroes valid.
+            let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+            // The field types, not their aliases: the libc crate deprecates
+            // `time_t` on musl (64-bit there since musl 1.2).
+            t.tv_sec = d.as_secs() as _;
+            t.tv_nsec = d.subsec_nanos() as _;
+            t
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts(interval),
+            it_value: ts(value),
+        };
+        // SAFETY: `timer.0` is the timer just created; `spec` is initialised
+        // and outlives the call; the old value is not asked for (null).
+        if unsafe { libc::timer_settime(timer.0, 0, &spec, std::ptr::null_mut()) } != 0 {
+            return Err(setup("timer_settime"));
+        }
+        Ok(timer)
+    }
+}
+
+impl Drop for ThreadTimer {
+    fn drop(&mut self) {
+        // SAFETY: the timer was created by `arm` and is deleted only here.
+        unsafe { libc::timer_delete(self.0) };
     }
 }
 
@@ -120,7 +149,7 @@ fn set_timer(value: Duration, interval: Duration) -> Result<(), DeadlineError> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
-    use std::time::Instant;
+    use std::sync::mpsc;
 
     #[test]
     fn a_deadline_from_the_environment_is_a_positive_number_of_milliseconds() {
@@ -136,15 +165,10 @@ mod tests {
         }
     }
 
-    // One test: the timer and SIGALRM belong to the whole process, and the
-    // harness runs tests on threads. It forks a single-threaded child, as
-    // the gates are, to block and be interrupted there.
-    #[test]
-    fn a_send_blocked_on_a_full_queue_returns_at_the_deadline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("frozen.sock");
-        // A receiver that never reads: its queue fills.
-        let _receiver = UnixDatagram::bind(&path).unwrap();
+    /// A sender blocked on a datagram socket whose receiver never reads.
+    fn blocked_sender(dir: &std::path::Path) -> (UnixDatagram, UnixDatagram, std::path::PathBuf) {
+        let path = dir.join("frozen.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
         let sender = UnixDatagram::unbound().unwrap();
         sender.set_nonblocking(true).unwrap();
         let mut queued = 0;
@@ -153,55 +177,71 @@ mod tests {
             assert!(queued < 1_000_000, "the queue never filled");
         }
         sender.set_nonblocking(false).unwrap();
-        // SAFETY: the child only sends, reads the clock and calls `_exit`
-        // (no lock another thread could hold is taken: `send_to` and the
-        // timer are system calls, the handler an atomic store).
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let start = Instant::now();
-                let code = match within(Duration::from_millis(200), || sender.send_to(b"x", &path))
-                {
-                    Ok((Err(e), true)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        if start.elapsed() >= Duration::from_millis(200) {
-                            0
-                        } else {
-                            3
-                        }
-                    }
-                    Ok((Ok(_), _)) => 4,
-                    Ok((Err(_), _)) => 5,
-                    Err(_) => 6,
-                };
-                // SAFETY: `_exit` skips the harness's exit handlers; nothing
-                // else is unsafe about it.
-                unsafe { libc::_exit(code) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                // Without the deadline the child would block for good:
-                // kill it after 30 s rather than hang the suite.
-                let waited = Instant::now();
-                loop {
-                    match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
-                        .unwrap()
-                    {
-                        nix::sys::wait::WaitStatus::StillAlive => {
-                            if waited.elapsed() > Duration::from_secs(30) {
-                                let _ = nix::sys::signal::kill(
-                                    child,
-                                    nix::sys::signal::Signal::SIGKILL,
-                                );
-                                panic!("the blocked send was not interrupted");
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        nix::sys::wait::WaitStatus::Exited(_, code) => {
-                            assert_eq!(code, 0, "child status {code} (3: early, 4: sent, 5: another error, 6: no deadline)");
-                            break;
-                        }
-                        other => panic!("child ended as {other:?}"),
-                    }
-                }
-            }
-        }
+        (receiver, sender, path)
+    }
+
+    // The harness runs tests on threads: the blocked send runs on one, a
+    // blocking receive with a timeout of its own on another, and only the
+    // first may be interrupted.
+    #[test]
+    fn a_send_blocked_on_a_full_queue_returns_at_the_deadline_and_no_other_thread_is_woken() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_receiver, sender, path) = blocked_sender(dir.path());
+        install().unwrap();
+        // The bystander: a receive that times out after 1.5 s on its own,
+        // unless a signal interrupts it first.
+        let idle = UnixDatagram::unbound().unwrap();
+        idle.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let bystander = std::thread::spawn(move || {
+            let t = Instant::now();
+            let r = idle.recv(&mut [0u8; 8]);
+            (r.map_err(|e| e.kind()), t.elapsed())
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let r = within(Duration::from_millis(200), || sender.send_to(b"x", &path));
+            let _ = tx.send((
+                r.map(|(out, fired)| (out.map_err(|e| e.kind()), fired)),
+                t.elapsed(),
+            ));
+        });
+        // Without the timer the send blocks for good: give up after 30 s
+        // rather than hang the suite (the blocked thread dies with it).
+        let (r, took) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the blocked send was not interrupted");
+        let (out, fired) = r.unwrap();
+        assert_eq!(out, Err(std::io::ErrorKind::Interrupted));
+        assert!(fired && took >= Duration::from_millis(200), "{took:?}");
+        let (r, waited) = bystander.join().unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            ),
+            "the other thread's receive ended as {r:?} after {waited:?}"
+        );
+        assert!(waited >= Duration::from_millis(1400), "{waited:?}");
+    }
+
+    #[test]
+    fn a_call_that_returns_in_time_is_not_interrupted_and_leaves_no_timer() {
+        let (n, fired) = within(Duration::from_millis(500), || 7).unwrap();
+        assert_eq!((n, fired), (7, false));
+        // The timer was deleted: a sleep past the deadline is not cut short
+        // by a late signal (a pending one would make `recv` return EINTR).
+        let idle = UnixDatagram::unbound().unwrap();
+        idle.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        let r = idle.recv(&mut [0u8; 8]).map_err(|e| e.kind());
+        assert!(
+            matches!(
+                r,
+                Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            ),
+            "{r:?}"
+        );
     }
 }

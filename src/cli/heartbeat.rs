@@ -32,7 +32,7 @@ pub(super) fn run(a: HeartbeatArgs) -> Result<u8, CliError> {
     let gs = crate::heartbeat::GateState::observe(&a.policy.path, &state);
     let archived = crate::heartbeat::archive(&gs, &state);
     let delivery = crate::journal::record(
-        &crate::journal::Journald,
+        &crate::journal::DeadlineJournald::from_env(),
         &crate::journal::Spool::new(state.spool_dir()),
         &gs.record(),
     )?;

@@ -29,7 +29,7 @@ pub enum JournalCommand {
 pub(super) fn replay(state_dir: PathBuf, json: bool) -> Result<u8, CliError> {
     let state = StateDir::new(state_dir);
     let spool = crate::journal::Spool::new(state.spool_dir());
-    let (sent, remaining) = spool.replay(&crate::journal::Journald)?;
+    let (sent, remaining) = spool.replay(&crate::journal::DeadlineJournald::from_env())?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(

@@ -155,7 +155,7 @@ pub(super) fn run_pull(a: PullArgs) -> Result<u8, CliError> {
     let mut journal_note = None;
     if let Some(rec) = pull::record(&source, &result) {
         if let Err(e) = crate::journal::record(
-            &crate::journal::Journald,
+            &crate::journal::DeadlineJournald::from_env(),
             &crate::journal::Spool::new(state.spool_dir()),
             &rec,
         ) {

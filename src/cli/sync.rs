@@ -47,6 +47,11 @@ pub(super) fn run(a: SyncArgs) -> Result<u8, CliError> {
     };
     let state = StateDir::new(a.state.dir);
     let mut log = |line: &str| eprintln!("portcullis-sync: {line}");
-    crate::sync::run(&opts, &state, &crate::journal::Journald, &mut log)?;
+    crate::sync::run(
+        &opts,
+        &state,
+        &crate::journal::DeadlineJournald::from_env(),
+        &mut log,
+    )?;
     Ok(0)
 }

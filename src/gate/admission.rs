@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::containerd::{self, ImageTarget};
-use crate::gate::journal::{self, GateJournald, Record, Spool};
+use crate::gate::journal::{self, DeadlineJournald, Record, Spool};
 use crate::gate::{self, Decision, Kind, Outcome, Subject, Verdict};
 use crate::policy::{Mode, Policy};
 use crate::state::cache::StateDir;
@@ -189,9 +189,7 @@ pub fn admit(
         .push(("PORTCULLIS_GATE".into(), gate_kind.as_str().into()));
     let spool = Spool::new(state.spool_dir());
     // Bounded: a frozen journald spools the record instead of holding the start.
-    let sink = GateJournald {
-        deadline: journal::send_timeout(),
-    };
+    let sink = DeadlineJournald::from_env();
     if let Err(e) = journal::record(&sink, &spool, &record) {
         // The verdict cannot be recorded anywhere: an unrecorded start is
         // not allowed in enforce mode.

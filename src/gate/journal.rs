@@ -276,30 +276,39 @@ impl Sink for Journald {
     }
 }
 
-/// How long a gate waits for journald to take one record, unless
+/// How long a gate or a tool waits for journald to take one record, unless
 /// `PORTCULLIS_JOURNALD_TIMEOUT_MS` says otherwise.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The gate's deadline for one journald send: `PORTCULLIS_JOURNALD_TIMEOUT_MS`,
+/// The deadline for one journald send: `PORTCULLIS_JOURNALD_TIMEOUT_MS`,
 /// else [`DEFAULT_SEND_TIMEOUT`].
 pub fn send_timeout() -> Duration {
     crate::base::deadline::from_env("PORTCULLIS_JOURNALD_TIMEOUT_MS", DEFAULT_SEND_TIMEOUT)
 }
 
-/// journald for a gate: [`Journald`] with a deadline on each send
-/// ([`crate::base::deadline`]). A journald that is frozen (stopped, not dead)
-/// with its socket's queue full blocks libsystemd's send for as long as it
-/// stays frozen; with the deadline the send fails instead, the record is
-/// spooled like any record journald did not take, and the container's start
-/// goes on. Only for a single-threaded process (the gates are when they
-/// record): the deadline's signal goes to any thread of the process.
+/// journald with a deadline on each send ([`crate::base::deadline`]): the
+/// sink of the gates and of the operator tools. A journald that is frozen
+/// (stopped, not dead) with its socket's queue full blocks libsystemd's send
+/// for as long as it stays frozen; with the deadline the send fails instead,
+/// the record is spooled like any record journald did not take, and the
+/// container's start (or the tool) goes on. The deadline's signal goes to
+/// the sending thread only, so a threaded tool is bounded too.
 #[derive(Debug, Clone, Copy)]
-pub struct GateJournald {
+pub struct DeadlineJournald {
     /// How long one send may block.
     pub deadline: Duration,
 }
 
-impl Sink for GateJournald {
+impl DeadlineJournald {
+    /// With the deadline of [`send_timeout`].
+    pub fn from_env() -> Self {
+        DeadlineJournald {
+            deadline: send_timeout(),
+        }
+    }
+}
+
+impl Sink for DeadlineJournald {
     fn send(&self, r: &Record) -> Result<(), String> {
         match crate::base::deadline::within(self.deadline, || Journald.send(r)) {
             Ok((Ok(()), _)) => Ok(()),
@@ -308,7 +317,7 @@ impl Sink for GateJournald {
                 self.deadline.as_millis()
             )),
             Ok((Err(e), false)) => Err(e),
-            // Never sent without a deadline from a gate: spooled instead.
+            // Never sent without a deadline: spooled instead.
             Err(e) => Err(e.to_string()),
         }
     }

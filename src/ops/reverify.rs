@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::containerd::tasks::{self, RunningTask};
 use crate::containerd::{self, ImageTarget, LookupError};
-use crate::gate::journal::{self, message_id, Journald, Record, Sink, Spool};
+use crate::gate::journal::{self, message_id, DeadlineJournald, Record, Sink, Spool};
 use crate::gate::{self, Decision, Outcome, Subject, Verdict};
 use crate::policy::{Policy, PolicyError, Revoked};
 use crate::reference::ImageRef;
@@ -250,19 +250,12 @@ pub fn run(o: &Options) -> Result<Report, ReverifyError> {
         .map(|p| p.revoked)
         .unwrap_or(Revoked::Report);
     let spool = Spool::new(state.spool_dir());
+    let sink = DeadlineJournald::from_env();
     let containers = running
         .iter()
         .map(|task| {
             let key = (task.namespace.clone(), task.container_id.clone());
-            reverify_one(
-                o,
-                &policy,
-                &state,
-                task,
-                recorded.get(&key),
-                &Journald,
-                &spool,
-            )
+            reverify_one(o, &policy, &state, task, recorded.get(&key), &sink, &spool)
         })
         .collect();
     let ahead = o
