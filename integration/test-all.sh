@@ -48,11 +48,12 @@ echo "== unit tests"
 cargo test --workspace --quiet 2>&1 | tee "${TMPDIR:-/tmp}/portcullis-unit.log"
 grep -q "test result: ok" "${TMPDIR:-/tmp}/portcullis-unit.log"
 
-# The gates ship built for musl (packaging/build-gates): the sandbox (its
-# seccomp allow-list meets musl's system calls, its allocator talc's) and the
-# gates' own start, tested on that target too.
-echo "== start path on musl, as shipped: the sandbox's and the gates' tests"
-cargo test --locked --quiet --target "$(uname -m)-unknown-linux-musl" --test sandbox --test gates
+# The gates ship built for musl (packaging/build-gates): the library's unit
+# tests (the journald deadline's thread-directed timer among them), the
+# sandbox (its seccomp allow-list meets musl's system calls, its allocator
+# talc's) and the gates' own start, tested on that target too.
+echo "== start path on musl, as shipped: the library's, the sandbox's and the gates' tests"
+cargo test --locked --quiet --target "$(uname -m)-unknown-linux-musl" --lib --test sandbox --test gates
 
 echo "== trust root: TUF update against a local repository (python-tuf), rollback refused"
 bash "$HERE/tuf/test.sh"
