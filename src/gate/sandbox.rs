@@ -358,25 +358,24 @@ fn filter(result_fd: i32, pid: u32) -> Result<seccompiler::BpfProgram, String> {
                 .map_err(|e| e.to_string())?,
         ],
     );
-    // openat read-only: no write access mode, no O_CREAT/O_TRUNC/O_APPEND.
+    // Opening read-only: no write access mode, no O_CREAT/O_TRUNC/O_APPEND,
+    // checked on the flags argument of openat (glibc's) and of open (musl's).
     let write_bits =
         (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND | libc::O_TMPFILE) as u64;
-    rules.insert(
-        libc::SYS_openat,
-        vec![
-            SeccompRule::new(vec![cond(2, Op::MaskedEq(write_bits), 0)?])
-                .map_err(|e| e.to_string())?,
-        ],
-    );
-    // open, as musl's `open` calls it (glibc calls openat): read-only too.
-    #[cfg(target_arch = "x86_64")]
-    rules.insert(
-        libc::SYS_open,
-        vec![
-            SeccompRule::new(vec![cond(1, Op::MaskedEq(write_bits), 0)?])
-                .map_err(|e| e.to_string())?,
-        ],
-    );
+    let opens: &[(libc::c_long, u8)] = &[
+        (libc::SYS_openat, 2),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_open, 1),
+    ];
+    for &(sys, flags) in opens {
+        rules.insert(
+            sys,
+            vec![
+                SeccompRule::new(vec![cond(flags, Op::MaskedEq(write_bits), 0)?])
+                    .map_err(|e| e.to_string())?,
+            ],
+        );
+    }
     // Signals to itself only (tgkill's thread group, tkill's thread: the
     // child is single-threaded, so both are its pid).
     for sys in [libc::SYS_tgkill, libc::SYS_tkill] {
