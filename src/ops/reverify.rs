@@ -236,10 +236,14 @@ pub fn run(o: &Options) -> Result<Report, ReverifyError> {
     for ns in &namespaces {
         running.extend(tasks::running_tasks(&o.address, ns, timeout)?);
     }
-    let policy = Policy::load(&o.policy);
+    let state = StateDir::new(&o.state_dir);
+    // Read once, as a start reads it (its compiled form stored for the next
+    // start): the containers' decisions, those made ahead and the report's
+    // digest are then of the same bytes, even if the file is replaced
+    // meanwhile.
+    let policy = Policy::load_for_start(&o.policy, &state);
     // Verification parses registry bytes: only ever in the sandbox.
     crate::gate::sandbox::require();
-    let state = StateDir::new(&o.state_dir);
     let (recorded, journal_error) = match recorded_starts(&running, o.journal_directory.as_deref())
     {
         Ok(r) => (r, None),
@@ -260,7 +264,7 @@ pub fn run(o: &Options) -> Result<Report, ReverifyError> {
         .collect();
     let ahead = o
         .decide_ahead
-        .then(|| images::decide_all(&o.address, &namespaces, &o.policy, &state, timeout));
+        .then(|| images::decide_all(&o.address, &namespaces, &policy, &state, timeout));
     let (policy_path, policy_digest, policy_error) = match &policy {
         Ok(p) => (p.path.display().to_string(), Some(p.digest.clone()), None),
         Err(e) => (o.policy.display().to_string(), None, Some(e.to_string())),

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::containerd;
 use crate::gate::{self, Decision, Outcome, Subject, Verdict};
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicyError};
 use crate::state::cache::StateDir;
 use crate::verify::rejection::Class;
 
@@ -145,19 +145,19 @@ impl AheadReport {
     }
 }
 
-/// Decide ahead for every image record of `namespaces`, under the policy at
-/// `policy_path` (loaded as a start loads it, so its compiled form is
-/// stored too). The caller must be single-threaded: verification runs in
-/// the sandbox ([`crate::sandbox::require`]).
+/// Decide ahead for every image record of `namespaces`, under `policy` (the
+/// caller loads it as a start does, [`Policy::load_for_start`], so its
+/// compiled form is stored too, and the report names the policy these
+/// decisions used). The caller must be single-threaded: verification runs
+/// in the sandbox ([`crate::sandbox::require`]).
 pub fn decide_all(
     address: &str,
     namespaces: &[String],
-    policy_path: &std::path::Path,
+    policy: &Result<Policy, PolicyError>,
     state: &StateDir,
     timeout: Duration,
 ) -> AheadReport {
     let started = Instant::now();
-    let policy = Policy::load_for_start(policy_path, state);
     let mut report = AheadReport::default();
     for ns in namespaces {
         let names = match containerd::image_names(address, ns, timeout) {
@@ -176,7 +176,7 @@ pub fn decide_all(
                 namespace: ns.clone(),
                 container_id: None,
             };
-            let d = gate::decide(&policy, lookup, state, &subject, t);
+            let d = gate::decide(policy, lookup, state, &subject, t);
             report.images.push(image_of(ns, name, &d, t.elapsed()));
         }
     }
