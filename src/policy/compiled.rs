@@ -443,7 +443,10 @@ impl Pages {
         while pos < self.len && (out.len() as u64) < MAX_LINE {
             let page = self.page((pos / PAGE) as usize)?;
             let rest = &page[(pos % PAGE) as usize..];
-            match memchr::memchr(b'\n', rest) {
+            // A plain search: the memchr crate's would probe the CPU
+            // (`cpuid`, a VM exit each on a virtual machine) on its first
+            // call, in every start; policy lines are short.
+            match rest.iter().position(|&b| b == b'\n') {
                 Some(i) => {
                     out.extend_from_slice(&rest[..i]);
                     return Some(out);
