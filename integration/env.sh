@@ -43,6 +43,10 @@ PC_STOP_TIMEOUT=${PC_STOP_TIMEOUT:-10}
 export PC_REPO_ROOT PC_BIN_DIR PC_WORK PC_REGISTRY PC_NS PC_CONTAINERD_SOCK \
   PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
+# The journal's MESSAGE_IDs (PC_MID_*), one definition for every suite.
+# shellcheck source=integration/message-ids.sh
+source "$PC_INTEGRATION_DIR/message-ids.sh"
+
 # ---------------------------------------------------------------- internals
 
 _pc_log() { printf 'pc: %s\n' "$*" >&2; }

@@ -124,7 +124,7 @@ SYNC_SINCE=$(date '+%Y-%m-%d %H:%M:%S')
 "$PC" sync --plain-http --address "$PC_CONTAINERD_SOCK" --state-dir "$PORTCULLIS_STATE_DIR" \
   >"$PC_WORK/logs/sync.log" 2>&1 &
 SYNC_PID=$!
-OBSERVER_ID=726a6dbc984c74fd633242c1b58a00c0
+OBSERVER_ID=$PC_MID_OBSERVER
 if wait_journal --since "$SYNC_SINCE" "MESSAGE_ID=$OBSERVER_ID" PORTCULLIS_OBSERVER=start; then
   ok "sync records that it observes containerd's events"
 else
@@ -192,7 +192,7 @@ hb=$("$PC" heartbeat --json)
   ok "heartbeat states mode and policy digest" || not_ok "heartbeat --json" "$hb"
 ls "$PORTCULLIS_STATE_DIR"/policies/sha256-*.toml >/dev/null 2>&1 &&
   ok "heartbeat archives the policy by digest" || not_ok "heartbeat archives the policy"
-HB_ID=43854a3b0232701f13a057de7bb8bcd5
+HB_ID=$PC_MID_HEARTBEAT
 wait_journal "MESSAGE_ID=$HB_ID" "PORTCULLIS_POLICY_DIGEST=$(jq -r .policy_digest <<<"$hb")" &&
   ok "heartbeat record in the journal" || not_ok "heartbeat record in the journal"
 sleep 1.2
@@ -212,7 +212,7 @@ run_start audited audit/unsigned:1 run
 run_start exempted exempt/debug:1 run
 run_start keyless kl/good:1 run
 run_start plain-runc plain/app:1 run io.containerd.runc.v2
-TS_ID=8318d2f6b992168aab5504b031ff237c
+TS_ID=$PC_MID_TASK_STARTED
 wait_journal "MESSAGE_ID=$TS_ID" "PORTCULLIS_CONTAINER_ID=${ID[plain-runc]}" &&
   ok "sync recorded the plain runc task start" || not_ok "sync recorded the plain runc task start" "$(tail -n 5 "$PC_WORK/logs/sync.log")"
 wait_journal "MESSAGE_ID=$TS_ID" "PORTCULLIS_CONTAINER_ID=${ID[exempted]}" || true

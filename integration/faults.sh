@@ -237,7 +237,7 @@ timeout 60 "$PC" heartbeat >/dev/null 2>&1 || hrc=$?
 t2=$(date +%s%N)
 kill -CONT "$jpid"
 echo "# figures: $queued datagrams queued, a blocking send then $probe; the start took $(((t1 - t0) / 1000000)) ms, heartbeat $(((t2 - t1) / 1000000)) ms (send deadline PORTCULLIS_JOURNALD_TIMEOUT_MS, default 2000)"
-((hrc == 0)) && grep -q '"43854a3b0232701f13a057de7bb8bcd5"' "$SPOOL" 2>/dev/null &&
+((hrc == 0)) && grep -q "\"$PC_MID_HEARTBEAT\"" "$SPOOL" 2>/dev/null &&
   ok "frozen-journald-tool-not-held: portcullis heartbeat ends in $(((t2 - t1) / 1000000)) ms and its record is spooled" ||
   not_ok "frozen-journald-tool-not-held" "heartbeat rc=$hrc (124: held past the 60 s guard); spool: $(tail -c 400 "$SPOOL" 2>/dev/null)"
 [[ $probe == blocked ]] && ok "with journald stopped and $queued datagrams queued, a plain blocking send blocks (5 s probe)" ||

@@ -42,7 +42,7 @@ UPLOAD=/lib/systemd/systemd-journal-upload
 COLLECTOR=$PC_WORK/collector
 WRAP=$PC_WORK/shim-wrap
 NOJOURNAL=$PC_WORK/hide-journald
-HEARTBEAT_ID=43854a3b0232701f13a057de7bb8bcd5
+HEARTBEAT_ID=$PC_MID_HEARTBEAT
 NODE_B_MID=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0
 SCHEMA=$PC_REPO_ROOT/docs/evidence.schema.json
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR

@@ -26,7 +26,7 @@ pc_use_containerd_tools
 SIGN="$PC_BIN_DIR/portcullis-testsign"
 PC="$PC_BIN_DIR/portcullis"
 KEYS=$PC_WORK/keys
-SQUAT_ID=0b5e8d3f7a2c4e619d4f8a7c2e5b1d93
+SQUAT_ID=$PC_MID_SNAPSHOT_SQUAT
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
 echo "# building the workspace"

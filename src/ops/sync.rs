@@ -984,6 +984,39 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
+    /// The integration suites query the journal by the IDs of
+    /// integration/message-ids.sh: each must be the code's.
+    #[test]
+    fn the_suites_message_ids_are_the_codes() {
+        use crate::gate::journal::message_id as j;
+        let file = include_str!("../../integration/message-ids.sh");
+        let defined: std::collections::BTreeMap<&str, &str> = file
+            .lines()
+            .filter_map(|l| l.strip_prefix("PC_MID_")?.split_once('='))
+            .collect();
+        let code = [
+            ("VERIFIED", j::VERIFIED),
+            ("EXEMPT", j::EXEMPT),
+            ("DENIED", j::DENIED),
+            ("WARNED", j::WARNED),
+            ("AUDITED", j::AUDITED),
+            ("HEARTBEAT", j::HEARTBEAT),
+            ("TASK_STARTED", j::TASK_STARTED),
+            ("OBSERVER", j::OBSERVER),
+            ("REVOKED", j::REVOKED),
+            ("REVOKED_STOPPED", j::REVOKED_STOPPED),
+            ("POLICY_INSTALLED", j::POLICY_INSTALLED),
+            ("POLICY_REFUSED", j::POLICY_REFUSED),
+            ("POLICY_UNREACHABLE", j::POLICY_UNREACHABLE),
+            ("FETCH_FAILED", message_id::FETCH_FAILED),
+            ("SNAPSHOT_SQUAT", message_id::SNAPSHOT_SQUAT),
+        ];
+        for (name, id) in code {
+            assert_eq!(defined.get(name), Some(&id), "PC_MID_{name}");
+        }
+        assert_eq!(defined.len(), code.len(), "an ID the code does not have");
+    }
+
     fn envelope(topic: &str, type_url: &str, value: Vec<u8>) -> Envelope {
         let mut e = Envelope {
             timestamp: None,
