@@ -523,6 +523,35 @@ print(f"`cpuid` instructions executed on this CPU by a pass-through (start-up on
   else
     echo "# callgrind: no profile written" >&2
   fi
+  # The function order of the start-path binaries (packaging/link-gates):
+  # the symbols a warm runc-gate create and a warm shim start execute, by
+  # their mangled names, written to $OUT/start-path.order. Copy it over
+  # packaging/start-path.order after a change to the start path (BENCHMARKS.md,
+  # "Function order"); the count of its names the committed file lacks is
+  # printed.
+  mkdir -p "$PC_WORK/callgrind-mangled"
+  rm -f "$PC_WORK"/callgrind-mangled/*
+  cat >"$PC_WORK/bin/runc-callgrind-mangled" <<EOF
+#!/bin/sh
+case "\$*" in *" create "*) ;; *) PORTCULLIS_RUNC=$REAL_RUNC exec "$PC_BIN_DIR/portcullis-runc" "\$@" ;; esac
+PORTCULLIS_RUNC=$REAL_RUNC exec valgrind -q --tool=callgrind --demangle=no --dump-before=execvp --callgrind-out-file="$PC_WORK/callgrind-mangled/runc-%p.out" "$PC_BIN_DIR/portcullis-runc" "\$@"
+EOF
+  cat >"$PC_WORK/bin/containerd-shim-pccallgrind-v2" <<EOF
+#!/bin/sh
+case "\$*" in *" start"*) exec valgrind -q --tool=callgrind --demangle=no --dump-before=execve --callgrind-out-file="$PC_WORK/callgrind-mangled/shim-%p.out" "$PC_BIN_DIR/containerd-shim-portcullis-v2" "\$@" ;; esac
+exec "$PC_BIN_DIR/containerd-shim-portcullis-v2" "\$@"
+EOF
+  chmod +x "$PC_WORK/bin/runc-callgrind-mangled" "$PC_WORK/bin/containerd-shim-pccallgrind-v2"
+  run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind-mangled" >/dev/null || ERRORS=$((ERRORS + 1))
+  run_once bench/prov:1 --runtime io.containerd.pccallgrind.v2 >/dev/null || ERRORS=$((ERRORS + 1))
+  # the first dump of each: up to the exec of runc, or of the inner shim
+  mapfile -t profs < <(find "$PC_WORK/callgrind-mangled" -name '*.out.1' | sort)
+  if ((${#profs[@]} == 2)) && "$ROOT/packaging/start-path-order" "${profs[@]}" >"$OUT/start-path.order"; then
+    new=$(grep -v '^#' "$OUT/start-path.order" | sort -u | comm -23 - <(grep -v '^#' "$ROOT/packaging/start-path.order" | sort -u) | wc -l)
+    echo "# function order: $OUT/start-path.order, $(grep -vc '^#' "$OUT/start-path.order") functions, $new not in packaging/start-path.order"
+  else
+    echo "# function order: no profiles (${profs[*]:-none})" >&2
+  fi
 fi
 
 # Where a gated start's CPU goes, the kernel's share included: `perf

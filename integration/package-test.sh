@@ -48,7 +48,7 @@ SYNC_PID=
 SIGN=$ROOT/target/debug/portcullis-testsign
 R=$PC_REGISTRY
 KEYS=$PC_WORK/keys
-SYNC_FAILED_ID=4e7b1c9d2a6f48e3b0d5c8a1f3e6b9d2
+SYNC_FAILED_ID=$PC_MID_FETCH_FAILED
 # Written before `dpkg -i`, removed after the purge: an installation with
 # this marker is this test's own, left by a run killed before its clean-up.
 MARKER=/var/tmp/portcullis-package-test.installed
@@ -150,7 +150,7 @@ if ((${#missing[@]} == 0)); then ok "the package holds binaries, policy, drop-in
 # Rust toolchain's musl, and Debian's musl-dev headers for aws-lc's C code.
 built_using=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/doc/portcullis/BUILT-USING 2>/dev/null)
 musl_dev=$(dpkg-query -W -f='${Version}' musl-dev)
-if [[ $(head -n1 <<<"$built_using") =~ ^musl\ [0-9]+\.[0-9]+\.[0-9]+\ \(the\ self-contained\ libc\.a\ of\ rustc\ [0-9.]+,\ target\ $(uname -m)-unknown-linux-musl\)$ ]] &&
+if [[ $(head -n1 <<<"$built_using") =~ ^musl\ [0-9]+\.[0-9]+\.[0-9]+\ \(the\ self-contained\ libc\.a\ of\ rustc\ [0-9.]+,\ target\ $("$PC_REPO_ROOT/packaging/build-gates" --print-target)\)$ ]] &&
   [[ $(sed -n 2p <<<"$built_using") == "musl-dev (= $musl_dev) "* ]]; then
   ok "BUILT-USING records the musl linked into the start-path binaries: $(head -n1 <<<"$built_using")"
 else
@@ -337,6 +337,23 @@ if [[ $(file -b /usr/bin/portcullis-runc) == *"statically linked"* && $(file -b 
   ok "the installed start-path binaries are statically linked with musl (packaging/build-gates)"
 else
   not_ok "statically linked start-path binaries" "$(file /usr/bin/portcullis-runc /usr/bin/containerd-shim-portcullis-v2)"
+fi
+# Linked by packaging/link-gates: lld, and the warm start's functions first
+# (the decision's entry, admission::admit, then lies in the first 512 KiB
+# of code; linked in the default order it was 1.7 MB in).
+order_ok=1 order_why=
+for b in /usr/bin/portcullis-runc /usr/bin/containerd-shim-portcullis-v2; do
+  text=$(readelf -SW "$b" | sed -n 's/.*\] \.text *PROGBITS *\([0-9a-f]*\) .*/\1/p')
+  admit=$(nm "$b" | awk '$3 ~ /10portcullis4gate9admission5admit17h/ { print $1; exit }')
+  if ! readelf -p .comment "$b" | grep -q 'Linker: LLD' || [[ -z $text || -z $admit ]] ||
+    (((16#$admit) - (16#$text) > 524288)); then
+    order_ok=0 order_why+="$b: .text at ${text:-?}, admission::admit at ${admit:-?}, $(readelf -p .comment "$b" | grep -o 'Linker: [^ ]*' || echo 'no linker named'); "
+  fi
+done
+if ((order_ok)); then
+  ok "the start-path binaries are linked with a warm start's functions placed first (packaging/link-gates, lld)"
+else
+  not_ok "function order of the start-path binaries" "$order_why"
 fi
 GATE=/usr/lib/portcullis/runtime-bin/runc
 id=pkg-$RANDOM$RANDOM

@@ -169,13 +169,14 @@ _setup_cargo_deb() {
     die "cargo install cargo-deb $CARGO_DEB_VERSION failed"
 }
 
-# The Rust standard library for the musl target of this machine's
-# architecture (packaging/build-gates). rustup adds it; without rustup it
-# must come with the toolchain.
+# The Rust standard library for the target the start-path binaries are
+# built for (`packaging/build-gates --print-target`: this host's musl).
+# rustup adds it; without rustup it must come with the toolchain.
 _setup_rust_musl() {
   command -v rustc >/dev/null || die "rustc not found (needed for the start-path binaries)"
   local target
-  target=$(uname -m)-unknown-linux-musl
+  target=$("$(dirname "${BASH_SOURCE[0]}")/../packaging/build-gates" --print-target) ||
+    die "packaging/build-gates --print-target failed"
   if [[ -d $(rustc --print sysroot)/lib/rustlib/$target/lib ]]; then
     log "rust: $target present"
     return 0

@@ -53,7 +53,7 @@ grep -q "test result: ok" "${TMPDIR:-/tmp}/portcullis-unit.log"
 # sandbox (its seccomp allow-list meets musl's system calls, its allocator
 # talc's) and the gates' own start, tested on that target too.
 echo "== start path on musl, as shipped: the library's, the sandbox's and the gates' tests"
-cargo test --locked --quiet --target "$(uname -m)-unknown-linux-musl" --lib --test sandbox --test gates
+cargo test --locked --quiet --target "$(packaging/build-gates --print-target)" --lib --test sandbox --test gates
 
 echo "== trust root: TUF update against a local repository (python-tuf), rollback refused"
 bash "$HERE/tuf/test.sh"
@@ -74,8 +74,15 @@ timed() {
 
 echo "== runc gate: node-wide enforcement at the OCI runtime (runc -> portcullis-runc first on containerd's PATH)"
 timed "$HERE/runc-gate.sh"
-echo "== runc gate on containerd 2.4.2 (rootfs, root.path, runtime_path cases on 2.x)"
-PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/runc-gate.sh"
+# The suites run the debug gates; here the gates as the package ships them
+# (packaging/build-gates: release, musl, static) meet the real containerd,
+# runc and journald: the runc gate suite on containerd 2.x, and the fault
+# suite (journald frozen or down, containerd stopped, the sandbox's limits),
+# where the C library and the allocator show.
+echo "== the gates as shipped (musl, static, release: integration/shipped-bins.sh)"
+SHIPPED=$(bash "$HERE/shipped-bins.sh" | tail -n 1)
+echo "== runc gate on containerd 2.4.2, the shipped gates (rootfs, root.path, runtime_path cases on 2.x)"
+PC_BIN_DIR=$SHIPPED PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/runc-gate.sh"
 
 echo "== containerd 2.x (v2.2.9 JSON v3 start, v2.4.2 stdin bootstrap): core cases and an adversarial slice through the shim wrapper"
 timed "$HERE/containerd2.sh"
@@ -113,6 +120,8 @@ PC_CONTAINERD_VERSION=2.4.2 timed "$HERE/multiarch.sh"
 
 echo "== fault suite (journald, containerd, state directory, fetch killed, concurrent starts)"
 bash "$HERE/faults.sh"
+echo "== fault suite again, the shipped gates"
+PC_BIN_DIR=$SHIPPED timed "$HERE/faults.sh"
 
 echo "== offline and edge nodes: bundle export/import, no registry, OCI layout via ctr images import"
 bash "$HERE/offline.sh"
