@@ -250,6 +250,7 @@ fn the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork() {
     sandbox::require();
     let dir = tempfile::tempdir().unwrap();
     let (state, policy) = signed_setup(dir.path(), false);
+    let pem_of_first = std::fs::read(dir.path().join("k.pub")).unwrap();
     let dec = decide(&policy, Ok(target()), &state, &subject(), Instant::now());
     assert_eq!(dec.verdict, Verdict::Allow, "{}", dec.reason);
     assert_eq!(dec.verdict_cache, Some("miss"));
@@ -263,6 +264,25 @@ fn the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork() {
     assert_eq!(again.verdict_cache, Some("hit"));
     assert_eq!(again.phases.isolation, None);
     assert_eq!(again.signer, dec.signer);
+
+    // The hit names the key by its file's bytes: another key in the same
+    // file is a miss, verified (and refused) against the new key.
+    let other = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let key_file = dir.path().join("k.pub");
+    std::fs::write(&key_file, pem(&other)).unwrap();
+    let rotated = decide(&policy, Ok(target()), &state, &subject(), Instant::now());
+    assert_eq!(rotated.verdict, Verdict::Deny, "{}", rotated.reason);
+    assert_eq!(rotated.phases.isolation, Some(Isolation::Child));
+    // No key file: a miss, refused for the key, never the old pass.
+    std::fs::remove_file(&key_file).unwrap();
+    let gone = decide(&policy, Ok(target()), &state, &subject(), Instant::now());
+    assert_eq!(gone.verdict, Verdict::Deny);
+    assert_eq!(gone.phases.isolation, None);
+    assert!(gone.reason.contains("k.pub"), "{}", gone.reason);
+    // The first key back: the cached pass again, without a fork.
+    std::fs::write(&key_file, pem_of_first).unwrap();
+    let back = decide(&policy, Ok(target()), &state, &subject(), Instant::now());
+    assert_eq!(back.verdict_cache, Some("hit"), "{}", back.reason);
 
     let dir = tempfile::tempdir().unwrap();
     let (state, policy) = signed_setup(dir.path(), true);

@@ -401,8 +401,6 @@ fn verify_rule(
     d: &mut Decision,
     cache: CacheUse,
 ) -> Result<Kind, Failure> {
-    let terms = verify::rule::Terms::load(&rule.signers, rule.provenance.as_ref())
-        .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
     let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
@@ -412,7 +410,7 @@ fn verify_rule(
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
         rule.name.clone().into_bytes(),
-        terms.fingerprint(),
+        verify::rule::fingerprint(&rule.signers, rule.provenance.as_ref()),
         root_digest.map(String::into_bytes).unwrap_or_default(),
     ];
     for dg in &digests {
@@ -444,6 +442,9 @@ fn verify_rule(
         d.verdict_cache = Some("hit");
         return Ok(Kind::Verified);
     }
+    // Not needed for a hit: the key names the signers by their files' bytes.
+    let terms = verify::rule::Terms::load(&rule.signers, rule.provenance.as_ref())
+        .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
     // The cached artifacts came from registries: parse and verify them in
     // the sandbox, and take back only its small result.
     let t_verify = Instant::now();

@@ -4,9 +4,10 @@
 //! This module owns `verdicts/<key>.json` in the state directory. The key is
 //! the SHA-256 of every input a verification depends on: the Portcullis
 //! version, the policy file's digest and the rule, the digests being
-//! started, the bytes of their signature-cache entries, the signers (key
-//! fingerprints, keyless identities and the bytes of any CA bundle), and the
-//! bytes of the trust root. Changing any of them changes the key, so a
+//! started, the bytes of their signature-cache entries, the signers (the
+//! bytes of each key file, keyless identities and the bytes of any CA
+//! bundle: [`crate::verify::rule::fingerprint`], so a hit parses no key),
+//! and the bytes of the trust root. Changing any of them changes the key, so a
 //! policy, key, trust-root or cache change invalidates entries by
 //! construction. An entry also carries the instant it stops being valid: the
 //! earliest of one hour after it was written, the provenance age limit, and

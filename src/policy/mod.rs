@@ -149,14 +149,13 @@ impl Action {
 ///
 /// Parsed (and so validated) with the policy, but its matcher is compiled
 /// only when a start first needs it, and a pattern without glob
-/// metacharacters is compared as a string and never compiled: a node's
-/// policy has many rules and each start consults few of them.
+/// metacharacters is compared as a string and never parsed as a glob: a
+/// node's policy has many rules and each start consults few of them.
 #[derive(Debug, Clone)]
 pub struct ImagePattern {
     text: String,
-    glob: Glob,
-    /// No glob metacharacters: matched by string equality.
-    literal: bool,
+    /// `None`: no glob metacharacters, matched by string equality.
+    glob: Option<Glob>,
     matcher: std::sync::OnceLock<GlobMatcher>,
     /// The pattern names a repository without tag or digest, so it matches
     /// every tag and digest of the repositories it covers.
@@ -178,15 +177,21 @@ impl ImagePattern {
         }
         let last = text.rsplit('/').next().unwrap_or_default();
         let repository_only = !text.contains('@') && !last.contains(':');
-        let glob = GlobBuilder::new(text)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?;
+        let literal = !text.contains(['*', '?', '[', ']', '{', '}', '\\']);
+        let glob = if literal {
+            None
+        } else {
+            Some(
+                GlobBuilder::new(text)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?,
+            )
+        };
         Ok(Self {
             text: text.to_string(),
             glob,
-            literal: !text.contains(['*', '?', '[', ']', '{', '}', '\\']),
             matcher: std::sync::OnceLock::new(),
             repository_only,
         })
@@ -199,12 +204,13 @@ impl ImagePattern {
 
     /// Does the pattern match this string as written?
     fn matches_str(&self, s: &str) -> bool {
-        if self.literal {
-            return self.text == s;
+        match &self.glob {
+            None => self.text == s,
+            Some(glob) => self
+                .matcher
+                .get_or_init(|| glob.compile_matcher())
+                .is_match(s),
         }
-        self.matcher
-            .get_or_init(|| self.glob.compile_matcher())
-            .is_match(s)
     }
 
     /// Does this pattern match a normalized reference (`registry/repo:tag`,
@@ -1474,8 +1480,14 @@ key = "k.pub"
             "127.0.0.1:5000/demo/app:v1",
         ] {
             let p = ImagePattern::new(pat).unwrap();
-            assert!(p.literal, "{pat}");
-            let glob = p.glob.compile_matcher();
+            assert!(p.glob.is_none(), "{pat}");
+            // what the pattern would match as a glob
+            let glob = GlobBuilder::new(pat)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .unwrap()
+                .compile_matcher();
             for r in refs {
                 let i = img(r);
                 let by_glob = glob.is_match(i.normalized())
@@ -1483,11 +1495,10 @@ key = "k.pub"
                 assert_eq!(p.matches(&i), by_glob, "{pat} vs {r}");
             }
         }
-        assert!(
-            !ImagePattern::new("docker.io/library/ngin?")
-                .unwrap()
-                .literal
-        );
+        assert!(ImagePattern::new("docker.io/library/ngin?")
+            .unwrap()
+            .glob
+            .is_some());
     }
 
     /// The index only narrows which rules are tried: over generated

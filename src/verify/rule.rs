@@ -183,19 +183,60 @@ impl Terms {
     pub fn provenance(&self) -> Option<(&RuleSigners, &Requirement)> {
         self.provenance.as_ref().map(|(s, r)| (s, r))
     }
+}
 
-    /// Everything that identifies these terms' signers, for the verdict cache key.
-    pub fn fingerprint(&self) -> Vec<u8> {
-        let mut out = b"signature\n".to_vec();
-        if let Some(s) = &self.signature {
-            out.extend(s.fingerprint());
-        }
-        out.extend(b"provenance\n");
-        if let Some((s, _)) = &self.provenance {
-            out.extend(s.fingerprint());
-        }
-        out
+/// Everything a verification under a rule's terms depends on besides the
+/// policy text, for the verdict-cache key, read without loading the terms:
+/// each signer as written, with the SHA-256 of the bytes of the key file or
+/// CA bundle it names. A cached pass is thus found without parsing a key
+/// (the warm start's cost), and a changed, missing or unreadable file gives
+/// another key: a miss, which loads the terms and refuses with their reason.
+pub fn fingerprint(rule_signers: &[Signer], provenance: Option<&ProvenancePolicy>) -> Vec<u8> {
+    let mut out = String::from("signature\n");
+    for s in rule_signers {
+        signer_fingerprint(s, &mut out);
     }
+    out.push_str("provenance\n");
+    match provenance {
+        Some(p) if !p.signers.is_empty() => p
+            .signers
+            .iter()
+            .for_each(|s| signer_fingerprint(s, &mut out)),
+        Some(_) => out.push_str("the rule's signers\n"),
+        None => out.push_str("none\n"),
+    }
+    out.into_bytes()
+}
+
+fn signer_fingerprint(signer: &Signer, out: &mut String) {
+    use std::fmt::Write as _;
+    let digest = |path: &std::path::Path, max: u64| {
+        crate::digest::sha256_prefixed_file(path, crate::base::fsio::ReadOptions::bounded(max))
+            .unwrap_or_else(|_| "unreadable".into())
+    };
+    let _ = match signer {
+        Signer::Key { path, require_tlog } => writeln!(
+            out,
+            "key {} {} tlog={require_tlog}",
+            path.display(),
+            digest(path, crate::formats::keys::MAX_KEY_BYTES)
+        ),
+        Signer::Keyless(k) => writeln!(
+            out,
+            "keyless {} {} {:?} tlog={} ca={}",
+            k.issuer,
+            k.subject,
+            k.extensions,
+            k.require_tlog,
+            k.ca.as_deref()
+                .map(|c| format!(
+                    "{} {}",
+                    c.display(),
+                    digest(c, crate::bundle::MAX_TRUST_ROOT_BYTES)
+                ))
+                .unwrap_or_default()
+        ),
+    };
 }
 
 /// Who may sign a rule's provenance, and what it must say: the
@@ -319,6 +360,45 @@ mod tests {
             "{r:?}"
         );
         assert!(root.cell.get().is_none());
+    }
+
+    /// The verdict-cache key's view of the signers: the files' bytes, not
+    /// their names alone, and a file that cannot be read is a key of its own.
+    #[test]
+    fn the_fingerprint_follows_the_files_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("k.pub");
+        let ca = dir.path().join("ca.pem");
+        let key = Signer::Key {
+            path: k.clone(),
+            require_tlog: false,
+        };
+        let Signer::Keyless(mut kl) = keyless() else {
+            unreachable!()
+        };
+        kl.ca = Some(ca.clone());
+        let signers = [key, Signer::Keyless(kl)];
+        let fp = || fingerprint(&signers, None);
+        let missing = fp();
+        assert_eq!(
+            String::from_utf8_lossy(&missing)
+                .matches("unreadable")
+                .count(),
+            2
+        );
+        std::fs::write(&k, "key one").unwrap();
+        std::fs::write(&ca, "ca one").unwrap();
+        let one = fp();
+        assert_ne!(one, missing);
+        assert_eq!(fp(), one);
+        std::fs::write(&k, "key two").unwrap();
+        let two = fp();
+        assert_ne!(two, one);
+        std::fs::write(&ca, "ca two").unwrap();
+        assert_ne!(fp(), two);
+        // who signs the provenance is part of it
+        let pp = ProvenancePolicy::default();
+        assert_ne!(fingerprint(&signers, Some(&pp)), fp());
     }
 
     #[test]

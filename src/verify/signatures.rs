@@ -154,33 +154,6 @@ impl RuleSigners {
         Ok(out)
     }
 
-    /// Everything that identifies these signers, for the verdict cache key:
-    /// key fingerprints, keyless matchers, claims, CA bundle bytes.
-    pub fn fingerprint(&self) -> Vec<u8> {
-        let mut out = String::new();
-        for k in &self.keys {
-            out.push_str(&format!("key {} tlog={}\n", k.signer.id, k.require_tlog));
-        }
-        for k in &self.keyless {
-            out.push_str(&format!(
-                "keyless {} {} {:?} tlog={} ca={}\n",
-                k.issuer,
-                k.subject,
-                k.extensions,
-                k.require_tlog,
-                k.ca.as_ref()
-                    .and_then(|c| {
-                        crate::base::fsio::read_bounded(c, crate::bundle::MAX_TRUST_ROOT_BYTES)
-                            .ok()
-                            .flatten()
-                    })
-                    .map(|b| crate::digest::sha256_hex(&b))
-                    .unwrap_or_default()
-            ));
-        }
-        out.into_bytes()
-    }
-
     /// Verify a Sigstore bundle for `subject` against each signer in turn
     /// (keyless identities, then keys); the first that accepts it wins.
     /// `Ok` carries how verdicts name the signer; `Err` a ranked reason (the
