@@ -22,8 +22,8 @@
 # every command (create, start, state, delete), so the pair differs only in
 # the gate. (Two containerds would also differ in their metadata, caches and
 # PATH; a baseline in between would not be interleaved.)
-# Each case is cold (verdict cache and known chain IDs emptied before every
-# gated start) and warm. Reports median and p95 wall time of each, the per-pair ratio B/A,
+# Each case is cold (verdict cache, known chain IDs and compiled policy
+# emptied before every gated start) and warm. Reports median and p95 wall time of each, the per-pair ratio B/A,
 # each gate's own CPU time (its verification child included) and peak
 # memory per start (PORTCULLIS_RUSAGE_LOG, written just before each gate
 # hands over: one line from the shim at `start`, one from the runc gate at
@@ -274,9 +274,13 @@ run_once() { # IMAGE [ctr run flags...] -> prints wall µs, fails if the start f
 }
 # forget_verdicts: the next gated start is cold: no cached verdict (it
 # verifies in the sandbox), no known chain ID (a first start of the image),
-# no compiled policy (as after a policy change).
+# no compiled policy (as after a policy change). The entries go, their
+# directories stay, as on a node that has started a container before:
+# creating the three directories (only a node's very first start does) cost
+# about 250 µs of CPU and 0.5 ms of wall time per start here (BENCHMARKS.md).
 forget_verdicts() {
-  rm -rf "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled"
+  find "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled" \
+    -mindepth 1 -delete 2>/dev/null || true
 }
 # run_case CASE IMAGE "A flags" "B flags": PAIRS interleaved pairs (after one
 # unrecorded warm-up of each); walls to $OUT/wall-CASE.{a,b}, the gates'

@@ -196,8 +196,18 @@ pub fn confine(filter: &seccompiler::BpfProgram) -> Result<(), String> {
     // The bounding set needs CAP_SETPCAP to shrink; without it (an
     // unprivileged caller) it can grant nothing anyway: no_new_privs is set
     // and the child never executes a program.
+    // Each capability is dropped without being read first (`caps::clear`
+    // reads each, then drops it: twice the system calls, 82 where 41 do);
+    // a drop that fails counts only if the capability is still in the set
+    // (one this kernel does not know, EINVAL, is not).
     if caps::has_cap(None, CapSet::Effective, caps::Capability::CAP_SETPCAP).unwrap_or(false) {
-        caps::clear(None, CapSet::Bounding).map_err(|e| format!("bounding set: {e}"))?;
+        for cap in caps::all() {
+            if let Err(e) = caps::drop(None, CapSet::Bounding, cap) {
+                if caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+                    return Err(format!("bounding set: {cap}: {e}"));
+                }
+            }
+        }
     }
     for set in [
         CapSet::Ambient,
