@@ -182,10 +182,7 @@ impl ImagePattern {
             None
         } else {
             Some(
-                GlobBuilder::new(text)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
+                Self::glob(text)
                     .map_err(|e| format!("image pattern `{text}` is not a valid glob: {e}"))?,
             )
         };
@@ -195,6 +192,14 @@ impl ImagePattern {
             matcher: std::sync::OnceLock::new(),
             repository_only,
         })
+    }
+
+    /// `text` as a glob: `*` within one path segment, a backslash escaping.
+    fn glob(text: &str) -> Result<Glob, globset::Error> {
+        GlobBuilder::new(text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
     }
 
     /// The pattern as written.
@@ -1482,12 +1487,7 @@ key = "k.pub"
             let p = ImagePattern::new(pat).unwrap();
             assert!(p.glob.is_none(), "{pat}");
             // what the pattern would match as a glob
-            let glob = GlobBuilder::new(pat)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .unwrap()
-                .compile_matcher();
+            let glob = ImagePattern::glob(pat).unwrap().compile_matcher();
             for r in refs {
                 let i = img(r);
                 let by_glob = glob.is_match(i.normalized())
