@@ -560,16 +560,34 @@ EOF
   forget_verdicts
   # refused under valgrind (above): not an error of the benchmark
   run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind-cold" >/dev/null 2>&1 || true
-  # the first dump of each warm one (up to the exec of runc, or of the
-  # inner shim), then the cold gate's and its child's, by pid
+  # A pass-through of each gate, placed before everything else: every
+  # container start runs the runc gate for `start`, `delete` and more
+  # (containerd's runc shim calls runc for each) and the shim wrapper for
+  # `delete`, and each of those only execs what it hands over to. Their
+  # few functions first keep that path in a handful of 64 KiB windows of
+  # code (BENCHMARKS.md, "Pass-throughs first"). The runc gate's: `state`
+  # of no container (the real runc answers that none exists); the shim
+  # wrapper's: `-v` (the runc shim prints its version).
+  mkdir -p "$PC_WORK/callgrind-pass"
+  rm -f "$PC_WORK"/callgrind-pass/*
+  PORTCULLIS_RUNC=$REAL_RUNC valgrind -q --tool=callgrind --demangle=no --dump-before=execvp \
+    --callgrind-out-file="$PC_WORK/callgrind-pass/1-runc.out" \
+    "$PC_BIN_DIR/portcullis-runc" --root "$PC_WORK/no-runc-root" state bench-pass >/dev/null 2>&1 || true
+  valgrind -q --tool=callgrind --demangle=no --dump-before=execve \
+    --callgrind-out-file="$PC_WORK/callgrind-pass/2-shim.out" \
+    "$PC_BIN_DIR/containerd-shim-portcullis-v2" -v >/dev/null 2>&1 || true
+  # the pass-throughs' dumps up to their exec, then the first dump of each
+  # warm one (up to the exec of runc, or of the inner shim), then the cold
+  # gate's and its child's, by pid
+  mapfile -t pass < <(find "$PC_WORK/callgrind-pass" -name '*.out.1' | sort)
   mapfile -t profs < <(find "$PC_WORK/callgrind-mangled" -name '*.out.1' | sort)
   mapfile -t cold < <(find "$PC_WORK/callgrind-cold" -name 'runc-*.out*' -size +0 | sort -t- -k2 -n)
-  if ((${#profs[@]} == 2 && ${#cold[@]} >= 1)) &&
-    "$ROOT/packaging/start-path-order" "${profs[@]}" "${cold[@]}" >"$OUT/start-path.order"; then
+  if ((${#pass[@]} == 2 && ${#profs[@]} == 2 && ${#cold[@]} >= 1)) &&
+    "$ROOT/packaging/start-path-order" "${pass[@]}" "${profs[@]}" "${cold[@]}" >"$OUT/start-path.order"; then
     new=$(grep -v '^#' "$OUT/start-path.order" | sort -u | comm -23 - <(grep -v '^#' "$ROOT/packaging/start-path.order" | sort -u) | wc -l)
     echo "# function order: $OUT/start-path.order, $(grep -vc '^#' "$OUT/start-path.order") functions, $new not in packaging/start-path.order"
   else
-    echo "# function order: no profiles (warm: ${profs[*]:-none}; cold: ${cold[*]:-none})" >&2
+    echo "# function order: no profiles (pass-through: ${pass[*]:-none}; warm: ${profs[*]:-none}; cold: ${cold[*]:-none})" >&2
   fi
 fi
 
