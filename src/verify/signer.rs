@@ -6,6 +6,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::expression::Expression;
+
 /// Who may sign images of a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
@@ -46,7 +48,7 @@ pub enum Matcher {
     /// Matched in full by this expression (source kept for display),
     /// compiled on first use: only a verification matches, and most starts
     /// are answered by the verdict cache. Its syntax is checked at load.
-    Regex(String, std::sync::OnceLock<Option<regex::Regex>>),
+    Regex(String, std::sync::OnceLock<Option<Expression>>),
 }
 
 impl PartialEq for Matcher {
@@ -68,7 +70,7 @@ impl Matcher {
             // An expression that parsed but does not compile within the
             // size limit matches nothing: the signer is refused.
             Matcher::Regex(src, r) => r
-                .get_or_init(|| compile(src).ok())
+                .get_or_init(|| Expression::compile(src).ok())
                 .as_ref()
                 .is_some_and(|r| r.is_match(value)),
         }
@@ -79,28 +81,18 @@ impl Matcher {
     pub fn compile_check(&self) -> Result<(), String> {
         match self {
             Matcher::Exact(_) => Ok(()),
-            Matcher::Regex(src, _) => compile(src).map(|_| ()),
+            Matcher::Regex(src, _) => Expression::compile(src)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 
     /// Parse (not compile) `src`: a syntax error fails the policy's load.
     pub(crate) fn regex(src: &str) -> Result<Matcher, String> {
-        regex_syntax::Parser::new()
-            .parse(&anchored(src))
-            .map(|_| Matcher::Regex(src.to_string(), std::sync::OnceLock::new()))
-            .map_err(|e| format!("invalid regular expression: {e}"))
+        Expression::parse(src)
+            .map(|()| Matcher::Regex(src.to_string(), std::sync::OnceLock::new()))
+            .map_err(|e| e.to_string())
     }
-}
-
-fn anchored(src: &str) -> String {
-    format!("^(?:{src})$")
-}
-
-fn compile(src: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(&anchored(src))
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 impl fmt::Display for Matcher {
