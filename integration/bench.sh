@@ -17,13 +17,16 @@
 #   dense node-wide, warm, with 300 more overlay mounts on the node (the
 #         rootfs mounts of that many running containers): the gate's read
 #         of what is mounted at the rootfs must not grow with them.
+#   null  plain runc against plain runc (`--runtime io.containerd.runc.v2`
+#         both): what noise and the A B order make of two identical paths.
 # The baseline of node and both is `ctr run --runc-binary <real runc>` on the
 # same gated containerd: the runc shim then runs the real runc directly for
 # every command (create, start, state, delete), so the pair differs only in
 # the gate. (Two containerds would also differ in their metadata, caches and
 # PATH; a baseline in between would not be interleaved.)
 # Each case is cold (verdict cache, known chain IDs and compiled policy
-# emptied before every gated start) and warm. Reports median and p95 wall time of each, the per-pair ratio B/A,
+# emptied before every gated start) and warm. Reports median and p95 wall time of each, the per-pair ratio B/A
+# (median with a bootstrap 95 % interval of it, and p95),
 # each gate's own CPU time (its verification child included) and peak
 # memory per start (PORTCULLIS_RUSAGE_LOG, written just before each gate
 # hands over: one line from the shim at `start`, one from the runc gate at
@@ -278,9 +281,18 @@ run_once() { # IMAGE [ctr run flags...] -> prints wall µs, fails if the start f
 # directories stay, as on a node that has started a container before:
 # creating the three directories (only a node's very first start does) cost
 # about 250 µs of CPU and 0.5 ms of wall time per start here (BENCHMARKS.md).
+# The entries are moved aside, not deleted, until the measurements are over:
+# when ext4 allocates an inode it passes over every one freed in the last
+# dirty_expire seconds (30 s; `recently_deleted`), so deleting three entries
+# per cold start made each later cold start's file creations slower, by up
+# to 350 µs of CPU (perf), which a node that deletes nothing never pays.
+FORGOTTEN=0
 forget_verdicts() {
-  find "$PORTCULLIS_STATE_DIR/verdicts" "$PORTCULLIS_STATE_DIR/chains" "$PORTCULLIS_STATE_DIR/policy-compiled" \
-    -mindepth 1 -delete 2>/dev/null || true
+  local aside=$PC_WORK/forgotten/$((FORGOTTEN += 1)) s
+  for s in verdicts chains policy-compiled; do
+    mkdir -p "$aside/$s"
+    find "$PORTCULLIS_STATE_DIR/$s" -mindepth 1 -maxdepth 1 -exec mv -t "$aside/$s" {} + 2>/dev/null || true
+  done
 }
 # run_case CASE IMAGE "A flags" "B flags": PAIRS interleaved pairs (after one
 # unrecorded warm-up of each); walls to $OUT/wall-CASE.{a,b}, the gates'
@@ -315,6 +327,12 @@ T_CASES=$SECONDS
 for case in sig-cold sig-warm prov-cold prov-warm keyless-cold keyless-warm; do
   run_case "$case" "bench/${case%-*}:1" "--runtime io.containerd.runc.v2" "--runtime io.containerd.portcullis.v2"
 done
+
+# The null case: plain runc against plain runc in the same A B A B
+# design. Its median ratio and interval are what this machine's noise and
+# the design's order make of two identical paths: a gate path's ratio is
+# read against it.
+run_case "null-runc" bench/prov:1 "--runtime io.containerd.runc.v2" "--runtime io.containerd.runc.v2"
 
 conc() { # N cold|warm: N concurrent portcullis starts of the signed image; prints "errors wall_ms"
   local n=$1 t0 t1 errs=0 pids=() i
@@ -356,6 +374,12 @@ for f in "$PC_WORK"/strace/*.txt; do
   n=$(awk '/execve\(".*containerd-shim-runc-v2"/ {exit} /flock\(|F_SETLK|F_OFD_SETLK|F_GETLK/ {c++} END {print c+0}' "$f")
   locks=$((locks + n))
 done
+
+# The concurrent starts replaced one verdict entry over and over (each
+# rename(2) frees the inode it replaces) and the lock sample removed the
+# cache: let those frees age past ext4's window before the next cold starts
+# (see forget_verdicts).
+((SMOKE)) || sleep $(($(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 100 + 1))
 
 # 2. node-wide (runc gate first on containerd's PATH) and both gates, on
 # the same containerd 1.6, restarted with the gate directory first on PATH
@@ -760,6 +784,7 @@ for temp in cold warm; do
   run_case "node2-prov-$temp" bench/prov:1 "$BASE" ""
 done
 T_CASES=$((SECONDS - T_CASES))
+rm -rf "$PC_WORK/forgotten"
 
 sleep 1
 # gate processes of THIS run still alive (exec'd gates show as the shim's or runc's)
@@ -789,6 +814,15 @@ def pct(xs, p):
     xs = sorted(xs); k = (len(xs) - 1) * p; f = int(k); c = min(f + 1, len(xs) - 1)
     return xs[f] + (xs[c] - xs[f]) * (k - f)
 med = lambda xs: statistics.median(xs) if xs else float("nan")
+def median_ci95(xs, resamples=2000):
+    """Percentile bootstrap interval of the median (fixed seed: a run's
+    report is reproducible from its pairs)."""
+    if len(xs) < 5:
+        return None
+    import random
+    rng = random.Random(15)
+    ms = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+    return [ms[int(0.025 * resamples)], ms[int(0.975 * resamples) - 1]]
 mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
 res = {"pairs": pairs, "smoke": smoke,
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -802,7 +836,7 @@ res = {"pairs": pairs, "smoke": smoke,
 phases = ["policy_us", "lookup_us", "decide_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]
 # Which gates log a line per gated start, in the order they log it.
 def gates_of(name):
-    return {"node": ["runc"], "node2": ["runc"], "both": ["shim", "runc"]}.get(name.split("-")[0], ["shim"])
+    return {"node": ["runc"], "node2": ["runc"], "both": ["shim", "runc"], "null": []}.get(name.split("-")[0], ["shim"])
 def cpu_ms(r): return (r["user_us"]+r["sys_us"]+r.get("child_user_us",0)+r.get("child_sys_us",0))/1000
 for name in names:
     a = [int(x)/1000 for x in open(f"{out}/wall-{name}.a").read().split()]
@@ -824,7 +858,7 @@ for name in names:
         "pairs": len(b),
         "runc_ms": {"median": med(a), "p95": pct(a, .95)},
         "portcullis_ms": {"median": med(b), "p95": pct(b, .95)},
-        "ratio": {"median": med(ratios), "p95": pct(ratios, .95), "pairs": [round(r, 4) for r in ratios]},
+        "ratio": {"median": med(ratios), "median_ci95": median_ci95(ratios), "p95": pct(ratios, .95), "pairs": [round(r, 4) for r in ratios]},
         "wrapper_cpu_ms": {"median": med(cpu), "p95": pct(cpu, .95), "n": len(cpu)},
         "wrapper_peak_rss_mib": {"max": max(rss, default=0), "median": med(rss)},
         "child_peak_rss_mib": {"max": max(crss, default=0)},
@@ -904,20 +938,26 @@ json.dump(res, open(f"{out}/starts.json", "w"), indent=1)
 label = {"sig-cold": "shim: signature (ECDSA P-256 key), cold", "sig-warm": "shim: signature, warm verdict cache",
          "prov-cold": "shim: signature + SLSA v1 provenance, cold", "prov-warm": "shim: signature + provenance, warm",
          "keyless-cold": "shim: keyless (certificate chain + Rekor), cold", "keyless-warm": "shim: keyless, warm",
+         "null-runc": "null case: plain runc against plain runc (this machine's noise floor)",
          "node-prov-cold": "node-wide (runc gate), 1.6: sig + provenance, cold", "node-prov-warm": "node-wide (runc gate), 1.6: warm",
          "node-dense-warm": "node-wide (runc gate), 1.6: warm, 300 more overlay mounts on the node (20 in a smoke run)",
          "both-prov-cold": "both (shim + runc gate), 1.6: sig + provenance, cold", "both-prov-warm": "both (shim + runc gate), 1.6: warm",
          "node2-prov-cold": f"node-wide (runc gate), 2.4.2: sig + provenance, cold", "node2-prov-warm": "node-wide (runc gate), 2.4.2: warm"}
+def ci_text(r):
+    ci = r.get("median_ci95")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}] " if ci else ""
 m = res["machine"]
 lines = [f"Run {res['date']}{' (smoke: not a measurement)' if smoke else ''}. Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']} RAM, kernel {m['kernel']}, {m['containerd']}; {m['containerd_2x']}.",
          f"Load average (1/5/15 min) before: {load_before.split()[0:3]}, after: {load_after.split()[0:3]}.",
          f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache and the known chain IDs are emptied before each gated start. "
          f"Baseline: plain runc (shim cases: `--runtime io.containerd.runc.v2` on a containerd without the runc gate; node-wide and both: `--runc-binary <real runc>` on the gated containerd). Failed starts: {errors}.", "",
-         "| case | runc median / p95 (ms) | gated median / p95 (ms) | ratio median / p95 | gate CPU median / p95 (ms) | gate peak RSS (MiB) |",
+         "| case | runc median / p95 (ms) | gated median / p95 (ms) | ratio median [95 % interval] / p95 | gate CPU median / p95 (ms) | gate peak RSS (MiB) |",
          "|---|---|---|---|---|---|"]
 for k, c in C.items():
+    gate = (f"{c['wrapper_cpu_ms']['median']:.2f} / {c['wrapper_cpu_ms']['p95']:.2f} | {c['wrapper_peak_rss_mib']['max']:.1f}"
+            if c["gates"] else "— | —")
     lines.append(f"| {label.get(k, k)} | {c['runc_ms']['median']:.1f} / {c['runc_ms']['p95']:.1f} | {c['portcullis_ms']['median']:.1f} / {c['portcullis_ms']['p95']:.1f} | "
-                 f"{c['ratio']['median']:.3f} / {c['ratio']['p95']:.3f} | {c['wrapper_cpu_ms']['median']:.2f} / {c['wrapper_cpu_ms']['p95']:.2f} | {c['wrapper_peak_rss_mib']['max']:.1f} |")
+                 f"{c['ratio']['median']:.3f} {ci_text(c['ratio'])}/ {c['ratio']['p95']:.3f} | {gate} |")
 lines += ["", "Per gate (CPU incl. the verification child; in-gate time: the shim from admission to hand-over, the runc gate from main to hand-over; page faults: from the fork, the gate's exec and its verification child included; waits: voluntary context switches; verifications: starts that forked the sandboxed verification child):", "",
           "| case | gate | CPU median / p95 (ms) | peak RSS (MiB) | in-gate time median (µs) | page faults median | waits median | verifications |", "|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():
