@@ -1,7 +1,8 @@
 //! In-process costs of the gate's steps, with criterion: policy parsing and
 //! rule selection, a key signature, a keyless Sigstore bundle (certificate
 //! chain, Rekor inclusion proof and signed entry timestamp), a DSSE-signed
-//! SLSA provenance statement, the verdict cache's key and lookup, the
+//! SLSA provenance statement, a cold decision's verification (key and
+//! keyless), the verdict cache's key and lookup, the
 //! journal record, a whole warm decision, the policy's cost as it grows
 //! (load, selection and lints at 10, 1,000 and 10,000 rules), and a start's
 //! journal step while journald is down (a spool of 10 and 1,000 records).
@@ -19,7 +20,7 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis::cache::{kind, Artifact, Entry, Layer, StateDir, ENTRY_FORMAT};
 use portcullis::containerd::ImageTarget;
-use portcullis::gate::{decide, Subject, Verdict};
+use portcullis::gate::{decide, redecide, Subject, Verdict};
 use portcullis::policy::Policy;
 use portcullis::reference::ImageRef;
 use sigstore_verify::crypto::{KeyAlgorithm, KeyPair};
@@ -236,6 +237,75 @@ fn benches(c: &mut Criterion) {
     });
 }
 
+/// A cold decision's verification, in this process: `redecide` (the
+/// decision that reads and writes no verdict) of the key signature of
+/// [`signed_entry`] and of a keyless image signature as `portcullis fetch`
+/// caches it (`tests/fixtures/keyless-image`: a Sigstore bundle checked
+/// against an identity expression and an extension). The sandbox forks
+/// only a single-threaded process, so a second thread, parked while these
+/// run, keeps the verification here: the steps time it without the fork,
+/// and callgrind follows it into the functions a cold start's
+/// verification child runs (integration/bench.sh, the function order).
+fn cold_decision(c: &mut Criterion) {
+    let (hold, parked) = std::sync::mpsc::channel::<()>();
+    let second = std::thread::spawn(move || {
+        let _ = parked.recv();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(dir.path().join("state"));
+    let kp = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let key = dir.path().join("k.pub");
+    std::fs::write(&key, pem(&kp)).unwrap();
+    signed_entry(&state, &kp);
+    let key_policy =
+        Ok(Policy::parse(&policy_text(&key), &dir.path().join("policy.toml")).unwrap());
+
+    let fixture = manifest_dir().join("tests/fixtures/keyless-image");
+    let entry: Entry =
+        serde_json::from_slice(&std::fs::read(fixture.join("entry.json")).unwrap()).unwrap();
+    state.write(&entry).unwrap();
+    let keyless_policy = Ok(Policy::parse(
+        &format!(
+            "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"ci\"\nimages = [\"127.0.0.1:5099/bench/keyless\"]\ntrust_root = \"{}\"\n\
+             [[rule.signer]]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+             subject_regex = \"https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v.+\"\n\
+             [rule.signer.extensions]\ngithub_workflow_repository = \"acme/app\"\n",
+            fixture.join("trusted_root.json").display()
+        ),
+        &dir.path().join("keyless.toml"),
+    )
+    .unwrap());
+    let mut keyless_target = target();
+    keyless_target.name = "127.0.0.1:5099/bench/keyless:1".into();
+    keyless_target.target_digest = entry.subject.clone();
+
+    for (name, policy, t) in [
+        ("decide_cold_key", &key_policy, target()),
+        ("decide_cold_keyless", &keyless_policy, keyless_target),
+    ] {
+        let once = redecide(policy, Ok(t.clone()), &state, &subject(), Instant::now());
+        assert_eq!(once.verdict, Verdict::Allow, "{name}: {}", once.reason);
+        assert_eq!(
+            once.phases.isolation,
+            Some(portcullis::sandbox::Isolation::InProcess),
+            "{name}"
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                redecide(
+                    policy,
+                    Ok(black_box(&t).clone()),
+                    &state,
+                    &subject(),
+                    Instant::now(),
+                )
+            })
+        });
+    }
+    drop(hold);
+    second.join().unwrap();
+}
+
 /// The sandbox's own cost: fork, drop privileges, install the seccomp
 /// filter, return a small result over the pipe, reap.
 fn sandbox(c: &mut Criterion) {
@@ -407,6 +477,7 @@ fn mount_lookup(c: &mut Criterion) {
 
 criterion_group!(
     gate,
+    cold_decision,
     benches,
     sandbox,
     policy_scale,

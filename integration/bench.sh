@@ -611,9 +611,11 @@ EOF
   # The verification itself, which the sandboxed child runs on a cold
   # start and valgrind cannot profile in the gate (above): the criterion
   # bench's in-process steps call the same library functions, so callgrind
-  # of its key signature, trust root, keyless bundle and DSSE provenance
-  # steps, collecting only inside those functions (`--toggle-collect`),
-  # names the verification's code. Its names carry the hashes of the
+  # of its cold decisions (the child's whole path, `redecide` of a key and
+  # of a keyless image signature, identity expression included) and of its
+  # key signature, trust root, keyless bundle and DSSE provenance steps,
+  # collecting only inside those functions (`--toggle-collect`), names the
+  # verification's code. Its names carry the hashes of the
   # bench's glibc build; link-gates matches them without (all instances of
   # each), after everything above. A keyless cold start's verification
   # child then runs 0.2-0.6 ms faster (BENCHMARKS.md, "Pass-throughs first").
@@ -625,8 +627,9 @@ EOF
       --toggle-collect='*verify_entries*' --toggle-collect='*verify_bundle*' \
       --toggle-collect='*TrustRoot4load*' --toggle-collect='*8Envelope5parse*' \
       --toggle-collect='*8Envelope6verify*' --toggle-collect='*9Statement5parse*' \
-      --toggle-collect='*10Provenance*' --callgrind-out-file="$verify_prof" \
-      "$gate_bench" --bench --test 'key_signature_verify|trust_root_load|keyless_bundle_verify|provenance_dsse' \
+      --toggle-collect='*10Provenance*' --toggle-collect='*6decide8redecide*' \
+      --callgrind-out-file="$verify_prof" \
+      "$gate_bench" --bench --test 'decide_cold|key_signature_verify|trust_root_load|keyless_bundle_verify|provenance_dsse' \
       >/dev/null 2>&1) || true
   fi
   verify=()

@@ -1020,6 +1020,68 @@ mod tests {
         assert_eq!(std::fs::read_dir(&verdicts).unwrap().count(), 0);
     }
 
+    /// A keyless image signature as `portcullis fetch` caches it (a
+    /// Sigstore bundle from the stand-in: `tests/fixtures/keyless-image`),
+    /// decided against an identity expression and an extension: allowed,
+    /// with the identity and the log entry recorded; refused for another
+    /// subject and for another repository extension, naming what differs.
+    #[test]
+    fn a_keyless_image_signature_is_decided_end_to_end() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyless-image");
+        let entry: Entry =
+            serde_json::from_slice(&std::fs::read(fixture.join("entry.json")).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.write(&entry).unwrap();
+        let root = fixture.join("trusted_root.json");
+        let text = |subject: &str, repository: &str| {
+            format!(
+                "mode = \"enforce\"\ndefault = \"deny\"\n[[rule]]\nname = \"ci\"\nimages = [\"127.0.0.1:5099/bench/keyless\"]\ntrust_root = \"{}\"\n[[rule.signer]]\nissuer = \"https://token.actions.githubusercontent.com\"\nsubject_regex = \"{subject}\"\n[rule.signer.extensions]\ngithub_workflow_repository = \"{repository}\"\n",
+                root.display()
+            )
+        };
+        let mut t = target("127.0.0.1:5099/bench/keyless:1");
+        t.target_digest = entry.subject.clone();
+        let ours = "https://github.com/acme/app/[.]github/workflows/release[.]yml@refs/tags/v.+";
+        let dec = redecide(
+            &policy(&text(ours, "acme/app")),
+            Ok(t.clone()),
+            &state,
+            &subject(),
+            Instant::now(),
+        );
+        assert_eq!(dec.verdict, Verdict::Allow, "{}", dec.reason);
+        assert_eq!(dec.kind, Kind::Verified);
+        assert_eq!(dec.signed_digest.as_deref(), Some(entry.subject.as_str()));
+        let facts = dec.sigstore.as_ref().expect("sigstore facts");
+        assert_eq!(
+            facts.subject.as_deref(),
+            Some("https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0")
+        );
+        assert_eq!(
+            facts.issuer.as_deref(),
+            Some("https://token.actions.githubusercontent.com")
+        );
+        assert!(facts.log_index.is_some(), "{facts:?}");
+        assert!(dec.reason.contains("Rekor log"), "{}", dec.reason);
+
+        let other = "https://github.com/acme/other/.+";
+        for (p, what) in [
+            (text(other, "acme/app"), "acme/app/.github"),
+            (text(ours, "acme/other"), "acme/other"),
+        ] {
+            let dec = redecide(
+                &policy(&p),
+                Ok(t.clone()),
+                &state,
+                &subject(),
+                Instant::now(),
+            );
+            assert_eq!(dec.verdict, Verdict::Deny, "{}", dec.reason);
+            assert!(dec.reason.contains(what), "{}", dec.reason);
+        }
+    }
+
     #[test]
     fn no_image_container_is_refused() {
         let dec = run(&policy(VERIFY), Err(LookupError::NoImage("c1".into())));
