@@ -845,6 +845,8 @@ res = {"pairs": pairs, "smoke": smoke,
        "cases_wall_s": int(t_cases),
        "errors": errors, "cases": {}}
 phases = ["policy_us", "lookup_us", "decide_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]
+# The verification child's steps (sandbox::Timeline), logged when one ran.
+child_steps = ["fork_us", "child_start_us", "confine_us", "work_us", "exit_us", "reap_us"]
 # Which gates log a line per gated start, in the order they log it.
 def gates_of(name):
     return {"node": ["runc"], "node2": ["runc"], "both": ["shim", "runc"], "null": []}.get(name.split("-")[0], ["shim"])
@@ -880,11 +882,13 @@ for name in names:
                          # page faults (the verification child's included) and waits, from the fork
                          "minflt_median": med([r.get("minflt", 0) + r.get("child_minflt", 0) for r in rs]),
                          "nvcsw_median": med([r.get("nvcsw", 0) for r in rs]),
-                         # the runc gate logs no phases: a reaped child is its verification child
-                         "sandboxed_verifications": sum(1 for r in rs if r.get("sandbox") == "child" or (g == "runc" and r.get("child_max_rss_kib", 0) > 0))}
+                         "sandboxed_verifications": sum(1 for r in rs if r.get("sandbox") == "child"),
+                         # both gates log their phases (the runc gate's total runs from its main)
+                         "phases_us_median": {p: med([r.get(p, 0) for r in rs]) for p in phases},
+                         # the verification child's steps, over the starts that forked one
+                         "child_steps_us_median": ({p: med([r.get(p, 0) for r in rs if r.get("sandbox") == "child"]) for p in child_steps}
+                                                   if any(r.get("sandbox") == "child" for r in rs) else None)}
                      for g, rs in per_gate.items()},
-        # the shim logs its phases; the runc gate only its total
-        "phases_us_median": {p: med([r.get(p, 0) for r in per_gate["shim"]]) for p in phases} if "shim" in per_gate else None,
     }
 # The runc gate's timeline under strace: µs from its exec to each marker.
 import glob, re
@@ -974,12 +978,19 @@ lines += ["", "Per gate (CPU incl. the verification child; in-gate time: the shi
 for k, c in C.items():
     for g, v in c["per_gate"].items():
         lines.append(f"| {label.get(k, k)} | {g} | {v['cpu_ms']['median']:.2f} / {v['cpu_ms']['p95']:.2f} | {v['peak_rss_mib']['max']:.1f} | {v['total_us_median']:.0f} | {v['minflt_median']:.0f} | {v['nvcsw_median']:.0f} | {v['sandboxed_verifications']} |")
-lines += ["", "Where the shim's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss):", "",
-          "| case | policy | containerd lookup | decision (all) | of which: cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|---|"]
+lines += ["", "Where each gate's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss; the runc gate's binding check is in its total, not in a phase):", "",
+          "| case | gate | policy | containerd lookup | decision (all) | of which: cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():
-    p = c["phases_us_median"]
-    if p is None: continue
-    lines.append(f"| {label.get(k, k)} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
+    for g, v in c["per_gate"].items():
+        p = v["phases_us_median"]
+        lines.append(f"| {label.get(k, k)} | {g} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
+lines += ["", "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its pipe close, its memory torn down; reap = `waitpid`):", "",
+          "| case | gate | fork | child start | confine (capabilities, seccomp) | work (verification, result serialized) | exit | reap |", "|---|---|---|---|---|---|---|---|"]
+for k, c in C.items():
+    for g, v in c["per_gate"].items():
+        st = v["child_steps_us_median"]
+        if st is None: continue
+        lines.append(f"| {label.get(k, k)} | {g} | {st['fork_us']:.0f} | {st['child_start_us']:.0f} | {st['confine_us']:.0f} | {st['work_us']:.0f} | {st['exit_us']:.0f} | {st['reap_us']:.0f} |")
 lines += ["", "The runc gate under `strace -ttt` (µs from its exec to each marker; strace inflates syscalls, read the split):", ""]
 for tl in res["runc_gate_strace_timeline_us"]:
     lines.append(f"- {tl['start']}: " + ", ".join(f"{k} {v}" for k, v in tl.items() if k != "start"))

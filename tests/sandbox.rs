@@ -39,6 +39,10 @@ fn main() {
             garbage_from_the_child_is_an_error,
         ),
         (
+            "the_timeline_places_the_work_and_leaves_the_result_whole",
+            the_timeline_places_the_work_and_leaves_the_result_whole,
+        ),
+        (
             "the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork",
             the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork,
         ),
@@ -164,6 +168,38 @@ fn garbage_from_the_child_is_an_error() {
     assert!(e.to_string().contains("more than"), "{e}");
 }
 
+/// The child's marks are stripped from its result, and its work is timed
+/// as the work: a child that spins 50 ms of the monotonic clock (its
+/// filter allows the clock, not sleeping) reports at least that much work,
+/// and the steps, all read on that clock inside the call, add up to no more
+/// than the call took.
+fn the_timeline_places_the_work_and_leaves_the_result_whole() {
+    let called = Instant::now();
+    let (bytes, tl) = sandbox::run_raw_timed(
+        || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(50) {
+                std::hint::spin_loop();
+            }
+            b"result".to_vec()
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let took = called.elapsed().as_micros() as u64;
+    assert_eq!(bytes, b"result");
+    assert!(tl.work_us >= 50_000, "{tl:?}");
+    let steps = tl.child_start_us + tl.confine_us + tl.work_us + tl.exit_us + tl.reap_us;
+    assert!(
+        steps <= took,
+        "{steps} µs of steps in a {took} µs call: {tl:?}"
+    );
+    // `run_timed` hands the timeline up when a child ran.
+    let (v, iso, tl) = sandbox::run_timed(|| 7u8).unwrap();
+    assert_eq!((v, iso), (7, Isolation::Child));
+    assert!(tl.is_some());
+}
+
 fn d(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
 }
@@ -255,6 +291,7 @@ fn the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork() {
     assert_eq!(dec.verdict, Verdict::Allow, "{}", dec.reason);
     assert_eq!(dec.verdict_cache, Some("miss"));
     assert_eq!(dec.phases.isolation, Some(Isolation::Child));
+    assert!(dec.phases.sandbox.is_some(), "{:?}", dec.phases);
     assert!(
         dec.signer.as_deref().unwrap_or("").starts_with("key:"),
         "{dec:?}"
@@ -263,6 +300,7 @@ fn the_gate_verifies_in_the_child_and_a_cache_hit_does_not_fork() {
     assert_eq!(again.verdict, Verdict::Allow);
     assert_eq!(again.verdict_cache, Some("hit"));
     assert_eq!(again.phases.isolation, None);
+    assert_eq!(again.phases.sandbox, None);
     assert_eq!(again.signer, dec.signer);
 
     // The hit names the key by its file's bytes: another key in the same

@@ -25,13 +25,13 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
 fn gate(args: Vec<OsString>) -> u8 {
     let t0 = Instant::now();
     match plan(&args) {
-        (Plan::Exec(runc), parsed) => {
+        (Plan::Exec(runc), parsed, timings) => {
             if parsed.is_gated() {
                 // The benchmark's measure (PORTCULLIS_RUSAGE_LOG), as the
-                // shim's: only the gate's total is known here.
+                // shim's, with the total from this binary's start.
                 portcullis::shim::log_rusage(&portcullis::shim::Timings {
                     total_us: t0.elapsed().as_micros() as u64,
-                    ..Default::default()
+                    ..timings
                 });
             }
             let err = exec_runc(&runc, &args);
@@ -44,7 +44,7 @@ fn gate(args: Vec<OsString>) -> u8 {
             );
             1
         }
-        (Plan::Refuse(line), parsed) => {
+        (Plan::Refuse(line), parsed, _) => {
             report_refusal(&parsed, &line);
             1
         }

@@ -140,6 +140,8 @@ pub struct Phases {
     pub verify_us: u64,
     /// Where verification ran, when it ran.
     pub isolation: Option<crate::sandbox::Isolation>,
+    /// Where the sandbox's time went, when a child verified.
+    pub sandbox: Option<crate::sandbox::Timeline>,
 }
 
 impl Decision {
@@ -448,7 +450,7 @@ fn verify_rule(
     // The cached artifacts came from registries: parse and verify them in
     // the sandbox, and take back only its small result.
     let t_verify = Instant::now();
-    let sandboxed = crate::sandbox::run(|| {
+    let sandboxed = crate::sandbox::run_timed(|| {
         let mut scratch = d.clone();
         let mut valid_until = None;
         let result = verify_rule_uncached(
@@ -474,8 +476,9 @@ fn verify_rule(
     });
     d.phases.verify_us = t_verify.elapsed().as_micros() as u64;
     let v = match sandboxed {
-        Ok((v, isolation)) => {
+        Ok((v, isolation, timeline)) => {
             d.phases.isolation = Some(isolation);
+            d.phases.sandbox = timeline;
             v
         }
         Err(e) => return Err((Class::Sandbox, format!("{e} (rule \"{}\")", rule.name))),

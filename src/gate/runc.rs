@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::base::mounts::{self, normalize, MountedFs};
 use crate::containerd::{self, ImageTarget, SnapshotMount};
-use crate::gate::admission::{self, Admission, GateKind, StartRequest};
+use crate::gate::admission::{self, Admission, GateKind, StartRequest, Timings};
 
 /// Largest `config.json` read.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -312,8 +312,9 @@ pub fn report_refusal(args: &RuncArgs, line: &str) {
     eprintln!("{line}");
 }
 
-/// Decide what to do with `args` (argv without `argv[0]`).
-pub fn plan(args: &[OsString]) -> (Plan, RuncArgs) {
+/// Decide what to do with `args` (argv without `argv[0]`), and where a
+/// gated start's time went (all zero for a pass-through).
+pub fn plan(args: &[OsString]) -> (Plan, RuncArgs, Timings) {
     let parsed = RuncArgs::parse(args);
     // The running binary itself, by its inode (the link is followed by
     // stat): no readlink, and still this binary if a package upgrade has
@@ -325,20 +326,40 @@ pub fn plan(args: &[OsString]) -> (Plan, RuncArgs) {
     );
     let runc = match runc {
         Ok(r) => r,
-        Err(e) => return (Plan::Refuse(format!("portcullis: {e}")), parsed),
+        Err(e) => {
+            return (
+                Plan::Refuse(format!("portcullis: {e}")),
+                parsed,
+                Timings::default(),
+            )
+        }
     };
     if !parsed.is_gated() {
-        return (Plan::Exec(runc), parsed);
+        return (Plan::Exec(runc), parsed, Timings::default());
     }
-    let plan = match gate_start(&parsed) {
+    let (decided, timings) = gate_start(&parsed);
+    let plan = match decided {
         Ok(()) => Plan::Exec(runc),
         Err(line) => Plan::Refuse(line),
     };
-    (plan, parsed)
+    (plan, parsed, timings)
 }
 
-/// Gate a create/run/restore; `Err` is the denial line.
-fn gate_start(parsed: &RuncArgs) -> Result<(), String> {
+/// Gate a create/run/restore; `Err` is the denial line. The timings are
+/// the admission's (zero when the arguments were refused before it).
+fn gate_start(parsed: &RuncArgs) -> (Result<(), String>, Timings) {
+    match admit_start(parsed) {
+        Ok((admission, timings)) => match admission {
+            Admission::Allow { .. } => (Ok(()), timings),
+            Admission::Refuse(line) => (Err(line), timings),
+        },
+        Err(line) => (Err(line), Timings::default()),
+    }
+}
+
+/// Read the start's arguments and admit it; `Err` is a denial line for
+/// arguments the gate cannot read.
+fn admit_start(parsed: &RuncArgs) -> Result<(Admission, Timings), String> {
     if let Some(flag) = &parsed.unknown_global {
         if !parsed
             .command
@@ -388,10 +409,7 @@ fn gate_start(parsed: &RuncArgs) -> Result<(), String> {
             &|p| mounts::mounted_at(p).map_err(|e| e.to_string()),
         )
     };
-    match admission::admit(&req, GateKind::Runc, Some(&binding)).0 {
-        Admission::Allow { .. } => Ok(()),
-        Admission::Refuse(line) => Err(line),
-    }
+    Ok(admission::admit(&req, GateKind::Runc, Some(&binding)))
 }
 
 /// Replace this process with the real runc. Returns only on failure.
@@ -623,7 +641,10 @@ mod tests {
         assert_eq!(p.unknown_global.as_deref(), Some("--newflag"));
         assert_eq!(p.command.as_deref(), Some("value"));
         assert!(p.is_gated());
-        assert!(gate_start(&p).unwrap_err().contains("--newflag is unknown"));
+        assert!(gate_start(&p)
+            .0
+            .unwrap_err()
+            .contains("--newflag is unknown"));
     }
 
     #[test]

@@ -20,6 +20,10 @@
 //! [`MAX_RESULT_BYTES`]). A child that crashes, is killed, exceeds its
 //! deadline or writes anything that does not decode is an error, which the
 //! gate turns into a denial naming it: the sandbox fails closed.
+//! After its result the child writes three marks of the monotonic clock
+//! (when it ran, when it was confined, when its work ended), which the
+//! parent strips and joins to its own into a [`Timeline`]: where a start's
+//! sandbox time went, for the benchmark.
 //!
 //! The child is a `fork` of the caller, not a fresh program, so it starts
 //! with the policy, signers and containerd's answer already in memory and
@@ -120,15 +124,25 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> T,
 {
+    run_timed(f).map(|(t, isolation, _)| (t, isolation))
+}
+
+/// [`run`], and where the sandbox's time went when a child ran.
+pub fn run_timed<T, F>(f: F) -> Result<(T, Isolation, Option<Timeline>), SandboxError>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> T,
+{
     let threads = thread_count();
     if threads != 1 {
         if required() {
             return Err(SandboxError::Threaded(threads));
         }
-        return Ok((f(), Isolation::InProcess));
+        return Ok((f(), Isolation::InProcess, None));
     }
-    let bytes = run_raw(|| serde_json::to_vec(&f()).unwrap_or_default(), timeout())?;
-    decode(&bytes).map(|t| (t, Isolation::Child))
+    let (bytes, timeline) =
+        run_raw_timed(|| serde_json::to_vec(&f()).unwrap_or_default(), timeout())?;
+    decode(&bytes).map(|t| (t, Isolation::Child, Some(timeline)))
 }
 
 /// Decode a child's result.
@@ -144,31 +158,85 @@ pub fn run_raw<F>(f: F, deadline: Duration) -> Result<Vec<u8>, SandboxError>
 where
     F: FnOnce() -> Vec<u8>,
 {
+    run_raw_timed(f, deadline).map(|(bytes, _)| bytes)
+}
+
+/// [`run_raw`], and where the time went.
+pub fn run_raw_timed<F>(f: F, deadline: Duration) -> Result<(Vec<u8>, Timeline), SandboxError>
+where
+    F: FnOnce() -> Vec<u8>,
+{
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SandboxError::Spawn(format!("pipe: {e}")))?;
+    // Both processes measure from here: the child inherits the instant.
+    let called = Instant::now();
     // SAFETY: the process is single-threaded (checked by `run`, the only
     // caller outside tests that also check), so the child inherits no lock
     // held by another thread and may allocate; it leaves only by `_exit`.
     match unsafe { fork() }.map_err(|e| SandboxError::Spawn(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(rd);
-            let code = child(wr, f);
+            let code = child(wr, f, called);
             // SAFETY: `_exit` skips atexit handlers and stdio flushing that
             // belong to the parent; nothing else is unsafe about it.
             unsafe { nix::libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
+            let forked = called.elapsed();
             drop(wr);
-            parent(rd, child, deadline)
+            parent(rd, child, deadline, called, forked)
+        }
+    }
+}
+
+/// Where a sandboxed run's time went, in microseconds of the monotonic
+/// clock, which the parent and the child both read on either side of each
+/// step. The two processes overlap: the parent waits while the child runs.
+/// The benchmark's breakdown of the child's cost; never journaled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// `fork` in the parent: from its call until it returned there.
+    pub fork_us: u64,
+    /// From the parent's call of `fork` until the child first ran.
+    pub child_start_us: u64,
+    /// The child dropping its privileges and installing its filter.
+    pub confine_us: u64,
+    /// The work, its result serialized.
+    pub work_us: u64,
+    /// From the work's end until the parent saw the pipe close: the
+    /// result's write and the child's exit, its memory torn down.
+    pub exit_us: u64,
+    /// From the pipe's close until `waitpid` returned.
+    pub reap_us: u64,
+}
+
+/// The child's marks after its result: when it ran, when it was confined
+/// and when its work ended, each as little-endian nanoseconds since the
+/// parent called `fork`.
+const MARKS_BYTES: usize = 24;
+
+impl Timeline {
+    fn from_marks(forked: Duration, marks: [u64; 3], eof: Duration, reaped: Duration) -> Self {
+        let us = |ns: u64| ns / 1_000;
+        let eof_ns = eof.as_nanos() as u64;
+        Timeline {
+            fork_us: forked.as_micros() as u64,
+            child_start_us: us(marks[0]),
+            confine_us: us(marks[1].saturating_sub(marks[0])),
+            work_us: us(marks[2].saturating_sub(marks[1])),
+            exit_us: us(eof_ns.saturating_sub(marks[2])),
+            reap_us: reaped.saturating_sub(eof).as_micros() as u64,
         }
     }
 }
 
 /// In the child: confine, compute, write, return the exit code.
-fn child<F: FnOnce() -> Vec<u8>>(wr: OwnedFd, f: F) -> i32 {
+fn child<F: FnOnce() -> Vec<u8>>(wr: OwnedFd, f: F, called: Instant) -> i32 {
+    let ran = called.elapsed();
     // Built here, not before the fork: it names this process, the only one
     // the child may signal (its own abort).
     let confined = filter(wr.as_raw_fd(), std::process::id()).and_then(|p| confine(&p));
+    let confined_at = called.elapsed();
     let mut out = std::fs::File::from(wr);
     if let Err(e) = confined {
         // Status 3 and the reason on the pipe, prefixed so it cannot decode
@@ -176,10 +244,14 @@ fn child<F: FnOnce() -> Vec<u8>>(wr: OwnedFd, f: F) -> i32 {
         let _ = out.write_all(format!("\0setup:{e}").as_bytes());
         return 3;
     }
-    let bytes = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    let mut bytes = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(b) => b,
         Err(_) => return 4,
     };
+    let worked = called.elapsed();
+    for mark in [ran, confined_at, worked] {
+        bytes.extend_from_slice(&(mark.as_nanos() as u64).to_le_bytes());
+    }
     if out.write_all(&bytes).is_err() {
         return 5;
     }
@@ -228,7 +300,13 @@ pub fn confine(filter: &seccompiler::BpfProgram) -> Result<(), String> {
 }
 
 /// In the parent: read until EOF or the deadline, then reap the child.
-fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, SandboxError> {
+fn parent(
+    rd: OwnedFd,
+    child: Pid,
+    deadline: Duration,
+    called: Instant,
+    forked: Duration,
+) -> Result<(Vec<u8>, Timeline), SandboxError> {
     let start = Instant::now();
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -255,7 +333,7 @@ fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, Sandbo
         match file.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
-                if buf.len() + n > MAX_RESULT_BYTES {
+                if buf.len() + n > MAX_RESULT_BYTES + MARKS_BYTES {
                     failure = Some(SandboxError::Garbage(format!(
                         "more than {MAX_RESULT_BYTES} bytes"
                     )));
@@ -270,6 +348,7 @@ fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, Sandbo
             }
         }
     }
+    let eof = called.elapsed();
     if failure.is_some() {
         let _ = kill(child, Signal::SIGKILL);
     }
@@ -279,11 +358,25 @@ fn parent(rd: OwnedFd, child: Pid, deadline: Duration) -> Result<Vec<u8>, Sandbo
             other => break other,
         }
     };
+    let reaped = called.elapsed();
     if let Some(f) = failure {
         return Err(f);
     }
     match status {
-        Ok(WaitStatus::Exited(_, 0)) => Ok(buf),
+        Ok(WaitStatus::Exited(_, 0)) => {
+            let Some(end) = buf.len().checked_sub(MARKS_BYTES) else {
+                return Err(SandboxError::Garbage(format!(
+                    "{} bytes, fewer than the child always writes",
+                    buf.len()
+                )));
+            };
+            let mut marks = [0u64; 3];
+            for (m, b) in marks.iter_mut().zip(buf[end..].chunks_exact(8)) {
+                *m = u64::from_le_bytes(b.try_into().unwrap_or_default());
+            }
+            buf.truncate(end);
+            Ok((buf, Timeline::from_marks(forked, marks, eof, reaped)))
+        }
         Ok(WaitStatus::Exited(_, 3)) => Err(SandboxError::Setup(
             String::from_utf8_lossy(buf.strip_prefix(b"\0setup:").unwrap_or(&buf)).into_owned(),
         )),

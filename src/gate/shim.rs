@@ -142,7 +142,8 @@ pub fn plan_timed(args: &[OsString]) -> (Plan, Option<Timings>) {
 /// time and peak memory so far, the same for its reaped verification child,
 /// its page faults and context switches, and where the time went (one JSON
 /// line): the benchmark's measure of the wrapper's own cost, taken just
-/// before the hand-over. Peak memory is `VmHWM` of this program's address
+/// before the hand-over, with the verification child's steps when one ran
+/// ([`crate::sandbox::Timeline`]). Peak memory is `VmHWM` of this program's address
 /// space: `ru_maxrss` would also count the containerd process this one was
 /// forked from (Linux keeps it across `execve`). The faults (`minflt`) and
 /// the voluntary switches (`nvcsw`: each wait for containerd or a child is
@@ -171,8 +172,9 @@ pub fn log_rusage(timings: &Timings) {
         .unwrap_or(0);
     let t = timings;
     let p = &t.phases;
+    let sb = p.sandbox.unwrap_or_default();
     let line = format!(
-        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"minflt\":{},\"nvcsw\":{},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"child_minflt\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
+        "{{\"user_us\":{},\"sys_us\":{},\"max_rss_kib\":{hwm_kib},\"minflt\":{},\"nvcsw\":{},\"child_user_us\":{},\"child_sys_us\":{},\"child_max_rss_kib\":{},\"child_minflt\":{},\"policy_us\":{},\"lookup_us\":{},\"key_us\":{},\"cache_read_us\":{},\"verify_us\":{},\"sandbox\":\"{}\",\"fork_us\":{},\"child_start_us\":{},\"confine_us\":{},\"work_us\":{},\"exit_us\":{},\"reap_us\":{},\"decide_us\":{},\"journal_us\":{},\"total_us\":{}}}\n",
         u.user_time().num_microseconds(),
         u.system_time().num_microseconds(),
         u.minor_page_faults(),
@@ -191,6 +193,12 @@ pub fn log_rusage(timings: &Timings) {
             Some(crate::sandbox::Isolation::InProcess) => "in-process",
             None => "none",
         },
+        sb.fork_us,
+        sb.child_start_us,
+        sb.confine_us,
+        sb.work_us,
+        sb.exit_us,
+        sb.reap_us,
         t.decide_us,
         t.journal_us,
         t.total_us,
