@@ -138,7 +138,8 @@ pub struct RuleSigners {
 }
 
 impl RuleSigners {
-    /// Load every signer (keys are read and parsed now).
+    /// Load every signer: keys are read and parsed, and identity
+    /// expressions compiled, now ([`crate::verify::signer::Matcher::prepare`]).
     pub fn load(signers: &[Signer]) -> Result<RuleSigners, VerifyError> {
         let mut out = RuleSigners::default();
         for s in signers {
@@ -148,7 +149,11 @@ impl RuleSigners {
                     path: Some(path.clone()),
                     require_tlog: *require_tlog,
                 }),
-                Signer::Keyless(k) => out.keyless.push((**k).clone()),
+                Signer::Keyless(k) => {
+                    k.issuer.prepare();
+                    k.subject.prepare();
+                    out.keyless.push((**k).clone())
+                }
             }
         }
         Ok(out)
@@ -968,6 +973,36 @@ pub(crate) mod sigstore_tests {
             &crate::bundle::Expectation::Keyless(Box::new(k)),
             &root(),
         )
+    }
+
+    /// The policy parses identity expressions; loading the rule's signers
+    /// compiles them, so a verification child inherits them compiled.
+    #[test]
+    fn loaded_keyless_signers_carry_their_expressions_compiled() {
+        let subject = Matcher::regex("https://github.com/acme/.+").unwrap();
+        let issuer = Matcher::Exact(ISSUER.into());
+        let signer = Signer::Keyless(Box::new(keyless(subject, issuer)));
+        let Signer::Keyless(k) = &signer else {
+            unreachable!()
+        };
+        let Matcher::Regex(_, policy_cell) = &k.subject else {
+            unreachable!()
+        };
+        assert!(policy_cell.get().is_none(), "compiled before the load");
+        let loaded = RuleSigners::load(std::slice::from_ref(&signer)).unwrap();
+        let Matcher::Regex(_, cell) = &loaded.keyless[0].subject else {
+            unreachable!()
+        };
+        assert!(
+            cell.get().is_some_and(Option::is_some),
+            "not compiled at load"
+        );
+        assert!(loaded.keyless[0]
+            .subject
+            .matches("https://github.com/acme/app"));
+        assert!(!loaded.keyless[0]
+            .subject
+            .matches("https://github.com/other/app"));
     }
 
     #[test]

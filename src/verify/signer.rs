@@ -76,6 +76,18 @@ impl Matcher {
         }
     }
 
+    /// Compile the expression now, if not yet. A rule's signers load (and
+    /// call this) before the verification child forks: the child inherits
+    /// the compiled expression and runs only the match, without faulting
+    /// in the compiler's code and heap a second time. The expression is
+    /// policy text, which the gate parses anyway; the child is for the
+    /// registry's bytes.
+    pub fn prepare(&self) {
+        if let Matcher::Regex(src, r) = self {
+            r.get_or_init(|| Expression::compile(src).ok());
+        }
+    }
+
     /// Compile the expression now (`policy check` does, so that one over the
     /// compiled size limit is reported before a start refuses its signer).
     pub fn compile_check(&self) -> Result<(), String> {
