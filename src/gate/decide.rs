@@ -447,6 +447,18 @@ fn verify_rule(
     // Not needed for a hit: the key names the signers by their files' bytes.
     let terms = verify::rule::Terms::load(&rule.signers, rule.provenance.as_ref())
         .map_err(|e| (Class::Signers, format!("rule \"{}\": {e}", rule.name)))?;
+    // The node's trust root is configuration, like the policy: installed
+    // through TUF, a verified policy artifact or the operator. When the
+    // terms will read it, it is read here, before the fork, so the child
+    // inherits it parsed.
+    let root = verify::rule::LazyTrustRoot::node(
+        root_path.clone(),
+        policy.trust_root_max_age,
+        policy.trust_root_stale == crate::policy::Stale::Refuse,
+    );
+    if terms.needs_trust_root() {
+        let _ = root.get();
+    }
     // The cached artifacts came from registries: parse and verify them in
     // the sandbox, and take back only its small result.
     let t_verify = Instant::now();
@@ -454,14 +466,13 @@ fn verify_rule(
         let mut scratch = d.clone();
         let mut valid_until = None;
         let result = verify_rule_uncached(
-            policy,
             rule,
             target,
             image,
             state,
             &mut scratch,
             &terms,
-            &root_path,
+            &root,
             &mut valid_until,
         );
         Verified {
@@ -545,14 +556,13 @@ fn file_digest(path: &std::path::Path) -> Option<String> {
 
 #[allow(clippy::too_many_arguments)]
 fn verify_rule_uncached(
-    policy: &Policy,
     rule: &crate::policy::Rule,
     target: &ImageTarget,
     image: &ImageRef,
     state: &StateDir,
     d: &mut Decision,
     terms: &verify::rule::Terms,
-    root_path: &std::path::Path,
+    root: &verify::rule::LazyTrustRoot,
     valid_until: &mut Option<jiff::Timestamp>,
 ) -> Result<Kind, Failure> {
     let digests = target.digests();
@@ -562,12 +572,7 @@ fn verify_rule_uncached(
     );
     let entries = verify::read_entries(state, &digests)
         .map_err(|e| (Class::Cache, format!("signature cache unusable: {e}")))?;
-    let root = verify::rule::LazyTrustRoot::node(
-        root_path.to_path_buf(),
-        policy.trust_root_max_age,
-        policy.trust_root_stale == crate::policy::Stale::Refuse,
-    );
-    match verify::rule::check_signatures(&entries, &digests, terms, &root) {
+    match verify::rule::check_signatures(&entries, &digests, terms, root) {
         // Provenance alone: its signature binds the digest (below).
         Ok(None) => {}
         Ok(Some(v)) => {
@@ -601,7 +606,7 @@ fn verify_rule_uncached(
             )))
         }
     }
-    match verify::rule::check_provenance(&entries, &digests, terms, &root, jiff::Timestamp::now()) {
+    match verify::rule::check_provenance(&entries, &digests, terms, root, jiff::Timestamp::now()) {
         Ok(None) => Ok(Kind::Verified),
         Ok(Some(v)) => {
             let p = &v.provenance;

@@ -27,7 +27,10 @@
 //!
 //! The child is a `fork` of the caller, not a fresh program, so it starts
 //! with the policy, signers and containerd's answer already in memory and
-//! costs about a fork. That is sound only in a single-threaded process (a
+//! costs about a fork. The caller prepares there what is node
+//! configuration rather than registry bytes (the rule's identity
+//! expressions compiled, the trust root parsed): a fresh child would fault
+//! in that code and heap again, and tear them down at its exit. That is sound only in a single-threaded process (a
 //! forked child of a threaded one may inherit locks held by threads that no
 //! longer exist), so [`run`] checks the thread count first. The shim and the
 //! CLI are single-threaded when they verify (the containerd lookup's

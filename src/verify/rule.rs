@@ -183,6 +183,16 @@ impl Terms {
     pub fn provenance(&self) -> Option<(&RuleSigners, &Requirement)> {
         self.provenance.as_ref().map(|(s, r)| (s, r))
     }
+
+    /// Whether checking these terms reads the trust root whatever is
+    /// cached: a keyless signer chains to its CAs and logs, and a key
+    /// signer that requires the log checks its entry against the logs.
+    pub fn needs_trust_root(&self) -> bool {
+        self.signature
+            .iter()
+            .chain(self.provenance.iter().map(|(s, _)| s))
+            .any(|s| !s.keyless.is_empty() || s.keys.iter().any(|k| k.require_tlog))
+    }
 }
 
 /// Everything a verification under a rule's terms depends on besides the
@@ -326,6 +336,36 @@ mod tests {
             ca: None,
             require_tlog: true,
         }))
+    }
+
+    /// A keyless signer, for the image or for its provenance, always reads
+    /// the trust root, and so does a key that requires the log; a key
+    /// without the log reads it only for what is cached.
+    #[test]
+    fn the_terms_say_when_they_read_the_trust_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pub");
+        let kp = sigstore_verify::crypto::KeyPair::generate(
+            sigstore_verify::crypto::KeyAlgorithm::EcdsaP256,
+        )
+        .unwrap();
+        std::fs::write(&key, crate::base::testing::public_key_pem(&kp)).unwrap();
+        let key_signer = |require_tlog| Signer::Key {
+            path: key.clone(),
+            require_tlog,
+        };
+        let needs = |signers: &[Signer], pp: Option<&ProvenancePolicy>| {
+            Terms::load(signers, pp).unwrap().needs_trust_root()
+        };
+        assert!(needs(&[keyless()], None));
+        assert!(needs(&[key_signer(true)], None));
+        assert!(!needs(&[key_signer(false)], None));
+        let pp = ProvenancePolicy {
+            signers: vec![keyless()],
+            ..Default::default()
+        };
+        assert!(needs(&[key_signer(false)], Some(&pp)));
+        assert!(needs(&[], Some(&pp)));
     }
 
     /// The drift this module ends: `portcullis provenance` loaded signers
