@@ -984,7 +984,7 @@ for k, c in C.items():
     for g, v in c["per_gate"].items():
         p = v["phases_us_median"]
         lines.append(f"| {label.get(k, k)} | {g} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
-lines += ["", "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its pipe close, its memory torn down; reap = `waitpid`):", "",
+lines += ["", "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its result's pipe close; reap = from then until `waitpid` returned: the child's exit, its memory torn down):", "",
           "| case | gate | fork | child start | confine (capabilities, seccomp) | work (verification, result serialized) | exit | reap |", "|---|---|---|---|---|---|---|---|"]
 for k, c in C.items():
     for g, v in c["per_gate"].items():

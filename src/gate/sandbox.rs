@@ -207,9 +207,10 @@ pub struct Timeline {
     /// The work, its result serialized.
     pub work_us: u64,
     /// From the work's end until the parent saw the pipe close: the
-    /// result's write and the child's exit, its memory torn down.
+    /// result's write, and the close as the child's work returns.
     pub exit_us: u64,
-    /// From the pipe's close until `waitpid` returned.
+    /// From the pipe's close until `waitpid` returned: the child's exit,
+    /// its memory torn down, and the parent's wake-up.
     pub reap_us: u64,
 }
 
