@@ -973,24 +973,28 @@ for k, c in C.items():
             if c["gates"] else "— | —")
     lines.append(f"| {label.get(k, k)} | {c['runc_ms']['median']:.1f} / {c['runc_ms']['p95']:.1f} | {c['portcullis_ms']['median']:.1f} / {c['portcullis_ms']['p95']:.1f} | "
                  f"{c['ratio']['median']:.3f} {ci_text(c['ratio'])}/ {c['ratio']['p95']:.3f} | {gate} |")
-lines += ["", "Per gate (CPU incl. the verification child; in-gate time: the shim from admission to hand-over, the runc gate from main to hand-over; page faults: from the fork, the gate's exec and its verification child included; waits: voluntary context switches; verifications: starts that forked the sandboxed verification child):", "",
-          "| case | gate | CPU median / p95 (ms) | peak RSS (MiB) | in-gate time median (µs) | page faults median | waits median | verifications |", "|---|---|---|---|---|---|---|---|"]
-for k, c in C.items():
-    for g, v in c["per_gate"].items():
-        lines.append(f"| {label.get(k, k)} | {g} | {v['cpu_ms']['median']:.2f} / {v['cpu_ms']['p95']:.2f} | {v['peak_rss_mib']['max']:.1f} | {v['total_us_median']:.0f} | {v['minflt_median']:.0f} | {v['nvcsw_median']:.0f} | {v['sandboxed_verifications']} |")
-lines += ["", "Where each gate's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss; the runc gate's binding check is in its total, not in a phase):", "",
-          "| case | gate | policy | containerd lookup | decision (all) | of which: cache key | cache read | verify (sandboxed) | journal | total |", "|---|---|---|---|---|---|---|---|---|---|"]
-for k, c in C.items():
-    for g, v in c["per_gate"].items():
-        p = v["phases_us_median"]
-        lines.append(f"| {label.get(k, k)} | {g} | {p['policy_us']:.0f} | {p['lookup_us']:.0f} | {p['decide_us']:.0f} | {p['key_us']:.0f} | {p['cache_read_us']:.0f} | {p['verify_us']:.0f} | {p['journal_us']:.0f} | {p['total_us']:.0f} |")
-lines += ["", "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its result's pipe close; reap = from then until `waitpid` returned: the child's exit, its memory torn down):", "",
-          "| case | gate | fork | child start | confine (capabilities, seccomp) | work (verification, result serialized) | exit | reap |", "|---|---|---|---|---|---|---|---|"]
-for k, c in C.items():
-    for g, v in c["per_gate"].items():
-        st = v["child_steps_us_median"]
-        if st is None: continue
-        lines.append(f"| {label.get(k, k)} | {g} | {st['fork_us']:.0f} | {st['child_start_us']:.0f} | {st['confine_us']:.0f} | {st['work_us']:.0f} | {st['exit_us']:.0f} | {st['reap_us']:.0f} |")
+def per_gate_table(title, columns, cells):
+    """A table of one row per case and gate; `cells` gives a row's cells, or None to skip it."""
+    out = ["", title, "", "| case | gate | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for k, c in C.items():
+        for g, v in c["per_gate"].items():
+            row = cells(v)
+            if row is not None:
+                out.append(f"| {label.get(k, k)} | {g} | " + " | ".join(row) + " |")
+    return out
+lines += per_gate_table(
+    "Per gate (CPU incl. the verification child; in-gate time: the shim from admission to hand-over, the runc gate from main to hand-over; page faults: from the fork, the gate's exec and its verification child included; waits: voluntary context switches; verifications: starts that forked the sandboxed verification child):",
+    ["CPU median / p95 (ms)", "peak RSS (MiB)", "in-gate time median (µs)", "page faults median", "waits median", "verifications"],
+    lambda v: [f"{v['cpu_ms']['median']:.2f} / {v['cpu_ms']['p95']:.2f}", f"{v['peak_rss_mib']['max']:.1f}", f"{v['total_us_median']:.0f}",
+               f"{v['minflt_median']:.0f}", f"{v['nvcsw_median']:.0f}", str(v['sandboxed_verifications'])])
+lines += per_gate_table(
+    "Where each gate's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss; the runc gate's binding check is in its total, not in a phase):",
+    ["policy", "containerd lookup", "decision (all)", "of which: cache key", "cache read", "verify (sandboxed)", "journal", "total"],
+    lambda v: [f"{v['phases_us_median'][p]:.0f}" for p in ["policy_us", "lookup_us", "decide_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]])
+lines += per_gate_table(
+    "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its result's pipe close; reap = from then until `waitpid` returned: the child's exit, its memory torn down):",
+    ["fork", "child start", "confine (capabilities, seccomp)", "work (verification, result serialized)", "exit", "reap"],
+    lambda v: None if v["child_steps_us_median"] is None else [f"{v['child_steps_us_median'][p]:.0f}" for p in child_steps])
 lines += ["", "The runc gate under `strace -ttt` (µs from its exec to each marker; strace inflates syscalls, read the split):", ""]
 for tl in res["runc_gate_strace_timeline_us"]:
     lines.append(f"- {tl['start']}: " + ", ".join(f"{k} {v}" for k, v in tl.items() if k != "start"))
