@@ -990,7 +990,7 @@ lines += per_gate_table(
 lines += per_gate_table(
     "Where each gate's time goes (median µs per start; verify = fork of the sandbox child to its reaping, on a verdict-cache miss; the runc gate's binding check is in its total, not in a phase):",
     ["policy", "containerd lookup", "decision (all)", "of which: cache key", "cache read", "verify (sandboxed)", "journal", "total"],
-    lambda v: [f"{v['phases_us_median'][p]:.0f}" for p in ["policy_us", "lookup_us", "decide_us", "key_us", "cache_read_us", "verify_us", "journal_us", "total_us"]])
+    lambda v: [f"{v['phases_us_median'][p]:.0f}" for p in phases])
 lines += per_gate_table(
     "The verification child's steps (median µs over the starts that forked one; wall time on the monotonic clock, read by the gate and the child: fork = the gate's `fork` call; child start = from that call until the child ran; exit = from the end of its work until the gate saw its result's pipe close; reap = from then until `waitpid` returned: the child's exit, its memory torn down):",
     ["fork", "child start", "confine (capabilities, seccomp)", "work (verification, result serialized)", "exit", "reap"],

@@ -337,29 +337,18 @@ pub fn plan(args: &[OsString]) -> (Plan, RuncArgs, Timings) {
     if !parsed.is_gated() {
         return (Plan::Exec(runc), parsed, Timings::default());
     }
-    let (decided, timings) = gate_start(&parsed);
-    let plan = match decided {
-        Ok(()) => Plan::Exec(runc),
-        Err(line) => Plan::Refuse(line),
+    let (plan, timings) = match gate_start(&parsed) {
+        Ok((Admission::Allow { .. }, timings)) => (Plan::Exec(runc), timings),
+        Ok((Admission::Refuse(line), timings)) => (Plan::Refuse(line), timings),
+        // refused before the admission: nothing was timed
+        Err(line) => (Plan::Refuse(line), Timings::default()),
     };
     (plan, parsed, timings)
 }
 
-/// Gate a create/run/restore; `Err` is the denial line. The timings are
-/// the admission's (zero when the arguments were refused before it).
-fn gate_start(parsed: &RuncArgs) -> (Result<(), String>, Timings) {
-    match admit_start(parsed) {
-        Ok((admission, timings)) => match admission {
-            Admission::Allow { .. } => (Ok(()), timings),
-            Admission::Refuse(line) => (Err(line), timings),
-        },
-        Err(line) => (Err(line), Timings::default()),
-    }
-}
-
-/// Read the start's arguments and admit it; `Err` is a denial line for
-/// arguments the gate cannot read.
-fn admit_start(parsed: &RuncArgs) -> Result<(Admission, Timings), String> {
+/// Gate a create/run/restore: the admission and its timings, or the
+/// denial line for arguments the gate cannot read.
+fn gate_start(parsed: &RuncArgs) -> Result<(Admission, Timings), String> {
     if let Some(flag) = &parsed.unknown_global {
         if !parsed
             .command
@@ -641,10 +630,7 @@ mod tests {
         assert_eq!(p.unknown_global.as_deref(), Some("--newflag"));
         assert_eq!(p.command.as_deref(), Some("value"));
         assert!(p.is_gated());
-        assert!(gate_start(&p)
-            .0
-            .unwrap_err()
-            .contains("--newflag is unknown"));
+        assert!(gate_start(&p).unwrap_err().contains("--newflag is unknown"));
     }
 
     #[test]

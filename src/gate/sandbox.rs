@@ -27,10 +27,7 @@
 //!
 //! The child is a `fork` of the caller, not a fresh program, so it starts
 //! with the policy, signers and containerd's answer already in memory and
-//! costs about a fork. The caller prepares there what is node
-//! configuration rather than registry bytes (the rule's identity
-//! expressions compiled, the trust root parsed): a fresh child would fault
-//! in that code and heap again, and tear them down at its exit. That is sound only in a single-threaded process (a
+//! costs about a fork. That is sound only in a single-threaded process (a
 //! forked child of a threaded one may inherit locks held by threads that no
 //! longer exist), so [`run`] checks the thread count first. The shim and the
 //! CLI are single-threaded when they verify (the containerd lookup's
@@ -38,6 +35,11 @@
 //! threaded process they refuse rather than verify unisolated. A library
 //! host that did not call [`require`] (the unit tests' threaded harness) gets
 //! in-process verification instead, and [`Isolation`] says which happened.
+//!
+//! The caller prepares before the fork what is node configuration rather
+//! than registry bytes (the rule's identity expressions compiled, the trust
+//! root parsed): a fresh child would fault in that code and heap again, and
+//! tear them down at its exit.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -220,16 +222,22 @@ pub struct Timeline {
 const MARKS_BYTES: usize = 24;
 
 impl Timeline {
-    fn from_marks(forked: Duration, marks: [u64; 3], eof: Duration, reaped: Duration) -> Self {
-        let us = |ns: u64| ns / 1_000;
-        let eof_ns = eof.as_nanos() as u64;
+    /// `ran`, `confined` and `worked` are the child's marks; every instant
+    /// is counted from the parent's call of `fork`.
+    fn from_marks(
+        forked: Duration,
+        [ran, confined, worked]: [Duration; 3],
+        eof: Duration,
+        reaped: Duration,
+    ) -> Self {
+        let us = |d: Duration| d.as_micros() as u64;
         Timeline {
-            fork_us: forked.as_micros() as u64,
-            child_start_us: us(marks[0]),
-            confine_us: us(marks[1].saturating_sub(marks[0])),
-            work_us: us(marks[2].saturating_sub(marks[1])),
-            exit_us: us(eof_ns.saturating_sub(marks[2])),
-            reap_us: reaped.saturating_sub(eof).as_micros() as u64,
+            fork_us: us(forked),
+            child_start_us: us(ran),
+            confine_us: us(confined.saturating_sub(ran)),
+            work_us: us(worked.saturating_sub(confined)),
+            exit_us: us(eof.saturating_sub(worked)),
+            reap_us: us(reaped.saturating_sub(eof)),
         }
     }
 }
@@ -374,9 +382,9 @@ fn parent(
                     buf.len()
                 )));
             };
-            let mut marks = [0u64; 3];
+            let mut marks = [Duration::ZERO; 3];
             for (m, b) in marks.iter_mut().zip(buf[end..].chunks_exact(8)) {
-                *m = u64::from_le_bytes(b.try_into().unwrap_or_default());
+                *m = Duration::from_nanos(u64::from_le_bytes(b.try_into().unwrap_or_default()));
             }
             buf.truncate(end);
             Ok((buf, Timeline::from_marks(forked, marks, eof, reaped)))

@@ -69,10 +69,7 @@ impl Matcher {
             Matcher::Exact(s) => s == value,
             // An expression that parsed but does not compile within the
             // size limit matches nothing: the signer is refused.
-            Matcher::Regex(src, r) => r
-                .get_or_init(|| Expression::compile(src).ok())
-                .as_ref()
-                .is_some_and(|r| r.is_match(value)),
+            Matcher::Regex(src, cell) => compiled(src, cell).is_some_and(|r| r.is_match(value)),
         }
     }
 
@@ -83,8 +80,8 @@ impl Matcher {
     /// policy text, which the gate parses anyway; the child is for the
     /// registry's bytes.
     pub fn prepare(&self) {
-        if let Matcher::Regex(src, r) = self {
-            r.get_or_init(|| Expression::compile(src).ok());
+        if let Matcher::Regex(src, cell) = self {
+            compiled(src, cell);
         }
     }
 
@@ -105,6 +102,15 @@ impl Matcher {
             .map(|()| Matcher::Regex(src.to_string(), std::sync::OnceLock::new()))
             .map_err(|e| e.to_string())
     }
+}
+
+/// The expression `src`, compiled on first use into `cell`; `None` when
+/// it does not compile within the size limit.
+fn compiled<'a>(
+    src: &str,
+    cell: &'a std::sync::OnceLock<Option<Expression>>,
+) -> Option<&'a Expression> {
+    cell.get_or_init(|| Expression::compile(src).ok()).as_ref()
 }
 
 impl fmt::Display for Matcher {
