@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records which manifest real containerd takes from each image-index shape:
-# the oracle for src/platform.rs' unit test (tests/data/platform-oracle.json).
+# the oracle for src/containerd/platform.rs' unit test (tests/data/platform-oracle.json).
 #
 #   PC_WORK=/tmp/pc-plat PC_REGISTRY=127.0.0.1:5103 integration/platform-oracle.sh [OUT]
 #
