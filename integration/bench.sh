@@ -655,6 +655,88 @@ EOF
   fi
 fi
 
+# What a cold start's verification computes: callgrind of the criterion
+# bench's cold decisions (`decide_cold_key`, `decide_cold_keyless`: the
+# same `gate::decide` a gate runs, its sandbox closure run in process
+# because the bench holds a second thread), collecting only inside that
+# closure, which is what the verification child runs. Per decision: its
+# instructions, how many ECDSA P-256 verifications it makes and their
+# share, and the steps of a Sigstore bundle's verification, to
+# $OUT/callgrind-verify.md. Instruction counts do not move with the load;
+# valgrind's CPU model lacks the SHA and ADX extensions this CPU has, so
+# the hashing and the curve arithmetic weigh more here than they run.
+if ((!SMOKE)) && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+  gate_bench=$(cd "$ROOT" && cargo bench --bench gate --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
+  : >"$PC_WORK/callgrind-verify-steps.txt"
+  for case in decide_cold_key decide_cold_keyless; do
+    rm -f "$PC_WORK/callgrind-$case.out"
+    [[ -n $gate_bench ]] && (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no \
+      --toggle-collect='*6decide11verify_rule28_*' \
+      --callgrind-out-file="$PC_WORK/callgrind-$case.out" \
+      "$gate_bench" --bench --profile-time 1 "^$case\$" >/dev/null 2>&1) || true
+    if [[ -s $PC_WORK/callgrind-$case.out ]]; then
+      echo "== $case" >>"$PC_WORK/callgrind-verify-steps.txt"
+      callgrind_annotate --inclusive=yes --tree=calling "$PC_WORK/callgrind-$case.out" 2>/dev/null |
+        c++filt >>"$PC_WORK/callgrind-verify-steps.txt" || true
+    fi
+  done
+  if python3 - "$PC_WORK/callgrind-verify-steps.txt" >"$OUT/callgrind-verify.md" <<'PY'; then
+import re, sys
+cases, cur = {}, None
+for line in open(sys.argv[1]):
+    if line.startswith("== "):
+        cur = cases.setdefault(line[3:].strip(), [])
+    elif cur is not None:
+        cur.append(line.rstrip("\n"))
+own = re.compile(r"^\s*([\d,]+) \([\d. ]+%\)\s+\*\s+\S*?:(.*?)(?: \[.*\])?\s*$")
+call = re.compile(r"^\s*[\d,]+ \([\d. ]+%\)\s+>\s+\S*?:(.*?) \(([\d,]+)x\)")
+def n(s): return int(s.replace(",", ""))
+def name(s): return re.sub(r"::h[0-9a-f]{16}", "", s)
+steps = [
+    ("ECDSA P-256 verifications", r"ecdsa_do_verify_no_self_test$"),
+    ("Sigstore bundle, certificate chain to the trust root (webpki)", r"webpki::verify_cert::ChainOptions<.*>::build_chain$"),
+    ("Sigstore bundle, signature over the payload", r"sigstore_verify::verify::verify_message_signature_crypto$"),
+    ("Sigstore bundle, SCT", r"sigstore_verify::verify_impl::sct::verify_sct$"),
+    ("Sigstore bundle, Rekor SET (signed entry timestamp)", r"sigstore_verify::verify_impl::tlog::verify_set$"),
+    ("Sigstore bundle, Rekor inclusion proof and checkpoint (its SET included)", r"sigstore_verify::verify_impl::tlog::verify_entry_inclusion$"),
+    ("SHA-256 blocks", r"sha256_block_data_order$"),
+    ("cache entries read and checked", r"portcullis::verify::signatures::read_entries$"),
+]
+out = ["| cold decision | step | instructions per decision | share | calls per decision |", "|---|---|---|---|---|"]
+for case, lines in cases.items():
+    incl, calls = {}, {}
+    for l in lines:
+        m = own.match(l)
+        if m:
+            incl.setdefault(name(m.group(2)), n(m.group(1)))
+            continue
+        m = call.match(l)
+        if m:
+            k = name(m.group(1))
+            calls[k] = calls.get(k, 0) + n(m.group(2))
+    top = [k for k in incl if re.search(r"gate::decide::verify_rule::\{\{closure\}\}$", k)]
+    whole = max((incl[k] for k in top), default=0)
+    decisions = max((calls.get(k, 0) for k in top if incl[k] == whole), default=0)
+    if not whole or not decisions:
+        continue
+    out.append(f"| `{case}` | whole verification (the sandbox's closure) | {whole // decisions:,} | 100 % | 1 |")
+    for label, pat in steps:
+        ks = [k for k in incl if re.search(pat, k)]
+        i = sum(incl[k] for k in ks)
+        c = sum(calls.get(k, 0) for k in ks)
+        if c:  # a step this decision does not take gets no row
+            out.append(f"| `{case}` | {label} | {i // decisions:,} | {100 * i / whole:.1f} % | {c / decisions:.1f} |")
+if len(out) == 2:
+    sys.exit(1)
+print("\n".join(out))
+PY
+    echo "# callgrind of the verification's cold decisions ($OUT/callgrind-verify.md):"
+    cat "$OUT/callgrind-verify.md"
+  else
+    echo "# callgrind of the verification: no profile (criterion bench: ${gate_bench:-not built})" >&2
+  fi
+fi
+
 # Where a gated start's CPU goes, the kernel's share included: `perf
 # record` of the whole machine (cpu-clock samples with call chains) while
 # PERF_STARTS node-wide starts run, warm and then cold, the runc gate named
