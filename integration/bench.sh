@@ -589,9 +589,14 @@ EOF
   chmod +x "$PC_WORK/bin/runc-callgrind-mangled" "$PC_WORK/bin/containerd-shim-pccallgrind-v2" "$PC_WORK/bin/runc-callgrind-cold"
   run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind-mangled" >/dev/null || ERRORS=$((ERRORS + 1))
   run_once bench/prov:1 --runtime io.containerd.pccallgrind.v2 >/dev/null || ERRORS=$((ERRORS + 1))
-  forget_verdicts
-  # refused under valgrind (above): not an error of the benchmark
-  run_once bench/prov:1 --runc-binary "$PC_WORK/bin/runc-callgrind-cold" >/dev/null 2>&1 || true
+  # refused under valgrind (above): not an error of the benchmark. A key
+  # signature with provenance, then a keyless signature, whose gate alone
+  # compiles the identity expression and parses the trust root before the
+  # fork.
+  for image in bench/prov:1 bench/keyless:1; do
+    forget_verdicts
+    run_once "$image" --runc-binary "$PC_WORK/bin/runc-callgrind-cold" >/dev/null 2>&1 || true
+  done
   # A pass-through of each gate, placed before everything else: every
   # container start runs the runc gate for `start`, `delete` and more
   # (containerd's runc shim calls runc for each) and the shim wrapper for
@@ -611,33 +616,39 @@ EOF
   # The verification itself, which the sandboxed child runs on a cold
   # start and valgrind cannot profile in the gate (above): the criterion
   # bench's in-process steps call the same library functions, so callgrind
-  # of its cold decisions (the child's whole path, `redecide` of a key and
-  # of a keyless image signature, identity expression included) and of its
-  # key signature, trust root, keyless bundle and DSSE provenance steps,
-  # collecting only inside those functions (`--toggle-collect`), names the
-  # verification's code. Its names carry the hashes of the
-  # bench's glibc build; link-gates matches them without (all instances of
-  # each), after everything above. A keyless cold start's verification
-  # child then runs 0.2-0.6 ms faster (BENCHMARKS.md, "Pass-throughs first").
-  verify_prof=$PC_WORK/callgrind-verify.out
-  rm -f "$verify_prof"
+  # of its cold decisions (`decide_cold_key`, `decide_cold_keyless`:
+  # collecting inside the sandbox's closure in `gate::decide::verify_rule`,
+  # everything the child runs) and of its DSSE provenance step (the
+  # envelope, statement and predicate functions it calls one after the
+  # other: `Provenance::from_statement` is inlined into the bench, so its
+  # callee `from_predicate` is what flips) names the verification's code. `--toggle-collect` flips
+  # collection at each entry and exit of a function it names, so no two of
+  # them may be nested: a function named inside another's call would turn
+  # collection off for its whole call (a keyless bundle's verification did,
+  # inside the decision, until 2026-12-03). Its names carry the hashes of
+  # the bench's glibc build; link-gates matches them without (all instances
+  # of each), after everything above.
   gate_bench=$(cd "$ROOT" && cargo bench --bench gate --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
-  if [[ -n $gate_bench ]]; then
-    (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no \
-      --toggle-collect='*verify_entries*' --toggle-collect='*verify_bundle*' \
-      --toggle-collect='*TrustRoot4load*' --toggle-collect='*8Envelope5parse*' \
-      --toggle-collect='*8Envelope6verify*' --toggle-collect='*9Statement5parse*' \
-      --toggle-collect='*10Provenance*' --toggle-collect='*6decide8redecide*' \
-      --callgrind-out-file="$verify_prof" \
-      "$gate_bench" --bench --test 'decide_cold|key_signature_verify|trust_root_load|keyless_bundle_verify|provenance_dsse' \
-      >/dev/null 2>&1) || true
-  fi
   verify=()
-  if [[ -s $verify_prof ]] && grep -q '^fn=' "$verify_prof"; then
-    verify=("$verify_prof")
-  else
-    echo "# function order: no profile of the verification (criterion bench: ${gate_bench:-not built}); its functions stay unordered" >&2
-  fi
+  for part in decide provenance; do
+    prof=$PC_WORK/callgrind-verify-$part.out
+    rm -f "$prof"
+    if [[ $part == decide ]]; then
+      toggles=(--toggle-collect='*6decide11verify_rule28_*')
+      filter=decide_cold
+    else
+      toggles=(--toggle-collect='*8Envelope5parse*' --toggle-collect='*8Envelope6verify*'
+        --toggle-collect='*9Statement5parse*' --toggle-collect='*10Provenance*')
+      filter=provenance_dsse
+    fi
+    [[ -n $gate_bench ]] && (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no "${toggles[@]}" \
+      --callgrind-out-file="$prof" "$gate_bench" --bench --test "$filter" >/dev/null 2>&1) || true
+    if [[ -s $prof ]] && grep -q '^fn=' "$prof"; then
+      verify+=("$prof")
+    else
+      echo "# function order: no profile of the verification's $part step (criterion bench: ${gate_bench:-not built}); its functions stay unordered" >&2
+    fi
+  done
   # the pass-throughs' dumps up to their exec, then the first dump of each
   # warm one (up to the exec of runc, or of the inner shim), then the cold
   # gate's and its child's, by pid, then the verification's
