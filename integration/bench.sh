@@ -626,8 +626,9 @@ EOF
   # them may be nested: a function named inside another's call would turn
   # collection off for its whole call (a keyless bundle's verification did,
   # inside the decision, until 2026-12-03). Its names carry the hashes of
-  # the bench's glibc build; link-gates matches them without (all instances
-  # of each), after everything above.
+  # the bench's glibc build, whose instances of a generic are not always
+  # the gates': start-path-order writes them without their hashes, so
+  # link-gates places every instance of each, after everything above.
   gate_bench=$(cd "$ROOT" && cargo bench --bench gate --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
   verify=()
   for part in decide provenance; do
