@@ -656,7 +656,7 @@ EOF
   mapfile -t pass < <(find "$PC_WORK/callgrind-pass" -name '*.out.1' | sort)
   mapfile -t profs < <(find "$PC_WORK/callgrind-mangled" -name '*.out.1' | sort)
   mapfile -t cold < <(find "$PC_WORK/callgrind-cold" -name 'runc-*.out*' -size +0 | sort -t- -k2 -n)
-  order_profiles=("${pass[@]}" "${profs[@]}" "${cold[@]}")
+  order_profiles=(--part pass-through "${pass[@]}" --part warm "${profs[@]}" --part cold "${cold[@]}")
   ((${#verify[@]})) && order_profiles+=(--foreign "${verify[@]}")
   if ((${#pass[@]} == 2 && ${#profs[@]} == 2 && ${#cold[@]} >= 1)) &&
     "$ROOT/packaging/start-path-order" "${order_profiles[@]}" >"$OUT/start-path.order"; then
