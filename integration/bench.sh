@@ -630,24 +630,26 @@ EOF
   # the gates': start-path-order writes them without their hashes, so
   # link-gates places every instance of each, after everything above.
   gate_bench=$(cd "$ROOT" && cargo bench --bench gate --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
+  # Each cold decision is profiled for a second of its iterations: the
+  # same profiles give what a cold decision computes (below).
   verify=()
-  for part in decide provenance; do
-    prof=$PC_WORK/callgrind-verify-$part.out
+  for case in decide_cold_key decide_cold_keyless provenance_dsse; do
+    prof=$PC_WORK/callgrind-$case.out
     rm -f "$prof"
-    if [[ $part == decide ]]; then
-      toggles=(--toggle-collect='*6decide11verify_rule28_*')
-      filter=decide_cold
-    else
+    if [[ $case == provenance_dsse ]]; then
       toggles=(--toggle-collect='*8Envelope5parse*' --toggle-collect='*8Envelope6verify*'
         --toggle-collect='*9Statement5parse*' --toggle-collect='*10Provenance*')
-      filter=provenance_dsse
+      run=(--test "$case")
+    else
+      toggles=(--toggle-collect='*6decide11verify_rule28_*')
+      run=(--profile-time 1 "^$case\$")
     fi
     [[ -n $gate_bench ]] && (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no "${toggles[@]}" \
-      --callgrind-out-file="$prof" "$gate_bench" --bench --test "$filter" >/dev/null 2>&1) || true
+      --callgrind-out-file="$prof" "$gate_bench" --bench "${run[@]}" >/dev/null 2>&1) || true
     if [[ -s $prof ]] && grep -q '^fn=' "$prof"; then
       verify+=("$prof")
     else
-      echo "# function order: no profile of the verification's $part step (criterion bench: ${gate_bench:-not built}); its functions stay unordered" >&2
+      echo "# function order: no profile of the verification's $case step (criterion bench: ${gate_bench:-not built}); its functions stay unordered" >&2
     fi
   done
   # the pass-throughs' dumps up to their exec, then the first dump of each
@@ -667,25 +669,20 @@ EOF
   fi
 fi
 
-# What a cold start's verification computes: callgrind of the criterion
-# bench's cold decisions (`decide_cold_key`, `decide_cold_keyless`: the
-# same `gate::decide` a gate runs, its sandbox closure run in process
-# because the bench holds a second thread), collecting only inside that
-# closure, which is what the verification child runs. Per decision: its
+# What a cold start's verification computes: the callgrind profiles of the
+# criterion bench's cold decisions made for the function order above
+# (`decide_cold_key`, `decide_cold_keyless`: the same `gate::decide` a gate
+# runs, its sandbox closure run in process because the bench holds a
+# second thread), collected only inside that closure, which is what the
+# verification child runs. Per decision: its
 # instructions, how many ECDSA P-256 verifications it makes and their
 # share, and the steps of a Sigstore bundle's verification, to
 # $OUT/callgrind-verify.md. Instruction counts do not move with the load;
 # valgrind's CPU model lacks the SHA and ADX extensions this CPU has, so
 # the hashing and the curve arithmetic weigh more here than they run.
 if ((!SMOKE)) && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
-  gate_bench=$(cd "$ROOT" && cargo bench --bench gate --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -n 1)
   : >"$PC_WORK/callgrind-verify-steps.txt"
   for case in decide_cold_key decide_cold_keyless; do
-    rm -f "$PC_WORK/callgrind-$case.out"
-    [[ -n $gate_bench ]] && (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no \
-      --toggle-collect='*6decide11verify_rule28_*' \
-      --callgrind-out-file="$PC_WORK/callgrind-$case.out" \
-      "$gate_bench" --bench --profile-time 1 "^$case\$" >/dev/null 2>&1) || true
     if [[ -s $PC_WORK/callgrind-$case.out ]]; then
       echo "== $case" >>"$PC_WORK/callgrind-verify-steps.txt"
       callgrind_annotate --inclusive=yes --tree=calling "$PC_WORK/callgrind-$case.out" 2>/dev/null |
@@ -745,7 +742,7 @@ PY
     echo "# callgrind of the verification's cold decisions ($OUT/callgrind-verify.md):"
     cat "$OUT/callgrind-verify.md"
   else
-    echo "# callgrind of the verification: no profile (criterion bench: ${gate_bench:-not built})" >&2
+    echo "# callgrind of the verification: no profile of a cold decision (see the function order above)" >&2
   fi
 fi
 
