@@ -405,7 +405,7 @@ pub(super) async fn image_chain_id(
         digest: manifest_digest.to_string(),
         why,
     };
-    let raw = read_blob(channel.clone(), namespace, manifest_digest, MAX_INDEX_BYTES).await?;
+    let raw = read_blob(channel.clone(), namespace, manifest_digest, 0).await?;
     let m: Manifest = serde_json::from_slice(&raw).map_err(|e| bad(format!("manifest: {e}")))?;
     let raw = read_blob(channel, namespace, &m.config.digest, m.config.size).await?;
     let c: Config = serde_json::from_slice(&raw).map_err(|e| bad(format!("image config: {e}")))?;
@@ -459,6 +459,15 @@ pub fn chain_id(diff_ids: &[String]) -> Result<String, String> {
     Ok(chain)
 }
 
+/// How much of a blob's descriptor size [`read_blob`] reserves up front: a
+/// manifest or config is a few KiB, and a reservation of megabytes is a
+/// fresh mapping for the allocator to make and unmap in the start that reads
+/// it (the chain ID of an image not started before).
+const RESERVE_BYTES: usize = 64 * 1024;
+
+/// A blob from containerd's content store, checked against its digest.
+/// `size` is its descriptor's size when the caller has one (0 when not),
+/// within [`MAX_INDEX_BYTES`]; the read itself stops past that limit.
 pub(super) async fn read_blob(
     channel: Conn,
     namespace: &str,
@@ -480,7 +489,7 @@ pub(super) async fn read_blob(
         .stream(method::CONTENT_READ, namespace, &request)
         .await
         .map_err(api("content.Read"))?;
-    let mut data = Vec::with_capacity(size as usize);
+    let mut data = Vec::with_capacity((size as usize).min(RESERVE_BYTES));
     while let Some(chunk) = stream
         .next::<ReadContentResponse>()
         .await

@@ -406,8 +406,14 @@ fn verify_rule(
     let root_path = trust_root_path(state, rule.trust_root.as_deref());
     let t_key = Instant::now();
     // Every input of the verification, hashed: any change is a new key.
+    // The trust root is read once, here: the key hashes the bytes the
+    // verification then parses, so a verdict (and its record's
+    // `trust_root_digest`) binds the root that verified it even when
+    // `trust update` replaces the file in between.
     let digests = target.digests();
-    let root_digest = file_digest(&root_path);
+    let root_read =
+        crate::base::fsio::read_bounded(&root_path, verify::sigstore::MAX_TRUST_ROOT_BYTES);
+    let root_digest = bytes_digest(&root_read);
     d.trust_root_digest = root_digest.clone();
     let mut parts: Vec<Vec<u8>> = vec![
         policy.digest.clone().into_bytes(),
@@ -453,6 +459,7 @@ fn verify_rule(
     // inherits it parsed.
     let root = verify::rule::LazyTrustRoot::node(
         root_path.clone(),
+        root_read,
         policy.trust_root_max_age,
         policy.trust_root_stale == crate::policy::Stale::Refuse,
     );
@@ -552,6 +559,16 @@ struct Verified {
 fn file_digest(path: &std::path::Path) -> Option<String> {
     let opts = crate::base::fsio::ReadOptions::bounded(crate::cache::MAX_ENTRY_BYTES);
     crate::digest::sha256_prefixed_file(path, opts).ok()
+}
+
+/// `sha256:<hex>` of the bytes a bounded read returned, or nothing when it
+/// found no file, met one over its bound, or failed (the trust root's
+/// loader then refuses with the read's reason, when the rule needs it).
+fn bytes_digest(read: &std::io::Result<Option<Vec<u8>>>) -> Option<String> {
+    match read {
+        Ok(Some(bytes)) => Some(crate::digest::sha256_prefixed(bytes)),
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -27,8 +27,11 @@ enum Source {
     /// An installed root read by an operator command (`bundle import`,
     /// `portcullis provenance`).
     Installed(PathBuf),
-    /// The node's root read at container start.
-    Node(PathBuf),
+    /// The node's root as the gate read it at container start (the bytes
+    /// it hashed into its verdict key, `Ok(None)` when over
+    /// [`crate::verify::sigstore::MAX_TRUST_ROOT_BYTES`]), parsed when
+    /// first needed.
+    Node(PathBuf, std::io::Result<Option<Vec<u8>>>),
     /// A root shipped in an evidence pack, or why the pack has none.
     Pack(Result<PathBuf, String>),
 }
@@ -58,11 +61,18 @@ impl LazyTrustRoot {
         Self::with(Source::Installed(path))
     }
 
-    /// The node's root at `path` as the gate reads it: older than
-    /// `max_age` it refuses (`refuse_stale`) or verifies with a note
-    /// ([`LazyTrustRoot::stale_note`]).
-    pub fn node(path: PathBuf, max_age: Option<Duration>, refuse_stale: bool) -> Self {
-        let mut r = Self::with(Source::Node(path));
+    /// The node's root at `path` as the gate read it (`read`: its bytes,
+    /// from [`crate::base::fsio::read_bounded`] with
+    /// [`crate::verify::sigstore::MAX_TRUST_ROOT_BYTES`]), parsed on first
+    /// use: older than `max_age` it refuses (`refuse_stale`) or verifies
+    /// with a note ([`LazyTrustRoot::stale_note`]).
+    pub fn node(
+        path: PathBuf,
+        read: std::io::Result<Option<Vec<u8>>>,
+        max_age: Option<Duration>,
+        refuse_stale: bool,
+    ) -> Self {
+        let mut r = Self::with(Source::Node(path, read));
         r.max_age = max_age.map(|m| (m, refuse_stale));
         r
     }
@@ -85,7 +95,7 @@ impl LazyTrustRoot {
                     path.display()
                 )
             }),
-            Source::Node(path) => {
+            Source::Node(path, read) => {
                 if let Some((max, refuse)) = self.max_age {
                     let age = std::fs::metadata(path)
                         .and_then(|m| m.modified())
@@ -104,13 +114,20 @@ impl LazyTrustRoot {
                         let _ = self.stale_note.set(msg);
                     }
                 }
-                TrustRoot::load(path).map_err(|e| match e {
-                    BundleError::TrustRootRead { .. } => format!(
+                match read {
+                    Ok(Some(bytes)) => {
+                        TrustRoot::from_json(bytes, path).map_err(|e| e.to_string())
+                    }
+                    Ok(None) => Err(BundleError::TrustRootTooLarge { path: path.clone() }.to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
                         "no Sigstore trust root at {}: run `portcullis trust update` (or `portcullis trust import FILE` offline)",
                         path.display()
-                    ),
-                    other => other.to_string(),
-                })
+                    )),
+                    Err(e) => Err(format!(
+                        "cannot read the Sigstore trust root at {}: {e}; reinstall it with `portcullis trust update` (or `portcullis trust import FILE` offline)",
+                        path.display()
+                    )),
+                }
             }
             Source::Pack(Ok(file)) => TrustRoot::load(file).map_err(|e| e.to_string()),
             Source::Pack(Err(why)) => Err(why.clone()),
@@ -449,6 +466,56 @@ mod tests {
             e.contains("portcullis trust import") && !e.contains('\n'),
             "{e}"
         );
+    }
+
+    /// The gate's root is parsed from the bytes the gate read (and hashed
+    /// into its verdict key), never read again: a file at `path` that
+    /// differs, or is gone, does not change which root verifies. A failed
+    /// read is one line with the fix, worded by what failed.
+    #[test]
+    fn the_node_root_is_the_bytes_the_gate_read() {
+        let production = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/trust-roots/production/trusted_root.json");
+        let bytes = std::fs::read(&production).unwrap();
+        let gone = PathBuf::from("/nonexistent/trusted_root.json");
+        let root = LazyTrustRoot::node(gone.clone(), Ok(Some(bytes)), None, false);
+        assert!(root.get().is_ok(), "{:?}", root.get().err());
+
+        let missing = LazyTrustRoot::node(
+            gone.clone(),
+            Err(std::io::ErrorKind::NotFound.into()),
+            None,
+            false,
+        );
+        let e = missing.get().unwrap_err();
+        assert!(
+            e.starts_with("no Sigstore trust root at /nonexistent/trusted_root.json"),
+            "{e}"
+        );
+        assert!(
+            e.contains("portcullis trust update") && !e.contains('\n'),
+            "{e}"
+        );
+
+        let unreadable = LazyTrustRoot::node(
+            gone.clone(),
+            Err(std::io::ErrorKind::PermissionDenied.into()),
+            None,
+            false,
+        );
+        let e = unreadable.get().unwrap_err();
+        assert!(
+            e.starts_with("cannot read the Sigstore trust root at"),
+            "{e}"
+        );
+        assert!(e.contains("permission denied") && !e.contains('\n'), "{e}");
+
+        let huge = LazyTrustRoot::node(gone.clone(), Ok(None), None, false);
+        let e = huge.get().unwrap_err();
+        assert!(e.contains("over the") && e.contains("byte limit"), "{e}");
+
+        let garbage = LazyTrustRoot::node(gone, Ok(Some(b"{".to_vec())), None, false);
+        assert!(garbage.get().is_err());
     }
 
     mod provenance_only {
