@@ -481,13 +481,12 @@ mod tests {
         let root = LazyTrustRoot::node(gone.clone(), Ok(Some(bytes)), None, false);
         assert!(root.get().is_ok(), "{:?}", root.get().err());
 
-        let missing = LazyTrustRoot::node(
-            gone.clone(),
-            Err(std::io::ErrorKind::NotFound.into()),
-            None,
-            false,
-        );
-        let e = missing.get().unwrap_err();
+        let read_failed = |kind: std::io::ErrorKind| {
+            LazyTrustRoot::node(gone.clone(), Err(kind.into()), None, false)
+                .get()
+                .unwrap_err()
+        };
+        let e = read_failed(std::io::ErrorKind::NotFound);
         assert!(
             e.starts_with("no Sigstore trust root at /nonexistent/trusted_root.json"),
             "{e}"
@@ -496,19 +495,17 @@ mod tests {
             e.contains("portcullis trust update") && !e.contains('\n'),
             "{e}"
         );
-
-        let unreadable = LazyTrustRoot::node(
-            gone.clone(),
-            Err(std::io::ErrorKind::PermissionDenied.into()),
-            None,
-            false,
-        );
-        let e = unreadable.get().unwrap_err();
+        let e = read_failed(std::io::ErrorKind::PermissionDenied);
         assert!(
             e.starts_with("cannot read the Sigstore trust root at"),
             "{e}"
         );
-        assert!(e.contains("permission denied") && !e.contains('\n'), "{e}");
+        assert!(
+            e.contains("permission denied")
+                && e.contains("portcullis trust update")
+                && !e.contains('\n'),
+            "{e}"
+        );
 
         let huge = LazyTrustRoot::node(gone.clone(), Ok(None), None, false);
         let e = huge.get().unwrap_err();
