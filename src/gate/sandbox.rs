@@ -123,7 +123,8 @@ pub fn thread_count() -> usize {
 }
 
 /// Run `f` in the sandbox and decode what it returns. In a threaded process
-/// that did not call [`require`], `f` runs here instead.
+/// that did not call [`require`], `f` runs here instead, and its result goes
+/// through the same encoding.
 pub fn run<T, F>(f: F) -> Result<(T, Isolation), SandboxError>
 where
     T: Serialize + DeserializeOwned,
@@ -143,7 +144,11 @@ where
         if required() {
             return Err(SandboxError::Threaded(threads));
         }
-        return Ok((f(), Isolation::InProcess, None));
+        // The result crosses the same encoding as a child's: what a
+        // decision returns is the same isolated or not, and the threaded
+        // unit tests exercise the encoding the gates' children use.
+        let bytes = serde_json::to_vec(&f()).unwrap_or_default();
+        return decode(&bytes).map(|t| (t, Isolation::InProcess, None));
     }
     let (bytes, timeline) =
         run_raw_timed(|| serde_json::to_vec(&f()).unwrap_or_default(), timeout())?;
@@ -541,5 +546,8 @@ mod tests {
         assert!(thread_count() > 1);
         let (v, iso) = run(|| 41 + 1).unwrap();
         assert_eq!((v, iso), (42, Isolation::InProcess));
+        // The same encoding as a child's result: a value JSON cannot carry
+        // is refused here as it would be from a child.
+        assert!(matches!(run(|| f64::NAN), Err(SandboxError::Garbage(_))));
     }
 }
