@@ -139,19 +139,18 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> T,
 {
+    // One encoding, in a child or in process: what a decision returns is
+    // the same isolated or not, and the threaded unit tests exercise the
+    // encoding the gates' children use.
+    let encoded = move || serde_json::to_vec(&f()).unwrap_or_default();
     let threads = thread_count();
     if threads != 1 {
         if required() {
             return Err(SandboxError::Threaded(threads));
         }
-        // The result crosses the same encoding as a child's: what a
-        // decision returns is the same isolated or not, and the threaded
-        // unit tests exercise the encoding the gates' children use.
-        let bytes = serde_json::to_vec(&f()).unwrap_or_default();
-        return decode(&bytes).map(|t| (t, Isolation::InProcess, None));
+        return decode(&encoded()).map(|t| (t, Isolation::InProcess, None));
     }
-    let (bytes, timeline) =
-        run_raw_timed(|| serde_json::to_vec(&f()).unwrap_or_default(), timeout())?;
+    let (bytes, timeline) = run_raw_timed(encoded, timeout())?;
     decode(&bytes).map(|t| (t, Isolation::Child, Some(timeline)))
 }
 
