@@ -144,7 +144,7 @@ echo "# building the workspace"
 
 # The verdict is the suite's: a cleanup failure is reported on stderr, and
 # set -e must not cut the cleanup short.
-trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+trap 'pc_exit_trap $?' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd

@@ -177,6 +177,7 @@ STANDIN_PID=
 cleanup() {
   local rc=$?
   set +e
+  pc_exit_report "$rc"
   [[ -n $STANDIN_PID ]] && kill "$STANDIN_PID" 2>/dev/null
   pc_stop_all || { echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; [[ $rc -ne 0 ]] || rc=1; }
   exit "$rc"

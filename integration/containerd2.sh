@@ -39,7 +39,7 @@ done
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+trap 'pc_exit_trap $?' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 mkdir -p "$KEYS" "$PORTCULLIS_STATE_DIR"

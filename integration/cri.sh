@@ -46,7 +46,7 @@ BASE_PATH=$PATH
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'rc=$?; set +e; crictl_cleanup; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+trap 'pc_exit_trap $? crictl_cleanup' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 mkdir -p "$KEYS" "$PORTCULLIS_STATE_DIR" "$PC_WORK/cri"

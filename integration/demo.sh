@@ -26,7 +26,7 @@ step "build"
 PC=$PC_BIN_DIR/portcullis
 SIGN=$PC_BIN_DIR/portcullis-testsign
 
-trap pc_stop_all EXIT
+trap 'pc_exit_trap $?' EXIT
 STARTED=$(date -u "+%Y-%m-%d %H:%M:%S UTC")
 pc_start_registry
 # Node-wide enforcement: containerd finds `runc` here first, so every runc

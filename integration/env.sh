@@ -562,3 +562,31 @@ pc_stop_all() {
   fi
   return "$rc"
 }
+
+# pc_exit_report STATUS: for an EXIT trap. When the script ends with a
+# non-zero STATUS, says which command it ended at and through which calls:
+# `set -e` ends a script silently, and in a trap BASH_COMMAND is still the
+# command that was running when the script began to exit.
+pc_exit_report() {
+  local rc=$1 i calls=""
+  ((rc != 0)) || return 0
+  for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+    [[ ${FUNCNAME[i]} == pc_exit_trap || ${FUNCNAME[i]} == main ]] && continue
+    calls+=" < ${FUNCNAME[i]} (called at ${BASH_SOURCE[i + 1]##*/}:${BASH_LINENO[i]})"
+  done
+  _pc_err "${0##*/} ends with status $rc at \`$BASH_COMMAND\`${calls}"
+}
+
+# pc_exit_trap STATUS [HOOK...]: an EXIT trap, as `trap 'pc_exit_trap $?' EXIT`
+# (or with the suite's own clean-up functions as HOOKs, run first): reports
+# how the script ended (pc_exit_report), stops everything under PC_WORK
+# (pc_stop_all) and keeps the script's status.
+pc_exit_trap() {
+  local rc=$1 hook
+  shift
+  set +e
+  pc_exit_report "$rc"
+  for hook in "$@"; do "$hook"; done
+  pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2
+  exit "$rc"
+}

@@ -77,6 +77,7 @@ STANDIN_PID=
 cleanup() {
   local rc=$?
   set +e
+  pc_exit_report "$rc"
   if [[ -n $SYNC_PID ]] && ! kill "$SYNC_PID" 2>/dev/null; then
     echo "# portcullis sync (pid $SYNC_PID) had already exited; its log ends: $(tail -n 2 "$PC_WORK/logs/sync.log" 2>/dev/null | tr '\n' ' ')"
   fi

@@ -125,6 +125,7 @@ cleanup() {
   # must not cut this short, nor a cleanup failure change the verdict.
   local rc=$?
   set +e
+  pc_exit_report "$rc"
   # (a journald left frozen by the frozen-journald case is resumed first)
   pkill -CONT -x systemd-journal 2>/dev/null
   pgrep -x systemd-journal >/dev/null || start_journald
@@ -317,7 +318,9 @@ for n in $(seq 1 "$burst_n"); do
       touch "$PC_WORK/burst-ok-$n"
   ) &
   pids+=($!)
-  ((n == burst_n / 2)) && { pc_stop_containerd && pc_start_containerd; }
+  if ((n == burst_n / 2)); then
+    pc_stop_containerd && pc_start_containerd || not_ok "containerd restarted in the middle of the burst"
+  fi
 done
 wait "${pids[@]}" || true
 burst_ok=$(find "$PC_WORK" -maxdepth 1 -name 'burst-ok-*' | wc -l)

@@ -57,7 +57,8 @@ echo "# building the workspace"
 REMOTE_PID=
 UPLOAD_PID=
 stop_pid() { [[ -n ${1:-} ]] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null || true; }
-trap 'rc=$?; set +e; stop_pid "$UPLOAD_PID"; stop_pid "$REMOTE_PID"; pc_stop_all || echo "# cleanup of $PC_WORK failed" >&2; exit $rc' EXIT
+stop_journal_peers() { stop_pid "$UPLOAD_PID"; stop_pid "$REMOTE_PID"; }
+trap 'pc_exit_trap $? stop_journal_peers' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 

@@ -47,7 +47,7 @@ finish() {
   echo "$PASS passed, $FAIL failed"
   ((FAIL == 0))
 }
-trap 'pc_stop_all >/dev/null 2>&1' EXIT
+trap 'rc=$?; pc_exit_report $rc; pc_stop_all >/dev/null 2>&1; exit $rc' EXIT
 
 # run IMAGE: start IMAGE through the portcullis runtime; sets OUT and RC.
 run() {

@@ -61,6 +61,7 @@ finish() {
 
 cleanup() {
   local rc=$?
+  pc_exit_report "$rc"
   if [[ -n $SYNC_PID ]] && kill -0 "$SYNC_PID" 2>/dev/null; then
     kill "$SYNC_PID" 2>/dev/null
     wait "$SYNC_PID" 2>/dev/null

@@ -56,7 +56,7 @@ echo "# building the workspace; the keyless stand-in's npm packages (no-op when 
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 bash "$HERE/keyless/install.sh" >/dev/null
 
-trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+trap 'pc_exit_trap $?' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd

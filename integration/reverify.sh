@@ -46,7 +46,7 @@ export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
-trap 'rc=$?; set +e; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+trap 'pc_exit_trap $?' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd

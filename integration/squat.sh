@@ -33,7 +33,8 @@ echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
 SYNC_PID=
-trap 'rc=$?; set +e; [[ -n $SYNC_PID ]] && kill "$SYNC_PID" 2>/dev/null; pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2; exit $rc' EXIT
+stop_sync() { [[ -z $SYNC_PID ]] || kill "$SYNC_PID" 2>/dev/null; }
+trap 'pc_exit_trap $? stop_sync' EXIT
 mkdir -p "$PC_WORK"
 pc_start_registry
 pc_start_containerd
