@@ -90,7 +90,31 @@ const PSEUDO_FILE_READ: u64 = 16 * 1024;
 
 /// Read a regular file under the caller's options (see the module doc).
 pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
-    let (file, len) = open(path, opts)?;
+    let (file, meta) = open_checked(path, opts)?;
+    read_opened(file, meta.len(), opts)
+}
+
+/// A file's bytes and the modification time of the same opened file, so
+/// that a caller judging the bytes by their age judges the bytes it read
+/// (a path stat'ed apart may name a file replaced in between).
+#[derive(Debug)]
+pub struct Dated {
+    /// The file's contents.
+    pub bytes: Vec<u8>,
+    /// Its modification time, where the file system keeps one.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// [`read`], with the opened file's modification time.
+fn read_dated(path: &Path, opts: ReadOptions) -> Result<Dated, ReadError> {
+    let (file, meta) = open_checked(path, opts)?;
+    Ok(Dated {
+        bytes: read_opened(file, meta.len(), opts)?,
+        modified: meta.modified().ok(),
+    })
+}
+
+fn read_opened(file: std::fs::File, len: u64, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
     // A file that reports no size (`/proc`, `/sys`) is read 16 KiB at a
     // time rather than from std's 32-byte probe doubling up: two `read`s for
     // `/proc/self/mountinfo` instead of eight.
@@ -115,6 +139,13 @@ pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
 /// checks it, for a caller that reads it in parts: the file and the size
 /// the check saw (at most `opts.max`; the file may have grown since).
 pub fn open(path: &Path, opts: ReadOptions) -> Result<(std::fs::File, u64), ReadError> {
+    open_checked(path, opts).map(|(file, meta)| (file, meta.len()))
+}
+
+fn open_checked(
+    path: &Path,
+    opts: ReadOptions,
+) -> Result<(std::fs::File, std::fs::Metadata), ReadError> {
     let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     if opts.refuse_symlink {
         flags |= nix::libc::O_NOFOLLOW;
@@ -144,7 +175,7 @@ pub fn open(path: &Path, opts: ReadOptions) -> Result<(std::fs::File, u64), Read
     if opts.refuse_hard_links && meta.nlink() != 1 {
         return Err(ReadError::HardLinks(meta.nlink()));
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 /// Read a regular file under the caller's options in parts, handing each
@@ -184,8 +215,13 @@ pub fn read_each(
 /// file is larger. Symlinks are followed. Anything but a regular file is an
 /// `InvalidInput` error, at once.
 pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    match read(path, ReadOptions::bounded(max)) {
-        Ok(b) => Ok(Some(b)),
+    read_bounded_dated(path, max).map(|read| read.map(|d| d.bytes))
+}
+
+/// [`read_bounded`], with the opened file's modification time ([`Dated`]).
+pub fn read_bounded_dated(path: &Path, max: u64) -> std::io::Result<Option<Dated>> {
+    match read_dated(path, ReadOptions::bounded(max)) {
+        Ok(d) => Ok(Some(d)),
         Err(ReadError::TooLarge { .. }) => Ok(None),
         Err(ReadError::Io(e)) => Err(e),
         Err(e) => Err(std::io::Error::new(

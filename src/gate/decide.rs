@@ -409,10 +409,11 @@ fn verify_rule(
     // The trust root is read once, here: the key hashes the bytes the
     // verification then parses, so a verdict (and its record's
     // `trust_root_digest`) binds the root that verified it even when
-    // `trust update` replaces the file in between.
+    // `trust update` replaces the file in between; its age (staleness, the
+    // verdict's `valid_until`) is that read's modification time.
     let digests = target.digests();
     let root_read =
-        crate::base::fsio::read_bounded(&root_path, verify::sigstore::MAX_TRUST_ROOT_BYTES);
+        crate::base::fsio::read_bounded_dated(&root_path, verify::sigstore::MAX_TRUST_ROOT_BYTES);
     let root_digest = bytes_digest(&root_read);
     d.trust_root_digest = root_digest.clone();
     let mut parts: Vec<Vec<u8>> = vec![
@@ -458,7 +459,7 @@ fn verify_rule(
     // terms will read it, it is read here, before the fork, so the child
     // inherits it parsed.
     let root = verify::rule::LazyTrustRoot::node(
-        root_path.clone(),
+        root_path,
         root_read,
         policy.trust_root_max_age,
         policy.trust_root_stale == crate::policy::Stale::Refuse,
@@ -513,10 +514,8 @@ fn verify_rule(
         CacheUse::Bypass => "bypass",
     });
     if let Some(max) = policy.trust_root_max_age {
-        if let Some(m) = std::fs::metadata(&root_path)
-            .ok()
-            .and_then(|m| m.modified().ok())
-        {
+        // The age of the root that verified, as read with its bytes.
+        if let Some(m) = root.modified() {
             let stale_at = jiff::Timestamp::try_from(m + max).ok();
             valid_until = match (valid_until, stale_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -564,9 +563,9 @@ fn file_digest(path: &std::path::Path) -> Option<String> {
 /// `sha256:<hex>` of the bytes a bounded read returned, or nothing when it
 /// found no file, met one over its bound, or failed (the trust root's
 /// loader then refuses with the read's reason, when the rule needs it).
-fn bytes_digest(read: &std::io::Result<Option<Vec<u8>>>) -> Option<String> {
+fn bytes_digest(read: &std::io::Result<Option<crate::base::fsio::Dated>>) -> Option<String> {
     match read {
-        Ok(Some(bytes)) => Some(crate::digest::sha256_prefixed(bytes)),
+        Ok(Some(read)) => Some(crate::digest::sha256_prefixed(&read.bytes)),
         _ => None,
     }
 }

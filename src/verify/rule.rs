@@ -9,8 +9,9 @@
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use crate::base::fsio::Dated;
 use crate::formats::provenance::Requirement;
 use crate::state::cache::Entry;
 use crate::verify::attestations::{
@@ -28,10 +29,11 @@ enum Source {
     /// `portcullis provenance`).
     Installed(PathBuf),
     /// The node's root as the gate read it at container start (the bytes
-    /// it hashed into its verdict key, `Ok(None)` when over
+    /// it hashed into its verdict key and the opened file's modification
+    /// time, `Ok(None)` when over
     /// [`crate::verify::sigstore::MAX_TRUST_ROOT_BYTES`]), parsed when
     /// first needed.
-    Node(PathBuf, std::io::Result<Option<Vec<u8>>>),
+    Node(PathBuf, std::io::Result<Option<Dated>>),
     /// A root shipped in an evidence pack, or why the pack has none.
     Pack(Result<PathBuf, String>),
 }
@@ -61,14 +63,14 @@ impl LazyTrustRoot {
         Self::with(Source::Installed(path))
     }
 
-    /// The node's root at `path` as the gate read it (`read`: its bytes,
-    /// from [`crate::base::fsio::read_bounded`] with
-    /// [`crate::verify::sigstore::MAX_TRUST_ROOT_BYTES`]), parsed on first
-    /// use: older than `max_age` it refuses (`refuse_stale`) or verifies
-    /// with a note ([`LazyTrustRoot::stale_note`]).
+    /// The node's root at `path` as the gate read it (`read`: its bytes and
+    /// modification time, from [`crate::base::fsio::read_bounded_dated`]
+    /// with [`crate::verify::sigstore::MAX_TRUST_ROOT_BYTES`]), parsed on
+    /// first use: older than `max_age` it refuses (`refuse_stale`) or
+    /// verifies with a note ([`LazyTrustRoot::stale_note`]).
     pub fn node(
         path: PathBuf,
-        read: std::io::Result<Option<Vec<u8>>>,
+        read: std::io::Result<Option<Dated>>,
         max_age: Option<Duration>,
         refuse_stale: bool,
     ) -> Self {
@@ -87,6 +89,15 @@ impl LazyTrustRoot {
         self.stale_note.get().map(String::as_str)
     }
 
+    /// When the node's root that was read was last modified (the age
+    /// `max_age` judges), if it was read.
+    pub fn modified(&self) -> Option<SystemTime> {
+        match &self.source {
+            Source::Node(_, Ok(Some(read))) => read.modified,
+            _ => None,
+        }
+    }
+
     fn load(&self) -> Result<TrustRoot, String> {
         match &self.source {
             Source::Installed(path) => TrustRoot::load(path).map_err(|e| {
@@ -97,10 +108,7 @@ impl LazyTrustRoot {
             }),
             Source::Node(path, read) => {
                 if let Some((max, refuse)) = self.max_age {
-                    let age = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
+                    let age = self.modified().and_then(|t| t.elapsed().ok());
                     if let Some(age) = age.filter(|a| *a > max) {
                         let msg = format!(
                             "trust root {} is {} days old, older than trust_root_max_age ({} days); run `portcullis trust update`",
@@ -115,8 +123,8 @@ impl LazyTrustRoot {
                     }
                 }
                 match read {
-                    Ok(Some(bytes)) => {
-                        TrustRoot::from_json(bytes, path).map_err(|e| e.to_string())
+                    Ok(Some(read)) => {
+                        TrustRoot::from_json(&read.bytes, path).map_err(|e| e.to_string())
                     }
                     Ok(None) => Err(BundleError::TrustRootTooLarge { path: path.clone() }.to_string()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
@@ -469,17 +477,37 @@ mod tests {
     }
 
     /// The gate's root is parsed from the bytes the gate read (and hashed
-    /// into its verdict key), never read again: a file at `path` that
-    /// differs, or is gone, does not change which root verifies. A failed
-    /// read is one line with the fix, worded by what failed.
+    /// into its verdict key), and judged by that read's modification time,
+    /// never read or stat'ed again: a file at `path` that differs, or is
+    /// gone, does not change which root verifies nor how old it is. A
+    /// failed read is one line with the fix, worded by what failed.
     #[test]
     fn the_node_root_is_the_bytes_the_gate_read() {
         let production = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/trust-roots/production/trusted_root.json");
         let bytes = std::fs::read(&production).unwrap();
         let gone = PathBuf::from("/nonexistent/trusted_root.json");
-        let root = LazyTrustRoot::node(gone.clone(), Ok(Some(bytes)), None, false);
+        let read = |modified| {
+            Ok(Some(Dated {
+                bytes: bytes.clone(),
+                modified,
+            }))
+        };
+        let root = LazyTrustRoot::node(gone.clone(), read(None), None, false);
         assert!(root.get().is_ok(), "{:?}", root.get().err());
+
+        let day = Duration::from_secs(86_400);
+        let read_at = SystemTime::now() - 3 * day;
+        let stale = LazyTrustRoot::node(gone.clone(), read(Some(read_at)), Some(day), true);
+        assert_eq!(stale.modified(), Some(read_at));
+        let e = stale.get().unwrap_err();
+        assert!(
+            e.contains("is 3 days old, older than trust_root_max_age (1 days)"),
+            "{e}"
+        );
+        let fresh =
+            LazyTrustRoot::node(gone.clone(), read(Some(SystemTime::now())), Some(day), true);
+        assert!(fresh.get().is_ok() && fresh.stale_note().is_none());
 
         let read_failed = |kind: std::io::ErrorKind| {
             LazyTrustRoot::node(gone.clone(), Err(kind.into()), None, false)
@@ -511,7 +539,15 @@ mod tests {
         let e = huge.get().unwrap_err();
         assert!(e.contains("over the") && e.contains("byte limit"), "{e}");
 
-        let garbage = LazyTrustRoot::node(gone, Ok(Some(b"{".to_vec())), None, false);
+        let garbage = LazyTrustRoot::node(
+            gone,
+            Ok(Some(Dated {
+                bytes: b"{".to_vec(),
+                modified: None,
+            })),
+            None,
+            false,
+        );
         assert!(garbage.get().is_err());
     }
 
