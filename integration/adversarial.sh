@@ -236,7 +236,7 @@ keyless_sign() { # NAME SUBJECT ISSUER [sign-image options...]
   local name=$1 subject=$2 issuer=$3 spec=adv/kl/$1:1
   shift 3
   pc_manifest_raw "$spec" >"$KL/$name.manifest"
-  node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/$name.manifest" \
+  pc_node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/$name.manifest" \
     --digest "${DIGEST[$spec]}" --subject "$subject" --issuer "$issuer" --out "$KL/$name.bundle.json" \
     --trusted-root-out "$KL/$name.root.json" "$@" >/dev/null
   attach_bundle "$name" "$KL/$name.bundle.json"

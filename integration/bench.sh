@@ -207,7 +207,7 @@ pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 pc_manifest_raw bench/keyless:1 >"$KL/manifest"
-node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/manifest" \
+pc_node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/manifest" \
   --digest "$kl_digest" --subject "$KL_ID" --issuer "$KL_ISS" --out "$KL/bundle.json" \
   --trusted-root-out "$KL/root.json" --extension repository=acme/app >/dev/null
 "$SIGN" attach-bundle --plain-http --bundle "$KL/bundle.json" "$R/bench/keyless@$kl_digest" >/dev/null

@@ -496,6 +496,15 @@ pc_pull() {
 # processes, the registry; unmounts whatever is mounted under PC_WORK; then
 # deletes PC_WORK except logs/ (--purge: everything; PC_KEEP_WORK=1: nothing).
 # Suitable for `trap pc_stop_all EXIT` (the script keeps its exit status).
+# pc_node ARGS...: node, its standard error through a pipe of its own (its
+# standard output is the caller's). Node makes the pipes it is given
+# non-blocking while it runs, and leaves them so when killed; the suite's
+# standard error is one open file shared with every other writer, whose
+# writes would then fail with EAGAIN whenever the reader lags.
+pc_node() {
+  { node "$@" 2>&1 1>&3 3>&- | cat >&2 3>&-; } 3>&1
+}
+
 # pc_start_standin DIR: starts the local Sigstore stand-in (integration/keyless,
 # mock Fulcio/Rekor/TSA) in the background, its URL in DIR/url and its trusted
 # root in DIR/trusted_root.json; sets STANDIN_PID and STANDIN_URL. Each try

@@ -113,7 +113,7 @@ pc_start_standin "$KL"
 KL_ID=https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0
 KL_ISS=https://token.actions.githubusercontent.com
 pc_manifest_raw kl/good:1 >"$KL/good.manifest"
-node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/good.manifest" \
+pc_node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/good.manifest" \
   --digest "${DIGEST[kl/good:1]}" --subject "$KL_ID" --issuer "$KL_ISS" --out "$KL/good.bundle.json" \
   --trusted-root-out "$KL/good.root.json" >/dev/null
 "$SIGN" attach-bundle --plain-http --bundle "$KL/good.bundle.json" "$R/kl/good@${DIGEST[kl/good:1]}" >/dev/null

@@ -250,7 +250,7 @@ keyless_sign() { # SPEC SUBJECT ISSUER [sign-image options...]
   shift 3
   name=${spec//[:\/]/-}
   pc_manifest_raw "$spec" >"$KL/$name.manifest"
-  node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/$name.manifest" \
+  pc_node "$HERE/keyless/sign-image.mjs" --standin-url "$STANDIN_URL" --artifact "$KL/$name.manifest" \
     --digest "${DIGEST[$spec]}" --subject "$subject" --issuer "$issuer" --out "$KL/$name.bundle.json" \
     --trusted-root-out "$KL/$name.root.json" "$@" >/dev/null
   "$SIGN" attach-bundle --plain-http --bundle "$KL/$name.bundle.json" "$R/${spec%%:*}@${DIGEST[$spec]}" >/dev/null
@@ -290,7 +290,7 @@ for spec in kprov/good:1 kprov/wrongbuilder:1; do
 done
 kprov_attest() { # SPEC SIGNER_IDENTITY
   local name=${1//[:\/]/-}
-  node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
+  pc_node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
     --subject "$2" --issuer "$KL_ISS" --out "$KL/$name.att.json" --trusted-root-out "$KL/$name.att-root.json" >/dev/null
   "$SIGN" attach-bundle --plain-http --bundle "$KL/$name.att.json" "$R/${1%%:*}@${DIGEST[$1]}" >/dev/null
 }
@@ -308,7 +308,7 @@ for spec in kprovatt/good:1 kprovatt/otheridentity:1 kprovatt/otherbuilder:1; do
     '.subject = [{name: $n, digest: {sha256: $d}}] | .predicate.builder.id = $b' "$KL/kprov-good-1.statement.json" >"$KL/$name.statement.json"
   signer=$GEN_ID
   [[ $spec == kprovatt/otheridentity:1 ]] && signer="https://github.com/mallory/builder/.github/workflows/build.yml@refs/heads/main"
-  node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
+  pc_node "$HERE/keyless/sign-attestation.mjs" --standin-url "$STANDIN_URL" --statement "$KL/$name.statement.json" \
     --subject "$signer" --issuer "$KL_ISS" --out "$KL/$name.att.json" --trusted-root-out "$KL/$name.att-root.json" >/dev/null
   bash "$HERE/keyless/legacy-att.sh" "$KL/$name.att.json" "$KL/trusted_root.json" "$KL/$name.legacy"
   python3 "$HERE/keyless/push-legacy-att.py" "$R" "${spec%%:*}" "sha256-${DIGEST[$spec]#sha256:}.att" \
