@@ -618,8 +618,9 @@ EOF
   # start and valgrind cannot profile in the gate (above): the criterion
   # bench's in-process steps call the same library functions, so callgrind
   # of its cold decisions (`decide_cold_key`, `decide_cold_keyless`:
-  # collecting inside the sandbox's closure in `gate::decide::verify_rule`,
-  # everything the child runs) and of its DSSE provenance step (the
+  # collecting inside `sandbox::run_timed`'s closure, everything the child
+  # runs: the decision's verification and its result's encoding; since
+  # 623c821 the verification's own closure is inlined into it) and of its DSSE provenance step (the
   # envelope, statement and predicate functions it calls one after the
   # other: `Provenance::from_statement` is inlined into the bench, so its
   # callee `from_predicate` is what flips) names the verification's code. `--toggle-collect` flips
@@ -642,7 +643,7 @@ EOF
         --toggle-collect='*9Statement5parse*' --toggle-collect='*10Provenance*')
       run=(--test "$case")
     else
-      toggles=(--toggle-collect='*6decide11verify_rule28_*')
+      toggles=(--toggle-collect='*7sandbox9run_timed28_*')
       run=(--profile-time 1 "^$case\$")
     fi
     [[ -n $gate_bench ]] && (cd "$ROOT" && valgrind -q --tool=callgrind --demangle=no "${toggles[@]}" \
@@ -724,7 +725,7 @@ for case, lines in cases.items():
         if m:
             k = name(m.group(1))
             calls[k] = calls.get(k, 0) + n(m.group(2))
-    top = [k for k in incl if re.search(r"gate::decide::verify_rule::\{\{closure\}\}$", k)]
+    top = [k for k in incl if re.search(r"gate::sandbox::run_timed::\{\{closure\}\}$", k)]
     whole = max((incl[k] for k in top), default=0)
     decisions = max((calls.get(k, 0) for k in top if incl[k] == whole), default=0)
     if not whole or not decisions:

@@ -575,10 +575,13 @@ pc_stop_all() {
 # pc_exit_report STATUS: for an EXIT trap. When the script ends with a
 # non-zero STATUS, says which command it ended at and through which calls:
 # `set -e` ends a script silently, and in a trap BASH_COMMAND is still the
-# command that was running when the script began to exit.
+# command that was running when the script began to exit. Silent for an
+# `exit N` and for lib.sh's `summary`, which end a script on purpose after
+# saying why.
 pc_exit_report() {
   local rc=$1 i calls=""
   ((rc != 0)) || return 0
+  [[ $BASH_COMMAND == exit* || " ${FUNCNAME[*]} " == *" summary "* ]] && return 0
   for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
     [[ ${FUNCNAME[i]} == pc_exit_trap || ${FUNCNAME[i]} == main ]] && continue
     calls+=" < ${FUNCNAME[i]} (called at ${BASH_SOURCE[i + 1]##*/}:${BASH_LINENO[i]})"
