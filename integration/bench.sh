@@ -620,7 +620,8 @@ EOF
   # of its cold decisions (`decide_cold_key`, `decide_cold_keyless`:
   # collecting inside `sandbox::run_timed`'s closure, everything the child
   # runs: the decision's verification and its result's encoding; since
-  # 623c821 the verification's own closure is inlined into it) and of its DSSE provenance step (the
+  # 623c821 the verification's own closure is inlined into it) and of its
+  # DSSE provenance step (the
   # envelope, statement and predicate functions it calls one after the
   # other: `Provenance::from_statement` is inlined into the bench, so its
   # callee `from_predicate` is what flips) names the verification's code. `--toggle-collect` flips

@@ -48,9 +48,6 @@ def main() -> int:
     while True:
         try:
             data = os.read(src, 65536)
-        except BlockingIOError:
-            select.select([src], [], [])
-            continue
         except InterruptedError:
             continue
         if not data:

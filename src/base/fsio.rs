@@ -90,8 +90,7 @@ const PSEUDO_FILE_READ: u64 = 16 * 1024;
 
 /// Read a regular file under the caller's options (see the module doc).
 pub fn read(path: &Path, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
-    let (file, meta) = open_checked(path, opts)?;
-    read_opened(file, meta.len(), opts)
+    read_dated(path, opts).map(|d| d.bytes)
 }
 
 /// A file's bytes and the modification time of the same opened file, so
@@ -105,16 +104,11 @@ pub struct Dated {
     pub modified: Option<std::time::SystemTime>,
 }
 
-/// [`read`], with the opened file's modification time.
+/// [`read`], with the opened file's modification time (from the `fstat`
+/// that checked it: no system call more).
 fn read_dated(path: &Path, opts: ReadOptions) -> Result<Dated, ReadError> {
     let (file, meta) = open_checked(path, opts)?;
-    Ok(Dated {
-        bytes: read_opened(file, meta.len(), opts)?,
-        modified: meta.modified().ok(),
-    })
-}
-
-fn read_opened(file: std::fs::File, len: u64, opts: ReadOptions) -> Result<Vec<u8>, ReadError> {
+    let len = meta.len();
     // A file that reports no size (`/proc`, `/sys`) is read 16 KiB at a
     // time rather than from std's 32-byte probe doubling up: two `read`s for
     // `/proc/self/mountinfo` instead of eight.
@@ -132,7 +126,10 @@ fn read_opened(file: std::fs::File, len: u64, opts: ReadOptions) -> Result<Vec<u
             max: opts.max,
         });
     }
-    Ok(buf)
+    Ok(Dated {
+        bytes: buf,
+        modified: meta.modified().ok(),
+    })
 }
 
 /// Open a regular file under the caller's options, checked as [`read`]
