@@ -422,16 +422,12 @@ fn verify_rule(
         verify::rule::fingerprint(&rule.signers, rule.provenance.as_ref()),
         root_digest.map(String::into_bytes).unwrap_or_default(),
     ];
-    for dg in &digests {
+    // The cache entries likewise: read once, hashed here, and parsed and
+    // verified from these bytes in the child.
+    let entries = verify::EntryReads::read(state, &digests);
+    for (dg, entry_digest) in digests.iter().zip(entries.digests()) {
         parts.push(dg.as_bytes().to_vec());
-        parts.push(
-            state
-                .entry_path(dg)
-                .ok()
-                .and_then(|p| file_digest(&p))
-                .map(String::into_bytes)
-                .unwrap_or_default(),
-        );
+        parts.push(entry_digest.map(String::into_bytes).unwrap_or_default());
     }
     let key = crate::verdict_cache::Key::new(parts.iter().map(Vec::as_slice));
     let now = jiff::Timestamp::now();
@@ -477,7 +473,7 @@ fn verify_rule(
             rule,
             target,
             image,
-            state,
+            entries,
             &mut scratch,
             &terms,
             &root,
@@ -550,16 +546,6 @@ struct Verified {
     valid_until: Option<jiff::Timestamp>,
 }
 
-/// `sha256:<hex>` of a file's bytes, or nothing when it cannot be read.
-/// Only regular files up to [`crate::cache::MAX_ENTRY_BYTES`] are read, in
-/// parts (a FIFO placed in the cache would block the start forever, a huge
-/// file would exhaust memory); the readers that follow refuse those with a
-/// reason.
-fn file_digest(path: &std::path::Path) -> Option<String> {
-    let opts = crate::base::fsio::ReadOptions::bounded(crate::cache::MAX_ENTRY_BYTES);
-    crate::digest::sha256_prefixed_file(path, opts).ok()
-}
-
 /// `sha256:<hex>` of the bytes a bounded read returned, or nothing when it
 /// found no file, met one over its bound, or failed (the trust root's
 /// loader then refuses with the read's reason, when the rule needs it).
@@ -575,7 +561,7 @@ fn verify_rule_uncached(
     rule: &crate::policy::Rule,
     target: &ImageTarget,
     image: &ImageRef,
-    state: &StateDir,
+    entries: verify::EntryReads,
     d: &mut Decision,
     terms: &verify::rule::Terms,
     root: &verify::rule::LazyTrustRoot,
@@ -586,7 +572,8 @@ fn verify_rule_uncached(
         "run `portcullis fetch {}`",
         image.pinned(&target.target_digest)
     );
-    let entries = verify::read_entries(state, &digests)
+    let entries = entries
+        .parse()
         .map_err(|e| (Class::Cache, format!("signature cache unusable: {e}")))?;
     match verify::rule::check_signatures(&entries, &digests, terms, root) {
         // Provenance alone: its signature binds the digest (below).
@@ -682,25 +669,56 @@ mod tests {
     #[test]
     fn verdict_cache_keys_never_open_fifos_or_read_huge_files() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo.json");
+        let state = StateDir::new(dir.path());
+        let path = |n| {
+            let p = state.entry_path(&d(n)).unwrap();
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            p
+        };
         assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
+            .arg(path(1))
             .status()
             .unwrap()
             .success());
-        // Returns at once (opening the FIFO would block until a writer came).
-        assert_eq!(file_digest(&fifo), None);
-        let big = dir.path().join("big.json");
-        let f = std::fs::File::create(&big).unwrap();
+        let f = std::fs::File::create(path(2)).unwrap();
         f.set_len(crate::cache::MAX_ENTRY_BYTES + 1).unwrap();
-        assert_eq!(file_digest(&big), None);
-        let small = dir.path().join("small.json");
-        std::fs::write(&small, b"{}").unwrap();
+        std::fs::write(path(3), b"{}").unwrap();
+        // Returns at once (opening the FIFO would block until a writer came).
+        let reads = verify::EntryReads::read(&state, &[&d(1), &d(2), &d(3), &d(4)]);
         assert_eq!(
-            file_digest(&small),
-            Some(crate::digest::sha256_prefixed(b"{}"))
+            reads.digests().collect::<Vec<_>>(),
+            [
+                None,
+                None,
+                Some(crate::digest::sha256_prefixed(b"{}")),
+                None
+            ]
         );
-        assert_eq!(file_digest(&dir.path().join("missing")), None);
+        // The verification refuses with the first read's reason.
+        let e = reads.parse().unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn the_cache_entries_verified_are_the_bytes_the_key_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let first = signature_entry("first", Default::default(), b"{}");
+        let path = state.write(&first).unwrap();
+        let first_bytes = std::fs::read(&path).unwrap();
+        let reads = verify::EntryReads::read(&state, &[&d(1), &d(4)]);
+        // `fetch` replaces the entry after the key was computed, and then
+        // something else takes its place.
+        state
+            .write(&signature_entry("second", Default::default(), b"{}"))
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not JSON").unwrap();
+        assert_eq!(
+            reads.digests().collect::<Vec<_>>(),
+            [Some(crate::digest::sha256_prefixed(&first_bytes)), None]
+        );
+        assert_eq!(reads.parse().unwrap(), vec![first]);
     }
 
     fn target(name: &str) -> ImageTarget {

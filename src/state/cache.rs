@@ -137,6 +137,33 @@ pub struct Entry {
     pub artifacts: Vec<Artifact>,
 }
 
+/// An entry's file as read from the cache, not yet parsed: what the
+/// verdict key hashes is exactly what the verification then parses.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// The digest it is filed under.
+    pub digest: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl RawEntry {
+    /// Parse and check the bytes: an error when they cannot be trusted as
+    /// the entry of the digest they are filed under.
+    pub fn parse(&self) -> Result<Entry, CacheError> {
+        let corrupt = |why: String| CacheError::Corrupt {
+            path: self.path.clone(),
+            why,
+        };
+        let entry: Entry = serde_json::from_slice(&self.bytes)
+            .map_err(|e| corrupt(format!("invalid JSON: {e}")))?;
+        validate(&entry, &self.digest).map_err(corrupt)?;
+        Ok(entry)
+    }
+}
+
 /// The state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -181,6 +208,13 @@ impl StateDir {
     /// Read the entry for `digest`: `Ok(None)` when nothing is cached, an
     /// error when something is cached but cannot be trusted.
     pub fn read(&self, digest: &str) -> Result<Option<Entry>, CacheError> {
+        self.read_raw(digest)?.map(|raw| raw.parse()).transpose()
+    }
+
+    /// Read the file of `digest`'s entry without parsing it: the bytes a
+    /// start hashes into its verdict key and then, unread again, parses and
+    /// verifies ([`RawEntry::parse`]). `Ok(None)` when nothing is cached.
+    pub fn read_raw(&self, digest: &str) -> Result<Option<RawEntry>, CacheError> {
         let path = self.entry_path(digest)?;
         let corrupt = |why: String| CacheError::Corrupt {
             path: path.clone(),
@@ -214,10 +248,11 @@ impl StateDir {
             }
             Err(ReadError::Io(source)) => return Err(CacheError::Io { path, source }),
         };
-        let entry: Entry =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("invalid JSON: {e}")))?;
-        validate(&entry, digest).map_err(corrupt)?;
-        Ok(Some(entry))
+        Ok(Some(RawEntry {
+            digest: digest.to_string(),
+            path,
+            bytes,
+        }))
     }
 
     /// Write (replace) the entry for its subject atomically: a temporary

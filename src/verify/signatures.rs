@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::cache::{Entry, StateDir};
+use crate::cache::{Entry, RawEntry, StateDir};
 use crate::cosign;
 use crate::digest::short;
 use crate::verify::rejection::Rejected;
@@ -85,13 +85,43 @@ pub fn verify_signatures(
 
 /// Read the cache entries of `digests` (absent ones are skipped).
 pub fn read_entries(state: &StateDir, digests: &[&str]) -> Result<Vec<Entry>, VerifyError> {
-    let mut entries = Vec::new();
-    for d in digests {
-        if let Some(e) = state.read(d)? {
-            entries.push(e);
-        }
+    EntryReads::read(state, digests).parse()
+}
+
+/// The cache entries of the digests being started, each file read once. A
+/// start's verdict key hashes these bytes and its verification parses the
+/// same bytes, so a verdict binds the entries that verified even when
+/// `fetch` or `sync` replaces a file in between, and no entry is read twice.
+#[derive(Debug)]
+pub struct EntryReads(Vec<Result<Option<RawEntry>, crate::cache::CacheError>>);
+
+impl EntryReads {
+    /// Read (without parsing) the entry of each digest, in order.
+    pub fn read(state: &StateDir, digests: &[&str]) -> Self {
+        Self(digests.iter().map(|d| state.read_raw(d)).collect())
     }
-    Ok(entries)
+
+    /// `sha256:<hex>` of each read's bytes, in the digests' order: `None`
+    /// when nothing is cached, or when the read failed (the verification
+    /// then refuses with the read's reason, so no verdict is stored).
+    pub fn digests(&self) -> impl Iterator<Item = Option<String>> + '_ {
+        self.0.iter().map(|r| match r {
+            Ok(Some(raw)) => Some(crate::digest::sha256_prefixed(&raw.bytes)),
+            _ => None,
+        })
+    }
+
+    /// Parse the bytes read: the entries (absent ones skipped), or the first
+    /// read or parse that failed.
+    pub fn parse(self) -> Result<Vec<Entry>, VerifyError> {
+        let mut entries = Vec::new();
+        for read in self.0 {
+            if let Some(raw) = read? {
+                entries.push(raw.parse()?);
+            }
+        }
+        Ok(entries)
+    }
 }
 
 /// [`verify_signatures`] over entries already read, for key signers only.
