@@ -8,6 +8,12 @@
 //! cannot slip through, because there is no separate check. `O_NONBLOCK` does
 //! nothing to a regular file's reads.
 //!
+//! [`read_once_within`] pins named files for a scope: the first read of
+//! each inside it is kept, and every later read there (a fork's child's
+//! included) gets the same outcome, so a decision that reads a signer's key
+//! file to key its verdict, again to load the key, and again to check a
+//! bundle judges one content even when the file is replaced meanwhile.
+//!
 //! [`write_atomic`] writes a temporary file in the destination's directory
 //! and renames it into place, so readers see the old bytes or the new, never
 //! a part. Whether it also survives a crash is the caller's explicit choice
@@ -104,9 +110,102 @@ pub struct Dated {
     pub modified: Option<std::time::SystemTime>,
 }
 
+/// The outcome of a pinned file's first read, replayed to later readers.
+#[derive(Debug, Clone)]
+enum Pinned {
+    Read(Vec<u8>, Option<std::time::SystemTime>),
+    NotRegular,
+    TooLarge(u64),
+    HardLinks(u64),
+    Io(std::io::ErrorKind, String),
+}
+
+impl Pinned {
+    fn of(read: &Result<Dated, ReadError>) -> Self {
+        match read {
+            Ok(d) => Pinned::Read(d.bytes.clone(), d.modified),
+            Err(ReadError::NotRegular) => Pinned::NotRegular,
+            Err(ReadError::TooLarge { size, .. }) => Pinned::TooLarge(*size),
+            Err(ReadError::HardLinks(n)) => Pinned::HardLinks(*n),
+            Err(ReadError::Io(e)) => Pinned::Io(e.kind(), e.to_string()),
+        }
+    }
+
+    /// The first read's outcome under a later reader's bound.
+    fn replay(&self, opts: ReadOptions) -> Result<Dated, ReadError> {
+        match self {
+            Pinned::Read(bytes, _) if bytes.len() as u64 > opts.max => Err(ReadError::TooLarge {
+                size: bytes.len() as u64,
+                max: opts.max,
+            }),
+            Pinned::Read(bytes, modified) => Ok(Dated {
+                bytes: bytes.clone(),
+                modified: *modified,
+            }),
+            Pinned::NotRegular => Err(ReadError::NotRegular),
+            Pinned::TooLarge(size) => Err(ReadError::TooLarge {
+                size: *size,
+                max: opts.max,
+            }),
+            Pinned::HardLinks(n) => Err(ReadError::HardLinks(*n)),
+            Pinned::Io(kind, msg) => Err(std::io::Error::new(*kind, msg.clone()).into()),
+        }
+    }
+}
+
+thread_local! {
+    /// The files pinned by [`read_once_within`] on this thread, each with
+    /// its first read once there was one.
+    static PINNED: std::cell::RefCell<Vec<(std::path::PathBuf, Option<Pinned>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with `paths` pinned: inside it, the first whole read of each
+/// ([`read`], [`read_bounded`] and their dated forms) is kept, and every
+/// later one gets that read's bytes or error instead of the file's current
+/// state. A later reader's smaller bound still applies; the other checks
+/// are the first reader's. The scope covers a
+/// child forked inside `f` (it inherits the thread's pins). Scopes do not
+/// nest: an inner scope replaces the outer's pins until it ends.
+pub fn read_once_within<T>(
+    paths: impl IntoIterator<Item = std::path::PathBuf>,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore(Vec<(std::path::PathBuf, Option<Pinned>)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = std::mem::take(&mut self.0);
+            PINNED.with(|p| *p.borrow_mut() = outer);
+        }
+    }
+    let pins = paths.into_iter().map(|p| (p, None)).collect();
+    let _restore = Restore(PINNED.with(|p| p.replace(pins)));
+    f()
+}
+
 /// [`read`], with the opened file's modification time (from the `fstat`
-/// that checked it: no system call more).
+/// that checked it: no system call more). A file pinned by
+/// [`read_once_within`] is read at most once.
 fn read_dated(path: &Path, opts: ReadOptions) -> Result<Dated, ReadError> {
+    let pinned = PINNED.with(|p| {
+        p.borrow()
+            .iter()
+            .position(|(pinned, _)| pinned == path)
+            .map(|i| (i, p.borrow()[i].1.clone()))
+    });
+    match pinned {
+        None => read_dated_now(path, opts),
+        Some((_, Some(first))) => first.replay(opts),
+        Some((i, None)) => {
+            let read = read_dated_now(path, opts);
+            let kept = Pinned::of(&read);
+            PINNED.with(|p| p.borrow_mut()[i].1 = Some(kept));
+            read
+        }
+    }
+}
+
+fn read_dated_now(path: &Path, opts: ReadOptions) -> Result<Dated, ReadError> {
     let (file, meta) = open_checked(path, opts)?;
     let len = meta.len();
     // A file that reports no size (`/proc`, `/sys`) is read 16 KiB at a
@@ -263,6 +362,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> std::i
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_file_is_read_once_within_its_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pub");
+        let gone = dir.path().join("ca.pem");
+        let other = dir.path().join("other");
+        std::fs::write(&key, b"first").unwrap();
+        std::fs::write(&other, b"first").unwrap();
+        let opts = ReadOptions::bounded(64);
+        let seen = read_once_within([key.clone(), gone.clone()], || {
+            assert_eq!(read(&key, opts).unwrap(), b"first");
+            assert!(read(&gone, opts).unwrap_err().is_not_found());
+            // Replaced (a new file renamed over it), and the missing one
+            // placed, during the scope.
+            std::fs::write(dir.path().join("new"), b"second").unwrap();
+            std::fs::rename(dir.path().join("new"), &key).unwrap();
+            std::fs::write(&gone, b"now here").unwrap();
+            std::fs::write(&other, b"second").unwrap();
+            let again = read_bounded(&key, 64).unwrap().unwrap();
+            let still_gone = read_bounded(&gone, 64).unwrap_err();
+            // A smaller bound still applies to the kept bytes.
+            let small = read(&key, ReadOptions::bounded(3)).unwrap_err();
+            (again, still_gone.kind(), small, read(&other, opts).unwrap())
+        });
+        assert_eq!(seen.0, b"first");
+        assert_eq!(seen.1, std::io::ErrorKind::NotFound);
+        assert!(matches!(seen.2, ReadError::TooLarge { size: 5, max: 3 }));
+        // Files not pinned are read as they are.
+        assert_eq!(seen.3, b"second");
+        // Outside the scope, the file's current bytes.
+        assert_eq!(read(&key, opts).unwrap(), b"second");
+        assert_eq!(read(&gone, opts).unwrap(), b"now here");
+    }
 
     /// Run `f` in a thread; fail (instead of hanging) if it blocks.
     pub(crate) fn refuses_at_once<T: Send + 'static>(

@@ -347,18 +347,24 @@ fn evaluate(
                     Class::DeniedByRule,
                     format!("refused by rule \"{}\" (action deny)", rule.name),
                 )),
-                Action::Verify => verify_rule(policy, rule, target, &image, state, d, cache)
-                    .and_then(|k| {
-                        bind_index_choice(target, d)
-                            .map(|()| k)
-                            .map_err(|e| (Class::Platform, e))
-                    })
-                    .map_err(|(class, e)| match &target.platform_ambiguity {
-                        Some(why) if !e.contains(why.as_str()) => {
-                            (Class::Platform, format!("{why} ({e})"))
-                        }
-                        _ => (class, e),
-                    }),
+                // The signers' key files and CA bundles are read once for
+                // the decision: the key's fingerprint, the terms and the
+                // verification child all see the same bytes.
+                Action::Verify => crate::base::fsio::read_once_within(
+                    verify::rule::signer_files(&rule.signers, rule.provenance.as_ref()),
+                    || verify_rule(policy, rule, target, &image, state, d, cache),
+                )
+                .and_then(|k| {
+                    bind_index_choice(target, d)
+                        .map(|()| k)
+                        .map_err(|e| (Class::Platform, e))
+                })
+                .map_err(|(class, e)| match &target.platform_ambiguity {
+                    Some(why) if !e.contains(why.as_str()) => {
+                        (Class::Platform, format!("{why} ({e})"))
+                    }
+                    _ => (class, e),
+                }),
             }
         }
     }

@@ -243,10 +243,31 @@ pub fn fingerprint(rule_signers: &[Signer], provenance: Option<&ProvenancePolicy
     out.into_bytes()
 }
 
+/// The files a rule's signers name (key files, private CA bundles): the
+/// gate reads each once per decision ([`crate::base::fsio::read_once_within`]),
+/// so the key's [`fingerprint`] hashes the bytes the terms then load and the
+/// verification checks bundles with.
+pub fn signer_files(
+    rule_signers: &[Signer],
+    provenance: Option<&ProvenancePolicy>,
+) -> Vec<std::path::PathBuf> {
+    rule_signers
+        .iter()
+        .chain(provenance.iter().flat_map(|p| p.signers.iter()))
+        .filter_map(|s| match s {
+            Signer::Key { path, .. } => Some(path.clone()),
+            Signer::Keyless(k) => k.ca.clone(),
+        })
+        .collect()
+}
+
 fn signer_fingerprint(signer: &Signer, out: &mut String) {
     use std::fmt::Write as _;
+    // Whole reads, the loaders' own: within the gate's decision, where the
+    // files are pinned ([`signer_files`]), the loaders get these bytes.
     let digest = |path: &std::path::Path, max: u64| {
-        crate::digest::sha256_prefixed_file(path, crate::base::fsio::ReadOptions::bounded(max))
+        crate::base::fsio::read(path, crate::base::fsio::ReadOptions::bounded(max))
+            .map(|bytes| crate::digest::sha256_prefixed(&bytes))
             .unwrap_or_else(|_| "unreadable".into())
     };
     let _ = match signer {
@@ -464,6 +485,63 @@ mod tests {
         // who signs the provenance is part of it
         let pp = ProvenancePolicy::default();
         assert_ne!(fingerprint(&signers, Some(&pp)), fp());
+    }
+
+    /// A key file replaced during a decision: the verdict key's fingerprint,
+    /// the loaded terms and a bundle check all use the bytes read first.
+    #[test]
+    fn a_decision_reads_each_signer_file_once() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/provenance");
+        let first = std::fs::read(fixtures.join("dsse-ecdsa-p256.pub")).unwrap();
+        let second = std::fs::read(fixtures.join("dsse-ecdsa-p384.pub")).unwrap();
+        assert_ne!(first, second);
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("release.pub");
+        let ca = dir.path().join("ca.pem");
+        let key = Signer::Key {
+            path: k.clone(),
+            require_tlog: true,
+        };
+        let Signer::Keyless(mut kl) = keyless() else {
+            unreachable!()
+        };
+        kl.ca = Some(ca.clone());
+        let pp = ProvenancePolicy {
+            signers: vec![Signer::Keyless(kl)],
+            ..Default::default()
+        };
+        let signers = [key];
+        assert_eq!(signer_files(&signers, Some(&pp)), [k.clone(), ca]);
+
+        let load = || {
+            let t = Terms::load(&signers, None).unwrap();
+            t.signature().unwrap().keys[0].signer.id.clone()
+        };
+        std::fs::write(&k, &first).unwrap();
+        let (fp_first, id_first) = (fingerprint(&signers, None), load());
+        std::fs::write(&k, &second).unwrap();
+        let (fp_second, id_second) = (fingerprint(&signers, None), load());
+        assert!(fp_first != fp_second && id_first != id_second);
+
+        std::fs::write(&k, &first).unwrap();
+        let (fp, id, der) =
+            crate::base::fsio::read_once_within(signer_files(&signers, None), || {
+                let fp = fingerprint(&signers, None);
+                std::fs::write(&k, &second).unwrap();
+                (fp, load(), crate::formats::keys::load_der(&k).unwrap())
+            });
+        assert_eq!(fp, fp_first);
+        assert_eq!(id, id_first);
+        assert_eq!(
+            der,
+            crate::formats::keys::load_der(&fixtures.join("dsse-ecdsa-p256.pub")).unwrap()
+        );
+        // Outside the decision, the file as it now is.
+        assert_eq!(
+            (fingerprint(&signers, None), load()),
+            (fp_second, id_second)
+        );
     }
 
     #[test]
