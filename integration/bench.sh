@@ -468,11 +468,13 @@ steps = [
     ("whole gated create, to the exec of runc", None),
     ("dynamic loader (`_dl_start`)", r"_dl_start\b"),
     ("policy (`Policy::load_for_start`)", r"Policy::load_for_start"),
-    # LTO inlines block_on into the lookup in some builds: whichever is the
-    # function (not a closure) that holds the runtime
-    ("containerd lookup, its runtime and connection included (`containerd::start::lookup`)", r"containerd::(?:start::lookup|lookup::block_on) \["),
+    # LTO inlines the lookup into its caller, or block_on into the lookup,
+    # in some builds: whichever is the function (not a closure) that holds
+    # the runtime
+    ("containerd lookup, its runtime and connection included (`containerd::start::lookup`)", r"containerd::(?:start::lookup|lookup::block_on|wire::run) \["),
     ("decision: verdict-cache key and read (`gate::decide::verify_rule`)", r"gate::decide::verify_rule\b"),
-    ("of which hashing the files of the key (`decide::file_digest`)", r"decide::file_digest\b"),
+    ("of which reading the cache entries for the key (`cache::StateDir::read_raw`)", r"StateDir::read_raw\b"),
+    ("of which SHA-256 of the key's inputs (`digest::sha256_prefixed`)", r"digest::sha256_prefixed \["),
     ("journal record (`gate::journal::record`)", r"gate::journal::record\b"),
     ("binding: config.json, snapshot mounts, the mount at the rootfs (`runc::check_binding`)", r"runc::check_binding\b"),
     ("of which config.json (`runc::check_config_root`)", r"runc::check_config_root\b"),
