@@ -448,22 +448,31 @@ mod tests {
         assert!(root.cell.get().is_none());
     }
 
-    /// The verdict-cache key's view of the signers: the files' bytes, not
-    /// their names alone, and a file that cannot be read is a key of its own.
-    #[test]
-    fn the_fingerprint_follows_the_files_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let k = dir.path().join("k.pub");
-        let ca = dir.path().join("ca.pem");
+    /// A key signer and a keyless one with a private CA, at `k.pub` and
+    /// `ca.pem` in `dir` (not written): the files, then the signers.
+    fn key_and_private_ca(
+        dir: &std::path::Path,
+        require_tlog: bool,
+    ) -> (PathBuf, PathBuf, Signer, Signer) {
+        let (k, ca) = (dir.join("k.pub"), dir.join("ca.pem"));
         let key = Signer::Key {
             path: k.clone(),
-            require_tlog: false,
+            require_tlog,
         };
         let Signer::Keyless(mut kl) = keyless() else {
             unreachable!()
         };
         kl.ca = Some(ca.clone());
-        let signers = [key, Signer::Keyless(kl)];
+        (k, ca, key, Signer::Keyless(kl))
+    }
+
+    /// The verdict-cache key's view of the signers: the files' bytes, not
+    /// their names alone, and a file that cannot be read is a key of its own.
+    #[test]
+    fn the_fingerprint_follows_the_files_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, ca, key, kl) = key_and_private_ca(dir.path(), false);
+        let signers = [key, kl];
         let fp = || fingerprint(&signers, None);
         let missing = fp();
         assert_eq!(
@@ -497,18 +506,9 @@ mod tests {
         let second = std::fs::read(fixtures.join("dsse-ecdsa-p384.pub")).unwrap();
         assert_ne!(first, second);
         let dir = tempfile::tempdir().unwrap();
-        let k = dir.path().join("release.pub");
-        let ca = dir.path().join("ca.pem");
-        let key = Signer::Key {
-            path: k.clone(),
-            require_tlog: true,
-        };
-        let Signer::Keyless(mut kl) = keyless() else {
-            unreachable!()
-        };
-        kl.ca = Some(ca.clone());
+        let (k, ca, key, kl) = key_and_private_ca(dir.path(), true);
         let pp = ProvenancePolicy {
-            signers: vec![Signer::Keyless(kl)],
+            signers: vec![kl],
             ..Default::default()
         };
         let signers = [key];
