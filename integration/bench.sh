@@ -714,7 +714,8 @@ steps = [
     ("Sigstore bundle, Rekor SET (signed entry timestamp)", r"sigstore_verify::verify_impl::tlog::verify_set$"),
     ("Sigstore bundle, Rekor inclusion proof and checkpoint (its SET included)", r"sigstore_verify::verify_impl::tlog::verify_entry_inclusion$"),
     ("SHA-256 blocks", r"sha256_block_data_order$"),
-    ("cache entries read and checked", r"portcullis::verify::signatures::read_entries$"),
+    # the child parses the bytes the gate read for the key (`EntryReads`)
+    ("cache entries parsed and checked", r"portcullis::state::cache::RawEntry::parse$"),
 ]
 out = ["| cold decision | step | instructions per decision | share | calls per decision |", "|---|---|---|---|---|"]
 for case, lines in cases.items():
