@@ -111,7 +111,7 @@ pub struct Dated {
 }
 
 /// The outcome of a pinned file's first read, replayed to later readers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Pinned {
     Read(Vec<u8>, Option<std::time::SystemTime>),
     NotRegular,
@@ -187,16 +187,17 @@ pub fn read_once_within<T>(
 /// that checked it: no system call more). A file pinned by
 /// [`read_once_within`] is read at most once.
 fn read_dated(path: &Path, opts: ReadOptions) -> Result<Dated, ReadError> {
+    // A pinned file read before: its first outcome, replayed in place.
+    // Pinned and not yet read: its index, to keep this read.
     let pinned = PINNED.with(|p| {
-        p.borrow()
-            .iter()
-            .position(|(pinned, _)| pinned == path)
-            .map(|i| (i, p.borrow()[i].1.clone()))
+        let pins = p.borrow();
+        let i = pins.iter().position(|(pinned, _)| pinned == path)?;
+        Some(pins[i].1.as_ref().map(|first| first.replay(opts)).ok_or(i))
     });
     match pinned {
         None => read_dated_now(path, opts),
-        Some((_, Some(first))) => first.replay(opts),
-        Some((i, None)) => {
+        Some(Ok(replayed)) => replayed,
+        Some(Err(i)) => {
             let read = read_dated_now(path, opts);
             let kept = Pinned::of(&read);
             PINNED.with(|p| p.borrow_mut()[i].1 = Some(kept));
