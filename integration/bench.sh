@@ -56,7 +56,8 @@
 # Run as root after setup.sh and tools.sh (and keyless/install.sh,
 # attest/install.sh). Exit status: 0 ok, 1 a start failed or the set-up
 # broke, 3 (full run only) all starts worked but a target was missed. Writes
-# target/bench/starts.json and target/bench/starts.md. Timings are
+# target/bench/starts.json and target/bench/starts.md (a smoke run:
+# target/bench-smoke/). Timings are
 # measurements, never assertions of the test suite.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -189,7 +190,9 @@ else
   (cd "$ROOT" && cargo build --quiet -p portcullis-testsign)
 fi
 SIGN=$ROOT/target/debug/portcullis-testsign
+# a smoke run writes apart: it never replaces a measurement's report
 OUT=$ROOT/target/bench
+((SMOKE)) && OUT=$ROOT/target/bench-smoke
 mkdir -p "$OUT"
 rm -f "$OUT"/rusage-*.jsonl "$OUT"/wall-* "$OUT"/cpu-*
 
