@@ -329,7 +329,7 @@ GATE_DIR=$PC_WORK/gate-bin
 mkdir -p "$GATE_DIR"
 ln -sf "$PC_BIN_DIR/portcullis-runc" "$GATE_DIR/runc"
 run_once() { # IMAGE [ctr run flags...] -> prints wall µs, fails if the start failed
-  local t0 t1 id=b$RANDOM$RANDOM image=$1
+  local t0 t1 id=b$SRANDOM image=$1
   shift
   t0=$(now_ns)
   if ! pc_ctr run --rm "$@" "$R/$image" "$id" /bin/true >"$PC_WORK/logs/last-run.log" 2>&1; then
@@ -423,7 +423,7 @@ conc() { # N cold|warm: N concurrent portcullis starts of the signed image; prin
   [[ $2 == cold ]] && forget_verdicts
   t0=$(now_ns)
   for i in $(seq 1 "$n"); do
-    pc_ctr run --rm --runtime io.containerd.portcullis.v2 "$R/bench/sig:1" "c$n-$i-$RANDOM" /bin/true \
+    pc_ctr run --rm --runtime io.containerd.portcullis.v2 "$R/bench/sig:1" "c$n-$i-$SRANDOM" /bin/true \
       >"$PC_WORK/logs/conc-$n-$i.log" 2>&1 &
     pids+=($!)
   done

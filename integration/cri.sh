@@ -141,7 +141,7 @@ N=0
 pod_json() { # NAME -> file
   N=$((N + 1))
   local f=$PC_WORK/cri/pod-$1-$N.json
-  jq -n --arg n "$1-$N" --arg u "uid-$1-$N-$RANDOM" --arg l "$PC_WORK/cri/logs/$1-$N" '{
+  jq -n --arg n "$1-$N" --arg u "uid-$1-$N-$SRANDOM" --arg l "$PC_WORK/cri/logs/$1-$N" '{
     metadata: {name: $n, namespace: "portcullis-cri", uid: $u, attempt: 0},
     log_directory: $l,
     linux: {security_context: {namespace_options: {network: 2}}}}' >"$f"
@@ -149,7 +149,7 @@ pod_json() { # NAME -> file
   printf '%s\n' "$f"
 }
 ctr_json() { # NAME IMAGE CMD... -> file
-  local name=$1 image=$2 f=$PC_WORK/cri/ctr-$1-$RANDOM.json
+  local name=$1 image=$2 f=$PC_WORK/cri/ctr-$1-$SRANDOM.json
   shift 2
   jq -n --arg n "$name" --arg i "$R/$image" --args '{
     metadata: {name: $n}, image: {image: $i}, command: $ARGS.positional,

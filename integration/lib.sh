@@ -51,7 +51,10 @@ journal_count() {
   journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$1" 2>/dev/null | grep -c . || true
 }
 
-new_id() { printf 'it-%s-%s' "$1" "$RANDOM$RANDOM"; }
+# $SRANDOM (getrandom(2)), not $RANDOM: callers take the ID from a command
+# substitution, where bash reseeds $RANDOM from the time and the PID; 20,000
+# IDs made that way held 192 repeats, and one repeat fails a start.
+new_id() { printf 'it-%s-%s' "$1" "$SRANDOM"; }
 
 # start_case NAME IMAGE EXPECT VERDICT [PATTERN]
 #   EXPECT: run (exit 0) or refuse (non-zero, stderr has the denial line)

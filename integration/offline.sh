@@ -51,7 +51,7 @@ trap 'rc=$?; pc_exit_report $rc; pc_stop_all >/dev/null 2>&1; exit $rc' EXIT
 
 # run IMAGE: start IMAGE through the portcullis runtime; sets OUT and RC.
 run() {
-  local id=off-$RANDOM$RANDOM
+  local id=off-$SRANDOM
   OUT=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
     --runtime "$RUNTIME" "$1" "$id" /bin/true 2>&1)
   RC=$?

@@ -319,7 +319,7 @@ images = ["$R/sync/*"]
 [[rule.signer]]
 key = "keys/release.pub"
 EOF
-id=pkg-$RANDOM$RANDOM
+id=pkg-$SRANDOM
 if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
   --runtime io.containerd.portcullis.v2 "$R/sync/app:1" "$id" /bin/true 2>&1); then
   ok "the installed shim starts the synced image in enforce mode"
@@ -419,7 +419,7 @@ else
   not_ok "function order list for this build" "only ${exact_n:-0} of ${rust_n:-0} hashed Rust names in packaging/start-path.order are the runc gate's symbols, hashes included: it was written for another build (dependency or toolchain change); regenerate it with \`bash integration/bench.sh 3\` and copy target/bench/start-path.order over packaging/start-path.order"
 fi
 GATE=/usr/lib/portcullis/runtime-bin/runc
-id=pkg-$RANDOM$RANDOM
+id=pkg-$SRANDOM
 if out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
   --runc-binary "$GATE" "$R/sync/app:1" "$id" /bin/true 2>&1); then
   ok "the installed runc gate ($GATE) starts the synced image in enforce mode"
@@ -428,7 +428,7 @@ else
 fi
 UNSIGNED=$(pc_push_image sync/unsigned:1 pkg-unsigned | tail -n 1)
 pc_pull sync/unsigned:1 >/dev/null 2>&1 || not_ok "pull $R/sync/unsigned:1"
-id=pkg-$RANDOM$RANDOM
+id=pkg-$SRANDOM
 out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" -n "$PC_NS" run --rm \
   --runc-binary "$GATE" "$R/sync/unsigned:1" "$id" /bin/true 2>&1)
 rc=$?

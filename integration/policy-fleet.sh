@@ -50,7 +50,7 @@ INSTALLED_ID=$PC_MID_POLICY_INSTALLED
 REFUSED_ID=$PC_MID_POLICY_REFUSED
 UNREACHABLE_ID=$PC_MID_POLICY_UNREACHABLE
 REF=$R/fleet/policy:prod
-RUN=$RANDOM$RANDOM
+RUN=$SRANDOM
 
 echo "# building the workspace; the keyless stand-in's npm packages (no-op when up to date)"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)

@@ -106,7 +106,7 @@ pc_pull sq/unsigned:v1 >/dev/null
 pc_pull sq/control:v1 >/dev/null
 
 echo "# the squat: a snapshot on sq/unsigned committed under sq/signed's chain ID"
-KEY=squat-$RANDOM$RANDOM
+KEY=squat-$SRANDOM
 pc_ctr snapshots prepare "$KEY" "$UNSIGNED_CHAIN" >/dev/null
 pc_ctr snapshots commit "$SIGNED_CHAIN" "$KEY"
 if rec=$(wait_record "PORTCULLIS_CHAIN_ID=$SIGNED_CHAIN" PORTCULLIS_SOURCE=commit-event); then
