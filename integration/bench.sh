@@ -71,11 +71,11 @@ FOCUS=${PC_BENCH_CASES:-}
 EXTRAS=1
 [[ -n $FOCUS ]] && EXTRAS=0
 selected() { [[ -z $FOCUS || ",$FOCUS," == *",$1,"* ]]; }
-KNOWN_CASES="sig-cold sig-warm prov-cold prov-warm keyless-cold keyless-warm null-runc node-prov-cold
-  node-prov-warm node-dense-warm both-prov-cold both-prov-warm node2-prov-cold node2-prov-warm"
+KNOWN_CASES=(sig-cold sig-warm prov-cold prov-warm keyless-cold keyless-warm null-runc node-prov-cold
+  node-prov-warm node-dense-warm both-prov-cold both-prov-warm node2-prov-cold node2-prov-warm)
 for c in ${FOCUS//,/ }; do
-  [[ " ${KNOWN_CASES//$'\n'/ } " == *" $c "* ]] || {
-    echo "usage: PC_BENCH_CASES takes a comma-separated list of: $(echo $KNOWN_CASES)" >&2
+  [[ " ${KNOWN_CASES[*]} " == *" $c "* ]] || {
+    echo "usage: PC_BENCH_CASES takes a comma-separated list of: ${KNOWN_CASES[*]}" >&2
     exit 2
   }
 done
@@ -323,6 +323,15 @@ cpu_since() { # VAR MARK: "machine,containerd,journald" ns since MARK
   read -r m1 c1 j1 <<<"$now"
   printf -v "$1" '%s,%s,%s' $((m1 - m0)) $((c1 - c0)) $((j1 - j0))
 }
+# measured WALL_VAR CPU_VAR IMAGE [ctr run flags...]: run_once, its wall µs
+# and its cpu_since differences into the two variables; fails as it fails
+measured() {
+  local mark wall
+  cpu_mark mark
+  wall=$(run_once "${@:3}") || return 1
+  cpu_since "$2" "$mark"
+  printf -v "$1" %s "$wall"
+}
 ERRORS=0
 REAL_RUNC=$(command -v runc)
 GATE_DIR=$PC_WORK/gate-bin
@@ -368,7 +377,7 @@ forget_verdicts() {
 # before every B start.
 CASES=()
 run_case() {
-  local case=$1 image=$2 fa fb ta tb a=() b=() pair mark ca cb cpu_a=() cpu_b=()
+  local case=$1 image=$2 fa fb ta tb a=() b=() pair ca cb cpu_a=() cpu_b=()
   selected "$case" || return 0
   read -r -a fa <<<"$3"
   read -r -a fb <<<"$4"
@@ -379,20 +388,14 @@ run_case() {
   : >"$PORTCULLIS_RUSAGE_LOG"
   for pair in $(seq 1 "$PAIRS"); do
     if ((pair % 2)); then
-      cpu_mark mark
-      ta=$(run_once "$image" "${fa[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
-      cpu_since ca "$mark"
+      measured ta ca "$image" "${fa[@]}" || { ERRORS=$((ERRORS + 1)) && continue; }
     fi
     # cold: no cached verdict, every start verifies (and no known chain ID:
     # a first start of the image); warm: the verdict cache answers
     [[ $case == *-cold ]] && forget_verdicts
-    cpu_mark mark
-    tb=$(run_once "$image" "${fb[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
-    cpu_since cb "$mark"
+    measured tb cb "$image" "${fb[@]}" || { ERRORS=$((ERRORS + 1)) && continue; }
     if ! ((pair % 2)); then
-      cpu_mark mark
-      ta=$(run_once "$image" "${fa[@]}") || { ERRORS=$((ERRORS + 1)) && continue; }
-      cpu_since ca "$mark"
+      measured ta ca "$image" "${fa[@]}" || { ERRORS=$((ERRORS + 1)) && continue; }
     fi
     a+=("$ta") b+=("$tb") cpu_a+=("$ca") cpu_b+=("$cb")
   done
@@ -1140,7 +1143,7 @@ targets.append(("gate processes left resident", "0", res["resident_wrapper_proce
 if res["concurrent"]:
     e = sum(v["errors"] for v in res["concurrent"][maxn].values())
     targets.append((f"{maxn} concurrent starts, errors (cold + warm)", "0", e, e == 0))
-if int(sampled) or not os.environ.get("PC_BENCH_CASES"):
+if int(sampled) or res["cases_selected"] == "all":
     targets.append(("file locks taken by sampled wrapper starts", "0", int(locks), int(locks) == 0 and int(sampled) > 0))
 res["targets"] = None if smoke else [{"target": t, "limit": l, "measured": m, "met": ok} for t, l, m, ok in targets]
 res["errors"] = errors
@@ -1159,7 +1162,7 @@ def ci_text(r):
 m = res["machine"]
 lines = [f"Run {res['date']}{' (smoke: not a measurement)' if smoke else ''}. Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']} RAM, kernel {m['kernel']}, {m['containerd']}; {m['containerd_2x']}.",
          f"Load average (1/5/15 min) before: {load_before.split()[0:3]}, after: {load_after.split()[0:3]}.",
-         *([f"Only the cases of PC_BENCH_CASES ({res['cases_selected']}): no concurrency, lock, strace or profile sections."] if os.environ.get("PC_BENCH_CASES") else []),
+         *([f"Only the cases of PC_BENCH_CASES ({res['cases_selected']}): no concurrency, lock, strace or profile sections."] if res["cases_selected"] != "all" else []),
          f"`ctr run --rm` of a busybox image, {pairs} interleaved pairs per case (measurement, concurrency and samples took {t_cases} s); cold: the verdict cache and the known chain IDs are emptied before each gated start. "
          f"Baseline: plain runc (shim cases: `--runtime io.containerd.runc.v2` on a containerd without the runc gate; node-wide and both: `--runc-binary <real runc>` on the gated containerd). Failed starts: {errors}.", "",
          "| case | runc median / p95 (ms) | gated median / p95 (ms) | ratio median [95 % interval] / p95 | gate CPU median / p95 (ms) | gate peak RSS (MiB) |",

@@ -37,10 +37,7 @@ SCHEMA=$PC_REPO_ROOT/docs/evidence.schema.json
 export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
 
-# $SRANDOM (getrandom(2)), not $RANDOM: callers take the ID from a command
-# substitution, where bash reseeds $RANDOM from the time and the PID; 20,000
-# IDs made that way held 192 repeats, and one repeat fails a start.
-new_id() { printf 'ev-%s-%s' "$1" "$SRANDOM"; }
+PC_ID_PREFIX=ev # lib.sh's new_id: ev-NAME-RANDOM
 
 # run_start NAME IMAGE EXPECT [RUNTIME]: start a container; EXPECT run|refuse.
 declare -A ID

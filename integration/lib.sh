@@ -53,8 +53,9 @@ journal_count() {
 
 # $SRANDOM (getrandom(2)), not $RANDOM: callers take the ID from a command
 # substitution, where bash reseeds $RANDOM from the time and the PID; 20,000
-# IDs made that way held 192 repeats, and one repeat fails a start.
-new_id() { printf 'it-%s-%s' "$1" "$SRANDOM"; }
+# IDs made that way held 192 repeats, and one repeat fails a start. A suite
+# sets PC_ID_PREFIX to tell its containers apart (default it).
+new_id() { printf '%s-%s-%s' "${PC_ID_PREFIX:-it}" "$1" "$SRANDOM"; }
 
 # start_case NAME IMAGE EXPECT VERDICT [PATTERN]
 #   EXPECT: run (exit 0) or refuse (non-zero, stderr has the denial line)
