@@ -518,7 +518,11 @@ fn verify_rule(
     if let Some(max) = policy.trust_root_max_age {
         // The age of the root that verified, as read with its bytes.
         if let Some(m) = root.modified() {
-            let stale_at = jiff::Timestamp::try_from(m + max).ok();
+            // No bound when the sum does not fit (a compiled entry's
+            // duration is not the parser's, which caps it).
+            let stale_at = m
+                .checked_add(max)
+                .and_then(|t| jiff::Timestamp::try_from(t).ok());
             valid_until = match (valid_until, stale_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -694,8 +698,8 @@ mod tests {
         assert_eq!(
             reads.digests().collect::<Vec<_>>(),
             [
-                None,
-                None,
+                Some(verify::UNREADABLE.to_string()),
+                Some(verify::UNREADABLE.to_string()),
                 Some(crate::digest::sha256_prefixed(b"{}")),
                 None
             ]
@@ -999,17 +1003,16 @@ mod tests {
         assert!(warn.reason.contains("keyless signature"), "{}", warn.reason);
     }
 
-    /// `redecide` (portcullis reverify) verifies again: it neither reads a
-    /// cached pass nor stores one.
-    #[test]
-    fn redecide_bypasses_the_verdict_cache() {
+    /// A state whose cache holds a signature of `d(1)` (as
+    /// 127.0.0.1:5000/demo/a) by a fresh key, and the policy VERIFY with that
+    /// key as the demo rule's signer.
+    fn key_signed(dir: &Path) -> (StateDir, Result<Policy, PolicyError>) {
         use base64::Engine;
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::new(dir.path().join("state"));
+        let state = StateDir::new(dir.join("state"));
         let kp = sigstore_verify::crypto::KeyPair::generate_ecdsa_p256().unwrap();
         let b64 = base64::engine::general_purpose::STANDARD
             .encode(kp.public_key_der().unwrap().as_bytes());
-        let key = dir.path().join("k.pub");
+        let key = dir.join("k.pub");
         std::fs::write(
             &key,
             format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
@@ -1032,6 +1035,15 @@ mod tests {
             ))
             .unwrap();
         let p = policy(&VERIFY.replace("/nonexistent/release.pub", key.to_str().unwrap()));
+        (state, p)
+    }
+
+    /// `redecide` (portcullis reverify) verifies again: it neither reads a
+    /// cached pass nor stores one.
+    #[test]
+    fn redecide_bypasses_the_verdict_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, p) = key_signed(dir.path());
         let t = || Ok(target("127.0.0.1:5000/demo/a:1"));
         let first = decide(&p, t(), &state, &subject(), Instant::now());
         assert_eq!(
@@ -1066,6 +1078,63 @@ mod tests {
         let again = redecide(&p, t(), &state, &subject(), Instant::now());
         assert_eq!(again.kind, Kind::Verified);
         assert_eq!(std::fs::read_dir(&verdicts).unwrap().count(), 0);
+    }
+
+    /// A trust-root age bound too large to add to a time (a compiled
+    /// entry's, which the parser's cap does not reach) means no bound, not a
+    /// panic at container start.
+    #[test]
+    fn a_huge_trust_root_max_age_is_no_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, p) = key_signed(dir.path());
+        let root = trust_root_path(&state, None);
+        std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+        std::fs::write(&root, b"{}").unwrap();
+        let mut p = p.unwrap();
+        p.trust_root_max_age = Some(std::time::Duration::MAX);
+        let d = decide(
+            &Ok(p),
+            Ok(target("127.0.0.1:5000/demo/a:1")),
+            &state,
+            &subject(),
+            Instant::now(),
+        );
+        assert_eq!(d.verdict, Verdict::Allow, "{}", d.reason);
+        assert!(crate::policy::parse_duration("10000000000000000000s")
+            .unwrap_err()
+            .contains("at most \"36500d\""));
+        assert!(crate::policy::parse_duration("36500d").is_ok());
+    }
+
+    /// A cache entry that cannot be read is not an absent one: an index
+    /// signed on its index digest passes while its platform manifest has no
+    /// entry; when that entry becomes unreadable (here a hard link), the
+    /// pass stored before is not reused, and the start refuses as a fresh
+    /// decision does.
+    #[test]
+    fn an_unreadable_entry_does_not_reuse_a_pass_stored_while_it_was_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, p) = key_signed(dir.path());
+        let t = || {
+            let mut t = target("127.0.0.1:5000/demo/a:1");
+            t.target_media_type = "application/vnd.oci.image.index.v1+json".into();
+            t.platform_digest = Some(d(2));
+            Ok(t)
+        };
+        let first = decide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(
+            (first.verdict, first.verdict_cache),
+            (Verdict::Allow, Some("miss")),
+            "{}",
+            first.reason
+        );
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::write(&elsewhere, b"{}").unwrap();
+        std::fs::hard_link(&elsewhere, state.entry_path(&d(2)).unwrap()).unwrap();
+        let start = decide(&p, t(), &state, &subject(), Instant::now());
+        assert_eq!(start.verdict, Verdict::Deny, "{}", start.reason);
+        assert_ne!(start.verdict_cache, Some("hit"));
+        assert!(start.reason.contains("hard link"), "{}", start.reason);
     }
 
     /// A keyless image signature as `portcullis fetch` caches it (a

@@ -1073,9 +1073,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err("a duration must be positive".into());
     }
     n.checked_mul(mult)
+        .filter(|s| *s <= MAX_DURATION_SECS)
         .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("\"{text}\" is too long"))
+        .ok_or_else(|| format!("\"{text}\" is too long; at most \"36500d\" (100 years)"))
 }
+
+/// The longest duration [`parse_duration`] accepts: 100 years, so that a
+/// time plus any duration of the policy still fits every clock type.
+pub const MAX_DURATION_SECS: u64 = 36_500 * 86_400;
 
 fn parse_provenance(
     ctx: &mut Ctx<'_>,

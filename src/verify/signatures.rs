@@ -88,6 +88,9 @@ pub fn read_entries(state: &StateDir, digests: &[&str]) -> Result<Vec<Entry>, Ve
     EntryReads::read(state, digests).parse()
 }
 
+/// The key part of a cache entry that could not be read (never a digest).
+pub const UNREADABLE: &str = "unreadable";
+
 /// The cache entries of the digests being started, each file read once. A
 /// start's verdict key hashes these bytes and its verification parses the
 /// same bytes, so a verdict binds the entries that verified even when
@@ -102,12 +105,15 @@ impl EntryReads {
     }
 
     /// `sha256:<hex>` of each read's bytes, in the digests' order: `None`
-    /// when nothing is cached, or when the read failed (the verification
-    /// then refuses with the read's reason, so no verdict is stored).
+    /// when nothing is cached, [`UNREADABLE`] when the read failed. A failed
+    /// read must not key like an absent entry: a pass stored while the entry
+    /// was absent would then be reused, where a fresh decision refuses with
+    /// the read's reason (and so stores no verdict under this key).
     pub fn digests(&self) -> impl Iterator<Item = Option<String>> + '_ {
         self.0.iter().map(|r| match r {
             Ok(Some(raw)) => Some(crate::digest::sha256_prefixed(&raw.bytes)),
-            _ => None,
+            Ok(None) => None,
+            Err(_) => Some(UNREADABLE.to_string()),
         })
     }
 
