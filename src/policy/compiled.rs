@@ -347,6 +347,12 @@ pub(super) fn open(state: &StateDir, resolved: &Path, digest: &str) -> Option<Po
     let lines = header.keys.checked_add(header.rules)?.checked_add(1)?;
     let table_at = header_line.len() as u64 + 1;
     let body_at = table_at.checked_add((OFFSET_WIDTH as u64).checked_mul(lines as u64)?)? + 1;
+    // The counts are bounded by the entry's own length before anything is
+    // allocated for them (a header claiming 2^40 rules is not a reason to
+    // reserve memory for them).
+    if body_at > len {
+        return None;
+    }
     let compiled = Compiled {
         pages,
         table_at,
@@ -770,12 +776,22 @@ key = "build.pub"
             b.extend_from_slice(&good[header_end..]);
             b
         };
+        // A header whose counts the entry cannot hold (nothing is reserved
+        // for them: this would otherwise abort on a 16 TiB allocation).
+        let huge_count = {
+            let mut h: serde_json::Value = serde_json::from_slice(&good[..header_end]).unwrap();
+            h["rules"] = (1u64 << 40).into();
+            let mut b = serde_json::to_vec(&h).unwrap();
+            b.extend_from_slice(&good[header_end..]);
+            b
+        };
         let damaged: Vec<Vec<u8>> = vec![
             Vec::new(),
             b"garbage\n".to_vec(),
             good[..good.len() - 1].to_vec(),
             good[..header_end + 1].to_vec(),
             other_digest,
+            huge_count,
         ];
         for bad in damaged {
             std::fs::write(&entry, &bad).unwrap();
