@@ -378,10 +378,10 @@ where
         ms: timeout.as_millis(),
     };
     let path = address.strip_prefix("unix://").unwrap_or(address);
-    let stream = UnixStream::connect(path).map_err(|e| unreachable(e.to_string()))?;
-    stream
-        .set_nonblocking(true)
-        .map_err(|e| unreachable(e.to_string()))?;
+    let stream = connect_until(path, deadline).map_err(|s| match s {
+        Stall::Timeout => timed_out(),
+        Stall::Io(e) => unreachable(e),
+    })?;
     let stream = Rc::new(stream);
     let state = Rc::new(SockState::default());
     let sock = Sock {
@@ -418,6 +418,32 @@ where
 enum Stall {
     Timeout,
     Io(String),
+}
+
+/// A non-blocking connection to the socket at `path`, made by `deadline`.
+/// A blocking connect waits for as long as the listener's accept queue is
+/// full (a stopped containerd, or one flooded with connections); a
+/// non-blocking one is refused with `EAGAIN` then, and is tried again every
+/// millisecond until the deadline.
+fn connect_until(path: &str, deadline: Instant) -> Result<UnixStream, Stall> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let io = |e: Errno| Stall::Io(std::io::Error::from(e).to_string());
+    let addr = UnixAddr::new(path).map_err(io)?;
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(io)?;
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => return Ok(UnixStream::from(fd)),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(Errno::EAGAIN) => return Err(Stall::Timeout),
+            Err(e) => return Err(io(e)),
+        }
+    }
 }
 
 /// Poll `fut` (and the connection beside it) until it is ready, waiting on
@@ -716,6 +742,29 @@ mod tests {
         let e = get_failing(&sock, Duration::from_millis(300));
         let e = e.downcast::<DriveError>().unwrap();
         assert!(matches!(*e, DriveError::Timeout { ms: 300, .. }), "{e}");
+    }
+
+    /// A listener whose accept queue is full (a stopped containerd holds
+    /// its queued connections): the connect meets the deadline too.
+    #[test]
+    fn a_full_accept_queue_meets_the_deadline() {
+        use nix::sys::socket::{listen, Backlog};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listen(&listener, Backlog::new(0).unwrap()).unwrap();
+        let _queued = UnixStream::connect(&path).unwrap();
+        let sock = path.display().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(get_failing(&sock, Duration::from_millis(300)).to_string());
+        });
+        // A blocking connect never returned here (5 s and more).
+        let e = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the lookup is still blocked after 5 s");
+        assert!(e.contains("did not answer within 300 ms"), "{e}");
+        drop(listener);
     }
 
     /// A peer that speaks HTTP/2 and floods the socket with PING frames
