@@ -100,6 +100,17 @@ reverify() {
   set -e
 }
 
+# reverify_as_unit ARGS...: reverify as portcullis-reverify.service runs it
+# (its system-call filter, address families, no capabilities), applied by
+# unit-seccomp.py since systemd is not PID 1 here; sets OUT and RC.
+reverify_as_unit() {
+  set +e
+  OUT=$(timeout 120 /usr/bin/python3 "$HERE/unit-seccomp.py" "$PC_REPO_ROOT/systemd/portcullis-reverify.service" -- \
+    "$PC" reverify --address "$PC_CONTAINERD_SOCK" "$@" 2>&1)
+  RC=$?
+  set -e
+}
+
 # rv_field ID FIELD MESSAGE_ID: FIELD of the newest reverify record of that id for container ID.
 rv_field() {
   local id=$1 field=$2 mid=$3 out
@@ -149,6 +160,19 @@ fi
 reverify --namespace no-such-namespace
 [[ $RC -eq 0 ]] && grep -qF "0 running container(s) in 1 namespace(s)" <<<"$OUT" &&
   ok "--namespace scopes the run (an empty namespace holds)" || not_ok "--namespace scope" "rc=$RC: $OUT"
+
+echo "# as the shipped unit runs it: its seccomp filter lets the verification sandbox confine itself"
+reverify_as_unit --namespace "$PC_NS" --json
+if [[ $RC -eq 0 ]] && jq -e --arg a "$APP" --arg o "$OTHER" '
+    [.containers[] | select(.container_id == $a or .container_id == $o)
+      | select(.status == "ok" and .decision.kind == "verified" and .decision.verdict_cache == "bypass")]
+    | length == 2' <<<"$OUT" >/dev/null; then
+  # reverify verifies only in the sandboxed child (sandbox::require): a
+  # child that cannot confine itself makes each decision a refusal.
+  ok "under portcullis-reverify.service's filter: both hold, each verified again (in the sandboxed child)"
+else
+  not_ok "reverify under the unit's filter" "rc=$RC: ${OUT:0:2000}"
+fi
 
 echo "# the tag moves to another image: the digest decided for is still the one started"
 pc_push_image rv/app:v1 rv-app-moved >/dev/null

@@ -21,6 +21,9 @@ PACKAGES=(
   strace
   # evidence.sh: report.html rendered headless; evidence.json checked against its schema.
   chromium python3-jsonschema
+  # unit-seccomp.py: the shipped units' seccomp filters, built by libseccomp
+  # (reverify.sh and squat.sh run reverify and sync under them).
+  python3-seccomp
   # fleet-journal.sh: the central journal (systemd-journal-remote and -upload).
   systemd-journal-remote
   # packaging/build-gates: the start-path binaries are linked with musl

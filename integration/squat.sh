@@ -70,8 +70,11 @@ UNSIGNED_CHAIN=$(chain_ids sq/unsigned:v1 | tail -n 1)
 mapfile -t CONTROL_CHAINS < <(chain_ids sq/control:v1)
 echo "# sq/signed:v1 chain ID $SIGNED_CHAIN"
 
+# sync as portcullis-sync.service runs it: its system-call filter, address
+# families and no capabilities (unit-seccomp.py; systemd is not PID 1 here).
 start_sync() {
-  "$PC" sync --plain-http --address "$PC_CONTAINERD_SOCK" --state-dir "$PORTCULLIS_STATE_DIR" \
+  /usr/bin/python3 "$HERE/unit-seccomp.py" "$PC_REPO_ROOT/systemd/portcullis-sync.service" -- \
+    "$PC" sync --plain-http --address "$PC_CONTAINERD_SOCK" --state-dir "$PORTCULLIS_STATE_DIR" \
     >>"$PC_WORK/logs/sync.log" 2>&1 &
   SYNC_PID=$!
   for _ in $(seq 1 100); do
