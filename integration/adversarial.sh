@@ -39,43 +39,51 @@ export PORTCULLIS_POLICY PORTCULLIS_STATE_DIR
 
 CASES=0
 REFUSED=0
-# refuse NAME IMAGE PATTERN: one table case. Passes when the start is refused
-# with PATTERN in the client's error and in the journal's deny record.
-refuse() {
-  local name=$1 image=$2 pattern=$3 before=$FAIL reason
+# judge NAME ID PATTERN RC OUT: one TAP line for one case. It passes when the
+# start was refused (RC non-zero) with the denial line and PATTERN in the
+# client's error OUT, and journald holds a deny record for container ID whose
+# PORTCULLIS_REASON contains PATTERN.
+judge() {
+  local name=$1 id=$2 pattern=$3 rc=$4 out=$5 jv reason problems=()
   CASES=$((CASES + 1))
-  start_case "$name" "$image" refuse deny "$pattern"
-  if ((FAIL == before)); then
-    reason=$(journal_field "$LAST_ID" PORTCULLIS_REASON || true)
-    if grep -qF -- "$pattern" <<<"$reason"; then
-      REFUSED=$((REFUSED + 1))
-    else
-      not_ok "$name: journal reason" "PORTCULLIS_REASON lacks '$pattern': $reason"
-    fi
-  fi
-}
-
-# refuse_task NAME ID PATTERN: a case whose container ID is already created
-# (rootfs tricks); starts its task and expects the same refusal.
-refuse_task() {
-  local name=$1 id=$2 pattern=$3 out rc reason problems=()
-  CASES=$((CASES + 1))
-  set +e
-  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" tasks start "$id" 2>&1)
-  rc=$?
-  set -e
-  ((rc != 0)) || problems+=("the task started")
+  ((rc != 0)) || problems+=("expected a refusal, it started")
   grep -qF "portcullis: denied " <<<"$out" || problems+=("no denial line in: $out")
   grep -qF -- "$pattern" <<<"$out" || problems+=("reason lacks '$pattern': $out")
-  [[ $(journal_field "$id" PORTCULLIS_VERDICT || true) == deny ]] || problems+=("no deny record for $id")
+  jv=$(journal_field "$id" PORTCULLIS_VERDICT) || jv="(no record)"
+  [[ $jv == deny ]] || problems+=("journal verdict for $id is $jv, expected deny")
   reason=$(journal_field "$id" PORTCULLIS_REASON || true)
-  grep -qF -- "$pattern" <<<"$reason" || problems+=("journal reason lacks '$pattern': $reason")
+  grep -qF -- "$pattern" <<<"$reason" || problems+=("PORTCULLIS_REASON lacks '$pattern': $reason")
   if ((${#problems[@]})); then
     not_ok "$name" "${problems[@]}"
   else
     REFUSED=$((REFUSED + 1))
     ok "$name ($pattern)"
   fi
+}
+
+# refuse NAME IMAGE PATTERN: one table case: `ctr run` of IMAGE through the
+# gate, judged as above.
+refuse() {
+  local name=$1 image=$2 pattern=$3 id out rc
+  id=$(new_id "$name")
+  set +e
+  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" run --rm \
+    --runtime "$RUNTIME" "$R/$image" "$id" /bin/true 2>&1)
+  rc=$?
+  set -e
+  judge "$name" "$id" "$pattern" "$rc" "$out"
+  pc_ctr containers rm "$id" >/dev/null 2>&1 || true
+}
+
+# refuse_task NAME ID PATTERN: a case whose container ID is already created
+# (rootfs tricks); starts its task and expects the same refusal.
+refuse_task() {
+  local name=$1 id=$2 pattern=$3 out rc
+  set +e
+  out=$(timeout 60 ctr --address "$PC_CONTAINERD_SOCK" --namespace "$PC_NS" tasks start "$id" 2>&1)
+  rc=$?
+  set -e
+  judge "$name" "$id" "$pattern" "$rc" "$out"
   pc_ctr tasks delete "$id" >/dev/null 2>&1 || true
   pc_ctr containers rm "$id" >/dev/null 2>&1 || true
 }

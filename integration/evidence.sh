@@ -188,13 +188,16 @@ EOF
 
 echo "# phase A: enforce only"
 policy_a
+# Records from here on only: an earlier run's heartbeat for the same policy
+# digest must not stand in for this one's.
+HB_SINCE=@$(date +%s.%6N)
 hb=$("$PC" heartbeat --json)
 [[ $(jq -r .mode <<<"$hb") == enforce && $(jq -r .policy_digest <<<"$hb") == sha256:* ]] &&
   ok "heartbeat states mode and policy digest" || not_ok "heartbeat --json" "$hb"
 ls "$PORTCULLIS_STATE_DIR"/policies/sha256-*.toml >/dev/null 2>&1 &&
   ok "heartbeat archives the policy by digest" || not_ok "heartbeat archives the policy"
 HB_ID=$PC_MID_HEARTBEAT
-wait_journal "MESSAGE_ID=$HB_ID" "PORTCULLIS_POLICY_DIGEST=$(jq -r .policy_digest <<<"$hb")" &&
+wait_journal --since "$HB_SINCE" "MESSAGE_ID=$HB_ID" "PORTCULLIS_POLICY_DIGEST=$(jq -r .policy_digest <<<"$hb")" &&
   ok "heartbeat record in the journal" || not_ok "heartbeat record in the journal"
 sleep 1.2
 T0=$(date +%s)
@@ -412,8 +415,11 @@ fi
 echo "# doctor states mode, policy digest and trust-root digest"
 d=$("$PC" doctor --json --address "$PC_CONTAINERD_SOCK" || true)
 e=$(jq -c '.checks[] | select(.name == "enforcement")' <<<"$d")
-grep -q "$(jq -r .policy_digest <<<"$("$PC" heartbeat --json)")" <<<"$e" && [[ $(jq -r .status <<<"$e") == warn ]] &&
-  ok "doctor: enforcement check names the policy digest, warns for warn/audit rules" || not_ok "doctor enforcement" "$e"
+# (an empty digest, from a failed heartbeat, would match anything)
+pd=$("$PC" heartbeat --json | jq -r '.policy_digest // empty') || pd=
+[[ $pd == sha256:?* ]] && grep -qF -- "$pd" <<<"$e" && [[ $(jq -r .status <<<"$e") == warn ]] &&
+  ok "doctor: enforcement check names the policy digest, warns for warn/audit rules" ||
+  not_ok "doctor enforcement" "heartbeat's policy digest '$pd'; doctor: $e"
 
 echo
 echo "# ${#FAILED[@]} failure(s)${FAILED[*]:+: ${FAILED[*]}}"

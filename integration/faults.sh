@@ -120,14 +120,17 @@ EOF
 echo "# building the workspace"
 (cd "$PC_REPO_ROOT" && cargo build --workspace --quiet)
 
+FROZEN_REGISTRY=
 cleanup() {
   # Leave journald running and nothing mounted, whatever happened; set -e
   # must not cut this short, nor a cleanup failure change the verdict.
   local rc=$?
   set +e
   pc_exit_report "$rc"
-  # (a journald left frozen by the frozen-journald case is resumed first)
+  # (a journald left frozen by the frozen-journald case is resumed first,
+  # and the registry the frozen-registry case left stopped)
   pkill -CONT -x systemd-journal 2>/dev/null
+  [[ -n $FROZEN_REGISTRY ]] && kill -CONT "$FROZEN_REGISTRY" 2>/dev/null
   pgrep -x systemd-journal >/dev/null || start_journald
   mountpoint -q "$STATE" && umount "$STATE" 2>/dev/null
   pc_stop_all || echo "# cleanup of $PC_WORK failed (see pc: messages)" >&2
@@ -257,16 +260,19 @@ why=$(journal_field "$fid" PORTCULLIS_SPOOL_REASON || true)
 echo "# containerd's API slow (stopped with SIGSTOP): refused within the lookup deadline"
 cpid=$(cat "$PC_WORK/run/containerd.pid")
 kill -STOP "$cpid"
-direct_start slow-1
+# A fresh ID: test-all.sh runs this suite twice, and the record looked up
+# below must be this run's.
+slow_id=$(new_id slow)
+direct_start "$slow_id"
 kill -CONT "$cpid"
 echo "# figure: refusal with containerd stopped took ${DIRECT_MS} ms (deadline PORTCULLIS_CONTAINERD_TIMEOUT_MS, default 5000)"
 ((DIRECT_RC != 0 && DIRECT_RC != 124)) && grep -qF "portcullis: denied" <<<"$DIRECT_OUT" && grep -qiF "containerd" <<<"$DIRECT_OUT" &&
   ok "a stopped containerd is refused, not waited on: ${DIRECT_OUT:0:160}" ||
   not_ok "stopped containerd refused" "rc=$DIRECT_RC (124 = hung past the 60 s guard) $DIRECT_OUT"
-[[ $(journal_field slow-1 PORTCULLIS_VERDICT || true) == deny ]] && ok "the timeout denial is recorded" ||
+[[ $(journal_field "$slow_id" PORTCULLIS_VERDICT || true) == deny ]] && ok "the timeout denial is recorded" ||
   not_ok "the timeout denial is recorded"
 kill -STOP "$cpid"
-PORTCULLIS_CONTAINERD_TIMEOUT_MS=1000 direct_start slow-2
+PORTCULLIS_CONTAINERD_TIMEOUT_MS=1000 direct_start "$(new_id slow)"
 kill -CONT "$cpid"
 echo "# figure: with PORTCULLIS_CONTAINERD_TIMEOUT_MS=1000 the refusal took ${DIRECT_MS} ms"
 ((DIRECT_RC != 0 && DIRECT_RC != 124)) && grep -qF "1000" <<<"$DIRECT_OUT" &&
@@ -284,7 +290,7 @@ echo "# containerd gone, then restarted mid-run: enforcement continues"
 id=$(new_id survivor)
 pc_ctr run -d --runtime "$RUNTIME" "$R/f/signed:1" "$id" /bin/busybox sleep 120 >/dev/null
 pc_stop_containerd
-direct_start gone-1
+direct_start "$(new_id gone)"
 ((DIRECT_RC != 0)) && grep -qF "unreachable" <<<"$DIRECT_OUT" &&
   ok "containerd gone: refused in ${DIRECT_MS} ms: ${DIRECT_OUT:0:160}" || not_ok "containerd gone refused" "rc=$DIRECT_RC $DIRECT_OUT"
 pc_start_containerd
@@ -444,19 +450,20 @@ after=$(stat -c %Y "$CACHE/${DIGEST[f/signed:1]#sha256:}.json")
   not_ok "64 concurrent starts" "$right/64 right; wrong: ${wrong[*]}"
 [[ $after != "$before" ]] && ok "the cache entry was rewritten during the storm" || not_ok "cache rewritten during the storm"
 
-echo "# a registry that accepts and never answers: fetch gives up (READ_TIMEOUT 30 s), the cache is untouched"
-python3 -c 'import socket,time
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",0)); s.listen(8)
-open("'"$PC_WORK"'/silent.port","w").write(str(s.getsockname()[1]))
-c=[]
-while True: c.append(s.accept()); time.sleep(0.1)' &
-silent=$!
-for _ in $(seq 1 50); do [[ -s $PC_WORK/silent.port ]] && break; sleep 0.1; done
+echo "# the registry frozen (SIGSTOP): fetch gives up (READ_TIMEOUT 30 s), the cache is untouched"
+# The suite's docker-registry, stopped: the kernel still completes the TCP
+# handshake into its listen backlog and takes the request into the socket
+# buffer, and nothing answers, as from a registry that accepts and hangs.
+# Resumed below, or by the EXIT trap on any other way out.
 before=$(cat "$CACHE"/*.json | sha256sum)
+FROZEN_REGISTRY=$(cat "$PC_WORK/run/registry.pid")
+kill -STOP "$FROZEN_REGISTRY"
 t0=$SECONDS
-out=$(timeout 200 "$PC" fetch --plain-http "127.0.0.1:$(cat "$PC_WORK/silent.port")/f/signed:1" 2>&1) && rc=0 || rc=$?
-kill "$silent" 2>/dev/null || true
-echo "# figure: fetch from a silent registry gave up after $((SECONDS - t0)) s"
+out=$(timeout 200 "$PC" fetch --plain-http "$R/f/signed:1" 2>&1) && rc=0 || rc=$?
+silent_s=$((SECONDS - t0))
+kill -CONT "$FROZEN_REGISTRY"
+FROZEN_REGISTRY=
+echo "# figure: fetch from the frozen registry gave up after $silent_s s"
 ((rc != 0 && rc != 124)) && [[ $(cat "$CACHE"/*.json | sha256sum) == "$before" ]] &&
   ok "fetch from a silent registry fails on its own, cache unchanged: ${out:0:160}" ||
   not_ok "fetch from a silent registry" "rc=$rc (124 = still waiting after 200 s) $out"

@@ -51,6 +51,23 @@ journal_count() {
   journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis "PORTCULLIS_CONTAINER_ID=$1" 2>/dev/null | grep -c . || true
 }
 
+# journal_caught_up: waits until journald has stored every record sent to it
+# before the call: a marker sent after them over the same native socket
+# (journald reads it in order) is readable. Bounded as journal_field (20 s):
+# a count of records taken before journald caught up would find "no record"
+# for a start whose record is still queued.
+journal_caught_up() {
+  local m
+  m=$(new_id marker)
+  printf 'MESSAGE=portcullis integration: journal marker %s\nSYSLOG_IDENTIFIER=portcullis-it\nPORTCULLIS_IT_MARKER=%s\n' \
+    "$m" "$m" | logger --journald || return 1
+  for _ in $(seq 1 200); do
+    [[ -n $(journalctl -o cat --no-pager -q "PORTCULLIS_IT_MARKER=$m" 2>/dev/null | head -n 1) ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # $SRANDOM (getrandom(2)), not $RANDOM: callers take the ID from a command
 # substitution, where bash reseeds $RANDOM from the time and the PID; 20,000
 # IDs made that way held 192 repeats, and one repeat fails a start. A suite

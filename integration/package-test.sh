@@ -452,10 +452,13 @@ fi
 
 # An image whose registry is unreachable: bounded retries, then one record.
 bad=127.0.0.1:9/nowhere/app:1
+# This run's record only: the reference is fixed, an earlier run's record
+# for it must not stand in.
+bad_since=@$(date +%s.%6N)
 pc_ctr images tag "$R/sync/app:1" "$bad" >/dev/null 2>&1 || not_ok "ctr images tag $bad"
 rec=
 for _ in $(seq 1 150); do
-  rec=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis-sync "MESSAGE_ID=$SYNC_FAILED_ID" "PORTCULLIS_IMAGE_REF=$bad" 2>/dev/null | tail -n 1)
+  rec=$(journalctl -o json --no-pager -q --since "$bad_since" SYSLOG_IDENTIFIER=portcullis-sync "MESSAGE_ID=$SYNC_FAILED_ID" "PORTCULLIS_IMAGE_REF=$bad" 2>/dev/null | tail -n 1)
   [[ -n $rec ]] && break
   sleep 0.2
 done

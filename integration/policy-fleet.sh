@@ -123,10 +123,13 @@ publish() {
   set -e
   DIGEST=$(jq -r '.digest // empty' <<<"$OUT" 2>/dev/null || true)
 }
-# pull NODE_DIR STATE [ARGS...]: sets OUT, RC.
+# pull NODE_DIR STATE [ARGS...]: sets OUT, RC, and PULL_SINCE (when it began,
+# for pull_record).
+PULL_SINCE=
 pull() {
   local node=$1 state=$2
   shift 2
+  PULL_SINCE=@$(date +%s.%6N)
   set +e
   OUT=$(timeout 120 "$PC" policy pull --source "$node/policy-source.toml" --state-dir "$state" "$@" 2>&1)
   RC=$?
@@ -138,11 +141,14 @@ installed() {
   [[ -f $rec ]] || { echo "none"; return; }
   echo "$(jq -r .digest "$rec") $(sha256sum "$1/policy/current/policy.toml" | cut -d' ' -f1)"
 }
-# pull_record SOURCE_FILE MESSAGE_ID FIELD: FIELD of the newest pull record.
+# pull_record SOURCE_FILE MESSAGE_ID FIELD: FIELD of the newest pull record
+# written since the last pull() began (several pulls in a row end in the same
+# kind of record: each check must see its own pull's, not the one before).
 pull_record() {
   local out
-  for _ in $(seq 1 50); do
-    out=$(journalctl -o json --no-pager -q SYSLOG_IDENTIFIER=portcullis-policy-pull "MESSAGE_ID=$2" \
+  # Up to 20 s, lib.sh's bound: journald lags under load.
+  for _ in $(seq 1 200); do
+    out=$(journalctl -o json --no-pager -q --since "$PULL_SINCE" SYSLOG_IDENTIFIER=portcullis-policy-pull "MESSAGE_ID=$2" \
       "PORTCULLIS_POLICY_SOURCE_FILE=$1" 2>/dev/null | tail -n 1 | jq -r --arg f "$3" '.[$f] // empty')
     [[ -n $out ]] && { printf '%s\n' "$out"; return 0; }
     sleep 0.1

@@ -523,8 +523,16 @@ a=$("$PC" audit --json --verdict deny --since -1h)
   ok "audit --verdict deny returns only denials ($(jq length <<<"$a"))" || not_ok "audit --verdict deny" "$a"
 
 echo "# passthrough and no resident wrapper"
-v=$(PATH="$PC_BIN_DIR:$PATH" containerd-shim-portcullis-v2 -v 2>&1 || true)
-grep -q "containerd-shim-runc-v2\|runc" <<<"$v" && ok "-v passes through to the runc shim" || not_ok "-v passthrough" "$v"
+# The wrapper's -v must exit 0 and print what the runc shim prints (its own
+# error, "cannot run the inner shim containerd-shim-runc-v2", must not pass).
+v_rc=0
+v=$(PATH="$PC_BIN_DIR:$PATH" containerd-shim-portcullis-v2 -v 2>&1) || v_rc=$?
+v_real=$(containerd-shim-runc-v2 -v 2>&1) || v_real="containerd-shim-runc-v2 -v failed: $v_real"
+v_version=$(grep -m 1 -o "Version:.*" <<<"$v" || true)
+((v_rc == 0)) && [[ $(head -n 1 <<<"$v") == "$(head -n 1 <<<"$v_real")" && -n $v_version &&
+  $v_version == "$(grep -m 1 -o "Version:.*" <<<"$v_real" || true)" ]] &&
+  ok "-v passes through to the runc shim ($(head -n 1 <<<"$v") $v_version)" ||
+  not_ok "-v passthrough" "exit $v_rc: $v" "containerd-shim-runc-v2 -v: $v_real"
 id=$(new_id detached)
 pc_ctr run -d --runtime "$RUNTIME" "$R/demo/signed:v1" "$id" /bin/busybox sleep 30 >/dev/null
 sleep 0.5

@@ -34,11 +34,13 @@ fn signer_key() {
     let r = refuses_at_once("signer key", move || {
         crate::formats::keys::LoadedSigner::from_key_file(&f).map(|_| ())
     });
-    assert!(r.is_err());
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
     let r = refuses_at_once("signer key (bundle path)", move || {
         crate::formats::keys::load_der(&p.join("key.pub")).map(|_| ())
     });
-    assert!(r.is_err());
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
 }
 
 #[test]
@@ -109,5 +111,6 @@ fn trust_root() {
     let r = refuses_at_once("trust root", move || {
         crate::bundle::TrustRoot::load(&f).map(|_| ())
     });
-    assert!(r.is_err());
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
 }

@@ -803,8 +803,11 @@ mod tests {
     fn platform_digest_signature_counts_for_an_index() {
         let kp = KeyPair::generate_ecdsa_p256().unwrap();
         let signer = LoadedSigner::from_pem(&pem(&kp), "k").unwrap();
+        // d(4) is the index, d(5) the platform manifest: the signature is
+        // filed under and names d(5), and counts for a start of the index.
         let e = signed_entry(&d(5), &d(5), &kp);
-        assert!(verify_entries(&[e], &[&d(4), &d(5)], &[signer]).is_ok());
+        let v = verify_entries(&[e], &[&d(4), &d(5)], &[signer]).unwrap();
+        assert_eq!(v.digest, d(5));
     }
 
     #[test]
