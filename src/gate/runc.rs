@@ -442,7 +442,18 @@ pub fn check_binding(
             rootfs.display()
         )
     })?;
-    compare_mount(&mounted, &expected, key)
+    // A bind of the snapshot's directory mounts that very directory: the
+    // rootfs and the snapshot's source are one inode on one device.
+    let same_dir = |source: &str| -> Result<bool, String> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| (m.dev(), m.ino()))
+                .map_err(|e| format!("cannot stat {}: {e}", p.display()))
+        };
+        Ok(id(&rootfs)? == id(Path::new(source))?)
+    };
+    compare_mount(&mounted, &expected, key, &same_dir)
 }
 
 /// `config.json`'s `root.path` must be the bundle's `rootfs`.
@@ -486,11 +497,14 @@ fn option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
         .find_map(|o| o.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// The mounted rootfs against the snapshotter's mounts for the key.
+/// The mounted rootfs against the snapshotter's mounts for the key;
+/// `same_dir(source)` says whether the rootfs is the directory `source`
+/// (asked of a bind mount only).
 pub fn compare_mount(
     mounted: &MountedFs,
     expected: &[SnapshotMount],
     key: &str,
+    same_dir: &dyn Fn(&str) -> Result<bool, String>,
 ) -> Result<(), String> {
     let [exp] = expected else {
         return Err(format!(
@@ -529,7 +543,16 @@ pub fn compare_mount(
             if mounted.root == "/" {
                 return mismatch("a bind of a whole filesystem");
             }
-            Ok(())
+            // The path within its filesystem is not enough: a directory of
+            // the same name on another filesystem (a tmpfs) ends the same.
+            match same_dir(&exp.source) {
+                Ok(true) => Ok(()),
+                Ok(false) => mismatch(&format!(
+                    "a bind of another directory than {:?} (another inode or device)",
+                    exp.source
+                )),
+                Err(e) => mismatch(&e),
+            }
         }
         other => mismatch(&format!(
             "snapshot mount type {other} is not one the gate can compare"
@@ -724,6 +747,11 @@ mod tests {
         assert_eq!(t, "time=\"T\" level=error msg=\"portcullis: denied x\"\n");
     }
 
+    /// An overlay comparison never asks whether a directory is the rootfs.
+    fn never(source: &str) -> Result<bool, String> {
+        panic!("asked about {source}")
+    }
+
     fn overlay(lower: &str, upper: &str) -> SnapshotMount {
         SnapshotMount {
             kind: "overlay".into(),
@@ -745,20 +773,20 @@ mod tests {
 ";
         let m = mounts::mount_at(info, Path::new("/b/rootfs/")).unwrap();
         assert_eq!(m.fstype, "overlay");
-        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k", &never).is_ok());
         // another snapshot's upper, another chain, a shorter chain
         for (l, u) in [
             ("/s/2/fs:/s/1/fs", "/s/8/fs"),
             ("/s/3/fs:/s/1/fs", "/s/9/fs"),
             ("/s/2/fs", "/s/9/fs"),
         ] {
-            let e = compare_mount(&m, &[overlay(l, u)], "k").unwrap_err();
+            let e = compare_mount(&m, &[overlay(l, u)], "k", &never).unwrap_err();
             assert!(e.contains("is not the container's snapshot k"), "{e}");
         }
         // relative lower dirs (containerd's long-option form) match by suffix
         let rel = "102 20 0:52 / /c/rootfs rw - overlay overlay rw,lowerdir=2/fs:1/fs,upperdir=/s/9/fs,workdir=/s/9/work\n";
         let m = mounts::mount_at(rel, Path::new("/c/rootfs")).unwrap();
-        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_ok());
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k", &never).is_ok());
         // escaped mount points, topmost mount wins, nothing mounted
         assert_eq!(
             mounts::mount_at(info, Path::new("/b/rootfs x"))
@@ -768,10 +796,10 @@ mod tests {
         );
         let stacked = format!("{info}103 20 0:53 / /b/rootfs rw - tmpfs tmpfs rw\n");
         let m = mounts::mount_at(&stacked, Path::new("/b/rootfs")).unwrap();
-        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k").is_err());
+        assert!(compare_mount(&m, &[overlay("/s/2/fs:/s/1/fs", "/s/9/fs")], "k", &never).is_err());
         assert!(mounts::mount_at(info, Path::new("/elsewhere")).is_none());
         // no mounts or several: refused
-        assert!(compare_mount(&m, &[], "k").is_err());
+        assert!(compare_mount(&m, &[], "k", &never).is_err());
     }
 
     #[test]
@@ -820,5 +848,62 @@ mod tests {
         };
         let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|_| Ok(None)).unwrap_err();
         assert!(e.contains("no snapshot"), "{e}");
+    }
+
+    /// A bind-mounted snapshot (the native snapshotter) must be that very
+    /// directory: one whose path within its filesystem ends the same, on
+    /// another filesystem (a tmpfs holding `/12`), is refused.
+    #[test]
+    fn a_bound_rootfs_must_be_the_snapshot_directory_itself() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("config.json"),
+            r#"{"root":{"path":"rootfs"}}"#,
+        )
+        .unwrap();
+        let rootfs = d.path().join("rootfs");
+        let snapshots = d.path().join("native/snapshots");
+        std::fs::create_dir_all(&rootfs).unwrap();
+        std::fs::create_dir_all(snapshots.join("12")).unwrap();
+        let t = ImageTarget {
+            name: "r/app:1".into(),
+            target_digest: "sha256:1".into(),
+            target_media_type: String::new(),
+            platform_digest: None,
+            snapshot_key: Some("k".into()),
+            snapshotter: Some("native".into()),
+            chain_id: None,
+            snapshot_parent: None,
+            platform_ambiguity: None,
+        };
+        let bind = |source: &Path| {
+            let source = source.display().to_string();
+            move |_: &str, _: &str| {
+                Ok(vec![SnapshotMount {
+                    kind: "bind".into(),
+                    source: source.clone(),
+                    options: vec!["rbind".into(), "rw".into()],
+                }])
+            }
+        };
+        // What the kernel reports for a bind of a tmpfs's /12.
+        let mounted = |_: &Path| {
+            Ok(Some(MountedFs {
+                fstype: "tmpfs".into(),
+                root: "/12".into(),
+                options: vec!["rw".into()],
+            }))
+        };
+        let e = check_binding(d.path(), &t, &bind(&snapshots.join("12")), &mounted).unwrap_err();
+        assert!(e.contains("another inode or device"), "{e}");
+        // The snapshot's directory itself (here the rootfs path is it).
+        let m = |_: &Path| {
+            Ok(Some(MountedFs {
+                fstype: "ext4".into(),
+                root: rootfs.display().to_string(),
+                options: vec!["rw".into()],
+            }))
+        };
+        check_binding(d.path(), &t, &bind(&rootfs), &m).unwrap();
     }
 }
