@@ -368,6 +368,9 @@ impl Spool {
         self.dir.join("journal.jsonl")
     }
 
+    /// The spool's lock, waited for at most [`SPOOL_LOCK_WAIT`]: a holder
+    /// that is frozen (a stopped `journal replay`, an `fsync` stuck on a
+    /// hung disk) makes a record fail, never a start wait for ever.
     fn lock(&self) -> std::io::Result<fs::File> {
         fs::create_dir_all(&self.dir)?;
         let f = fs::OpenOptions::new()
@@ -375,8 +378,26 @@ impl Spool {
             .truncate(false)
             .write(true)
             .open(self.dir.join("lock"))?;
-        f.lock()?;
-        Ok(f)
+        let until = std::time::Instant::now() + SPOOL_LOCK_WAIT;
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok(f),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "{} is held by another process for more than {} ms",
+                            self.dir.join("lock").display(),
+                            SPOOL_LOCK_WAIT.as_millis()
+                        ),
+                    ))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
     }
 
     /// Append one record durably. A spool whose last line was torn (a crash
@@ -432,14 +453,20 @@ impl Spool {
     /// read and rewrote (with an `fsync`) the whole spool, a cost that grew
     /// with every start journald missed.
     pub fn replay(&self, sink: &dyn Sink) -> Result<(usize, usize), JournalError> {
-        self.replay_counted(sink, true)
+        self.replay_counted(sink, true, usize::MAX)
     }
 
     /// [`Spool::replay`]; with `count` false, a spool left as it was reports
     /// 1 remaining (at least one) instead of reading the rest to count it:
     /// a start only needs to know whether any record stays, and the count
     /// measured 3 ms at 1,000 spooled records (`journal_down` bench).
-    fn replay_counted(&self, sink: &dyn Sink, count: bool) -> Result<(usize, usize), JournalError> {
+    /// At most `limit` records are sent; the rest stay, as after a failure.
+    fn replay_counted(
+        &self,
+        sink: &dyn Sink,
+        count: bool,
+        limit: usize,
+    ) -> Result<(usize, usize), JournalError> {
         use std::io::Read;
         let spool_err = |source| JournalError::Spool {
             path: self.file(),
@@ -472,6 +499,10 @@ impl Spool {
                 .ok()
                 .and_then(|t| serde_json::from_str::<Record>(t).ok());
             match parsed {
+                Some(_) if sent == limit => {
+                    held = Some(text.to_vec());
+                    break;
+                }
                 Some(mut r) => {
                     r.fields.push(("PORTCULLIS_SPOOLED".into(), "1".into()));
                     if sink.send(&r).is_ok() {
@@ -527,12 +558,21 @@ impl Spool {
     }
 }
 
+/// How long a record waits for the spool's lock.
+pub const SPOOL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many spooled records one record replays before its own is sent: a
+/// start after a long journald outage sends a bounded share of the backlog
+/// (and holds the lock for that long), the next starts and `portcullis
+/// journal replay` the rest.
+pub const REPLAY_PER_RECORD: usize = 256;
+
 /// Record a verdict: send it, or spool it. Pending spooled records are
-/// replayed first so the journal keeps their order.
+/// replayed first (at most [`REPLAY_PER_RECORD`]) so the journal keeps their
+/// order; while some stay, this one is spooled behind them.
 pub fn record(sink: &dyn Sink, spool: &Spool, r: &Record) -> Result<Delivery, JournalError> {
     if spool.is_pending() {
         // Best effort: if replay fails, this record goes behind the others.
-        if let Ok((_, 0)) = spool.replay_counted(sink, false) {
+        if let Ok((_, 0)) = spool.replay_counted(sink, false, REPLAY_PER_RECORD) {
         } else {
             return spool_it(spool, r, "earlier records are still spooled".into());
         }
@@ -633,6 +673,56 @@ mod tests {
         );
         assert_eq!(got[5].field("PORTCULLIS_SPOOL_REASON"), None);
         assert!(!spool.is_pending());
+    }
+
+    /// After a long outage a record replays a bounded share of the
+    /// backlog, keeps the rest in order and goes behind it; a later replay
+    /// sends the rest.
+    #[test]
+    fn a_record_replays_a_bounded_share_of_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let n = REPLAY_PER_RECORD + 10;
+        for i in 0..n {
+            spool.append(&rec(i)).unwrap();
+        }
+        let sink = Fake {
+            up: RefCell::new(true),
+            got: RefCell::new(vec![]),
+        };
+        assert_eq!(record(&sink, &spool, &rec(n)).unwrap(), Delivery::Spooled);
+        assert_eq!(sink.got.borrow().len(), REPLAY_PER_RECORD);
+        assert_eq!(spool.replay(&sink).unwrap(), (11, 0));
+        let ids: Vec<String> = sink
+            .got
+            .borrow()
+            .iter()
+            .map(|r| r.field("PORTCULLIS_CONTAINER_ID").unwrap().to_string())
+            .collect();
+        let want: Vec<String> = (0..=n).map(|i| format!("c{i}")).collect();
+        assert_eq!(ids, want);
+    }
+
+    /// A lock held for longer than [`SPOOL_LOCK_WAIT`] fails the record
+    /// (the gate then refuses in enforce mode), never holds it for ever.
+    #[test]
+    fn a_held_spool_lock_fails_the_record_in_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.append(&rec(0)).unwrap();
+        let holder = spool.lock().unwrap();
+        let sink = Fake {
+            up: RefCell::new(false),
+            got: RefCell::new(vec![]),
+        };
+        let t = std::time::Instant::now();
+        let e = record(&sink, &spool, &rec(1)).unwrap_err().to_string();
+        assert!(t.elapsed() < SPOOL_LOCK_WAIT * 3, "{:?}", t.elapsed());
+        assert!(e.contains("held by another process"), "{e}");
+        drop(holder);
+        // Nothing stored was lost.
+        *sink.up.borrow_mut() = true;
+        assert_eq!(spool.replay(&sink).unwrap(), (1, 0));
     }
 
     #[test]
