@@ -42,7 +42,7 @@ if ! command -v go >/dev/null; then
   done
 fi
 command -v go >/dev/null ||
-  die "Go not found; install Go >= 1.24 (https://go.dev/dl/, or apt-get install golang) and put it on PATH: it is needed only to build containerd 2.x, crictl, crane/registry and cosign at pinned versions"
+  die "Go not found; install Go >= 1.26.6 from the tarball at https://go.dev/dl/ (Debian 12's golang-go, 1.19, and bookworm-backports', 1.23, are too old) and put it on PATH: it is needed only to build containerd 2.x, crictl, crane/registry, cosign and nerdctl at pinned versions"
 
 mkdir -p "$PC_TOOLS/bin" "$PC_TOOLS/.stamps"
 
