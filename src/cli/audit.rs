@@ -49,8 +49,9 @@ pub(super) fn run(a: AuditArgs) -> Result<u8, CliError> {
         directory: a.directory,
         node: a.node,
     };
+    let stale = crate::policy::parse_duration(&a.stale_after)
+        .map_err(|e| CliError::Usage(format!("--stale-after: {e}")))?;
     let entries = crate::audit::query(&q)?;
-    let stale = crate::policy::parse_duration(&a.stale_after).map_err(CliError::Usage)?;
     let now = jiff::Timestamp::now().as_microsecond();
     let stale_us = i64::try_from(stale.as_micros()).unwrap_or(i64::MAX);
     let nodes = crate::audit::fleet(&entries, &crate::audit::heartbeats(&q)?, now, stale_us);

@@ -92,7 +92,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             let mut list = Vec::new();
             for image in &images {
                 let target = lookup_image(&containerd, image, timeout).map_err(|e| {
-                    CliError::Usage(format!("cannot resolve {image} through containerd: {e}"))
+                    CliError::Failed(format!("cannot resolve {image} through containerd: {e}"))
                 })?;
                 let index = if target.platform_digest.is_some() {
                     Some(
@@ -112,7 +112,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             }
             let roots = if with_trust_root {
                 let p = Policy::load(&policy).map_err(|e| {
-                    CliError::Usage(format!("--with-trust-root needs the policy: {e}"))
+                    CliError::Failed(format!("--with-trust-root needs the policy: {e}"))
                 })?;
                 offline::trust_roots_for(&p, &list, &state, &mut progress)
             } else {
@@ -121,8 +121,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             let contents = match offline::collect(&list, &state, &roots, &mut progress) {
                 Ok(c) => c,
                 Err(e @ OfflineError::NothingCached { .. }) => {
-                    eprintln!("portcullis: {e}");
-                    return Ok(EXIT_NO);
+                    return Err(CliError::No(e.to_string()))
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -169,7 +168,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             crate::sandbox::require();
             let state = StateDir::new(state_dir);
             let policy = Policy::load(&policy).map_err(|e| {
-                CliError::Usage(format!("cannot verify a bundle without the policy: {e}"))
+                CliError::Failed(format!("cannot verify a bundle without the policy: {e}"))
             })?;
             let opts = offline::ImportOptions { accept_trust_root };
             let mut progress = |line: &str| {
@@ -190,10 +189,7 @@ pub(super) fn run(command: BundleCommand) -> Result<u8, CliError> {
             };
             let report = match result {
                 Ok(r) => r,
-                Err(e @ OfflineError::BadBundle { .. }) => {
-                    eprintln!("portcullis: {e}");
-                    return Ok(EXIT_NO);
-                }
+                Err(e @ OfflineError::BadBundle { .. }) => return Err(CliError::No(e.to_string())),
                 Err(e) => return Err(e.into()),
             };
             if json {

@@ -157,17 +157,17 @@ pub(super) fn run(a: EvidenceArgs) -> Result<u8, CliError> {
             };
             let period = match (&a.since, &a.from, &a.to) {
                 (_, Some(f), Some(t)) => evidence::Period {
-                    from: evidence::parse_time(f).map_err(CliError::Usage)?,
-                    to: evidence::parse_time(t).map_err(CliError::Usage)?,
+                    from: evidence::parse_time(f).map_err(usage("--from"))?,
+                    to: evidence::parse_time(t).map_err(usage("--to"))?,
                 },
                 (s, _, _) => {
                     let d = policy::parse_duration(s.as_deref().unwrap_or("24h"))
-                        .map_err(CliError::Usage)?;
-                    evidence::Period::since(d).map_err(CliError::Usage)?
+                        .map_err(usage("--since"))?;
+                    evidence::Period::since(d).map_err(usage("--since"))?
                 }
             };
-            let interval =
-                policy::parse_duration(&a.heartbeat_interval).map_err(CliError::Usage)?;
+            let interval = policy::parse_duration(&a.heartbeat_interval)
+                .map_err(usage("--heartbeat-interval"))?;
             if a.fleet {
                 return fleet_pack(
                     &evidence::CollectorOptions {
@@ -232,6 +232,11 @@ pub(super) fn run(a: EvidenceArgs) -> Result<u8, CliError> {
             })
         }
     }
+}
+
+/// A usage error in the value of `flag`.
+fn usage(flag: &'static str) -> impl Fn(String) -> CliError {
+    move |e| CliError::Usage(format!("{flag}: {e}"))
 }
 
 /// `portcullis evidence --directory DIR --fleet`: print the node lines.

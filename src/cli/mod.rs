@@ -7,6 +7,12 @@
 //! be allowed), 1 a negative answer (denied, invalid policy, records left in
 //! the spool), 2 usage error, 3 an operational error (registry, journal);
 //! `policy pull` adds 4: the registry is unreachable, the last good policy stays.
+//!
+//! A command that ends in an error, or in a negative answer with no report
+//! of its own, says so in one line on stderr (`portcullis: error: …`, or
+//! `portcullis: …` for a negative answer); under `--json` instead one object
+//! on stdout, `{"ok": false, "exit": CODE, "error": "…"}` ([`run`]), the
+//! shape `policy pull` uses for its failures.
 
 use std::path::PathBuf;
 
@@ -31,7 +37,7 @@ pub mod sync;
 pub mod trust;
 pub mod verify_bundle;
 
-pub use error::{CliError, EXIT_ERROR, EXIT_NO};
+pub use error::{CliError, EXIT_ERROR, EXIT_NO, EXIT_USAGE};
 
 /// Verify container images before containerd starts them.
 #[derive(Debug, Parser)]
@@ -90,9 +96,74 @@ pub enum Command {
     Reverify(reverify::ReverifyArgs),
 }
 
-/// Run a parsed command; returns the exit code.
+impl Command {
+    /// Whether the command was asked for `--json`.
+    fn json(&self) -> bool {
+        match self {
+            Command::Check(a) | Command::Provenance(a) => a.output.json,
+            Command::Fetch(a) => a.output.json,
+            Command::Policy(policy::PolicyCommand::Check { output, .. }) => output.json,
+            Command::Policy(policy::PolicyCommand::Publish(a)) => a.output.json,
+            Command::Policy(policy::PolicyCommand::Pull(a)) => a.output.json,
+            Command::Audit(a) => a.output.json,
+            Command::Man { .. } | Command::Completions { .. } | Command::Sync(_) => false,
+            Command::Journal(journal::JournalCommand::Replay { output, .. }) => output.json,
+            Command::VerifyBundle(a) => a.output.json,
+            Command::Trust(
+                trust::TrustCommand::Update { output, .. }
+                | trust::TrustCommand::Import { output, .. }
+                | trust::TrustCommand::Show { output, .. },
+            ) => output.json,
+            Command::Doctor(a) => a.output.json,
+            Command::Heartbeat(a) => a.output.json,
+            Command::Evidence(a) => match &a.command {
+                Some(
+                    evidence::EvidenceCommand::Verify { output, .. }
+                    | evidence::EvidenceCommand::Merge { output, .. },
+                ) => output.json,
+                None => a.output.json,
+            },
+            Command::Bundle(
+                bundle::BundleCommand::Export { print, .. }
+                | bundle::BundleCommand::Import { print, .. },
+            ) => print.json,
+            Command::Reverify(a) => a.output.json,
+        }
+    }
+}
+
+/// Run a parsed command; returns the exit code. An error is reported here,
+/// for every command alike (see the module's documentation), and becomes
+/// its exit code ([`CliError::exit_code`]): what is returned is always `Ok`.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
-    match cli.command {
+    let json = cli.command.json();
+    Ok(dispatch(cli.command).unwrap_or_else(|e| report(&e, json)))
+}
+
+/// Say what went wrong: one line on stderr, or under `--json` one object on
+/// stdout (and the line on stderr if stdout cannot take it).
+fn report(e: &CliError, json: bool) -> u8 {
+    use std::io::Write;
+    let code = e.exit_code();
+    if json {
+        let v = serde_json::json!({"ok": false, "exit": code, "error": e.to_string()});
+        let mut out = std::io::stdout().lock();
+        let written = serde_json::to_writer_pretty(&mut out, &v)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out));
+        if written.is_ok() {
+            return code;
+        }
+    }
+    match e {
+        CliError::No(why) => eprintln!("portcullis: {why}"),
+        _ => eprintln!("portcullis: error: {e}"),
+    }
+    code
+}
+
+fn dispatch(command: Command) -> Result<u8, CliError> {
+    match command {
         Command::Check(a) => check::run(a),
         Command::Man { out_dir } => man::man(&out_dir, <Cli as clap::CommandFactory>::command()),
         Command::Completions { shell } => {
@@ -115,5 +186,36 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Doctor(a) => doctor::run(a),
         Command::Bundle(b) => bundle::run(b),
         Command::Reverify(a) => reverify::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_exit_by_kind_and_json_is_seen_on_every_command() {
+        assert_eq!(CliError::No("x".into()).exit_code(), EXIT_NO);
+        assert_eq!(CliError::Usage("x".into()).exit_code(), EXIT_USAGE);
+        assert_eq!(CliError::Failed("x".into()).exit_code(), EXIT_ERROR);
+        let json = |args: &[&str]| {
+            Cli::try_parse_from([&["portcullis"], args].concat())
+                .unwrap()
+                .command
+                .json()
+        };
+        assert!(json(&["evidence", "verify", "--json", "d"]));
+        assert!(json(&["evidence", "--json", "--since", "1h"]));
+        assert!(json(&["trust", "show", "--json"]));
+        assert!(json(&["bundle", "import", "--json", "f"]));
+        assert!(json(&["policy", "pull", "--json"]));
+        assert!(!json(&[
+            "verify-bundle",
+            "--bundle",
+            "b",
+            "--key",
+            "k",
+            "f"
+        ]));
     }
 }

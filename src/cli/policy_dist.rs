@@ -102,7 +102,7 @@ pub(super) fn run_publish(a: PublishArgs) -> Result<u8, CliError> {
         plain_http: a.plain_http,
         state: StateDir::new(&a.state.dir),
     })
-    .map_err(|e| CliError::Usage(format!("policy publish: {e}")))?;
+    .map_err(|e| CliError::Failed(format!("policy publish: {e}")))?;
     let mut out = std::io::stdout().lock();
     if a.output.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
@@ -138,32 +138,12 @@ pub(super) fn run_publish(a: PublishArgs) -> Result<u8, CliError> {
 }
 
 pub(super) fn run_pull(a: PullArgs) -> Result<u8, CliError> {
-    let source = match Source::load(&a.source) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("portcullis: policy pull: {e}");
-            return Ok(pull::exit::ERROR);
-        }
+    let (result, journal_note) = match Source::load(&a.source) {
+        Ok(source) => pull_and_record(&source, a.from_file, StateDir::new(&a.state.dir)),
+        // Reported as the pull's other failures are (exit 3); without a
+        // source there is nothing a journal record could name.
+        Err(e) => (Err(pull::PullError::Failed(e.to_string())), None),
     };
-    let state = StateDir::new(&a.state.dir);
-    let result = pull::pull(&pull::PullOptions {
-        source: source.clone(),
-        from_file: a.from_file,
-        state: state.clone(),
-        now: jiff::Timestamp::now(),
-    });
-    let mut journal_note = None;
-    if let Some(rec) = pull::record(&source, &result) {
-        if let Err(e) = crate::journal::record(
-            &crate::journal::DeadlineJournald::from_env(),
-            &crate::journal::Spool::new(state.spool_dir()),
-            &rec,
-        ) {
-            journal_note = Some(format!(
-                "portcullis: policy pull: not recorded in the journal: {e}"
-            ));
-        }
-    }
     let code = match &result {
         Ok(_) => pull::exit::OK,
         Err(e) => e.exit_code(),
@@ -184,11 +164,36 @@ pub(super) fn run_pull(a: PullArgs) -> Result<u8, CliError> {
     } else {
         match &result {
             Ok(r) => writeln!(out, "{}", pull::installed_line(r))?,
-            Err(e) => eprintln!("portcullis: policy pull {e}"),
+            Err(e) => eprintln!("portcullis: policy pull: {e}"),
         }
     }
     if let Some(n) = journal_note {
         eprintln!("{n}");
     }
     Ok(code)
+}
+
+/// Pull under `source` and record the outcome in the journal; the second
+/// value is the line to print when the record could not be written.
+fn pull_and_record(
+    source: &Source,
+    from_file: Option<PathBuf>,
+    state: StateDir,
+) -> (Result<pull::PullReport, pull::PullError>, Option<String>) {
+    let result = pull::pull(&pull::PullOptions {
+        source: source.clone(),
+        from_file,
+        state: state.clone(),
+        now: jiff::Timestamp::now(),
+    });
+    let journal_note = pull::record(source, &result).and_then(|rec| {
+        crate::journal::record(
+            &crate::journal::DeadlineJournald::from_env(),
+            &crate::journal::Spool::new(state.spool_dir()),
+            &rec,
+        )
+        .err()
+        .map(|e| format!("portcullis: policy pull: not recorded in the journal: {e}"))
+    });
+    (result, journal_note)
 }

@@ -7,12 +7,12 @@ use crate::cache::StateDir;
 use crate::policy::Policy;
 
 use super::check::{lookup_target, CheckArgs};
-use super::error::{CliError, EXIT_NO};
+use super::error::CliError;
 
 pub(super) fn run(a: CheckArgs) -> Result<u8, CliError> {
-    let policy = Policy::load(&a.policy.path).map_err(|e| CliError::Usage(e.to_string()))?;
+    let policy = Policy::load(&a.policy.path).map_err(|e| CliError::Failed(e.to_string()))?;
     let state = StateDir::new(&a.state.dir);
-    let target = lookup_target(&a).map_err(|e| CliError::Usage(e.to_string()))?;
+    let target = lookup_target(&a).map_err(|e| CliError::Failed(e.to_string()))?;
     let checked = crate::ops::provenance::check_cached(
         &policy,
         &a.policy.path,
@@ -20,7 +20,7 @@ pub(super) fn run(a: CheckArgs) -> Result<u8, CliError> {
         &target,
         jiff::Timestamp::now(),
     )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    .map_err(|e| CliError::Failed(e.to_string()))?;
     let (image, rule) = (&checked.image, &checked.rule);
     let digests = target.digests();
     let mut out = std::io::stdout().lock();
@@ -53,17 +53,13 @@ pub(super) fn run(a: CheckArgs) -> Result<u8, CliError> {
             writeln!(out)?;
             Ok(0)
         }
-        Err(crate::attestation::ProvenanceRejection::NothingCached) => {
-            eprintln!(
-                "portcullis: no provenance attestation cached for {}; run `portcullis fetch {}`",
-                digests.join(" or "),
-                image.pinned(&target.target_digest)
-            );
-            Ok(EXIT_NO)
-        }
+        Err(crate::attestation::ProvenanceRejection::NothingCached) => Err(CliError::No(format!(
+            "no provenance attestation cached for {}; run `portcullis fetch {}`",
+            digests.join(" or "),
+            image.pinned(&target.target_digest)
+        ))),
         Err(crate::attestation::ProvenanceRejection::NoneAcceptable { reason, .. }) => {
-            eprintln!("portcullis: {reason}");
-            Ok(EXIT_NO)
+            Err(CliError::No(reason.to_string()))
         }
     }
 }

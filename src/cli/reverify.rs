@@ -60,7 +60,7 @@ pub fn run(a: ReverifyArgs) -> Result<u8, CliError> {
         journal_directory: a.directory,
         decide_ahead: !a.no_decide_ahead,
     })
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    .map_err(|e| CliError::Failed(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     if a.output.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;

@@ -8,11 +8,12 @@ use clap::Subcommand;
 use crate::cache::StateDir;
 
 use super::args::{JsonArg, StateDirArg};
-use super::error::{CliError, EXIT_NO};
+use super::error::CliError;
 
-/// `portcullis trust …`. A refused root (invalid file, not cached) exits 1;
-/// a TUF update that fails or is refused (rollback, expiry, signatures,
-/// network) exits 3. The cached root is never replaced by a refused one.
+/// `portcullis trust …`. A refused root (an invalid file to import, an
+/// invalid root delivered by TUF, none cached, a cached one unusable) exits
+/// 1; a TUF update that fails (rollback, expiry, signatures, network,
+/// timeout) exits 3. The cached root is never replaced by a refused one.
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
     /// Refresh a trust root through TUF, verifying the chain (rollback-protected by trust/tuf/NAME/).
@@ -115,10 +116,7 @@ pub(super) fn run(command: TrustCommand) -> Result<u8, CliError> {
     };
     let output = match result {
         Ok(o) => o,
-        Err(e) if e.is_refusal() => {
-            eprintln!("portcullis: {e}");
-            return Ok(EXIT_NO);
-        }
+        Err(e) if e.is_refusal() => return Err(CliError::No(e.to_string())),
         Err(e) => return Err(e.into()),
     };
     let mut out = std::io::stdout().lock();

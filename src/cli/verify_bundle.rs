@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{JsonArg, StateDirArg};
-use super::error::{CliError, EXIT_NO};
+use super::error::CliError;
 
 /// `portcullis verify-bundle`.
 #[derive(Debug, Args)]
@@ -72,13 +72,7 @@ pub(super) fn run(a: VerifyBundleArgs) -> Result<u8, CliError> {
         let json = bundle::read_bundle_file(&a.bundle)?;
         bundle::verify_bundle(&json, artifact, &expectation, &root)
     });
-    let v = match verified {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("portcullis: not verified: {e}");
-            return Ok(EXIT_NO);
-        }
-    };
+    let v = verified.map_err(|e| CliError::No(format!("not verified: {e}")))?;
     let mut out = std::io::stdout().lock();
     if a.output.json {
         serde_json::to_writer_pretty(&mut out, &v).map_err(std::io::Error::other)?;

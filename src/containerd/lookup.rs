@@ -75,7 +75,11 @@ pub enum LookupError {
     #[error(transparent)]
     Connection(#[from] wire::DriveError),
     /// An API call failed.
-    #[error("containerd {call} failed: {status}")]
+    #[error("containerd {call} failed: {status}{}", if *call == "images.Get" && status.starts_with("NotFound") {
+        "; pull the image, or check -n/--namespace"
+    } else {
+        ""
+    })]
     Api {
         /// Which call.
         call: &'static str,

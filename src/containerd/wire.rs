@@ -66,7 +66,7 @@ impl WireError {
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
     /// The socket could not be connected.
-    #[error("containerd at {address} is unreachable: {why}")]
+    #[error("containerd at {address} is unreachable: {why}; containerd must run and --address/CONTAINERD_ADDRESS name its socket")]
     Unreachable {
         /// The socket.
         address: String,
@@ -74,7 +74,7 @@ pub enum DriveError {
         why: String,
     },
     /// The deadline passed.
-    #[error("containerd at {address} did not answer within {ms} ms")]
+    #[error("containerd at {address} did not answer within {ms} ms; PORTCULLIS_CONTAINERD_TIMEOUT_MS sets the bound")]
     Timeout {
         /// The socket.
         address: String,

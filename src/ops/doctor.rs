@@ -242,10 +242,9 @@ fn config_dump(config: Option<&Path>) -> Result<String, String> {
         .output()
         .map_err(|e| format!("cannot run `containerd config dump`: {e}"))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!(
             "`containerd config dump` failed: {}",
-            err.lines().last().unwrap_or("").trim()
+            crate::ops::audit::last_line(&out.stderr)
         ));
     }
     String::from_utf8(out.stdout).map_err(|_| "`containerd config dump` is not UTF-8".into())

@@ -154,10 +154,92 @@ fn registry_err(
     let registry = r.registry().to_string();
     let what = what.into();
     move |e| FetchError::Registry {
+        why: registry_why(&e, &registry, "--plain-http"),
         registry,
         what,
-        why: e.to_string(),
     }
+}
+
+/// A registry client's error as one line for the operator: its whole
+/// source chain ([`error_chain`]), and the hint of [`scheme_hint`] when the
+/// scheme is the cause. `switch` is how the operator turns plain HTTP on
+/// (`--plain-http`, or a policy source file's `plain_http = true`).
+pub fn registry_why(e: &OciDistributionError, registry: &str, switch: &str) -> String {
+    let line = error_chain(e);
+    match scheme_hint(e, &line, registry, switch) {
+        Some(hint) => format!("{line} {hint}"),
+        None => line,
+    }
+}
+
+/// An error and its sources on one line, joined with ": " (a source whose
+/// text the line already holds is skipped): "error sending request for url
+/// (…)" alone does not say that the connection was refused.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !text.trim().is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = s.source();
+    }
+    crate::base::text::one_line(&line)
+}
+
+/// The fix when a request failed because of its scheme, `None` otherwise:
+/// TLS spoken to a registry without it, plain HTTP to a registry that speaks
+/// TLS, or HTTPS refused on a loopback registry named without a port (plain
+/// HTTP would have gone to port 80). `line` is the error's [`error_chain`].
+fn scheme_hint(
+    e: &OciDistributionError,
+    line: &str,
+    registry: &str,
+    switch: &str,
+) -> Option<String> {
+    let (url, refused) = match e {
+        OciDistributionError::RequestError(r) => {
+            let mut refused = false;
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(r);
+            while let Some(s) = next {
+                refused |= s
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                next = s.source();
+            }
+            (r.url()?.clone(), refused)
+        }
+        OciDistributionError::ServerError { url, code, message } => {
+            // A Go TLS server's answer to plain HTTP.
+            let plain_to_tls = *code == 400 && message.contains("HTTP request to an HTTPS server");
+            return (plain_to_tls && url.starts_with("http://"))
+                .then(|| format!("(the registry speaks TLS: drop {switch})"));
+        }
+        _ => return None,
+    };
+    let https = url.scheme() == "https";
+    if https && line.contains("InvalidContentType") {
+        // rustls read a record that is not TLS: most likely an HTTP answer.
+        return Some(format!("(a registry without TLS needs {switch})"));
+    }
+    if !https && (line.contains("invalid HTTP version") || line.contains("HTTPS server")) {
+        return Some(format!("(the registry speaks TLS: drop {switch})"));
+    }
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    let port_named = registry
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.ends_with('[') && port.parse::<u16>().is_ok());
+    (https && refused && loopback && !port_named).then(|| {
+        format!("(nothing listens on port 443 there; a registry without TLS, on port 80, needs {switch})")
+    })
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {
@@ -475,4 +557,52 @@ async fn fetch_layers(
         layers.push(layer);
     }
     Ok((layers, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Wrap(&'static str, #[source] Option<Box<Wrap>>);
+
+    #[test]
+    fn the_error_chain_is_one_line_without_repeats() {
+        let inner = Wrap("Connection refused (os error 111)", None);
+        let mid = Wrap("tcp connect error", Some(Box::new(inner)));
+        let echo = Wrap("tcp connect error", Some(Box::new(mid)));
+        let top = Wrap(
+            "error sending request\nfor url (https://127.0.0.1:1/v2/)",
+            Some(Box::new(echo)),
+        );
+        assert_eq!(
+            error_chain(&top),
+            "error sending request for url (https://127.0.0.1:1/v2/): tcp connect error: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn plain_http_to_a_tls_registry_says_so_and_nothing_else_does() {
+        let server = |url: &str, code: u16, message: &str| OciDistributionError::ServerError {
+            url: url.into(),
+            code,
+            message: message.into(),
+        };
+        let go = "Client sent an HTTP request to an HTTPS server.";
+        let e = server("http://127.0.0.1:5000/v2/x/manifests/y", 400, go);
+        assert_eq!(
+            registry_why(&e, "127.0.0.1:5000", "--plain-http"),
+            format!("{} (the registry speaks TLS: drop --plain-http)", e)
+        );
+        for e in [
+            server("https://127.0.0.1:5000/v2/x/manifests/y", 400, go),
+            server("http://127.0.0.1:5000/v2/x/manifests/y", 404, "not found"),
+        ] {
+            assert_eq!(
+                registry_why(&e, "127.0.0.1:5000", "--plain-http"),
+                e.to_string()
+            );
+        }
+    }
 }

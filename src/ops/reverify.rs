@@ -467,7 +467,7 @@ fn recorded_starts(
     if !out.status.success() {
         return Err(format!(
             "journalctl failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            crate::ops::audit::last_line(&out.stderr)
         ));
     }
     Ok(latest_allowed(&crate::ops::audit::parse_lines(&out.stdout)))

@@ -72,8 +72,10 @@ pub enum TrustError {
         why: String,
     },
     /// An I/O error on a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot {op} {}: {source}", path.display())]
     Io {
+        /// What was being done (`read`, `create the directory`, …).
+        op: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// Why.
@@ -289,6 +291,7 @@ pub fn import(state: &StateDir, name: &RootName, file: &Path) -> Result<Installe
         }
         Err(source) => {
             return Err(TrustError::Io {
+                op: "read",
                 path: file.to_path_buf(),
                 source,
             })
@@ -343,6 +346,7 @@ pub fn update(
     };
     let cache = tuf_cache_dir(state, name);
     fs::create_dir_all(&cache).map_err(|source| TrustError::Io {
+        op: "create the directory",
         path: cache.clone(),
         source,
     })?;
@@ -478,18 +482,22 @@ fn install(
     tuf_cache: Option<PathBuf>,
     counts: Counts,
 ) -> Result<Installed, TrustError> {
-    let io = |p: &Path| {
+    let io = |op: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| TrustError::Io { path: p, source }
+        move |source| TrustError::Io {
+            op,
+            path: p,
+            source,
+        }
     };
     let dir = dest.parent().expect("a root path has a parent");
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::create_dir_all(dir).map_err(io("create the directory", dir))?;
     let previous_sha256 = match read_bounded(dest) {
         Ok(Some(old)) => Some(crate::digest::sha256_prefixed(&old)),
         _ => None,
     };
     crate::base::fsio::write_atomic(dest, bytes, crate::base::fsio::Durability::Durable)
-        .map_err(io(dest))?;
+        .map_err(io("write", dest))?;
     let sha256 = crate::digest::sha256_prefixed(bytes);
     Ok(Installed {
         name: name.clone(),
@@ -689,7 +697,11 @@ pub fn age(state: &StateDir, name: &RootName) -> Result<Duration, TrustError> {
             name: name.to_string(),
             path,
         }),
-        Err(source) => Err(TrustError::Io { path, source }),
+        Err(source) => Err(TrustError::Io {
+            op: "read the metadata of",
+            path,
+            source,
+        }),
         Ok(_) => Ok(age_since(modified(&path)?)),
     }
 }
@@ -698,6 +710,7 @@ fn modified(path: &Path) -> Result<SystemTime, TrustError> {
     fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(|source| TrustError::Io {
+            op: "read the modification time of",
             path: path.to_path_buf(),
             source,
         })
@@ -721,6 +734,7 @@ fn read_root(path: &Path, name: &RootName) -> Result<Vec<u8>, TrustError> {
             path: path.to_path_buf(),
         }),
         Err(source) => Err(TrustError::Io {
+            op: "read",
             path: path.to_path_buf(),
             source,
         }),
@@ -891,6 +905,7 @@ mod tests {
         // a missing file is an I/O error, not a refusal
         let err = import(&s, &n, &dir.path().join("absent.json")).unwrap_err();
         assert!(matches!(err, TrustError::Io { .. }), "{err}");
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
         // no temporary files remain
         let names: Vec<_> = fs::read_dir(dir.path().join("trust"))
             .unwrap()

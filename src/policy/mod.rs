@@ -41,7 +41,11 @@ pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file could not be read.
-    #[error("cannot read policy {path}: {source}")]
+    #[error("cannot read policy {path}: {source}; {}", if source.kind() == std::io::ErrorKind::NotFound {
+        "create it, or point --policy / PORTCULLIS_POLICY at the policy file"
+    } else {
+        "make it readable, or point --policy / PORTCULLIS_POLICY at the policy file"
+    })]
     Read {
         /// The file.
         path: PathBuf,

@@ -86,9 +86,9 @@ pub(super) fn journalctl(
         ))
     })?;
     if !out.status.success() {
-        return Err(EvidenceError::Journal(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
+        return Err(EvidenceError::Journal(crate::ops::audit::last_line(
+            &out.stderr,
+        )));
     }
     Ok(out.stdout)
 }

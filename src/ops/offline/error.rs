@@ -9,8 +9,9 @@ use crate::{cache, containerd};
 /// are reported per item).
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named file (reading a bundle or a trust root,
+    /// writing a bundle or its temporary file).
+    #[error("cannot read or write {}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -256,7 +256,8 @@ pub fn pull(o: &PullOptions) -> Result<PullReport, PullError> {
                 ))
             })?;
             let reg = Registry::new(reference, o.source.plain_http)
-                .map_err(|e| registry_refusal(e, &installed))?;
+                .map_err(|e| registry_refusal(e, &installed))?
+                .with_plain_http_switch("plain_http = true in the policy source file");
             let name = reg.reference.registry().to_string();
             let (manifest, digest, signatures, bundles) = block_on(&name, async {
                 let (m, d) = reg.manifest().await?;

@@ -87,15 +87,23 @@ fn not_found(e: &OciDistributionError) -> bool {
 pub struct Registry {
     client: Client,
     auth: RegistryAuth,
+    /// How the operator turns plain HTTP on, named in scheme hints.
+    plain_http_switch: &'static str,
     /// The artifact's reference.
     pub reference: Reference,
 }
 
-fn classify(r: &Reference, what: &str) -> impl FnOnce(OciDistributionError) -> RegistryError {
+/// `switch`: how the operator turns plain HTTP on, for the hint when the
+/// scheme is the cause ([`crate::fetch::registry_why`]).
+fn classify(
+    r: &Reference,
+    what: &str,
+    switch: &'static str,
+) -> impl FnOnce(OciDistributionError) -> RegistryError {
     let registry = r.registry().to_string();
     let what = what.to_string();
     move |e| {
-        let why = crate::base::text::one_line(&e.to_string());
+        let why = crate::fetch::registry_why(&e, &registry, switch);
         match e {
             OciDistributionError::RequestError(_) => RegistryError::Unreachable { registry, why },
             OciDistributionError::DigestError(_) => RegistryError::Digest {
@@ -137,8 +145,16 @@ impl Registry {
         Ok(Registry {
             client,
             auth: auth_from_env(),
+            plain_http_switch: "--plain-http",
             reference,
         })
+    }
+
+    /// Name `switch` as the way to turn plain HTTP on in scheme hints
+    /// (default: `--plain-http`).
+    pub fn with_plain_http_switch(mut self, switch: &'static str) -> Registry {
+        self.plain_http_switch = switch;
+        self
     }
 
     /// `registry/repository`, as cosign names it in a signature payload.
@@ -170,7 +186,11 @@ impl Registry {
         self.client
             .pull_blob(at, d, &mut blob)
             .await
-            .map_err(classify(at, &format!("{what} {}", d.digest)))?;
+            .map_err(classify(
+                at,
+                &format!("{what} {}", d.digest),
+                self.plain_http_switch,
+            ))?;
         let layer = Layer::new(
             &d.media_type,
             d.annotations.clone().unwrap_or_default(),
@@ -205,13 +225,17 @@ impl Registry {
         self.client
             .auth(r, &self.auth, RegistryOperation::Push)
             .await
-            .map_err(classify(r, "authenticate for push"))?;
+            .map_err(classify(r, "authenticate for push", self.plain_http_switch))?;
         for b in blobs {
             let d = crate::digest::sha256_prefixed(b);
             self.client
                 .push_blob(r, b.to_vec(), &d)
                 .await
-                .map_err(classify(r, &format!("push blob {d}")))?;
+                .map_err(classify(
+                    r,
+                    &format!("push blob {d}"),
+                    self.plain_http_switch,
+                ))?;
         }
         let target = match tag {
             Some(t) => self.at_tag(t),
@@ -223,7 +247,7 @@ impl Registry {
         self.client
             .push_manifest_raw(&target, manifest.to_vec(), content_type)
             .await
-            .map_err(classify(r, "push manifest"))?;
+            .map_err(classify(r, "push manifest", self.plain_http_switch))?;
         Ok(crate::digest::sha256_prefixed(manifest))
     }
 
@@ -234,7 +258,7 @@ impl Registry {
             .client
             .pull_manifest_raw(r, &self.auth, &[MANIFEST_MEDIA_TYPE])
             .await
-            .map_err(classify(r, "artifact manifest"))?;
+            .map_err(classify(r, "artifact manifest", self.plain_http_switch))?;
         if raw.len() > art::MAX_MANIFEST_BYTES {
             return Err(RegistryError::Refused {
                 registry: r.registry().into(),
@@ -279,7 +303,13 @@ impl Registry {
         {
             Ok(x) => x,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(classify(&at, &format!("signatures at {tag}"))(e)),
+            Err(e) => {
+                return Err(classify(
+                    &at,
+                    &format!("signatures at {tag}"),
+                    self.plain_http_switch,
+                )(e))
+            }
         };
         let m: OciImageManifest =
             serde_json::from_slice(&raw).map_err(|e| refused(e.to_string()))?;
@@ -313,7 +343,7 @@ impl Registry {
             .client
             .pull_referrers(&subject, None)
             .await
-            .map_err(classify(&subject, "referrers"))?;
+            .map_err(classify(&subject, "referrers", self.plain_http_switch))?;
         let mut out = Vec::new();
         for m in index
             .manifests
@@ -332,7 +362,11 @@ impl Registry {
                 .client
                 .pull_manifest_raw(&at, &self.auth, &[MANIFEST_MEDIA_TYPE])
                 .await
-                .map_err(classify(&at, &format!("referrer {}", m.digest)))?;
+                .map_err(classify(
+                    &at,
+                    &format!("referrer {}", m.digest),
+                    self.plain_http_switch,
+                ))?;
             if crate::digest::sha256_prefixed(&raw) != m.digest || got != m.digest {
                 return Err(RegistryError::Digest {
                     registry: self.reference.registry().into(),
@@ -381,7 +415,11 @@ impl Registry {
         self.client
             .pull_blob(&at, &desc, &mut out)
             .await
-            .map_err(classify(&at, &format!("layer {digest}")))?;
+            .map_err(classify(
+                &at,
+                &format!("layer {digest}"),
+                self.plain_http_switch,
+            ))?;
         Ok(out)
     }
 }
