@@ -122,6 +122,27 @@ pub enum LookupError {
     /// The async runtime could not be built.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(String),
+    /// A question after the image was known failed: the image and its
+    /// digest, so that the refusal can name them.
+    #[error("{source}")]
+    Image {
+        /// The image name as recorded.
+        name: String,
+        /// Its target digest.
+        digest: String,
+        /// What failed.
+        source: Box<LookupError>,
+    },
+}
+
+impl LookupError {
+    /// What failed, without the image a failure after it was known carries.
+    pub fn cause(&self) -> &LookupError {
+        match self {
+            LookupError::Image { source, .. } => source.cause(),
+            e => e,
+        }
+    }
 }
 
 /// What containerd says about the image behind a container.

@@ -104,10 +104,17 @@ pub fn lookup(
             mounts
         );
         let mut target = target?;
+        // Failures from here on are about a known image: they carry it.
+        let target_digest = target.target_digest.clone();
+        let known = |e: LookupError| LookupError::Image {
+            name: container.image.clone(),
+            digest: target_digest.clone(),
+            source: Box::new(e),
+        };
         target.snapshot_key = snapshot_key;
         target.snapshotter = snapshotter;
         let mut computed_chain = None;
-        if let Some(info) = info? {
+        if let Some(info) = info.map_err(known)? {
             target.snapshot_parent = Some(info.parent.clone());
             match target.platform_digest.clone() {
                 // An index: which of its manifests the rootfs came from
@@ -116,7 +123,9 @@ pub fn lookup(
                     let default_chain = match known_chain(&pick) {
                         Some(c) => Some(c),
                         None => {
-                            let c = local_chain(channel.clone(), namespace, pick.clone()).await?;
+                            let c = local_chain(channel.clone(), namespace, pick.clone())
+                                .await
+                                .map_err(known)?;
                             if let Some(c) = &c {
                                 computed_chain = Some((pick.clone(), c.clone()));
                             }
@@ -130,8 +139,9 @@ pub fn lookup(
                         // walk of the index's other manifests is skipped.
                         target.chain_id = default_chain;
                     } else {
-                        let blob =
-                            read_blob(channel.clone(), namespace, &target.target_digest, 0).await?;
+                        let blob = read_blob(channel.clone(), namespace, &target.target_digest, 0)
+                            .await
+                            .map_err(known)?;
                         let observed = super::origin::observe(
                             &target.target_digest,
                             &blob,
@@ -149,7 +159,8 @@ pub fn lookup(
                                 }
                             },
                         )
-                        .await?;
+                        .await
+                        .map_err(known)?;
                         let s = super::origin::settle(
                             &target.target_digest,
                             &pick,
@@ -168,7 +179,9 @@ pub fn lookup(
                     let chain = match known_chain(&manifest) {
                         Some(c) => c,
                         None => {
-                            let c = image_chain_id(channel, namespace, &manifest).await?;
+                            let c = image_chain_id(channel, namespace, &manifest)
+                                .await
+                                .map_err(known)?;
                             computed_chain = Some((manifest, c.clone()));
                             c
                         }

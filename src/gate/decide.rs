@@ -250,13 +250,21 @@ fn decide_with(
         duration_us: 0,
         phases: Phases::default(),
     };
-    if let Ok(t) = &lookup {
+    let known = match &lookup {
+        Ok(t) => Some((&t.name, &t.target_digest)),
+        // The lookup failed after the image was known: a refusal names it.
+        Err(LookupError::Image { name, digest, .. }) => Some((name, digest)),
+        Err(_) => None,
+    };
+    if let Some((name, digest)) = known {
         d.image_ref = Some(
-            ImageRef::parse(&t.name)
+            ImageRef::parse(name)
                 .map(|r| r.normalized().to_string())
-                .unwrap_or_else(|_| t.name.clone()),
+                .unwrap_or_else(|_| name.clone()),
         );
-        d.image_digest = Some(t.target_digest.clone());
+        d.image_digest = Some(digest.clone());
+    }
+    if let Ok(t) = &lookup {
         d.platform_digest = t.platform_digest.clone();
     }
     let outcome = evaluate(policy, &lookup, state, &mut d, cache);
@@ -1204,5 +1212,34 @@ mod tests {
         let dec = run(&policy(VERIFY), Err(LookupError::NoImage("c1".into())));
         assert_eq!(dec.verdict, Verdict::Deny);
         assert!(dec.reason.contains("bare rootfs"));
+    }
+
+    /// A lookup that failed after the image was known (its config blob
+    /// removed from the content store, say): the refusal names the image
+    /// and its digest, not only the container.
+    #[test]
+    fn a_lookup_failing_after_the_image_names_it() {
+        let cause = LookupError::Api {
+            call: "content.Read",
+            status: "NotFound: content digest not found".into(),
+        };
+        let dec = run(
+            &policy(VERIFY),
+            Err(LookupError::Image {
+                name: "127.0.0.1:5000/demo/a:1".into(),
+                digest: d(1),
+                source: Box::new(cause),
+            }),
+        );
+        assert_eq!(dec.verdict, Verdict::Deny);
+        let line = dec.denial_line();
+        assert!(
+            line.starts_with(&format!(
+                "portcullis: denied 127.0.0.1:5000/demo/a:1@{}: ",
+                d(1)
+            )),
+            "{line}"
+        );
+        assert!(line.contains("content.Read failed: NotFound"), "{line}");
     }
 }

@@ -423,20 +423,27 @@ fn with_recorded_digest(
             }
             (Ok(t), DigestSource::Journal)
         }
-        Err(LookupError::Api { .. }) | Err(LookupError::Incomplete(_)) => (
-            Ok(ImageTarget {
-                name: r.image_ref.clone(),
-                target_digest: r.image_digest.clone(),
-                target_media_type: String::new(),
-                platform_digest: r.platform_digest.clone(),
-                platform_ambiguity: None,
-                snapshot_key: None,
-                snapshotter: None,
-                chain_id: None,
-                snapshot_parent: None,
-            }),
-            DigestSource::Journal,
-        ),
+        Err(e)
+            if matches!(
+                e.cause(),
+                LookupError::Api { .. } | LookupError::Incomplete(_)
+            ) =>
+        {
+            (
+                Ok(ImageTarget {
+                    name: r.image_ref.clone(),
+                    target_digest: r.image_digest.clone(),
+                    target_media_type: String::new(),
+                    platform_digest: r.platform_digest.clone(),
+                    platform_ambiguity: None,
+                    snapshot_key: None,
+                    snapshotter: None,
+                    chain_id: None,
+                    snapshot_parent: None,
+                }),
+                DigestSource::Journal,
+            )
+        }
         Err(e) => (Err(e), DigestSource::Containerd),
     }
 }
