@@ -827,6 +827,22 @@ mod tests {
         assert!(check_config_root(d.path()).is_err());
     }
 
+    /// A container record of image r/app:1, with snapshot `k` of
+    /// `snapshotter` when one is given.
+    fn bundle_target(snapshotter: Option<&str>) -> ImageTarget {
+        ImageTarget {
+            name: "r/app:1".into(),
+            target_digest: "sha256:1".into(),
+            target_media_type: String::new(),
+            platform_digest: None,
+            snapshot_key: snapshotter.map(|_| "k".into()),
+            snapshotter: snapshotter.map(Into::into),
+            chain_id: None,
+            snapshot_parent: None,
+            platform_ambiguity: None,
+        }
+    }
+
     #[test]
     fn a_record_without_snapshot_is_refused() {
         let d = tempfile::tempdir().unwrap();
@@ -835,17 +851,7 @@ mod tests {
             r#"{"root":{"path":"rootfs"}}"#,
         )
         .unwrap();
-        let t = ImageTarget {
-            name: "r/app:1".into(),
-            target_digest: "sha256:1".into(),
-            target_media_type: String::new(),
-            platform_digest: None,
-            snapshot_key: None,
-            snapshotter: None,
-            chain_id: None,
-            snapshot_parent: None,
-            platform_ambiguity: None,
-        };
+        let t = bundle_target(None);
         let e = check_binding(d.path(), &t, &|_, _| Ok(vec![]), &|_| Ok(None)).unwrap_err();
         assert!(e.contains("no snapshot"), "{e}");
     }
@@ -865,17 +871,7 @@ mod tests {
         let snapshots = d.path().join("native/snapshots");
         std::fs::create_dir_all(&rootfs).unwrap();
         std::fs::create_dir_all(snapshots.join("12")).unwrap();
-        let t = ImageTarget {
-            name: "r/app:1".into(),
-            target_digest: "sha256:1".into(),
-            target_media_type: String::new(),
-            platform_digest: None,
-            snapshot_key: Some("k".into()),
-            snapshotter: Some("native".into()),
-            chain_id: None,
-            snapshot_parent: None,
-            platform_ambiguity: None,
-        };
+        let t = bundle_target(Some("native"));
         let bind = |source: &Path| {
             let source = source.display().to_string();
             move |_: &str, _: &str| {
