@@ -43,6 +43,10 @@ const OPS_ALLOWED: &[(&str, &str)] = &[
     // `evidence` over a collector drops records uploaded twice by audit's
     // one rule (`audit::record_key`, `audit::once_by`).
     ("evidence", "audit"),
+    // `policy pull` explains a registry's failure as `fetch` does
+    // (`fetch::registry_why`: the cause chain, and --plain-http only when
+    // the scheme is the cause).
+    ("policy_dist", "fetch"),
 ];
 
 /// One source file: its module path (`gate/decide`, `policy`, …) and text.

@@ -144,22 +144,11 @@ pub fn heartbeats(q: &Query) -> Result<Vec<Heartbeat>, AuditError> {
 fn run(mut cmd: Command) -> Result<Vec<u8>, AuditError> {
     let out = cmd.output().map_err(AuditError::Spawn)?;
     if !out.status.success() {
-        return Err(AuditError::Failed(last_line(&out.stderr)));
+        return Err(AuditError::Failed(crate::base::text::last_line(
+            &out.stderr,
+        )));
     }
     Ok(out.stdout)
-}
-
-/// The last non-empty line of a failed tool's stderr (journalctl's,
-/// containerd's), trimmed: the reason, without the lines before it, so that
-/// an error quoting it stays one line.
-pub fn last_line(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
 }
 
 fn journalctl(q: &Query) -> Command {
@@ -394,14 +383,6 @@ fn entry(v: &serde_json::Value) -> Option<AuditEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failed_tool_is_quoted_by_its_last_non_empty_line() {
-        let stderr = b"Hint: You are currently not seeing messages from other users.\n  Failed to parse timestamp: bogus  \n\n";
-        assert_eq!(last_line(stderr), "Failed to parse timestamp: bogus");
-        assert_eq!(last_line(b""), "");
-        assert_eq!(last_line(b"\n \n"), "");
-    }
 
     #[test]
     fn parses_journalctl_json() {

@@ -244,7 +244,7 @@ fn config_dump(config: Option<&Path>) -> Result<String, String> {
     if !out.status.success() {
         return Err(format!(
             "`containerd config dump` failed: {}",
-            crate::ops::audit::last_line(&out.stderr)
+            crate::base::text::last_line(&out.stderr)
         ));
     }
     String::from_utf8(out.stdout).map_err(|_| "`containerd config dump` is not UTF-8".into())

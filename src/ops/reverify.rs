@@ -474,7 +474,7 @@ fn recorded_starts(
     if !out.status.success() {
         return Err(format!(
             "journalctl failed: {}",
-            crate::ops::audit::last_line(&out.stderr)
+            crate::base::text::last_line(&out.stderr)
         ));
     }
     Ok(latest_allowed(&crate::ops::audit::parse_lines(&out.stdout)))

@@ -86,7 +86,7 @@ pub(super) fn journalctl(
         ))
     })?;
     if !out.status.success() {
-        return Err(EvidenceError::Journal(crate::ops::audit::last_line(
+        return Err(EvidenceError::Journal(crate::base::text::last_line(
             &out.stderr,
         )));
     }
