@@ -94,7 +94,7 @@ pub fn generate(o: &GenerateOptions) -> Result<Pack, EvidenceError> {
     }
     prepare_out(&o.out)?;
     let records = read_records(o)?;
-    let listed = list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT);
+    let listed = list_containers(&o.address, crate::containerd::lookup_timeout());
     build(o, &records, listed, None)
 }
 

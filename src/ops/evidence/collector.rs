@@ -315,7 +315,7 @@ pub fn generate_fleet(o: &CollectorOptions) -> Result<Fleet, EvidenceError> {
         let listed = if is_local {
             local_containers
                 .get_or_insert_with(|| {
-                    list_containers(&o.address, crate::containerd::DEFAULT_TIMEOUT)
+                    list_containers(&o.address, crate::containerd::lookup_timeout())
                 })
                 .clone()
         } else {
