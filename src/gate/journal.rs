@@ -621,6 +621,16 @@ mod tests {
         got: RefCell<Vec<Record>>,
     }
 
+    impl Fake {
+        /// A journald that is up or down, having received nothing.
+        fn new(up: bool) -> Fake {
+            Fake {
+                up: RefCell::new(up),
+                got: RefCell::new(vec![]),
+            }
+        }
+    }
+
     impl Sink for Fake {
         fn send(&self, r: &Record) -> Result<(), String> {
             if *self.up.borrow() {
@@ -644,10 +654,7 @@ mod tests {
     fn spools_while_down_and_replays_in_order_without_loss() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path().join("spool"));
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(false);
         for i in 0..5 {
             assert_eq!(record(&sink, &spool, &rec(i)).unwrap(), Delivery::Spooled);
         }
@@ -686,10 +693,7 @@ mod tests {
         for i in 0..n {
             spool.append(&rec(i)).unwrap();
         }
-        let sink = Fake {
-            up: RefCell::new(true),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(true);
         assert_eq!(record(&sink, &spool, &rec(n)).unwrap(), Delivery::Spooled);
         assert_eq!(sink.got.borrow().len(), REPLAY_PER_RECORD);
         assert_eq!(spool.replay(&sink).unwrap(), (11, 0));
@@ -711,10 +715,7 @@ mod tests {
         let spool = Spool::new(dir.path());
         spool.append(&rec(0)).unwrap();
         let holder = spool.lock().unwrap();
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(false);
         let t = std::time::Instant::now();
         let e = record(&sink, &spool, &rec(1)).unwrap_err().to_string();
         assert!(t.elapsed() < SPOOL_LOCK_WAIT * 3, "{:?}", t.elapsed());
@@ -738,10 +739,7 @@ mod tests {
             .unwrap();
         // The next record after the crash is not swallowed by the torn line.
         spool.append(&rec(2)).unwrap();
-        let sink = Fake {
-            up: RefCell::new(true),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(true);
         assert_eq!(spool.replay(&sink).unwrap(), (2, 0));
         let bad = fs::read_to_string(dir.path().join("journal.bad")).unwrap();
         assert_eq!(bad, "{\"message\":\"tor\n");
@@ -761,10 +759,7 @@ mod tests {
         let file = dir.path().join("journal.jsonl");
         fs::write(&file, b"{\"message\":\"\xff\xfe\"}\n").unwrap();
         spool.append(&rec(1)).unwrap();
-        let sink = Fake {
-            up: RefCell::new(true),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(true);
         assert_eq!(spool.replay(&sink).unwrap(), (1, 0));
         assert_eq!(
             fs::read(dir.path().join("journal.bad")).unwrap(),
@@ -810,10 +805,7 @@ mod tests {
 
     /// A journald that is down, and records 0 to 2 spooled while it is.
     fn three_spooled(spool: &Spool) -> Fake {
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(false);
         for i in 0..3 {
             assert_eq!(record(&sink, spool, &rec(i)).unwrap(), Delivery::Spooled);
         }
@@ -889,10 +881,7 @@ mod tests {
 
     #[test]
     fn unwritable_spool_reports_loss() {
-        let sink = Fake {
-            up: RefCell::new(false),
-            got: RefCell::new(vec![]),
-        };
+        let sink = Fake::new(false);
         let spool = Spool::new("/proc/portcullis-cannot-exist");
         let e = record(&sink, &spool, &rec(1)).unwrap_err();
         assert!(e.to_string().contains("cannot record the verdict"), "{e}");

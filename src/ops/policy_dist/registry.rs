@@ -157,6 +157,15 @@ impl Registry {
         self
     }
 
+    /// [`classify`] naming this registry's plain-HTTP switch.
+    fn classify(
+        &self,
+        r: &Reference,
+        what: &str,
+    ) -> impl FnOnce(OciDistributionError) -> RegistryError {
+        classify(r, what, self.plain_http_switch)
+    }
+
     /// `registry/repository`, as cosign names it in a signature payload.
     pub fn repository(&self) -> String {
         format!(
@@ -186,11 +195,7 @@ impl Registry {
         self.client
             .pull_blob(at, d, &mut blob)
             .await
-            .map_err(classify(
-                at,
-                &format!("{what} {}", d.digest),
-                self.plain_http_switch,
-            ))?;
+            .map_err(self.classify(at, &format!("{what} {}", d.digest)))?;
         let layer = Layer::new(
             &d.media_type,
             d.annotations.clone().unwrap_or_default(),
@@ -225,17 +230,13 @@ impl Registry {
         self.client
             .auth(r, &self.auth, RegistryOperation::Push)
             .await
-            .map_err(classify(r, "authenticate for push", self.plain_http_switch))?;
+            .map_err(self.classify(r, "authenticate for push"))?;
         for b in blobs {
             let d = crate::digest::sha256_prefixed(b);
             self.client
                 .push_blob(r, b.to_vec(), &d)
                 .await
-                .map_err(classify(
-                    r,
-                    &format!("push blob {d}"),
-                    self.plain_http_switch,
-                ))?;
+                .map_err(self.classify(r, &format!("push blob {d}")))?;
         }
         let target = match tag {
             Some(t) => self.at_tag(t),
@@ -247,7 +248,7 @@ impl Registry {
         self.client
             .push_manifest_raw(&target, manifest.to_vec(), content_type)
             .await
-            .map_err(classify(r, "push manifest", self.plain_http_switch))?;
+            .map_err(self.classify(r, "push manifest"))?;
         Ok(crate::digest::sha256_prefixed(manifest))
     }
 
@@ -258,7 +259,7 @@ impl Registry {
             .client
             .pull_manifest_raw(r, &self.auth, &[MANIFEST_MEDIA_TYPE])
             .await
-            .map_err(classify(r, "artifact manifest", self.plain_http_switch))?;
+            .map_err(self.classify(r, "artifact manifest"))?;
         if raw.len() > art::MAX_MANIFEST_BYTES {
             return Err(RegistryError::Refused {
                 registry: r.registry().into(),
@@ -303,13 +304,7 @@ impl Registry {
         {
             Ok(x) => x,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => {
-                return Err(classify(
-                    &at,
-                    &format!("signatures at {tag}"),
-                    self.plain_http_switch,
-                )(e))
-            }
+            Err(e) => return Err(self.classify(&at, &format!("signatures at {tag}"))(e)),
         };
         let m: OciImageManifest =
             serde_json::from_slice(&raw).map_err(|e| refused(e.to_string()))?;
@@ -343,7 +338,7 @@ impl Registry {
             .client
             .pull_referrers(&subject, None)
             .await
-            .map_err(classify(&subject, "referrers", self.plain_http_switch))?;
+            .map_err(self.classify(&subject, "referrers"))?;
         let mut out = Vec::new();
         for m in index
             .manifests
@@ -362,11 +357,7 @@ impl Registry {
                 .client
                 .pull_manifest_raw(&at, &self.auth, &[MANIFEST_MEDIA_TYPE])
                 .await
-                .map_err(classify(
-                    &at,
-                    &format!("referrer {}", m.digest),
-                    self.plain_http_switch,
-                ))?;
+                .map_err(self.classify(&at, &format!("referrer {}", m.digest)))?;
             if crate::digest::sha256_prefixed(&raw) != m.digest || got != m.digest {
                 return Err(RegistryError::Digest {
                     registry: self.reference.registry().into(),
@@ -415,11 +406,7 @@ impl Registry {
         self.client
             .pull_blob(&at, &desc, &mut out)
             .await
-            .map_err(classify(
-                &at,
-                &format!("layer {digest}"),
-                self.plain_http_switch,
-            ))?;
+            .map_err(self.classify(&at, &format!("layer {digest}")))?;
         Ok(out)
     }
 }
